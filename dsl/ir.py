@@ -1,0 +1,394 @@
+"""The one intermediate representation that both spec formats produce.
+
+Every node is a frozen pydantic model carrying a `Span` (which never takes part in
+equality). Field names are the YAML keys, so `SpecFile.model_json_schema()` describes the
+YAML form: expressions there are YAML scalars, lists, `{Callee: args}` mappings, or
+`${...}` strings in `.net` expression syntax (see docs/yaml.md). The `.net` parser builds
+nodes directly with `model_construct`; YAML goes through validation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from dsl.source import NO_SPAN, Span
+
+CONTAINER_KINDS = ("Sequential", "ModuleList", "ModuleDict")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A name may carry `{expr}` parts that a build-time `for` fills in: `down{i + 1}`.
+TEMPLATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\{[^{}\n]*\}[A-Za-z0-9_]*)*")
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    span: SkipJsonSchema[Span] = Field(default=NO_SPAN, alias="__span__", exclude=True, repr=False)
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+def _yaml_expr(value: Any) -> Any:
+    from dsl.parse_yaml import expr_from_yaml  # the YAML spelling of expressions lives there
+
+    return expr_from_yaml(value)
+
+
+def _yaml_dim(value: Any) -> Any:
+    from dsl.parse_yaml import dim_from_yaml
+
+    return dim_from_yaml(value)
+
+
+def _yaml_stmts(value: Any) -> Any:
+    from dsl.parse_yaml import stmts_from_yaml
+
+    return stmts_from_yaml(value)
+
+
+_YAML_EXPR_SCHEMA = {
+    "description": "A value: a YAML scalar or list, a call written {Callee: [args]} or "
+    "{Callee: {args: [...], keyword: value}}, a container {Sequential: [statements]}, "
+    "or any .net expression as a '${...}' string.",
+    "anyOf": [
+        {"type": ["string", "number", "integer", "boolean", "null"]},
+        {"type": "array"},
+        {"type": "object", "minProperties": 1, "maxProperties": 1},
+    ],
+}
+
+
+class Const(Node):
+    value: bool | int | float | str | None
+
+
+class Name(Node):
+    id: str
+
+
+class Attr(Node):
+    value: Expr
+    attr: str
+
+
+class Index(Node):
+    value: Expr
+    index: Expr
+
+
+class Slice(Node):
+    start: Expr | None = None
+    stop: Expr | None = None
+    step: Expr | None = None
+
+
+class Call(Node):
+    func: Expr
+    args: list[Expr] = []
+    kwargs: dict[str, Expr] = {}
+
+
+BINARY_OPS = ("or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**")
+UNARY_OPS = ("-", "+", "not")
+
+
+class BinOp(Node):
+    op: Literal["or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**"]
+    left: Expr
+    right: Expr
+
+
+class UnaryOp(Node):
+    op: Literal["-", "+", "not"]
+    operand: Expr
+
+
+class IfExp(Node):
+    cond: Expr
+    then: Expr
+    orelse: Expr
+
+
+class ListExpr(Node):
+    items: list[Expr] = []
+
+
+class TupleExpr(Node):
+    items: list[Expr] = []
+
+
+class DictExpr(Node):
+    keys: list[Expr] = []
+    values: list[Expr] = []
+
+
+class Container(Node):
+    """`Sequential:` / `ModuleList(run="parallel", merge="cat"):` / `ModuleDict:` with a body."""
+
+    kind: Literal["Sequential", "ModuleList", "ModuleDict"]
+    options: dict[str, Expr] = {}
+    body: Stmts = []
+
+
+ExprNode = Union[Const, Name, Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr, DictExpr, Container]
+Expr = Annotated[ExprNode, BeforeValidator(_yaml_expr), WithJsonSchema(_YAML_EXPR_SCHEMA)]
+ShapeDim = Annotated[
+    ExprNode,
+    BeforeValidator(_yaml_dim),
+    WithJsonSchema({"description": "a size: an integer, a symbol such as B or H, or '${expr}'", "type": ["integer", "string"]}),
+]
+
+# --------------------------------------------------------------------------- statements
+
+
+class Input(Node):
+    """`input x: [B, 3, H, W]` (shape optional; `input idx: long[B, T]` gives a dtype)."""
+
+    input: str
+    shape: list[ShapeDim] | None = None
+    dtype: str | None = None
+
+
+class Let(Node):
+    """`a = expr`, `a, b = expr`, or `x1 = inc(x): DoubleConv(64)` (define `inc`, then apply it)."""
+
+    let: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+    value: Expr
+    define: Expr | None = None
+
+
+class Layer(Node):
+    """A bare expression line: an unnamed child of a container (`ReLU()`)."""
+
+    layer: Expr
+
+
+class Return(Node):
+    """`return y`, `return a, b`, `return {"cls": c}`; `return outc(x): Conv2d(2, 1)` defines `outc` too."""
+
+    return_: Expr = Field(alias="return")
+    define: Expr | None = None
+
+
+class TensorDecl(Node):
+    shape: list[ShapeDim]
+    dtype: str | None = None
+    init: Expr | None = None
+    options: dict[str, Expr] = {}
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+
+class ParamDecl(TensorDecl):
+    """`param w: [in_n, out_n] = normal(0, 0.01)` -> an `nn.Parameter`."""
+
+    param: str
+
+    @property
+    def name(self) -> str:
+        return self.param
+
+
+class BufferDecl(TensorDecl):
+    """`buffer mask: [n] = ones(), persistent=false` -> a registered buffer."""
+
+    buffer: str
+
+    @property
+    def name(self) -> str:
+        return self.buffer
+
+
+class If(Node):
+    if_: Expr = Field(alias="if")
+    then: Stmts = []
+    else_: Stmts = Field(default=[], alias="else")
+
+
+class For(Node):
+    for_: str = Field(alias="for")
+    in_: Expr = Field(alias="in")
+    body: Stmts = []
+
+
+class InitRule(Node):
+    """`Conv2d.weight: kaiming_normal(mode="fan_out")`, `"layer*.bn2.weight": zeros()`, or a recipe `resnet()`."""
+
+    match: str | None = None
+    init: Expr
+
+
+class InitBlock(Node):
+    init: list[InitRule]
+
+
+STATEMENT_KEYS = {
+    "input": "input",
+    "let": "let",
+    "layer": "layer",
+    "return": "return",
+    "param": "param",
+    "buffer": "buffer",
+    "if": "if",
+    "for": "for",
+    "init": "init",
+}
+_STATEMENT_CLASS_TAGS = {
+    "Input": "input",
+    "Let": "let",
+    "Layer": "layer",
+    "Return": "return",
+    "ParamDecl": "param",
+    "BufferDecl": "buffer",
+    "If": "if",
+    "For": "for",
+    "InitBlock": "init",
+}
+
+
+def _statement_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return next((STATEMENT_KEYS[k] for k in value if k in STATEMENT_KEYS), None)
+    return _STATEMENT_CLASS_TAGS.get(type(value).__name__)
+
+
+Stmt = Annotated[
+    Union[
+        Annotated[Input, Tag("input")],
+        Annotated[Let, Tag("let")],
+        Annotated[Layer, Tag("layer")],
+        Annotated[Return, Tag("return")],
+        Annotated[ParamDecl, Tag("param")],
+        Annotated[BufferDecl, Tag("buffer")],
+        Annotated[If, Tag("if")],
+        Annotated[For, Tag("for")],
+        Annotated[InitBlock, Tag("init")],
+    ],
+    Discriminator(_statement_tag),
+]
+Stmts = Annotated[list[Stmt], BeforeValidator(_yaml_stmts)]
+
+# --------------------------------------------------------------------------- definitions
+
+
+def _yaml_params(value: Any) -> Any:
+    """YAML writes parameters as `[out, {mid: "${out}"}]`: a bare name has no default."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            out.append({"name": item, "__span__": getattr(item, "span", NO_SPAN)})
+        elif isinstance(item, dict) and "name" not in item and len([k for k in item if k != "__span__"]) == 1:
+            key = next(k for k in item if k != "__span__")
+            out.append({"name": key, "default": item[key], "__span__": item.get("__span__", NO_SPAN)})
+        else:
+            out.append(item)
+    return out
+
+
+class DefParam(Node):
+    name: str
+    default: Expr | None = None
+
+
+DefParams = Annotated[
+    list[DefParam],
+    BeforeValidator(_yaml_params),
+    WithJsonSchema(
+        {
+            "description": "parameters: a bare name is required, {name: default} has a default",
+            "type": "array",
+            "items": {"anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]},
+        }
+    ),
+]
+
+
+class Definition(Node):
+    params: DefParams = []
+    body: Annotated[Union[Container, Stmts], BeforeValidator(lambda v: _yaml_expr(v) if isinstance(v, dict) else v)] = []
+    doc: str | None = None
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+
+class NetDef(Definition):
+    """`net UNet(n_channels=3, n_classes=2):` — a network that `build_model` can build."""
+
+    net: str
+
+    @property
+    def name(self) -> str:
+        return self.net
+
+    @property
+    def kind(self) -> str:
+        return "net"
+
+
+class BlockDef(Definition):
+    """`block DoubleConv(out, mid=out):` — a reusable part, instantiated like a layer."""
+
+    block: str
+
+    @property
+    def name(self) -> str:
+        return self.block
+
+    @property
+    def kind(self) -> str:
+        return "block"
+
+
+def _definition_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "net" if "net" in value else "block" if "block" in value else None
+    return {"NetDef": "net", "BlockDef": "block"}.get(type(value).__name__)
+
+
+Def = Annotated[Union[Annotated[NetDef, Tag("net")], Annotated[BlockDef, Tag("block")]], Discriminator(_definition_tag)]
+
+
+class Import(Node):
+    """`from unet import DoubleConv, Down` or `from "./parts.net" import Stem`."""
+
+    from_: str = Field(alias="from")
+    import_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(alias="import")
+
+
+class SpecFile(Node):
+    """One `.net` or YAML file: its imports and its definitions, in order."""
+
+    imports: list[Import] = []
+    defs: list[Def] = []
+
+    def definition(self, name: str) -> NetDef | BlockDef | None:
+        return next((d for d in self.defs if d.name == name), None)
+
+    def nets(self) -> list[NetDef]:
+        return [d for d in self.defs if isinstance(d, NetDef)]
+
+
+for _model in (Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr, DictExpr, Container, If, For, Definition, NetDef, BlockDef, SpecFile):
+    _model.model_rebuild()
