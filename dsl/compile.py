@@ -1,0 +1,152 @@
+"""Resolved module tree -> a real `nn.Module`.
+
+Containers become the real torch classes; each graph body becomes a class of its own,
+named after the net or block, whose `forward` is Python source generated from the body's
+`torch.fx` graph (values are dropped after their last use, as fx's code generator does).
+Members are constructed in declaration order, so the random stream is consumed in the same
+order as by a hand-written `__init__`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import linecache
+import types
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from dsl.init import INITIALISERS
+from dsl.resolve import AliasSpec, ContainerSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved, TensorSpec
+
+
+class GeneratedModule(nn.Module):
+    """Base of every class netdsl generates; behaves as any hand-written module."""
+
+    dsl_source: str = ""
+    dsl_globals: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        # The class exists only in this process, so a pickle says how to make it again.
+        cls = type(self)
+        return (_restore, (cls.__name__, cls.dsl_source, cls.dsl_globals, self.__dict__))
+
+
+_CLASSES: dict[tuple[str, str], type[GeneratedModule]] = {}
+
+
+def generated_class(name: str, graph: fx.Graph) -> type[GeneratedModule]:
+    """The class for a graph body; bodies that generate the same code share one class."""
+    code = graph.python_code(root_module="self")
+    key = (name, code.src)
+    if key not in _CLASSES:
+        imports = {k: _import_path(v) for k, v in code.globals.items()}
+        _CLASSES[key] = _make_class(name, code.src, dict(code.globals), imports)
+    return _CLASSES[key]
+
+
+def _import_path(obj: Any) -> str:
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__
+    if isinstance(obj, float):  # fx's `inf` and `nan`
+        return f"math:{obj!r}"
+    if obj is type(None):
+        return "types:NoneType"
+    module = getattr(obj, "__module__", None) or "builtins"
+    return f"{module}:{obj.__qualname__}"
+
+
+def _resolve_import(path: str) -> Any:
+    module_name, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split(".") if qualname else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _make_class(name: str, src: str, namespace: dict[str, Any], imports: dict[str, str]) -> type[GeneratedModule]:
+    digest = hashlib.sha1(f"{name}\n{src}".encode()).hexdigest()[:12]
+    filename = f"<netdsl {name} {digest}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
+    exec(compile(src, filename, "exec"), namespace)  # our own generated code, never spec text
+    forward = namespace["forward"]
+    forward.__qualname__ = f"{name}.forward"
+    attrs = {"forward": forward, "dsl_source": src, "dsl_globals": imports, "__module__": "dsl.generated"}
+    return type(name, (GeneratedModule,), attrs)
+
+
+def _restore(name: str, src: str, imports: dict[str, str], state: dict[str, Any]) -> GeneratedModule:
+    cls = _CLASSES.get((name, src))
+    if cls is None:
+        namespace = {key: _resolve_import(path) for key, path in imports.items()}
+        cls = _CLASSES[(name, src)] = _make_class(name, src, namespace, imports)
+    module = cls.__new__(cls)
+    module.__dict__.update(state)
+    return module
+
+
+def build(spec: ModuleSpec) -> nn.Module:
+    if isinstance(spec, LeafSpec):
+        return spec.layer.factory(**spec.kwargs)
+    if isinstance(spec, ContainerSpec):
+        return _build_container(spec)
+    return _build_graph(spec)
+
+
+def _build_container(spec: ContainerSpec) -> nn.Module:
+    children = [(name, build(child)) for name, child in spec.children]
+    if spec.kind == "Sequential":
+        if all(name == str(i) for i, (name, _) in enumerate(children)):
+            return nn.Sequential(*(m for _, m in children))
+        return nn.Sequential(OrderedDict(children))
+    if spec.kind == "ModuleList":
+        return nn.ModuleList(m for _, m in children)
+    return nn.ModuleDict(OrderedDict(children))
+
+
+def _build_graph(spec: GraphSpec) -> nn.Module:
+    module = generated_class(spec.class_name, spec.graph)()
+    for name, member in spec.members:
+        if isinstance(member, TensorSpec):
+            _add_tensor(module, name, member)
+        elif isinstance(member, AliasSpec):
+            module.add_module(name, module.get_submodule(member.target))
+        else:
+            module.add_module(name, build(member))
+    return module
+
+
+def _add_tensor(module: nn.Module, name: str, spec: TensorSpec) -> None:
+    tensor = torch.empty(spec.shape, dtype=spec.dtype)
+    with torch.no_grad():
+        if spec.init is not None:
+            INITIALISERS[spec.init.name](tensor, *spec.init.args, **spec.init.kwargs)
+        else:
+            tensor.zero_()
+    if spec.kind == "param":
+        module.register_parameter(name, nn.Parameter(tensor, requires_grad=spec.requires_grad))
+    else:
+        module.register_buffer(name, tensor, persistent=spec.persistent)
+
+
+def compile_resolved(resolved: Resolved, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> nn.Module:
+    with torch.device(device) if device is not None else _no_context():
+        model = build(resolved.root)
+    if dtype is not None:
+        model = model.to(dtype)
+    return model
+
+
+class _no_context:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

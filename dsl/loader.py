@@ -1,0 +1,174 @@
+"""Reading specs: either format from a path or a string, and the files they import.
+
+`from unet import DoubleConv` looks for `unet.net` (or `.yaml`/`.yml`) next to the importing
+file, then in the standard library (`blocks/`). `from "./parts.net" import Stem` names a
+path relative to the importing file. An import may not leave the directory of the spec
+being built (or the standard library), and import cycles are errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from dsl import ir
+from dsl.errors import DSLError, DuplicateNameError, ImportCycleError, ImportError_, UnknownNameError, did_you_mean
+from dsl.parse_net import parse_net
+from dsl.source import Span
+
+SPEC_SUFFIXES = (".net", ".yaml", ".yml")
+MAX_FILE_BYTES = 20_000_000
+
+
+def stdlib_dir() -> Path:
+    return Path(str(resources.files("dsl.blocks")))
+
+
+def parse_text(text: str, file: str = "<string>") -> ir.SpecFile:
+    """Parse `.net` or YAML text; the file name's suffix decides, else the content does."""
+    if file.endswith((".yaml", ".yml")) or (not file.endswith(".net") and _looks_like_yaml(text)):
+        from dsl.parse_yaml import parse_yaml
+
+        return parse_yaml(text, file)
+    return parse_net(text, file)
+
+
+def _looks_like_yaml(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        return stripped.startswith(("defs:", "imports:", "---", "{"))
+    return False
+
+
+def read_file(path: Path) -> ir.SpecFile:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            from dsl.errors import LimitError
+
+            raise LimitError(f"{path} is {size} bytes; the limit is {MAX_FILE_BYTES}", Span(file=str(path)))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ImportError_(f"no such file: {path}", Span(file=str(path))) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportError_(f"cannot read {path}: {exc}", Span(file=str(path))) from None
+    return parse_text(text, str(path))
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A net or block with the file it lives in (its imports are that file's)."""
+
+    node: ir.NetDef | ir.BlockDef
+    unit: Unit
+
+
+@dataclass
+class Unit:
+    """One parsed file and the definitions visible in it (its own and imported ones)."""
+
+    spec: ir.SpecFile
+    path: Path | None
+    names: dict[str, Definition] = field(default_factory=dict)
+
+
+class Library:
+    """Every file a build reads, loaded once each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.stdlib = stdlib_dir().resolve()
+        self._units: dict[Path, Unit] = {}
+        self._loading: list[Path] = []
+
+    def unit(self, spec: ir.SpecFile, path: Path | None) -> Unit:
+        key = path.resolve() if path else None
+        if key is not None and key in self._units:
+            return self._units[key]
+        unit = Unit(spec, path)
+        if key is not None:
+            self._units[key] = unit
+        self._fill_names(unit)
+        return unit
+
+    def _fill_names(self, unit: Unit) -> None:
+        for definition in unit.spec.defs:
+            if definition.name in unit.names:
+                first = unit.names[definition.name].node
+                from dsl.errors import Note
+
+                raise DuplicateNameError(f"'{definition.name}' is defined twice", definition.span, notes=[Note("first defined here", first.span)])
+            unit.names[definition.name] = Definition(definition, unit)
+        for imp in unit.spec.imports:
+            imported = self._import(imp, unit)
+            for name in imp.import_:
+                if name not in imported.names:
+                    raise UnknownNameError(
+                        f"'{imp.from_}' defines no '{name}'",
+                        imp.span,
+                        hint=did_you_mean(name, imported.names) or f"it defines: {', '.join(imported.names) or 'nothing'}",
+                    )
+                if name in unit.names and unit.names[name].unit is unit:
+                    raise DuplicateNameError(f"'{name}' is both imported and defined here", unit.names[name].node.span)
+                unit.names[name] = imported.names[name]
+
+    def _import(self, imp: ir.Import, unit: Unit) -> Unit:
+        path = self._find(imp, unit)
+        if path in self._loading:
+            chain = " -> ".join(p.name for p in [*self._loading[self._loading.index(path):], path])
+            raise ImportCycleError(f"import cycle: {chain}", imp.span, hint="move the shared blocks into a third file that both import")
+        if path in self._units:
+            return self._units[path]
+        self._loading.append(path)
+        try:
+            return self.unit(read_file(path), path)
+        except DSLError:
+            raise
+        finally:
+            self._loading.pop()
+
+    def _find(self, imp: ir.Import, unit: Unit) -> Path:
+        base = unit.path.parent if unit.path else self.root
+        source = imp.from_
+        is_path = "/" in source or source.endswith(SPEC_SUFFIXES)
+        if is_path:
+            candidates = [base / source]
+        else:
+            relative = Path(*source.split("."))
+            candidates = [base / relative.with_suffix(s) for s in SPEC_SUFFIXES]
+            candidates += [self.stdlib / relative.with_suffix(s) for s in SPEC_SUFFIXES]
+        for candidate in candidates:
+            resolved = candidate.resolve()
+            if resolved.is_file():
+                self._check_inside(resolved, imp)
+                return resolved
+        looked = ", ".join(str(c) for c in candidates[:4])
+        hint = did_you_mean(source, self._available()) if not is_path else None
+        raise ImportError_(f"cannot find '{source}' (looked for {looked})", imp.span, hint=hint)
+
+    def _check_inside(self, path: Path, imp: ir.Import) -> None:
+        if path.is_relative_to(self.root) or path.is_relative_to(self.stdlib):
+            return
+        raise ImportError_(
+            f"'{imp.from_}' lies outside the spec's directory ({self.root})",
+            imp.span,
+            hint="imports may only read files under the spec's own directory or the standard library",
+        )
+
+    def _available(self) -> list[str]:
+        names = [p.stem for p in self.stdlib.glob("*.net")]
+        names += [p.stem for p in self.root.glob("*") if p.suffix in SPEC_SUFFIXES]
+        return names
+
+
+def load(source: str | Path | ir.SpecFile) -> tuple[ir.SpecFile, Path | None]:
+    """A spec from a path, from `.net`/YAML text, or as IR already; with its file's path."""
+    if isinstance(source, ir.SpecFile):
+        return source, None
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith(SPEC_SUFFIXES)):
+        path = Path(source)
+        return read_file(path), path
+    return parse_text(source), None

@@ -1,0 +1,478 @@
+"""YAML text -> IR, through a safe loader that remembers where every value was written.
+
+Every mapping gets a `__span__` key and every string, integer, float and list carries a
+`.span`, so that schema errors point at the line that caused them. Expressions have a YAML
+spelling (scalars, lists, `{Callee: args}` mappings, `${...}` strings in `.net` syntax);
+`expr_from_yaml` and friends turn it into IR nodes and are called from `dsl/ir.py`'s
+validators. See docs/yaml.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dsl import ir
+from dsl.errors import DSLError, LimitError, SchemaError, YAMLFormatError, did_you_mean
+from dsl.parse_net import MAX_SOURCE_BYTES, parse_expression
+from dsl.source import NO_SPAN, Span, register_source
+
+try:
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # PyYAML built without libyaml
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+MAX_DEPTH = 200
+MAX_ALIASES = 10_000
+# Aliases let a small file describe a huge tree ("billion laughs"); this bounds the tree.
+MAX_NODES = 1_000_000
+
+_STATEMENT_MODELS: dict[str, type[BaseModel]] = {
+    "input": ir.Input,
+    "let": ir.Let,
+    "layer": ir.Layer,
+    "return": ir.Return,
+    "param": ir.ParamDecl,
+    "buffer": ir.BufferDecl,
+    "if": ir.If,
+    "for": ir.For,
+    "init": ir.InitBlock,
+}
+_DEFINITION_MODELS: dict[str, type[BaseModel]] = {"net": ir.NetDef, "block": ir.BlockDef}
+_LIST_ITEM_MODELS: dict[str, type[BaseModel]] = {"imports": ir.Import, "params": ir.DefParam, "init": ir.InitRule}
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def parse_yaml(text: str, file: str = "<string>") -> ir.SpecFile:
+    """Parse a whole YAML spec file."""
+    if len(text) > MAX_SOURCE_BYTES:
+        raise LimitError(f"the file is {len(text)} characters long; the limit is {MAX_SOURCE_BYTES}", Span(file=file, line=1, col=1))
+    register_source(file, text)
+    try:
+        data = _load(text, file)
+        if not isinstance(data, dict):
+            raise SchemaError(
+                f"a spec file is a mapping with 'imports' and 'defs', not {_describe(data)}",
+                _span_of(data) or Span(file=file, line=1, col=1),
+                hint="start the file with 'defs:'",
+            )
+        return _validate(ir.SpecFile, data)
+    except RecursionError:
+        raise LimitError("the spec nests too deeply to read", Span(file=file, line=1, col=1)) from None
+
+
+def expr_from_yaml(value: Any) -> ir.ExprNode:
+    """The YAML spelling of an expression -> its IR node (IR nodes pass through)."""
+    if isinstance(value, ir.Node):
+        return value
+    if value is None or isinstance(value, bool):
+        return ir.Const(value=value)
+    if isinstance(value, int):
+        return ir.Const(value=int(value), span=_span_of(value))
+    if isinstance(value, float):
+        return ir.Const(value=float(value), span=_span_of(value))
+    if isinstance(value, str):
+        return _expr_from_str(value)
+    if isinstance(value, list):
+        return ir.ListExpr(items=[expr_from_yaml(item) for item in value], span=_span_of(value))
+    if isinstance(value, dict):
+        return _expr_from_mapping(value)
+    raise SchemaError(f"expected a value, found {_describe(value)}", _span_of(value))
+
+
+def dim_from_yaml(value: Any) -> ir.ExprNode:
+    """A shape entry: like an expression, except that a bare identifier names a symbolic size."""
+    if isinstance(value, str) and ir.IDENTIFIER.fullmatch(value):
+        return ir.Name(id=str(value), span=_span_of(value))
+    return expr_from_yaml(value)
+
+
+def stmts_from_yaml(value: Any) -> Any:
+    """A list of statements; each is validated by pydantic through its key."""
+    if isinstance(value, list) or not _span_of(value):
+        # A value without a position (null, a boolean) is left to pydantic, whose error
+        # carries the location of the key that holds it.
+        return value
+    raise SchemaError(f"expected a list of statements, found {_describe(value)}", _span_of(value), hint="write each statement as a '- ' item")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+class _Str(str):
+    span: Span
+
+    def __new__(cls, value: str, span: Span) -> _Str:
+        obj = super().__new__(cls, value)
+        obj.span = span
+        return obj
+
+
+class _Int(int):
+    span: Span
+
+    def __new__(cls, value: int, span: Span) -> _Int:
+        obj = super().__new__(cls, value)
+        obj.span = span
+        return obj
+
+
+class _Float(float):
+    span: Span
+
+    def __new__(cls, value: float, span: Span) -> _Float:
+        obj = super().__new__(cls, value)
+        obj.span = span
+        return obj
+
+
+class _List(list):
+    def __init__(self, span: Span) -> None:
+        super().__init__()
+        self.span = span
+
+
+class _Loader(_BaseLoader):
+    """A safe loader whose values remember their source positions."""
+
+    def __init__(self, stream: str, file: str) -> None:
+        super().__init__(stream)
+        self.file = file
+
+    def node_span(self, node: yaml.Node) -> Span:
+        start, end = node.start_mark, node.end_mark
+        # A quoted scalar's text starts after its quote.
+        shift = 1 if isinstance(node, yaml.ScalarNode) and node.style in ('"', "'") else 0
+        return Span(file=self.file, line=start.line + 1, col=start.column + 1 + shift, end_line=end.line + 1, end_col=end.column + 1)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        self._check_duplicate_keys(node)
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping["__span__"] = self.node_span(node)
+        return mapping
+
+    def _check_duplicate_keys(self, node: yaml.MappingNode) -> None:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key_node.value in seen:
+                raise SchemaError(f"key '{key_node.value}' is given twice in this mapping", self.node_span(key_node))
+            seen.add(key_node.value)
+
+    def construct_spanned_map(self, node: yaml.MappingNode) -> Any:
+        data: dict = {}
+        yield data
+        data.update(self.construct_mapping(node))
+
+    def construct_spanned_seq(self, node: yaml.SequenceNode) -> Any:
+        data = _List(self.node_span(node))
+        yield data
+        data.extend(self.construct_sequence(node))
+
+    def construct_spanned_str(self, node: yaml.ScalarNode) -> _Str:
+        return _Str(self.construct_yaml_str(node), self.node_span(node))
+
+    def construct_spanned_int(self, node: yaml.ScalarNode) -> _Int:
+        return _Int(self.construct_yaml_int(node), self.node_span(node))
+
+    def construct_spanned_float(self, node: yaml.ScalarNode) -> _Float:
+        return _Float(self.construct_yaml_float(node), self.node_span(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_spanned_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_spanned_seq)
+_Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_spanned_str)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_spanned_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_spanned_float)
+
+
+def _load(text: str, file: str) -> Any:
+    try:
+        _check_size(text, file)
+        loader = _Loader(text, file)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        raise _format_error(exc, text, file) from None
+    except (yaml.YAMLError, ValueError) as exc:  # a reader error, or a bad date in a timestamp
+        raise YAMLFormatError(f"this is not valid YAML: {exc}", Span(file=file, line=1, col=1)) from None
+
+
+def _check_size(text: str, file: str) -> None:
+    """Walk the event stream before building anything: bound the nesting depth, the alias
+    uses and the size of the tree that aliases would expand to, and refuse recursive aliases.
+    (libyaml's composer recurses in C, so depth must be checked before composing.)"""
+    loader = _BaseLoader(text)
+    open_nodes: list[list] = []  # [anchor, expanded size so far] per open collection
+    anchors: dict[str, int] = {}
+    aliases = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            span = Span(file=file, line=event.start_mark.line + 1, col=event.start_mark.column + 1)
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(open_nodes) >= MAX_DEPTH:
+                    raise LimitError(f"the document nests more than {MAX_DEPTH} levels deep", span)
+                open_nodes.append([event.anchor, 1])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, size = open_nodes.pop()
+                _add_size(open_nodes, anchors, anchor, size, span)
+            elif isinstance(event, yaml.ScalarEvent):
+                _add_size(open_nodes, anchors, event.anchor, 1, span)
+            elif isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    raise LimitError(f"the document uses aliases more than {MAX_ALIASES} times", span)
+                if any(anchor == event.anchor for anchor, _ in open_nodes):
+                    raise LimitError(f"alias '*{event.anchor}' refers to a node that contains it", span, hint="a spec cannot be a recursive structure")
+                _add_size(open_nodes, anchors, None, anchors.get(event.anchor, 1), span)
+    finally:
+        loader.dispose()
+
+
+def _add_size(open_nodes: list[list], anchors: dict[str, int], anchor: str | None, size: int, span: Span) -> None:
+    if anchor is not None:
+        anchors[anchor] = size
+    if open_nodes:
+        open_nodes[-1][1] += size
+        if open_nodes[-1][1] > MAX_NODES:
+            raise LimitError(
+                f"the document expands to more than {MAX_NODES} values through its aliases",
+                span,
+                hint="anchors and aliases may share parts of a spec, not multiply them",
+            )
+
+
+def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> YAMLFormatError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    span = Span(file=file, line=line, col=col, end_line=line, end_col=col + 1)
+    message = exc.problem or exc.context or "this is not valid YAML"
+    if isinstance(exc, yaml.constructor.ConstructorError) and "constructor for the tag" in message:
+        return YAMLFormatError(
+            "this YAML tag is not allowed in a spec",
+            span,
+            hint="specs are plain data: remove the '!' tag (loading a spec never runs code)",
+        )
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    indentation = source[: len(source) - len(source.lstrip(" \t"))]
+    hint = "YAML does not allow tabs for indentation; use spaces" if "\t" in indentation else None
+    return YAMLFormatError(message, span, hint=hint)
+
+
+# ----------------------------------------------------------------------------- expressions
+
+
+def _expr_from_str(text: str) -> ir.ExprNode:
+    span = _span_of(text)
+    if text.startswith("${") and text.endswith("}"):
+        inner = Span(file=span.file, line=span.line, col=span.col + 2, end_line=span.end_line, end_col=span.end_col) if span else None
+        return parse_expression(text[2:-1], inner)
+    return ir.Const(value=str(text), span=span)
+
+
+def _expr_from_mapping(mapping: dict) -> ir.ExprNode:
+    span = mapping.get("__span__", NO_SPAN)
+    keys = [key for key in mapping if key != "__span__"]
+    if len(keys) != 1:
+        raise SchemaError(
+            f"a value written as a mapping has exactly one key, its callee; this one has {len(keys)}",
+            span,
+            hint="write a call as {Conv2d: [64]} or {Conv2d: {args: [64], kernel_size: 3}}",
+        )
+    key = keys[0]
+    if key in ir.CONTAINER_KINDS:
+        return _container(str(key), mapping[key], span)
+    return _call(key, mapping[key], span)
+
+
+def _container(kind: str, value: Any, span: Span) -> ir.Container:
+    if value is None or isinstance(value, list):
+        body, options = value or [], {}
+    elif isinstance(value, dict):
+        body = value.get("body", [])
+        options = _keywords({k: v for k, v in value.items() if k != "body"})
+    else:
+        raise SchemaError(
+            f"a {kind} holds a list of statements, or a mapping of options with 'body'",
+            _span_of(value) or span,
+            hint=f"write {{{kind}: [...]}} or {{{kind}: {{run: parallel, body: [...]}}}}",
+        )
+    return _validate(ir.Container, {"kind": kind, "options": options, "body": body, "__span__": span})
+
+
+def _call(callee: Any, value: Any, span: Span) -> ir.Call:
+    func = _callee(callee, span)
+    if value is None:
+        args, kwargs = [], {}
+    elif isinstance(value, list):
+        args, kwargs = value, {}
+    elif isinstance(value, dict):
+        args = value.get("args", [])
+        if not isinstance(args, list):
+            raise SchemaError("'args' holds a list of positional arguments", _span_of(args) or span, hint="write args: [64, 3]")
+        kwargs = {k: v for k, v in value.items() if k != "args"}
+    else:
+        raise SchemaError(
+            f"the arguments of '{callee}' are a list, a mapping of keywords, or null; found {_describe(value)}",
+            _span_of(value) or span,
+            hint=f"write {{{callee}: [{value!r}]}}",
+        )
+    return ir.Call(func=func, args=[expr_from_yaml(a) for a in args], kwargs=_keywords(kwargs), span=span)
+
+
+def _callee(key: Any, span: Span) -> ir.ExprNode:
+    """A callee is written as a (dotted) name: `Conv2d`, `torchvision.models.resnet50`, `down{i}`."""
+    problem = SchemaError(
+        f"'{key}' is not a callee",
+        _span_of(key) or span,
+        hint="a value written as a mapping is a call such as {Conv2d: [64]} or a container such as {Sequential: [...]}",
+    )
+    if not isinstance(key, str):
+        raise problem
+    try:
+        func = parse_expression(str(key), _span_of(key) or None)
+    except DSLError:
+        raise problem from None
+    node = func
+    while isinstance(node, ir.Attr):
+        node = node.value
+    if not isinstance(node, ir.Name):
+        raise problem
+    return func
+
+
+def _keywords(mapping: dict) -> dict[str, ir.ExprNode]:
+    out = {}
+    for key, value in mapping.items():
+        if key == "__span__":
+            continue
+        if not isinstance(key, str) or not ir.IDENTIFIER.fullmatch(key):
+            raise SchemaError(f"'{key}' is not a keyword name", _span_of(key) or mapping.get("__span__", NO_SPAN))
+        out[str(key)] = expr_from_yaml(value)
+    return out
+
+
+# ----------------------------------------------------------------------------- schema errors
+
+
+def _validate(model: type[BaseModel], data: dict) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _schema_error(exc, data) from None
+
+
+def _schema_error(exc: ValidationError, data: dict) -> SchemaError:
+    # A union reports one error per branch; the one that got furthest into the data is
+    # the one the writer meant.
+    located = [(_walk(data, error["loc"]), error) for error in exc.errors(include_url=False)]
+    (trail, keys), error = max(located, key=lambda item: len(item[0][1]))
+    mapping = next((value for value in reversed(trail) if isinstance(value, dict)), data)
+    span = _span_of(trail[-1]) or mapping.get("__span__", NO_SPAN)
+    field = next((seg for seg in reversed(error["loc"]) if isinstance(seg, str)), None)
+    kind = error["type"]
+    if kind == "missing":
+        return SchemaError(f"missing key '{field}'", mapping.get("__span__", NO_SPAN))
+    if kind == "extra_forbidden":
+        key_span = next((_span_of(k) for k in mapping if k == field), span)
+        return SchemaError(f"unknown key '{field}'", key_span, hint=did_you_mean(str(field), _allowed_keys(keys, mapping, data)))
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        return _tag_error(trail[-1], keys, span)
+    where = f"'{field}': " if field else ""
+    return SchemaError(f"{where}{_plain_message(error)}", span)
+
+
+def _walk(data: Any, loc: tuple) -> tuple[list, list]:
+    """Follow an error's location through the raw data. Segments that name no place in it
+    (union tags such as 'let', branch names such as 'Container') are skipped."""
+    trail, keys = [data], []
+    after_index = False
+    for segment in loc:
+        current = trail[-1]
+        if isinstance(current, dict) and segment in current and not (after_index and segment == _tag(current)):
+            trail.append(current[segment])
+            keys.append(segment)
+        elif isinstance(current, list) and isinstance(segment, int) and 0 <= segment < len(current):
+            trail.append(current[segment])
+            keys.append(segment)
+            after_index = True
+            continue
+        after_index = False
+    return trail, keys
+
+
+def _tag(mapping: dict) -> str | None:
+    return next((key for key in mapping if key in _STATEMENT_MODELS or key in _DEFINITION_MODELS), None)
+
+
+def _allowed_keys(keys: list, mapping: dict, data: dict) -> list[str]:
+    tag = _tag(mapping)
+    parent = next((key for key in reversed(keys) if isinstance(key, str)), None)
+    if mapping is data:
+        model: type[BaseModel] | None = ir.SpecFile
+    elif tag is not None:
+        model = _STATEMENT_MODELS.get(tag) or _DEFINITION_MODELS[tag]
+    else:
+        model = _LIST_ITEM_MODELS.get(str(parent))
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items() if name != "span"]
+
+
+def _tag_error(value: Any, keys: list, span: Span) -> SchemaError:
+    parent = next((key for key in reversed(keys) if isinstance(key, str)), None)
+    given = [str(k) for k in value if k != "__span__"] if isinstance(value, dict) else []
+    if parent == "defs":
+        expected, what = list(_DEFINITION_MODELS), "a definition"
+    else:
+        expected, what = list(_STATEMENT_MODELS), "a statement"
+    hint = next((h for h in (did_you_mean(k, expected) for k in given) if h), None)
+    return SchemaError(
+        f"{what} is a mapping with one of the keys {', '.join(expected)}; found {_describe(value)}",
+        span,
+        hint=hint,
+    )
+
+
+def _plain_message(error: dict) -> str:
+    if error["type"] == "list_type":
+        return f"expected a list, found {_describe(error['input'])}"
+    if error["type"] == "string_type":
+        return f"expected a string, found {_describe(error['input'])}"
+    return str(error["msg"])
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _span_of(value: Any) -> Span:
+    if isinstance(value, dict):
+        span = value.get("__span__", NO_SPAN)
+        return span if isinstance(span, Span) else NO_SPAN
+    return getattr(value, "span", NO_SPAN)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string '{value}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        keys = [str(k) for k in value if k != "__span__"]
+        return f"a mapping with keys {', '.join(keys)}" if keys else "an empty mapping"
+    return f"a value of type {type(value).__name__}"

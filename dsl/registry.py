@@ -1,0 +1,251 @@
+"""What a spec may name: layers (module constructors), graph functions, and initialisers.
+
+A spec never imports anything by itself. Names resolve against fixed tables: every public
+`torch.nn` module class by its class name, torchvision's models and ops by qualified name
+(`torchvision.models.resnet50`, `torchvision.ops.SqueezeExcitation`), the functional ops
+below, and whatever the user's own Python code registers with `@dsl.register`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dsl import ops
+
+# Constructor arguments that describe the incoming tensor, and the input dimension each one
+# is read from when a spec leaves it out.
+INPUT_SIZE_PARAMS: dict[str, int] = {
+    "in_channels": 1,
+    "in_features": -1,
+    "num_features": 1,
+    "num_channels": 1,
+    "normalized_shape": -1,
+    "embed_dim": -1,
+    "d_model": -1,
+    "input_size": -1,
+}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Something that constructs an `nn.Module`."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    source: str  # "torch.nn", "torchvision", "user"
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature | None:
+        target = self.factory.__init__ if inspect.isclass(self.factory) else self.factory
+        try:
+            sig = inspect.signature(target)
+        except (TypeError, ValueError):
+            return None
+        params = [p for p in sig.parameters.values() if p.name != "self"]
+        return sig.replace(parameters=params)
+
+    def positional_params(self) -> list[inspect.Parameter]:
+        sig = self.signature
+        if sig is None:
+            return []
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [p for p in sig.parameters.values() if p.kind in kinds]
+
+    def accepts_var_kwargs(self) -> bool:
+        sig = self.signature
+        return sig is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+
+    def keyword_names(self) -> list[str]:
+        sig = self.signature
+        if sig is None:
+            return []
+        return [p.name for p in sig.parameters.values() if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+
+    def input_size_params(self) -> list[str]:
+        return [p for p in self.keyword_names() if p in INPUT_SIZE_PARAMS]
+
+
+@dataclass(frozen=True)
+class Function:
+    """A tensor operation usable in graph bodies; it becomes one node of generated code."""
+
+    name: str
+    fn: Callable[..., Any]
+
+
+@dataclass
+class Registry:
+    layers: dict[str, Layer] = field(default_factory=dict)
+    functions: dict[str, Function] = field(default_factory=dict)
+
+    def layer(self, name: str) -> Layer | None:
+        found = self.layers.get(name)
+        if found is not None:
+            return found
+        return _torchvision_layer(name)
+
+    def function(self, name: str) -> Function | None:
+        return self.functions.get(name)
+
+    def layer_names(self) -> list[str]:
+        return list(self.layers)
+
+    def all_names(self) -> list[str]:
+        return [*self.layers, *self.functions]
+
+
+def _torch_nn_layers() -> dict[str, Layer]:
+    out = {}
+    for name in nn.modules.__all__:
+        obj = getattr(nn, name, None)
+        if inspect.isclass(obj) and issubclass(obj, nn.Module) and obj not in (nn.Module, nn.Container) and not name.startswith("Lazy"):
+            out[name] = Layer(name, obj, "torch.nn")
+    return out
+
+
+_TORCHVISION_NAMESPACES = ("torchvision.models", "torchvision.ops")
+
+
+@functools.lru_cache(maxsize=None)
+def _torchvision_layer(qualified: str) -> Layer | None:
+    """`torchvision.models.resnet50` or `torchvision.ops.SqueezeExcitation`; nothing else."""
+    namespace, _, attr = qualified.rpartition(".")
+    if namespace not in _TORCHVISION_NAMESPACES or attr.startswith("_"):
+        return None
+    import torchvision.models
+    import torchvision.ops
+
+    module = torchvision.models if namespace == "torchvision.models" else torchvision.ops
+    if namespace == "torchvision.models" and attr in torchvision.models.list_models(module=torchvision.models):
+        return Layer(qualified, torchvision.models.get_model_builder(attr), "torchvision")
+    obj = getattr(module, attr, None) if attr in getattr(module, "__all__", ()) else None
+    if inspect.isclass(obj) and issubclass(obj, nn.Module):
+        return Layer(qualified, obj, "torchvision")
+    return None
+
+
+def torchvision_names() -> list[str]:
+    import torchvision.models
+    import torchvision.ops
+
+    models = [f"torchvision.models.{m}" for m in torchvision.models.list_models(module=torchvision.models)]
+    op_classes = [
+        f"torchvision.ops.{n}"
+        for n in torchvision.ops.__all__
+        if inspect.isclass(getattr(torchvision.ops, n, None)) and issubclass(getattr(torchvision.ops, n), nn.Module)
+    ]
+    return models + op_classes
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "cat": torch.cat,
+    "concat": torch.cat,
+    "stack": torch.stack,
+    "add": torch.add,
+    "sub": torch.sub,
+    "mul": torch.mul,
+    "div": torch.div,
+    "matmul": torch.matmul,
+    "flatten": torch.flatten,
+    "reshape": torch.reshape,
+    "permute": torch.permute,
+    "transpose": torch.transpose,
+    "unsqueeze": torch.unsqueeze,
+    "squeeze": torch.squeeze,
+    "chunk": torch.chunk,
+    "split": torch.split,
+    "arange": torch.arange,
+    "zeros_like": torch.zeros_like,
+    "ones_like": torch.ones_like,
+    "where": torch.where,
+    "mean": torch.mean,
+    "sum": torch.sum,
+    "amax": torch.amax,
+    "amin": torch.amin,
+    "exp": torch.exp,
+    "sqrt": torch.sqrt,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "interpolate": F.interpolate,
+    "pad": F.pad,
+    "pad_to": ops.pad_to,
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "leaky_relu": F.leaky_relu,
+    "softmax": F.softmax,
+    "log_softmax": F.log_softmax,
+    "dropout": F.dropout,
+    "linear": F.linear,
+    "embedding": F.embedding,
+    "layer_norm": F.layer_norm,
+    "normalize": F.normalize,
+    "adaptive_avg_pool2d": F.adaptive_avg_pool2d,
+    "avg_pool2d": F.avg_pool2d,
+    "max_pool2d": F.max_pool2d,
+    "scaled_dot_product_attention": F.scaled_dot_product_attention,
+}
+
+# Operators on graph values, and the function each becomes in generated code.
+OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "@": operator.matmul,
+    "**": operator.pow,
+}
+
+# Tensor methods a spec may call on graph values (`x.view(B, T, C)`).
+TENSOR_METHODS = frozenset(
+    {
+        "view", "reshape", "permute", "transpose", "flatten", "contiguous", "unsqueeze", "squeeze",
+        "chunk", "split", "size", "mean", "sum", "softmax", "float", "half", "bfloat16", "long",
+        "masked_fill", "expand", "repeat", "narrow", "clone", "detach", "t", "exp", "sqrt", "pow",
+        "abs", "relu", "sigmoid", "tanh", "max", "min", "argmax", "type_as", "to",
+    }
+)  # fmt: skip
+
+
+def _default_registry() -> Registry:
+    return Registry(
+        layers=_torch_nn_layers(),
+        functions={name: Function(name, fn) for name, fn in _FUNCTIONS.items()},
+    )
+
+
+REGISTRY = _default_registry()
+
+
+def register(obj: Any = None, *, name: str | None = None) -> Any:
+    """Make a user module class (or module factory) or a tensor function nameable in specs.
+
+        @dsl.register
+        class Mish(nn.Module): ...
+
+        @dsl.register(name="swish")
+        def swish(x): return x * torch.sigmoid(x)
+    """
+
+    def add(target: Any) -> Any:
+        key = name or target.__name__
+        if inspect.isclass(target) and issubclass(target, nn.Module):
+            REGISTRY.layers[key] = Layer(key, target, "user")
+        elif callable(target):
+            REGISTRY.functions[key] = Function(key, target)
+        else:
+            raise TypeError(f"dsl.register takes an nn.Module class or a function, not {target!r}")
+        return target
+
+    return add(obj) if obj is not None else add

@@ -1,0 +1,1288 @@
+"""IR -> resolved module tree.
+
+Parameters are bound, expressions evaluated by our own evaluator (never `eval`), `if`/`for`
+and blocks expanded, and every graph value carries a meta tensor, so that input sizes can
+be inferred and `x.shape[1]` read while the network is being elaborated (the way Keras'
+functional API builds a layer on its first call). Shapes come from `dsl.shapes`; this pass
+decides every module's constructor arguments and writes each graph body as a `torch.fx`
+graph. The compiler only instantiates what this pass decided, in declaration order.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from dsl import ir, shapes
+from dsl.errors import (
+    ArgumentError,
+    ArityError,
+    DSLError,
+    DuplicateNameError,
+    EvaluationError,
+    InitError,
+    LimitError,
+    Note,
+    RecursionError_,
+    ShapeError,
+    StructureError,
+    UndefinedValueError,
+    UnknownKeywordError,
+    UnknownLayerError,
+    did_you_mean,
+)
+from dsl.loader import Definition, Library, Unit, load
+from dsl.parse_net import parse_expression
+from dsl.registry import OPERATORS, REGISTRY, TENSOR_METHODS, Function, Layer
+from dsl.source import Span
+
+MAX_BLOCK_DEPTH = 48
+MAX_STEPS = 2_000_000
+MAX_LOOP = 100_000
+MAX_SEQUENCE = 1_000_000
+
+# ============================================================================ resolved specs
+
+
+@dataclass
+class LeafSpec:
+    """One module from a registered constructor, with every argument by keyword."""
+
+    layer: Layer
+    kwargs: dict[str, Any]
+    span: Span
+
+
+@dataclass
+class ContainerSpec:
+    kind: str  # Sequential, ModuleList, ModuleDict
+    children: list[tuple[str, ModuleSpec]]
+    span: Span
+
+
+@dataclass
+class TensorSpec:
+    """An own `param` or `buffer` of a graph module."""
+
+    kind: str  # "param" or "buffer"
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    init: InitCall | None
+    persistent: bool
+    requires_grad: bool
+    span: Span
+
+
+@dataclass
+class AliasSpec:
+    """The same module registered under a second name (`f3 = fc`)."""
+
+    target: str
+    span: Span
+
+
+@dataclass
+class GraphSpec:
+    """A net or block with named children and a generated `forward`."""
+
+    class_name: str
+    members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]]
+    graph: fx.Graph
+    span: Span
+    init_rules: list[ir.InitRule] = field(default_factory=list)
+
+
+ModuleSpec = LeafSpec | ContainerSpec | GraphSpec
+
+
+@dataclass(frozen=True)
+class InitCall:
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    span: Span
+
+
+@dataclass
+class Resolved:
+    """What `build_model` compiles: the module tree and the shapes seen while elaborating."""
+
+    name: str
+    root: ModuleSpec
+    inputs: list[tuple[str, torch.Tensor]]
+    output: Any
+    symbols: shapes.Symbols
+
+
+# ============================================================================ values
+
+
+@dataclass(eq=False)
+class Val:
+    """A tensor computed in `forward`: its graph node and its meta tensor."""
+
+    node: fx.Node
+    meta: Any
+    span: Span
+
+
+class Dim:
+    """A size read from a graph value: an int while building, a node in `forward`."""
+
+    def __init__(self, value: int, emit: Callable[[], fx.Node]) -> None:
+        self.value = value
+        self.name: str | None = None  # the name it is bound to, for the generated code
+        self._emit = emit
+        self._node: fx.Node | None = None
+
+    def node(self) -> fx.Node:
+        if self._node is None:
+            self._node = self._emit()
+            if self.name:
+                self._node._rename(self.name)
+        return self._node
+
+    def __repr__(self) -> str:
+        return f"Dim({self.value})"
+
+
+@dataclass(frozen=True)
+class ShapeView:
+    val: Val
+    builder: GraphBuilder
+
+    def dims(self) -> list[Dim]:
+        return [self.builder.dim(self.val, i) for i in range(self.val.meta.dim())]
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    layer: Layer
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    definition: Definition
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    function: Function
+
+
+@dataclass(frozen=True)
+class MethodRef:
+    val: Val
+    name: str
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    fn: Callable[..., Any]
+
+
+def _safe_range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > MAX_LOOP:
+        raise LimitError(f"range of {len(result)} items is over the limit of {MAX_LOOP}")
+    return result
+
+
+BUILTINS: dict[str, Callable[..., Any]] = {
+    "range": _safe_range,
+    "len": len,
+    "min": min,
+    "max": max,
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "abs": abs,
+    "round": round,
+    "list": list,
+    "tuple": tuple,
+    "zip": lambda *a: list(zip(*a)),
+    "enumerate": lambda a, start=0: list(enumerate(a, start)),
+    "sum": sum,
+}
+
+
+# ============================================================================ modules being built
+
+
+class Handle:
+    """A module named in a body. It is built on its first application, when the shapes
+    it is applied to are known (to infer `in_channels` and the like)."""
+
+    def __init__(self, kind: str, span: Span, *, layer: Layer | None = None, block: Definition | None = None,
+                 container: ir.Container | None = None, call: ir.Call | None = None, frame: Frame | None = None) -> None:
+        self.kind = kind  # "layer", "block", "container"
+        self.span = span
+        self.layer = layer
+        self.block = block
+        self.container = container
+        self.call = call
+        self.frame = frame  # the scope its arguments are evaluated in
+        self.name: str | None = None  # attribute path in the enclosing graph module
+        self.children: list[tuple[str, Handle]] = []
+        self.options: dict[str, Any] = {}
+        self.spec: ModuleSpec | None = None
+        self._runner: Callable[[list[Any]], Any] | None = None
+        self._first: tuple[list[tuple], Any] | None = None
+
+    @property
+    def title(self) -> str:
+        if self.layer:
+            return self.layer.name
+        if self.block:
+            return self.block.node.name
+        return self.container.kind if self.container else "module"
+
+    def attach(self, name: str) -> None:
+        self.name = name
+        for child_name, child in self.children:
+            child.attach(f"{name}.{child_name}")
+
+    def child(self, key: Any, span: Span) -> Handle:
+        names = [n for n, _ in self.children]
+        key_text = str(key)
+        if isinstance(key, int) and not isinstance(key, bool) and self.kind == "container" and self.container.kind != "ModuleDict":
+            if -len(names) <= key < len(names):
+                return self.children[key][1]
+            raise EvaluationError(f"{self.name} has {len(names)} children; index {key} is out of range", span)
+        for name, child in self.children:
+            if name == key_text:
+                return child
+        raise EvaluationError(f"{self.name} has no child '{key_text}'", span, hint=did_you_mean(key_text, names) or f"its children are: {', '.join(names)}")
+
+    def call_meta(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+        """The output meta for these input metas, building the module the first time."""
+        if self._runner is None:
+            out = self._build(inputs, sources, span, elab)
+            self._first = ([_signature(m) for m in inputs], out)
+            return out
+        if self.kind == "block" and self._first is not None:
+            if [_signature(m) for m in inputs] == self._first[0]:
+                return self._first[1]
+            raise ShapeError(
+                f"block '{self.name}' ({self.title}) is applied again to inputs of another shape "
+                f"({', '.join(shapes.describe(m, elab.symbols) for m in inputs)})",
+                span,
+                notes=[Note("it was first applied here", self.span)],
+                hint="a shared block must see the same input shapes each time",
+            )
+        return self._runner(inputs, sources, span)
+
+    def _build(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+        if self.kind == "layer":
+            return self._build_layer(inputs, sources, span, elab)
+        if self.kind == "block":
+            spec, out = elab.instantiate_block(self, inputs, sources, span)
+            self.spec = spec
+            self._runner = lambda *_: out
+            return out
+        return self._build_container(inputs, sources, span, elab)
+
+    def _build_layer(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+        first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        bound = self.bind(first, elab)
+        if first is not None:
+            shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols)
+        module = shapes.construct_on_meta(self.layer, bound, self.span)
+        self.spec = LeafSpec(self.layer, bound, self.span)
+        what = f"{self.name} ({self.layer.name})"
+
+        def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
+            return shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols)
+
+        self._runner = runner
+        return runner(inputs, sources, span)
+
+    def bind(self, input_meta: torch.Tensor | None, elab: Elaborator) -> dict[str, Any]:
+        assert self.layer is not None and self.call is not None and self.frame is not None
+        extra = {}
+        if input_meta is not None:
+            for name in self.layer.input_size_params():
+                dim = shapes.INPUT_SIZE_PARAMS[name]
+                if input_meta.dim() > (dim if dim >= 0 else -dim - 1):
+                    extra[name] = int(input_meta.shape[dim])
+        frame = self.frame.child_scope(extra) if extra else self.frame
+        args = [frame.static(a) for a in self.call.args]
+        kwargs = {k: frame.static(v) for k, v in self.call.kwargs.items()}
+        return shapes.bind_layer_args(self.layer, args, kwargs, input_meta, self.span)
+
+    def _build_container(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+        kind = self.container.kind
+        if kind != "Sequential":
+            raise StructureError(
+                f"a {kind} cannot be applied inside a Sequential: torch's {kind} has no forward",
+                span,
+                hint="apply it in a graph body (its run option decides how), or use a Sequential",
+            )
+
+        def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
+            out, src = metas, srcs
+            for _, child in self.children:
+                out = [child.call_meta(out, src, child.span, elab)]
+                src = [child.span]
+            return out[0]
+
+        self._runner = runner
+        return runner(inputs, sources, span)
+
+    def finish(self, elab: Elaborator) -> ModuleSpec:
+        """The resolved spec; a module never applied is built without an input, if it can be."""
+        if self.kind == "container":
+            return ContainerSpec(self.container.kind, [(n, c.finish(elab)) for n, c in self.children], self.span)
+        if self.spec is None:
+            if self.kind == "block":
+                raise StructureError(
+                    f"block '{self.name}' ({self.title}) is defined but never applied, so its input shapes are unknown",
+                    self.span,
+                    hint="apply it to a value, or remove it",
+                )
+            bound = self.bind(None, elab)
+            shapes.construct_on_meta(self.layer, bound, self.span)
+            self.spec = LeafSpec(self.layer, bound, self.span)
+        return self.spec
+
+
+def _signature(meta: Any) -> tuple:
+    if isinstance(meta, torch.Tensor):
+        return (tuple(meta.shape), meta.dtype)
+    return (repr(meta),)
+
+
+# ============================================================================ graph bodies
+
+
+class GraphBuilder:
+    """One graph body being elaborated: its fx graph, its members in declaration order."""
+
+    def __init__(self, class_name: str, span: Span) -> None:
+        self.class_name = class_name
+        self.span = span
+        self.graph = fx.Graph()
+        self.members: list[tuple[str, Handle | TensorSpec | AliasSpec]] = []
+        self.member_spans: dict[str, Span] = {}
+        self.returned: Any = None
+        self.has_return = False
+        self.init_rules: list[ir.InitRule] = []
+        self._dims: dict[tuple[int, int], Dim] = {}
+
+    def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec, span: Span) -> None:
+        if name in self.member_spans:
+            raise DuplicateNameError(f"'{name}' is already a member of {self.class_name}", span, notes=[Note("first defined here", self.member_spans[name])])
+        if not ir.IDENTIFIER.fullmatch(name):
+            raise StructureError(f"'{name}' cannot name a module attribute", span)
+        self.member_spans[name] = span
+        self.members.append((name, member))
+        if isinstance(member, Handle):
+            member.attach(name)
+
+    def node(self, op: str, target: Any, args: tuple, kwargs: dict | None = None) -> fx.Node:
+        return self.graph.create_node(op, target, args, kwargs or {})
+
+    def dim(self, val: Val, index: int) -> Dim:
+        key = (id(val.node), index)
+        if key not in self._dims:
+            size = int(val.meta.shape[index])
+            self._dims[key] = Dim(size, lambda: self.node("call_method", "size", (val.node, index)))
+        return self._dims[key]
+
+    def finish(self, elab: Elaborator) -> GraphSpec:
+        if not self.has_return:
+            raise StructureError(f"{self.class_name} has no return", self.span, hint="end the body with 'return <value>'")
+        members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]] = []
+        for name, member in self.members:
+            members.append((name, member.finish(elab) if isinstance(member, Handle) else member))
+        return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
+
+
+# ============================================================================ evaluation
+
+
+class Frame:
+    """A scope: names to values, evaluated in the unit (file) where the code was written."""
+
+    def __init__(self, elab: Elaborator, unit: Unit, builder: GraphBuilder | None, scope: dict[str, Any]) -> None:
+        self.elab = elab
+        self.unit = unit
+        self.builder = builder
+        self.scope = scope
+
+    def child_scope(self, extra: dict[str, Any]) -> Frame:
+        return Frame(self.elab, self.unit, self.builder, {**self.scope, **extra})
+
+    def snapshot(self) -> Frame:
+        return Frame(self.elab, self.unit, self.builder, dict(self.scope))
+
+    # -- entry points
+    def static(self, expr: ir.ExprNode) -> Any:
+        """A build-time value: sizes become ints, and tensors computed in forward are refused."""
+        return _to_static(self.eval(expr), expr.span)
+
+    def eval(self, expr: ir.ExprNode) -> Any:
+        method = getattr(self, "_eval_" + type(expr).__name__)
+        try:
+            return method(expr)
+        except DSLError as exc:
+            raise exc.with_span(expr.span) from None
+        except RecursionError:
+            raise LimitError("the expression nests too deeply", expr.span) from None
+
+    # -- leaves
+    def _eval_Const(self, expr: ir.Const) -> Any:
+        return expr.value
+
+    def _eval_Name(self, expr: ir.Name) -> Any:
+        name = self.elab.expand_name(expr.id, self, expr.span)
+        if name in self.scope:
+            return self.scope[name]
+        found = self.elab.lookup(name, self.unit)
+        if found is not None:
+            return found
+        raise self._undefined(name, expr.span)
+
+    def _undefined(self, name: str, span: Span) -> DSLError:
+        local = [k for k in self.scope if not k.startswith("_")]
+        if name[:1].isupper():
+            candidates = [*REGISTRY.layer_names(), *self.unit.names, *local]
+            return UnknownLayerError(f"unknown layer '{name}'", span, hint=did_you_mean(name, candidates) or "layers are torch.nn classes, blocks, or names registered with @dsl.register")
+        candidates = [*local, *REGISTRY.functions, *BUILTINS, *self.unit.names]
+        return UndefinedValueError(f"'{name}' is not defined here", span, hint=did_you_mean(name, candidates))
+
+    # -- compound values
+    def _eval_ListExpr(self, expr: ir.ListExpr) -> list:
+        return [self.eval(i) for i in expr.items]
+
+    def _eval_TupleExpr(self, expr: ir.TupleExpr) -> tuple:
+        return tuple(self.eval(i) for i in expr.items)
+
+    def _eval_DictExpr(self, expr: ir.DictExpr) -> dict:
+        return {_hashable(self.static(k), k.span): self.eval(v) for k, v in zip(expr.keys, expr.values)}
+
+    def _eval_Slice(self, expr: ir.Slice) -> slice:
+        part = lambda e: None if e is None else self.eval(e)  # noqa: E731
+        return slice(part(expr.start), part(expr.stop), part(expr.step))
+
+    def _eval_Container(self, expr: ir.Container) -> Handle:
+        return self.elab.container_handle(expr, self)
+
+    def _eval_IfExp(self, expr: ir.IfExp) -> Any:
+        return self.eval(expr.then) if self.condition(expr.cond) else self.eval(expr.orelse)
+
+    def condition(self, expr: ir.ExprNode) -> bool:
+        value = self.eval(expr)
+        if isinstance(value, Val):
+            raise EvaluationError("a build-time condition cannot depend on tensor values", expr.span, hint="conditions may use parameters and shapes (x.shape[1]), not tensor data")
+        return bool(_to_static(value, expr.span))
+
+    # -- operators
+    def _eval_UnaryOp(self, expr: ir.UnaryOp) -> Any:
+        if expr.op == "not":
+            return not self.condition(expr.operand)
+        value = self.eval(expr.operand)
+        if isinstance(value, Val | Dim):
+            fn = operator.neg if expr.op == "-" else operator.pos
+            return self.elab.graph_call(self.builder, fn, (value,), {}, "-", expr.span)
+        try:
+            return -value if expr.op == "-" else +value
+        except TypeError:
+            raise EvaluationError(f"cannot apply '{expr.op}' to {_kind(value)}", expr.span) from None
+
+    def _eval_BinOp(self, expr: ir.BinOp) -> Any:
+        if expr.op == "and":
+            return self.condition(expr.left) and self.condition(expr.right)
+        if expr.op == "or":
+            return self.condition(expr.left) or self.condition(expr.right)
+        left, right = self.eval(expr.left), self.eval(expr.right)
+        if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
+            return self.elab.graph_call(self.builder, OPERATORS[expr.op], (left, right), {}, expr.op, expr.span)
+        if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
+            return self._dim_op(expr.op, left, right, expr.span)
+        if isinstance(left, Val) or isinstance(right, Val):
+            raise EvaluationError(f"'{expr.op}' compares tensors computed in forward; build-time code cannot", expr.span)
+        return _python_op(expr.op, _to_static(left, expr.span), _to_static(right, expr.span), expr.span)
+
+    def _dim_op(self, op: str, left: Any, right: Any, span: Span) -> Dim:
+        fn = OPERATORS[op]
+        value = _python_op(op, _to_static(left, span), _to_static(right, span), span)
+        builder = self.builder
+
+        def emit() -> fx.Node:
+            return builder.node("call_function", fn, (_node_arg(left), _node_arg(right)))
+
+        return Dim(value, emit)
+
+    # -- access
+    def _eval_Attr(self, expr: ir.Attr) -> Any:
+        dotted = _dotted(expr)
+        if dotted is not None and dotted.split(".")[0] not in self.scope:
+            layer = REGISTRY.layer(dotted)
+            if layer is not None:
+                return LayerRef(layer)
+            if dotted.split(".")[0] in ("torchvision", "torch", "nn"):
+                raise UnknownLayerError(f"unknown layer '{dotted}'", expr.span, hint=_qualified_hint(dotted))
+        value = self.eval(expr.value)
+        return self.elab.attribute(value, expr.attr, self.builder, expr.span)
+
+    def _eval_Index(self, expr: ir.Index) -> Any:
+        value = self.eval(expr.value)
+        index = self.eval(expr.index)
+        if isinstance(value, Handle):
+            return value.child(_to_static(index, expr.index.span), expr.span)
+        if isinstance(value, ShapeView):
+            dims = value.dims()
+            key = _to_static(index, expr.index.span)
+            try:
+                return dims[key]
+            except (IndexError, TypeError):
+                raise EvaluationError(f"a shape of {len(dims)} dimensions has no index {key!r}", expr.span) from None
+        if isinstance(value, Val):
+            return self.elab.graph_call(self.builder, operator.getitem, (value, index), {}, "indexing", expr.span)
+        try:
+            return value[_to_static(index, expr.index.span)]
+        except (IndexError, KeyError, TypeError) as exc:
+            raise EvaluationError(f"cannot index {_kind(value)} with {index!r}: {exc}", expr.span) from None
+
+    # -- calls
+    def _eval_Call(self, expr: ir.Call) -> Any:
+        func = self.eval(expr.func)
+        if isinstance(func, LayerRef):
+            return Handle("layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot())
+        if isinstance(func, BlockRef):
+            return Handle("block", expr.span, block=func.definition, call=expr, frame=self.snapshot())
+        args = [self.eval(a) for a in expr.args]
+        kwargs = {k: self.eval(v) for k, v in expr.kwargs.items()}
+        if isinstance(func, Handle):
+            return self.elab.apply(self.builder, func, args, kwargs, expr.span)
+        if isinstance(func, Builtin) and not _has_val(args, kwargs):
+            return _call_builtin(func, args, kwargs, expr.span)
+        if isinstance(func, Builtin) and func.name in REGISTRY.functions:
+            func = FunctionRef(REGISTRY.functions[func.name])
+        if isinstance(func, FunctionRef):
+            return self.elab.graph_call(self.builder, func.function.fn, tuple(args), kwargs, func.function.name, expr.span)
+        if isinstance(func, MethodRef):
+            return self.elab.method_call(self.builder, func, args, kwargs, expr.span)
+        if isinstance(func, Builtin):
+            raise EvaluationError(f"{func.name}() works on build-time values, not tensors computed in forward", expr.span)
+        raise EvaluationError(f"{_kind(func)} cannot be called", expr.span)
+
+
+def _dotted(expr: ir.ExprNode) -> str | None:
+    if isinstance(expr, ir.Name):
+        return expr.id
+    if isinstance(expr, ir.Attr):
+        base = _dotted(expr.value)
+        return f"{base}.{expr.attr}" if base else None
+    return None
+
+
+def _qualified_hint(dotted: str) -> str:
+    from dsl.registry import torchvision_names
+
+    head = dotted.split(".")[-1]
+    if dotted.startswith(("torch.nn.", "nn.")):
+        return f"torch.nn layers are named by their class name alone: '{head}'"
+    return did_you_mean(dotted, torchvision_names()) or "torchvision models and ops are named torchvision.models.NAME and torchvision.ops.NAME"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Val):
+        return "a tensor"
+    if isinstance(value, Handle):
+        return f"module '{value.name}'"
+    if isinstance(value, LayerRef):
+        return f"layer {value.layer.name}"
+    return type(value).__name__
+
+
+def _has_val(args: Iterable[Any], kwargs: dict[str, Any]) -> bool:
+    def walk(v: Any) -> bool:
+        if isinstance(v, Val):
+            return True
+        if isinstance(v, list | tuple):
+            return any(walk(i) for i in v)
+        if isinstance(v, dict):
+            return any(walk(i) for i in v.values())
+        return False
+
+    return any(walk(a) for a in args) or any(walk(v) for v in kwargs.values())
+
+
+def _to_static(value: Any, span: Span) -> Any:
+    if isinstance(value, Dim):
+        return value.value
+    if isinstance(value, list):
+        return [_to_static(v, span) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_to_static(v, span) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_static(v, span) for k, v in value.items()}
+    if isinstance(value, Val):
+        raise EvaluationError("this needs a value known when the model is built, but it is a tensor computed in forward", span, hint="sizes are read with x.shape[i]")
+    if isinstance(value, Handle | LayerRef | BlockRef | FunctionRef | MethodRef | Builtin | ShapeView):
+        if isinstance(value, ShapeView):
+            return tuple(d.value for d in value.dims())
+        raise EvaluationError(f"{_kind(value)} is not a value", span)
+    return value
+
+
+def _node_arg(value: Any) -> Any:
+    if isinstance(value, Val):
+        return value.node
+    if isinstance(value, Dim):
+        return value.node()
+    if isinstance(value, ShapeView):
+        return value.builder.node("call_function", getattr, (value.val.node, "shape"))
+    if isinstance(value, list):
+        return [_node_arg(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_node_arg(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _node_arg(v) for k, v in value.items()}
+    if isinstance(value, slice):
+        return slice(_node_arg(value.start), _node_arg(value.stop), _node_arg(value.step))
+    return value
+
+
+def _meta_arg(value: Any) -> Any:
+    if isinstance(value, Val):
+        return value.meta
+    if isinstance(value, Dim):
+        return value.value
+    if isinstance(value, ShapeView):
+        return value.val.meta.shape
+    if isinstance(value, list):
+        return [_meta_arg(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_meta_arg(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _meta_arg(v) for k, v in value.items()}
+    if isinstance(value, slice):
+        return slice(_meta_arg(value.start), _meta_arg(value.stop), _meta_arg(value.step))
+    return value
+
+
+def _vals_in(value: Any) -> list[Val]:
+    if isinstance(value, Val):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [v for item in value for v in _vals_in(item)]
+    if isinstance(value, dict):
+        return [v for item in value.values() for v in _vals_in(item)]
+    return []
+
+
+def _hashable(value: Any, span: Span) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        raise EvaluationError(f"{_kind(value)} cannot be a dict key", span) from None
+    return value
+
+
+def _python_op(op: str, left: Any, right: Any, span: Span) -> Any:
+    _guard_size(op, left, right, span)
+    try:
+        if op in OPERATORS:
+            return OPERATORS[op](left, right)
+        return {
+            "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+            "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+        }[op](left, right)  # fmt: skip
+    except ZeroDivisionError:
+        raise EvaluationError("division by zero", span) from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EvaluationError(f"cannot compute {_kind(left)} {op} {_kind(right)}: {exc}", span) from None
+
+
+def _guard_size(op: str, left: Any, right: Any, span: Span) -> None:
+    """Build-time arithmetic may not make numbers or sequences that eat the machine."""
+    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
+        if right * max(abs(left).bit_length(), 1) > 4096:
+            raise LimitError(f"{left} ** {right} is too large to compute", span)
+    if op == "*":
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(count, int) and len(seq) * count > MAX_SEQUENCE:
+                raise LimitError(f"repeating a {type(seq).__name__} {count} times is over the limit", span)
+
+
+def _call_builtin(func: Builtin, args: list, kwargs: dict, span: Span) -> Any:
+    try:
+        return func.fn(*[_to_static(a, span) for a in args], **{k: _to_static(v, span) for k, v in kwargs.items()})
+    except DSLError as exc:
+        raise exc.with_span(span) from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EvaluationError(f"{func.name}() failed: {exc}", span) from None
+
+
+# ============================================================================ the elaborator
+
+
+class Elaborator:
+    def __init__(self, library: Library, symbols: shapes.Symbols) -> None:
+        self.library = library
+        self.symbols = symbols
+        self.stack: list[tuple[str, Span]] = []
+        self.steps = 0
+        self._templates: dict[str, list[tuple[str, ir.ExprNode]]] = {}
+
+    # -- names
+    def lookup(self, name: str, unit: Unit) -> Any:
+        if name in unit.names:
+            return BlockRef(unit.names[name])
+        layer = REGISTRY.layer(name)
+        if layer is not None:
+            return LayerRef(layer)
+        if name in BUILTINS:
+            return Builtin(name, BUILTINS[name])
+        function = REGISTRY.function(name)
+        if function is not None:
+            return FunctionRef(function)
+        return None
+
+    def expand_name(self, text: str, frame: Frame, span: Span) -> str:
+        """Fill a templated name's `{expr}` parts: `down{i + 1}` -> `down2`."""
+        if "{" not in text:
+            return text
+        if text not in self._templates:
+            parts = _split_template(text)
+            self._templates[text] = [(lit, parse_expression(src, span) if src else None) for lit, src in parts]
+        out = []
+        for literal, expr in self._templates[text]:
+            out.append(literal)
+            if expr is not None:
+                out.append(str(frame.static(expr)))
+        return "".join(out)
+
+    # -- steps
+    def step(self, span: Span) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise LimitError(f"elaboration took more than {MAX_STEPS} steps", span, hint="a loop or a recursive block is far too large")
+
+    # -- graph operations
+    def graph_call(self, builder: GraphBuilder | None, fn: Callable[..., Any], args: tuple, kwargs: dict, what: str, span: Span) -> Any:
+        if builder is None:
+            raise StructureError(f"{what} computes on tensors, which only a graph body can do", span)
+        metas = _meta_arg(args), _meta_arg(kwargs)
+        inputs = [(v.meta, v.span) for v in _vals_in((args, kwargs))]
+        out = shapes.run(fn, metas[0], metas[1], what, span, inputs, self.symbols)
+        node = builder.node("call_function", fn, _node_arg(args), _node_arg(kwargs))
+        return Val(node, out, span)
+
+    def method_call(self, builder: GraphBuilder, ref: MethodRef, args: list, kwargs: dict, span: Span) -> Any:
+        if ref.name == "size" and not kwargs and len(args) == 1:
+            return builder.dim(ref.val, _to_static(args[0], span))
+        meta_fn = getattr(ref.val.meta, ref.name)
+        inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in _vals_in((args, kwargs))]
+        out = shapes.run(meta_fn, _meta_arg(tuple(args)), _meta_arg(kwargs), f".{ref.name}()", span, inputs, self.symbols)
+        node = builder.node("call_method", ref.name, (ref.val.node, *_node_arg(tuple(args))), _node_arg(kwargs))
+        return Val(node, out, span)
+
+    def attribute(self, value: Any, attr: str, builder: GraphBuilder | None, span: Span) -> Any:
+        if attr.startswith("_"):
+            raise EvaluationError(f"'{attr}' cannot be read: names starting with '_' are private", span)
+        if isinstance(value, Val):
+            if attr == "shape":
+                return ShapeView(value, builder)
+            if attr in ("ndim", "dtype"):
+                return getattr(value.meta, attr)
+            if attr in ("T", "mT", "device"):
+                node = builder.node("call_function", getattr, (value.node, attr))
+                return Val(node, getattr(value.meta, attr), span)
+            if attr in TENSOR_METHODS:
+                return MethodRef(value, attr)
+            raise EvaluationError(f"tensors have no attribute '{attr}' here", span, hint=did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})))
+        if isinstance(value, Handle):
+            return self._module_tensor(value, attr, builder, span)
+        if isinstance(value, ShapeView):
+            raise EvaluationError(f"a shape has no attribute '{attr}'", span, hint="index it: x.shape[1]")
+        raise EvaluationError(f"{_kind(value)} has no attribute '{attr}'", span)
+
+    def _module_tensor(self, handle: Handle, attr: str, builder: GraphBuilder, span: Span) -> Val:
+        """`wte.weight`: a parameter of a child module, read in forward (tied weights)."""
+        if handle.kind == "container" and any(n == attr for n, _ in handle.children):
+            raise EvaluationError(f"index containers with brackets: {handle.name}[\"{attr}\"]", span)
+        if handle.spec is None and handle.kind == "layer":
+            handle.finish(self)
+        spec = handle.spec
+        if not isinstance(spec, LeafSpec):
+            raise EvaluationError(f"only a layer's own tensors can be read ({handle.name} is a {handle.title})", span)
+        module = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
+        tensor = getattr(module, attr, None)
+        if not isinstance(tensor, torch.Tensor):
+            names = [n for n, _ in module.named_parameters(recurse=False)] + [n for n, _ in module.named_buffers(recurse=False)]
+            raise EvaluationError(f"{handle.name} ({spec.layer.name}) has no tensor '{attr}'", span, hint=did_you_mean(attr, names) or f"it has: {', '.join(names)}")
+        node = builder.node("get_attr", f"{handle.name}.{attr}", ())
+        return Val(node, torch.empty_like(tensor, device="meta"), span)
+
+    def apply(self, builder: GraphBuilder | None, handle: Handle, args: list, kwargs: dict, span: Span) -> Any:
+        if builder is None:
+            raise StructureError("modules are applied to values only in graph bodies", span)
+        if handle.name is None:
+            raise StructureError(f"this {handle.title} must be named before it is applied", span, hint="write 'y = name(x): Layer(...)', or 'name = Layer(...)' then 'name(x)'")
+        if kwargs:
+            raise ArgumentError("modules are applied to positional inputs only", span)
+        for arg in args:
+            if not isinstance(arg, Val):
+                raise ArgumentError(f"{handle.name} is applied to {_kind(arg)}; modules take tensors", span)
+        if handle.kind == "container" and handle.container.kind != "Sequential":
+            return self._apply_collection(builder, handle, args, span)
+        out = handle.call_meta([a.meta for a in args], [a.span for a in args], span, self)
+        node = builder.node("call_module", handle.name, tuple(a.node for a in args))
+        return Val(node, out, span)
+
+    def _apply_collection(self, builder: GraphBuilder, handle: Handle, args: list[Val], span: Span) -> Any:
+        """ModuleList/ModuleDict: unrolled in the generated forward, as their run option says."""
+        run = handle.options.get("run", "chain" if handle.container.kind == "ModuleList" else "parallel")
+        if run == "chain":
+            out = args
+            for _, child in handle.children:
+                out = [self.apply(builder, child, out, {}, span)]
+            return out[0]
+        outs = {name: self.apply(builder, child, args, {}, span) for name, child in handle.children}
+        merge = handle.options.get("merge")
+        if merge is None:
+            return outs if handle.container.kind == "ModuleDict" else tuple(outs.values())
+        values = list(outs.values())
+        if merge == "add":
+            result = values[0]
+            for value in values[1:]:
+                result = self.graph_call(builder, operator.add, (result, value), {}, "add", span)
+            return result
+        fn = {"cat": torch.cat, "stack": torch.stack}[merge]
+        return self.graph_call(builder, fn, (values,), {"dim": handle.options.get("dim", 1)}, merge, span)
+
+    # -- containers
+    def container_handle(self, node: ir.Container, frame: Frame) -> Handle:
+        handle = Handle("container", node.span, container=node, frame=frame)
+        handle.options = {k: frame.static(v) for k, v in node.options.items()}
+        _check_container_options(node, handle.options)
+        ContainerBody(self, handle, frame).run(node.body)
+        return handle
+
+    # -- blocks
+    def instantiate_block(self, handle: Handle, inputs: list[Any], sources: list[Span | None], span: Span) -> tuple[ModuleSpec, Any]:
+        definition = handle.block
+        node = definition.node
+        if len(self.stack) >= MAX_BLOCK_DEPTH or any(name == node.name for name, _ in self.stack[-MAX_BLOCK_DEPTH:]) and len(self.stack) > MAX_BLOCK_DEPTH // 2:
+            chain = " -> ".join(name for name, _ in self.stack[-6:])
+            raise RecursionError_(
+                f"block '{node.name}' nests without end ({chain} -> {node.name})",
+                handle.span,
+                hint=f"a block may contain itself only under an 'if' that stops it; blocks nest at most {MAX_BLOCK_DEPTH} deep",
+            )
+        self.stack.append((node.name, handle.span))
+        try:
+            scope = self.bind_params(node, handle.call, handle.frame, definition.unit)
+            frame = Frame(self, definition.unit, None, scope)
+            if isinstance(node.body, ir.Container):
+                inner = self.container_handle(node.body, frame)
+                inner.attach(handle.name)
+                out = inner.call_meta(inputs, sources, span, self)
+                return inner.finish(self), out
+            builder = GraphBuilder(node.name, node.span)
+            frame.builder = builder
+            GraphBody(self, builder, frame).run_block(node, inputs, sources, span)
+            return builder.finish(self), _meta_arg(builder.returned)
+        finally:
+            self.stack.pop()
+
+    def bind_params(self, node: ir.NetDef | ir.BlockDef, call: ir.Call | None, caller: Frame | None, unit: Unit, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Block/net parameters from a call (or overrides), with defaults evaluated in order."""
+        params = node.params
+        names = [p.name for p in params]
+        given: dict[str, Any] = {}
+        if call is not None:
+            if len(call.args) > len(params):
+                raise ArityError(f"{node.name} takes {len(params)} argument{'s' if len(params) != 1 else ''}, {len(call.args)} were given", call.span)
+            for param, arg in zip(params, call.args):
+                given[param.name] = caller.static(arg)
+            for key, value in call.kwargs.items():
+                if key not in names:
+                    raise UnknownKeywordError(f"{node.name} has no parameter '{key}'", value.span, hint=did_you_mean(key, names) or f"its parameters are: {', '.join(names) or 'none'}")
+                if key in given:
+                    raise ArgumentError(f"{node.name} gets '{key}' twice", value.span)
+                given[key] = caller.static(value)
+        for key, value in (overrides or {}).items():
+            if key not in names:
+                raise UnknownKeywordError(f"{node.name} has no parameter '{key}'", node.span, hint=did_you_mean(key, names) or f"its parameters are: {', '.join(names) or 'none'}")
+            given[key] = value
+        scope: dict[str, Any] = {}
+        frame = Frame(self, unit, None, scope)
+        for param in params:
+            if param.name in given:
+                scope[param.name] = given[param.name]
+            elif param.default is not None:
+                scope[param.name] = frame.static(param.default)
+            else:
+                raise ArityError(f"{node.name} needs a value for '{param.name}'", call.span if call else node.span, notes=[Note(f"{node.name} is defined here", node.span)])
+        return scope
+
+
+def _split_template(text: str) -> list[tuple[str, str]]:
+    """`down{i + 1}x` -> [("down", "i + 1"), ("x", "")]."""
+    parts = []
+    rest = text
+    while "{" in rest:
+        literal, _, tail = rest.partition("{")
+        source, _, rest = tail.partition("}")
+        parts.append((literal, source))
+    parts.append((rest, ""))
+    return parts
+
+
+_RUN_MODES = {"ModuleList": ("chain", "parallel"), "ModuleDict": ("parallel", "chain")}
+_MERGES = ("cat", "stack", "add")
+
+
+def _check_container_options(node: ir.Container, options: dict[str, Any]) -> None:
+    allowed = {"Sequential": set(), "ModuleList": {"run", "merge", "dim"}, "ModuleDict": {"run", "merge", "dim"}}[node.kind]
+    for key, value in options.items():
+        if key not in allowed:
+            raise UnknownKeywordError(f"{node.kind} has no option '{key}'", node.options[key].span, hint=f"its options are: {', '.join(sorted(allowed)) or 'none'}")
+        if key == "run" and value not in _RUN_MODES[node.kind]:
+            raise ArgumentError(f"run must be one of {', '.join(map(repr, _RUN_MODES[node.kind]))}, not {value!r}", node.options[key].span)
+        if key == "merge" and value not in _MERGES:
+            raise ArgumentError(f"merge must be one of {', '.join(map(repr, _MERGES))}, not {value!r}", node.options[key].span, hint=did_you_mean(str(value), _MERGES))
+
+
+# ============================================================================ statements
+
+
+class _Body:
+    """Statements common to every body: build-time `if` and `for`."""
+
+    def __init__(self, elab: Elaborator, frame: Frame) -> None:
+        self.elab = elab
+        self.frame = frame
+
+    def run(self, stmts: list) -> None:
+        for stmt in stmts:
+            self.elab.step(stmt.span)
+            try:
+                self.statement(stmt)
+            except DSLError as exc:
+                raise exc.with_span(stmt.span) from None
+
+    def statement(self, stmt: Any) -> None:
+        if isinstance(stmt, ir.If):
+            self.run(stmt.then if self.frame.condition(stmt.if_) else stmt.else_)
+        elif isinstance(stmt, ir.For):
+            items = self.frame.static(stmt.in_)
+            try:
+                iterator = list(items)
+            except TypeError:
+                raise EvaluationError(f"cannot loop over {_kind(items)}", stmt.in_.span) from None
+            if len(iterator) > MAX_LOOP:
+                raise LimitError(f"the loop runs {len(iterator)} times; the limit is {MAX_LOOP}", stmt.in_.span)
+            for item in iterator:
+                self.frame.scope[stmt.for_] = item
+                self.run(stmt.body)
+        else:
+            self.other(stmt)
+
+    def other(self, stmt: Any) -> None:
+        raise NotImplementedError
+
+
+class ContainerBody(_Body):
+    """A Sequential/ModuleList/ModuleDict body: each statement adds a child."""
+
+    def __init__(self, elab: Elaborator, handle: Handle, frame: Frame) -> None:
+        super().__init__(elab, frame)
+        self.handle = handle
+        self.named: bool | None = None
+
+    def other(self, stmt: Any) -> None:
+        kind = self.handle.container.kind
+        if isinstance(stmt, ir.Layer):
+            self._add(None, self.frame.eval(stmt.layer), stmt)
+        elif isinstance(stmt, ir.Let) and stmt.define is None:
+            if len(stmt.let) != 1:
+                raise StructureError(f"a {kind} child has one name", stmt.span)
+            self._add(self.elab.expand_name(stmt.let[0], self.frame, stmt.span), self.frame.eval(stmt.value), stmt)
+        elif isinstance(stmt, ir.Input):
+            raise StructureError(f"'input' declares a net's inputs; it cannot sit inside a {kind}", stmt.span, hint="declare inputs first in the net's body")
+        else:
+            what = type(stmt).__name__.lower().replace("decl", "")
+            raise StructureError(f"a {what} statement cannot sit inside a {kind}; its body lists modules", stmt.span)
+
+    def _add(self, name: str | None, value: Any, stmt: Any) -> None:
+        kind = self.handle.container.kind
+        if not isinstance(value, Handle):
+            raise StructureError(f"a {kind} holds modules, not {_kind(value)}", stmt.span)
+        if value.name is not None:
+            raise StructureError(f"'{value.name}' is already a member elsewhere; a module has one place in a {kind}", stmt.span)
+        named = name is not None
+        if kind == "ModuleList" and named:
+            raise StructureError("ModuleList children are numbered; they take no names", stmt.span, hint="use a ModuleDict for named children")
+        if kind == "ModuleDict" and not named:
+            raise StructureError("ModuleDict children need names", stmt.span, hint="write 'name = Layer(...)'")
+        if self.named is not None and self.named != named:
+            raise StructureError("name every child of a Sequential, or none", stmt.span, hint="torch numbers unnamed children 0, 1, 2...; mixing both is ambiguous")
+        self.named = named
+        key = name if named else str(len(self.handle.children))
+        if any(existing == key for existing, _ in self.handle.children):
+            raise DuplicateNameError(f"'{key}' is already a child of this {kind}", stmt.span)
+        self.handle.children.append((key, value))
+
+
+class GraphBody(_Body):
+    """A net or block body with named values: statements become members and graph nodes."""
+
+    def __init__(self, elab: Elaborator, builder: GraphBuilder, frame: Frame) -> None:
+        super().__init__(elab, frame)
+        self.builder = builder
+        self.inputs: list[tuple[str, Val]] = []
+        self._given: list[Any] | None = None
+        self._sources: list[Span | None] = []
+
+    def run_block(self, node: ir.BlockDef | ir.NetDef, inputs: list[Any] | None, sources: list[Span | None], span: Span) -> None:
+        """`inputs` are the metas a caller applies the block to (None for a top-level net)."""
+        declared = [s for s in node.body if isinstance(s, ir.Input)]
+        if inputs is not None and len(declared) != len(inputs):
+            raise ArityError(
+                f"{node.name} declares {len(declared)} input{'s' if len(declared) != 1 else ''} and is applied to {len(inputs)}",
+                span,
+                notes=[Note(f"{node.name} is defined here", node.span)],
+            )
+        self._given = inputs
+        self._sources = sources
+        self.run(node.body)
+        if not self.builder.has_return:
+            raise StructureError(f"{node.name} has no return", node.span, hint="end the body with 'return <value>'")
+
+    def other(self, stmt: Any) -> None:
+        if self.builder.has_return:
+            raise StructureError("nothing may follow 'return'", stmt.span)
+        handler = getattr(self, "_" + type(stmt).__name__)
+        handler(stmt)
+
+    def _Input(self, stmt: ir.Input) -> None:
+        index = len(self.inputs)
+        if self._given is not None:
+            meta = self._given[index]
+            if stmt.shape is not None and isinstance(meta, torch.Tensor):
+                self._check_declared_shape(stmt, meta)
+        else:
+            meta = self._declared_meta(stmt)
+        node = self.builder.graph.placeholder(stmt.input)
+        source = self._sources[index] if index < len(self._sources) else stmt.span
+        val = Val(node, meta, source or stmt.span)
+        self.inputs.append((stmt.input, val))
+        self._bind(stmt.input, val, stmt.span)
+
+    def _declared_meta(self, stmt: ir.Input) -> torch.Tensor:
+        if stmt.shape is None:
+            raise StructureError(f"the net's input '{stmt.input}' needs a shape", stmt.span, hint=f"write e.g. 'input {stmt.input}: [B, 3, H, W]' (names are symbolic sizes)")
+        dims = [self._dim(d, i) for i, d in enumerate(stmt.shape)]
+        dtype = self._dtype(stmt.dtype, stmt.span)
+        return shapes.meta_tensor(dims, dtype)
+
+    def _dim(self, expr: ir.ExprNode, position: int) -> int:
+        if isinstance(expr, ir.Name) and expr.id not in self.frame.scope and self.elab.lookup(expr.id, self.frame.unit) is None:
+            return self.elab.symbols.size(expr.id, position)
+        value = self.frame.static(expr)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ArgumentError(f"a size must be a non-negative integer, not {value!r}", expr.span)
+        return value
+
+    def _check_declared_shape(self, stmt: ir.Input, meta: torch.Tensor) -> None:
+        if len(stmt.shape) != meta.dim():
+            raise ShapeError(f"input '{stmt.input}' is declared with {len(stmt.shape)} dimensions but receives {shapes.describe(meta, self.elab.symbols)}", stmt.span)
+        for position, (expr, actual) in enumerate(zip(stmt.shape, meta.shape)):
+            if isinstance(expr, ir.Name) and expr.id not in self.frame.scope:
+                continue
+            expected = self._dim(expr, position)
+            if expected != actual:
+                raise ShapeError(f"input '{stmt.input}' expects size {expected} in dimension {position}, but receives {shapes.describe(meta, self.elab.symbols)}", stmt.span)
+
+    def _dtype(self, name: str | None, span: Span) -> torch.dtype:
+        if name is None:
+            return torch.float32
+        if name not in shapes.DTYPES:
+            raise ArgumentError(f"unknown dtype '{name}'", span, hint=did_you_mean(name, shapes.DTYPES) or f"dtypes: {', '.join(shapes.DTYPES)}")
+        return shapes.DTYPES[name]
+
+    def _Let(self, stmt: ir.Let) -> None:
+        if stmt.define is not None:
+            self._define(stmt.value, stmt.define, stmt.span)
+        value = self.frame.eval(stmt.value)
+        if len(stmt.let) == 1:
+            self._bind(self.elab.expand_name(stmt.let[0], self.frame, stmt.span), value, stmt.span)
+            return
+        items = self._unpack(value, len(stmt.let), stmt.span)
+        for target, item in zip(stmt.let, items):
+            self._bind(self.elab.expand_name(target, self.frame, stmt.span), item, stmt.span)
+
+    def _define(self, value: ir.ExprNode, define: ir.ExprNode, span: Span) -> None:
+        """`x1 = inc(x): DoubleConv(64)` defines member `inc` before applying it."""
+        if not (isinstance(value, ir.Call) and isinstance(value.func, ir.Name)):
+            raise StructureError("'value: Layer(...)' needs the value to be a call of the new member's name, as in 'y = name(x): Layer(...)'", value.span)
+        name = self.elab.expand_name(value.func.id, self.frame, value.func.span)
+        module = self.frame.eval(define)
+        if not isinstance(module, Handle):
+            raise StructureError(f"after ':' comes the layer that '{name}' is, not {_kind(module)}", define.span)
+        self._bind(name, module, span)
+
+    def _unpack(self, value: Any, count: int, span: Span) -> list[Any]:
+        if isinstance(value, ShapeView):
+            value = value.dims()
+        if isinstance(value, Val):
+            meta = value.meta
+            length = len(meta) if isinstance(meta, tuple | list) else (meta.shape[0] if meta.dim() else 0)
+            if length != count:
+                raise ShapeError(f"cannot unpack {length} values into {count} names", span)
+            return [self.elab.graph_call(self.builder, operator.getitem, (value, i), {}, "unpacking", span) for i in range(count)]
+        if not isinstance(value, list | tuple) or len(value) != count:
+            raise EvaluationError(f"cannot unpack {_kind(value)} into {count} names", span)
+        return list(value)
+
+    def _bind(self, name: str, value: Any, span: Span) -> None:
+        if isinstance(value, Handle):
+            if value.name is None:
+                self.builder.add_member(name, value, span)
+            elif name != value.name:
+                if "." in value.name:
+                    raise StructureError(f"'{value.name}' belongs to a container; give it a second name through the container", span)
+                self.builder.add_member(name, AliasSpec(value.name, span), span)
+        elif isinstance(value, Val) and value.node.op not in ("placeholder", "get_attr") and value.node.graph is self.builder.graph:
+            value.node._rename(name)
+        elif isinstance(value, Dim) and value.name is None:
+            value.name = name
+            if value._node is not None:
+                value._node._rename(name)
+        self.frame.scope[name] = value
+
+    def _Layer(self, stmt: ir.Layer) -> None:
+        raise StructureError("a bare layer in a graph body needs a name", stmt.span, hint="write 'name = Layer(...)', or 'y = name(x): Layer(...)'")
+
+    def _Return(self, stmt: ir.Return) -> None:
+        if stmt.define is not None:
+            self._define(stmt.return_, stmt.define, stmt.span)
+        value = self.frame.eval(stmt.return_)
+        if not _vals_in(value):
+            raise StructureError("a net returns tensors computed from its inputs", stmt.span)
+        self.builder.graph.output(_node_arg(value))
+        self.builder.returned = value
+        self.builder.has_return = True
+
+    def _ParamDecl(self, stmt: ir.ParamDecl) -> None:
+        self._tensor(stmt, "param", stmt.param)
+
+    def _BufferDecl(self, stmt: ir.BufferDecl) -> None:
+        self._tensor(stmt, "buffer", stmt.buffer)
+
+    def _tensor(self, stmt: ir.TensorDecl, kind: str, name: str) -> None:
+        shape = tuple(self._dim_static(d) for d in stmt.shape)
+        dtype = self._dtype(stmt.dtype, stmt.span)
+        options = {k: self.frame.static(v) for k, v in stmt.options.items()}
+        allowed = {"param": {"requires_grad"}, "buffer": {"persistent"}}[kind]
+        for key in options:
+            if key not in allowed:
+                raise UnknownKeywordError(f"a {kind} has no option '{key}'", stmt.options[key].span, hint=f"its options are: {', '.join(sorted(allowed))}")
+        init = self._init_call(stmt.init) if stmt.init is not None else None
+        if init is None and kind == "param":
+            raise InitError(f"param '{name}' needs an initialiser", stmt.span, hint="write e.g. '= normal(0, 0.01)', '= zeros()' or '= kaiming_uniform(a=5 ** 0.5)'")
+        spec = TensorSpec(kind, shape, dtype, init, bool(options.get("persistent", True)), bool(options.get("requires_grad", True)), stmt.span)
+        self.builder.add_member(name, spec, stmt.span)
+        node = self.builder.node("get_attr", name, ())
+        self.frame.scope[name] = Val(node, shapes.meta_tensor(shape, dtype), stmt.span)
+
+    def _dim_static(self, expr: ir.ExprNode) -> int:
+        value = self.frame.static(expr)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ArgumentError(f"a size must be a non-negative integer, not {value!r}", expr.span)
+        return value
+
+    def _init_call(self, expr: ir.ExprNode) -> InitCall:
+        from dsl.init import INITIALISERS
+
+        if not (isinstance(expr, ir.Call) and isinstance(expr.func, ir.Name)):
+            raise InitError("an initialiser is a call such as normal(0, 0.01)", expr.span)
+        name = expr.func.id
+        if name not in INITIALISERS:
+            raise InitError(f"unknown initialiser '{name}'", expr.func.span, hint=did_you_mean(name, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}")
+        args = tuple(self.frame.static(a) for a in expr.args)
+        kwargs = {k: self.frame.static(v) for k, v in expr.kwargs.items()}
+        return InitCall(name, args, kwargs, expr.span)
+
+    def _InitBlock(self, stmt: ir.InitBlock) -> None:
+        self.builder.init_rules.extend(stmt.init)
+
+
+# ============================================================================ entry point
+
+
+def resolve(
+    spec: str | Path | ir.SpecFile,
+    *,
+    net: str | None = None,
+    params: dict[str, Any] | None = None,
+    sizes: dict[str, int] | None = None,
+    root: Path | None = None,
+) -> Resolved:
+    """Elaborate one net of a spec into a resolved module tree with shapes."""
+    spec_file, path = load(spec)
+    library = Library(root or (path.parent if path else Path.cwd()))
+    unit = library.unit(spec_file, path)
+    node = pick_net(spec_file, net)
+    elab = Elaborator(library, shapes.Symbols(sizes))
+    try:
+        return _resolve_net(elab, unit, node, params or {})
+    except RecursionError:
+        raise LimitError("the spec nests too deeply to elaborate", node.span) from None
+
+
+def pick_net(spec_file: ir.SpecFile, name: str | None) -> ir.NetDef:
+    nets = spec_file.nets()
+    if name is not None:
+        found = next((n for n in nets if n.name == name), None)
+        if found is None:
+            raise UndefinedValueError(f"no net named '{name}'", spec_file.span, hint=did_you_mean(name, [n.name for n in nets]) or f"nets here: {', '.join(n.name for n in nets) or 'none'}")
+        return found
+    if not nets:
+        raise StructureError("this spec defines no net to build", spec_file.span, hint="a file of blocks is imported by other specs; 'net Name(...):' defines something to build")
+    return nets[-1]
+
+
+def _resolve_net(elab: Elaborator, unit: Unit, node: ir.NetDef, params: dict[str, Any]) -> Resolved:
+    scope = elab.bind_params(node, None, None, unit, params)
+    frame = Frame(elab, unit, None, scope)
+    if isinstance(node.body, ir.Container):
+        return _resolve_container_net(elab, frame, node)
+    builder = GraphBuilder(node.name, node.span)
+    frame.builder = builder
+    body = GraphBody(elab, builder, frame)
+    body.run_block(node, None, [], node.span)
+    spec = builder.finish(elab)
+    return Resolved(node.name, spec, [(n, v.meta) for n, v in body.inputs], _meta_arg(builder.returned), elab.symbols)
+
+
+def _resolve_container_net(elab: Elaborator, frame: Frame, node: ir.NetDef) -> Resolved:
+    """`net MLP = Sequential:` — inputs are declared first in the body, then the children."""
+    container: ir.Container = node.body
+    inputs = [s for s in container.body if isinstance(s, ir.Input)]
+    if len(inputs) != 1:
+        raise StructureError(f"a {container.kind} net declares one input first in its body", node.span, hint="write e.g. 'input x: [N, 784]' as its first line")
+    builder = GraphBuilder(node.name, node.span)
+    meta = GraphBody(elab, builder, frame)._declared_meta(inputs[0])
+    body = container.model_copy(update={"body": [s for s in container.body if not isinstance(s, ir.Input)]})
+    handle = elab.container_handle(body, frame)
+    handle.attach(node.name)
+    out = handle.call_meta([meta], [inputs[0].span], node.span, elab)
+    return Resolved(node.name, handle.finish(elab), [(inputs[0].input, meta)], out, elab.symbols)
+
+
+__all__ = ["AliasSpec", "ContainerSpec", "GraphSpec", "LeafSpec", "Resolved", "TensorSpec", "resolve"]
