@@ -2,24 +2,25 @@
 
     import dsl
     model = dsl.build_model("examples/unet.net", params={"n_classes": 3}, seed=0)
+
+Importing `dsl` is cheap; torch is imported when a spec is first checked or built.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from dsl.errors import DSLError
-from dsl.ir import SpecFile
-from dsl.registry import register
-from dsl.resolve import Resolved
 
-SpecLike = str | Path | SpecFile
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-__all__ = ["DSLError", "Resolved", "build_model", "load", "register", "validate"]
+    from dsl.ir import SpecFile
+    from dsl.resolve import Resolved
+
+__all__ = ["DSLError", "build_model", "load", "register", "validate"]
 
 
 def load(path: str | Path) -> SpecFile:
@@ -30,7 +31,7 @@ def load(path: str | Path) -> SpecFile:
 
 
 def validate(
-    spec: SpecLike,
+    spec: str | Path | SpecFile,
     *,
     net: str | None = None,
     params: dict[str, Any] | None = None,
@@ -46,7 +47,7 @@ def validate(
 
 
 def build_model(
-    spec: SpecLike,
+    spec: str | Path | SpecFile,
     *,
     net: str | None = None,
     params: dict[str, Any] | None = None,
@@ -54,15 +55,32 @@ def build_model(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     sizes: dict[str, int] | None = None,
+    outputs: list[str] | None = None,
 ) -> nn.Module:
     """Compile a spec (a path, `.net`/YAML text, or IR) into an ordinary `nn.Module`.
 
     `params` overrides the net's parameters; `seed` makes initialisation reproducible;
-    `sizes` gives the symbolic input dims (B, H, ...) the sizes shapes are checked with.
+    `sizes` gives the symbolic input dims (B, H, ...) the sizes shapes are checked with;
+    `outputs=["layer1.0.conv1", ...]` returns a model whose forward gives those
+    intermediate values as a dict, by qualified name (no hooks to write).
     """
+    import torch
+
     from dsl.compile import compile_resolved
 
     resolved = validate(spec, net=net, params=params, sizes=sizes)
     if seed is not None:
         torch.manual_seed(seed)
-    return compile_resolved(resolved, device=device, dtype=dtype)
+    model = compile_resolved(resolved, device=device, dtype=dtype)
+    if outputs is not None:
+        from dsl.compile import feature_extractor
+
+        return feature_extractor(model, outputs)
+    return model
+
+
+def register(obj: Any = None, *, name: str | None = None) -> Any:
+    """Make a user module class or tensor function nameable in specs (see dsl.registry)."""
+    from dsl.registry import register as _register
+
+    return _register(obj, name=name)

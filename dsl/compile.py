@@ -20,8 +20,17 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from dsl.errors import ArgumentError, did_you_mean
 from dsl.init import INITIALISERS
-from dsl.resolve import AliasSpec, ContainerSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved, TensorSpec
+from dsl.resolve import (
+    AliasSpec,
+    ContainerSpec,
+    GraphSpec,
+    LeafSpec,
+    ModuleSpec,
+    Resolved,
+    TensorSpec,
+)
 
 
 class GeneratedModule(nn.Module):
@@ -150,3 +159,15 @@ class _no_context:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def feature_extractor(model: nn.Module, outputs: list[str]) -> nn.Module:
+    """A model returning the named intermediate values (torchvision's fx feature extraction)."""
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    _, available = get_graph_node_names(model)
+    modules = {a.rsplit(".", i)[0] for a in available for i in range(1, a.count(".") + 1)}
+    for name in outputs:
+        if name not in available and name not in modules:
+            raise ArgumentError(f"the model has no value named '{name}' to return", hint=did_you_mean(name, available) or f"values: {', '.join(available[:12])}...")
+    return create_feature_extractor(model, return_nodes=list(outputs))

@@ -190,6 +190,15 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return "did you mean " + " or ".join(f"'{m}'" for m in matches) + "?"
 
 
+def keyword_span(key: str, value: Span) -> Span:
+    """Where `key` sits in `key=value`: keyword names carry no span of their own in the IR,
+    so this assumes the canonical spelling without spaces around '='."""
+    if not value or value.col <= len(key) + 1:
+        return value
+    start = value.col - len(key) - 1
+    return Span(file=value.file, line=value.line, col=start, end_line=value.line, end_col=start + len(key))
+
+
 def _snippet(span: Span, style: _Style) -> list[str]:
     if not span:
         return []
@@ -200,7 +209,7 @@ def _snippet(span: Span, style: _Style) -> list[str]:
     width = len(str(span.line))
     end = span.end_col if span.end_line == span.line and span.end_col > span.col else len(text.rstrip()) + 1
     carets = "^" * max(1, min(end, len(text) + 1) - span.col)
-    gutter = " " * (width + 4)
+    gutter = " " * (width + 5)
     return [
         f"    {style.blue(str(span.line))} | {text}",
         f"{gutter}{style.blue('|')} {' ' * (span.col - 1)}{style.red(carets)}",

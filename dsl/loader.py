@@ -8,14 +8,23 @@ being built (or the standard library), and import cycles are errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from dsl import ir
-from dsl.errors import DSLError, DuplicateNameError, ImportCycleError, ImportError_, UnknownNameError, did_you_mean
+from dsl.errors import (
+    DSLError,
+    DuplicateNameError,
+    ImportCycleError,
+    ImportError_,
+    Note,
+    UnknownNameError,
+    did_you_mean,
+)
 from dsl.parse_net import parse_net
-from dsl.source import Span
+from dsl.source import Span, source_line
 
 SPEC_SUFFIXES = (".net", ".yaml", ".yml")
 MAX_FILE_BYTES = 20_000_000
@@ -43,7 +52,8 @@ def _looks_like_yaml(text: str) -> bool:
     return False
 
 
-def read_file(path: Path) -> ir.SpecFile:
+def read_file(path: Path, name: str | None = None) -> ir.SpecFile:
+    """`name` is how diagnostics call the file (default: the path as given)."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -55,7 +65,34 @@ def read_file(path: Path) -> ir.SpecFile:
         raise ImportError_(f"no such file: {path}", Span(file=str(path))) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportError_(f"cannot read {path}: {exc}", Span(file=str(path))) from None
-    return parse_text(text, str(path))
+    return parse_text(text, name or str(path))
+
+
+def display_name(path: Path) -> str:
+    """An imported file's name in diagnostics: relative to the working directory when it is
+    under it, so that messages read the same on every machine."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _part_span(span: Span, pattern: str) -> Span:
+    """Where `pattern` (a regex) first matches on the statement's line, after its start: the
+    IR keeps one span per import, and a diagnostic should point at the part at fault."""
+    line = source_line(span.file, span.line) if span else None
+    match = re.compile(pattern).search(line, span.col - 1) if line is not None else None
+    if match is None:
+        return span
+    return Span(file=span.file, line=span.line, col=match.start() + 1, end_line=span.line, end_col=match.end() + 1)
+
+
+def _source_span(imp: ir.Import) -> Span:
+    return _part_span(imp.span, r"([\"'])" + re.escape(imp.from_) + r"\1|\b" + re.escape(imp.from_) + r"\b")
+
+
+def _name_span(imp: ir.Import, name: str) -> Span:
+    return _part_span(imp.span, r"(?<=[\s,\[])" + re.escape(name) + r"\b(?!.*\bimport\b)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +120,7 @@ class Library:
         self.stdlib = stdlib_dir().resolve()
         self._units: dict[Path, Unit] = {}
         self._loading: list[Path] = []
+        self._import_spans: list[Span] = []  # the import that started loading each file in _loading
 
     def unit(self, spec: ir.SpecFile, path: Path | None) -> Unit:
         key = path.resolve() if path else None
@@ -91,15 +129,23 @@ class Library:
         unit = Unit(spec, path)
         if key is not None:
             self._units[key] = unit
-        self._fill_names(unit)
+        # The file being built takes part in cycles too, as the first link of the chain.
+        entry = key is not None and not self._loading
+        if entry:
+            self._loading.append(key)
+            self._import_spans.append(spec.span)
+        try:
+            self._fill_names(unit)
+        finally:
+            if entry:
+                self._loading.pop()
+                self._import_spans.pop()
         return unit
 
     def _fill_names(self, unit: Unit) -> None:
         for definition in unit.spec.defs:
             if definition.name in unit.names:
                 first = unit.names[definition.name].node
-                from dsl.errors import Note
-
                 raise DuplicateNameError(f"'{definition.name}' is defined twice", definition.span, notes=[Note("first defined here", first.span)])
             unit.names[definition.name] = Definition(definition, unit)
         for imp in unit.spec.imports:
@@ -108,7 +154,7 @@ class Library:
                 if name not in imported.names:
                     raise UnknownNameError(
                         f"'{imp.from_}' defines no '{name}'",
-                        imp.span,
+                        _name_span(imp, name),
                         hint=did_you_mean(name, imported.names) or f"it defines: {', '.join(imported.names) or 'nothing'}",
                     )
                 if name in unit.names and unit.names[name].unit is unit:
@@ -118,17 +164,23 @@ class Library:
     def _import(self, imp: ir.Import, unit: Unit) -> Unit:
         path = self._find(imp, unit)
         if path in self._loading:
-            chain = " -> ".join(p.name for p in [*self._loading[self._loading.index(path):], path])
-            raise ImportCycleError(f"import cycle: {chain}", imp.span, hint="move the shared blocks into a third file that both import")
+            start = self._loading.index(path)
+            chain = " -> ".join(p.name for p in [*self._loading[start:], path])
+            notes = [Note(f"'{p.name}' is imported here", span) for p, span in zip(self._loading[start + 1 :], self._import_spans[start + 1 :])]
+            raise ImportCycleError(
+                f"import cycle: {chain}", _source_span(imp), notes=notes, hint="move the shared blocks into a third file that both import"
+            )
         if path in self._units:
             return self._units[path]
         self._loading.append(path)
+        self._import_spans.append(imp.span)
         try:
-            return self.unit(read_file(path), path)
+            return self.unit(read_file(path, display_name(path)), path)
         except DSLError:
             raise
         finally:
             self._loading.pop()
+            self._import_spans.pop()
 
     def _find(self, imp: ir.Import, unit: Unit) -> Path:
         base = unit.path.parent if unit.path else self.root
@@ -142,19 +194,22 @@ class Library:
             candidates += [self.stdlib / relative.with_suffix(s) for s in SPEC_SUFFIXES]
         for candidate in candidates:
             resolved = candidate.resolve()
+            if is_path:
+                # Said before looking: whether a file outside exists is none of the spec's business.
+                self._check_inside(resolved, imp)
             if resolved.is_file():
                 self._check_inside(resolved, imp)
                 return resolved
         looked = ", ".join(str(c) for c in candidates[:4])
         hint = did_you_mean(source, self._available()) if not is_path else None
-        raise ImportError_(f"cannot find '{source}' (looked for {looked})", imp.span, hint=hint)
+        raise ImportError_(f"cannot find '{source}' (looked for {looked})", _source_span(imp), hint=hint)
 
     def _check_inside(self, path: Path, imp: ir.Import) -> None:
         if path.is_relative_to(self.root) or path.is_relative_to(self.stdlib):
             return
         raise ImportError_(
-            f"'{imp.from_}' lies outside the spec's directory ({self.root})",
-            imp.span,
+            f"'{imp.from_}' lies outside the spec's directory",
+            _source_span(imp),
             hint="imports may only read files under the spec's own directory or the standard library",
         )
 

@@ -115,7 +115,7 @@ def _torch_nn_layers() -> dict[str, Layer]:
 _TORCHVISION_NAMESPACES = ("torchvision.models", "torchvision.ops")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torchvision_layer(qualified: str) -> Layer | None:
     """`torchvision.models.resnet50` or `torchvision.ops.SqueezeExcitation`; nothing else."""
     namespace, _, attr = qualified.rpartition(".")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from dsl.errors import (
     UnknownKeywordError,
     UnknownLayerError,
     did_you_mean,
+    keyword_span,
 )
 from dsl.loader import Definition, Library, Unit, load
 from dsl.parse_net import parse_expression
@@ -95,7 +96,6 @@ class GraphSpec:
     members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]]
     graph: fx.Graph
     span: Span
-    init_rules: list[ir.InitRule] = field(default_factory=list)
 
 
 ModuleSpec = LeafSpec | ContainerSpec | GraphSpec
@@ -235,7 +235,7 @@ class Handle:
         self.options: dict[str, Any] = {}
         self.spec: ModuleSpec | None = None
         self._runner: Callable[[list[Any]], Any] | None = None
-        self._first: tuple[list[tuple], Any] | None = None
+        self._first: tuple[list[tuple], Any, list[Any], Span] | None = None  # signatures, output, inputs, where
 
     @property
     def title(self) -> str:
@@ -266,17 +266,18 @@ class Handle:
         """The output meta for these input metas, building the module the first time."""
         if self._runner is None:
             out = self._build(inputs, sources, span, elab)
-            self._first = ([_signature(m) for m in inputs], out)
+            self._first = ([_signature(m) for m in inputs], out, inputs, span)
             return out
         if self.kind == "block" and self._first is not None:
             if [_signature(m) for m in inputs] == self._first[0]:
                 return self._first[1]
+            described = lambda metas: ", ".join(shapes.describe(m, elab.symbols) for m in metas)  # noqa: E731
             raise ShapeError(
-                f"block '{self.name}' ({self.title}) is applied again to inputs of another shape "
-                f"({', '.join(shapes.describe(m, elab.symbols) for m in inputs)})",
+                f"block '{self.name}' ({self.title}) was built for inputs of shape {described(self._first[2])} "
+                f"and is applied again to {described(inputs)}",
                 span,
-                notes=[Note("it was first applied here", self.span)],
-                hint="a shared block must see the same input shapes each time",
+                notes=[Note(f"it was first applied here, to {described(self._first[2])}", self._first[3])],
+                hint="a shared block must see the same input shapes each time; define a second block for the other shape",
             )
         return self._runner(inputs, sources, span)
 
@@ -294,7 +295,7 @@ class Handle:
         first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         bound = self.bind(first, elab)
         if first is not None:
-            shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols)
+            shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols, span)
         module = shapes.construct_on_meta(self.layer, bound, self.span)
         self.spec = LeafSpec(self.layer, bound, self.span)
         what = f"{self.name} ({self.layer.name})"
@@ -316,7 +317,9 @@ class Handle:
         frame = self.frame.child_scope(extra) if extra else self.frame
         args = [frame.static(a) for a in self.call.args]
         kwargs = {k: frame.static(v) for k, v in self.call.kwargs.items()}
-        return shapes.bind_layer_args(self.layer, args, kwargs, input_meta, self.span)
+        arg_spans: dict[int | str, Span] = {i: a.span for i, a in enumerate(self.call.args)}
+        arg_spans.update({k: v.span for k, v in self.call.kwargs.items()})
+        return shapes.bind_layer_args(self.layer, args, kwargs, input_meta, self.span, arg_spans)
 
     def _build_container(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
         kind = self.container.kind
@@ -374,7 +377,6 @@ class GraphBuilder:
         self.member_spans: dict[str, Span] = {}
         self.returned: Any = None
         self.has_return = False
-        self.init_rules: list[ir.InitRule] = []
         self._dims: dict[tuple[int, int], Dim] = {}
 
     def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec, span: Span) -> None:
@@ -403,7 +405,7 @@ class GraphBuilder:
         members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]] = []
         for name, member in self.members:
             members.append((name, member.finish(elab) if isinstance(member, Handle) else member))
-        return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
+        return GraphSpec(self.class_name, members, self.graph, self.span)
 
 
 # ============================================================================ evaluation
@@ -492,7 +494,7 @@ class Frame:
         value = self.eval(expr.operand)
         if isinstance(value, Val | Dim):
             fn = operator.neg if expr.op == "-" else operator.pos
-            return self.elab.graph_call(self.builder, fn, (value,), {}, "-", expr.span)
+            return self.elab.graph_call(self.builder, fn, (value,), {}, f"'{expr.op}'", expr.span)
         try:
             return -value if expr.op == "-" else +value
         except TypeError:
@@ -505,7 +507,7 @@ class Frame:
             return self.condition(expr.left) or self.condition(expr.right)
         left, right = self.eval(expr.left), self.eval(expr.right)
         if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
-            return self.elab.graph_call(self.builder, OPERATORS[expr.op], (left, right), {}, expr.op, expr.span)
+            return self.elab.graph_call(self.builder, OPERATORS[expr.op], (left, right), {}, f"'{expr.op}'", expr.span)
         if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
             return self._dim_op(expr.op, left, right, expr.span)
         if isinstance(left, Val) or isinstance(right, Val):
@@ -524,7 +526,7 @@ class Frame:
 
     # -- access
     def _eval_Attr(self, expr: ir.Attr) -> Any:
-        dotted = _dotted(expr)
+        dotted = ir.dotted(expr)
         if dotted is not None and dotted.split(".")[0] not in self.scope:
             layer = REGISTRY.layer(dotted)
             if layer is not None:
@@ -545,7 +547,13 @@ class Frame:
             try:
                 return dims[key]
             except (IndexError, TypeError):
-                raise EvaluationError(f"a shape of {len(dims)} dimensions has no index {key!r}", expr.span) from None
+                where = f"0 to {len(dims) - 1}, or -{len(dims)} to -1" if dims else "none"
+                raise ShapeError(
+                    f"a shape of {len(dims)} dimension{'s' if len(dims) != 1 else ''} has no index {key!r}: "
+                    f"the value has shape {shapes.describe(value.val.meta, self.elab.symbols)} (indices {where})",
+                    expr.span,
+                    notes=[Note("the value was produced here", value.val.span)] if value.val.span else [],
+                ) from None
         if isinstance(value, Val):
             return self.elab.graph_call(self.builder, operator.getitem, (value, index), {}, "indexing", expr.span)
         try:
@@ -575,15 +583,6 @@ class Frame:
         if isinstance(func, Builtin):
             raise EvaluationError(f"{func.name}() works on build-time values, not tensors computed in forward", expr.span)
         raise EvaluationError(f"{_kind(func)} cannot be called", expr.span)
-
-
-def _dotted(expr: ir.ExprNode) -> str | None:
-    if isinstance(expr, ir.Name):
-        return expr.id
-    if isinstance(expr, ir.Attr):
-        base = _dotted(expr.value)
-        return f"{base}.{expr.attr}" if base else None
-    return None
 
 
 def _qualified_hint(dotted: str) -> str:
@@ -707,9 +706,8 @@ def _python_op(op: str, left: Any, right: Any, span: Span) -> Any:
 
 def _guard_size(op: str, left: Any, right: Any, span: Span) -> None:
     """Build-time arithmetic may not make numbers or sequences that eat the machine."""
-    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
-        if right * max(abs(left).bit_length(), 1) > 4096:
-            raise LimitError(f"{left} ** {right} is too large to compute", span)
+    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > 4096:
+        raise LimitError(f"{left} ** {right} is too large to compute", span)
     if op == "*":
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(count, int) and len(seq) * count > MAX_SEQUENCE:
@@ -875,7 +873,7 @@ class Elaborator:
     def instantiate_block(self, handle: Handle, inputs: list[Any], sources: list[Span | None], span: Span) -> tuple[ModuleSpec, Any]:
         definition = handle.block
         node = definition.node
-        if len(self.stack) >= MAX_BLOCK_DEPTH or any(name == node.name for name, _ in self.stack[-MAX_BLOCK_DEPTH:]) and len(self.stack) > MAX_BLOCK_DEPTH // 2:
+        if len(self.stack) >= MAX_BLOCK_DEPTH or (any(name == node.name for name, _ in self.stack[-MAX_BLOCK_DEPTH:]) and len(self.stack) > MAX_BLOCK_DEPTH // 2):
             chain = " -> ".join(name for name, _ in self.stack[-6:])
             raise RecursionError_(
                 f"block '{node.name}' nests without end ({chain} -> {node.name})",
@@ -905,12 +903,16 @@ class Elaborator:
         given: dict[str, Any] = {}
         if call is not None:
             if len(call.args) > len(params):
-                raise ArityError(f"{node.name} takes {len(params)} argument{'s' if len(params) != 1 else ''}, {len(call.args)} were given", call.span)
+                raise ArityError(
+                    f"{node.name} takes {len(params)} argument{'s' if len(params) != 1 else ''}, {len(call.args)} were given",
+                    call.args[len(params)].span or call.span,
+                    notes=[Note(f"{node.name} is defined here", node.span)],
+                )
             for param, arg in zip(params, call.args):
                 given[param.name] = caller.static(arg)
             for key, value in call.kwargs.items():
                 if key not in names:
-                    raise UnknownKeywordError(f"{node.name} has no parameter '{key}'", value.span, hint=did_you_mean(key, names) or f"its parameters are: {', '.join(names) or 'none'}")
+                    raise UnknownKeywordError(f"{node.name} has no parameter '{key}'", keyword_span(key, value.span), hint=did_you_mean(key, names) or f"its parameters are: {', '.join(names) or 'none'}")
                 if key in given:
                     raise ArgumentError(f"{node.name} gets '{key}' twice", value.span)
                 given[key] = caller.static(value)
@@ -1047,18 +1049,21 @@ class GraphBody(_Body):
         self.inputs: list[tuple[str, Val]] = []
         self._given: list[Any] | None = None
         self._sources: list[Span | None] = []
+        self._applied: Span | None = None  # where a block is applied
 
     def run_block(self, node: ir.BlockDef | ir.NetDef, inputs: list[Any] | None, sources: list[Span | None], span: Span) -> None:
         """`inputs` are the metas a caller applies the block to (None for a top-level net)."""
         declared = [s for s in node.body if isinstance(s, ir.Input)]
         if inputs is not None and len(declared) != len(inputs):
             raise ArityError(
-                f"{node.name} declares {len(declared)} input{'s' if len(declared) != 1 else ''} and is applied to {len(inputs)}",
+                f"{node.name} declares {len(declared)} input{'s' if len(declared) != 1 else ''} "
+                f"({', '.join(d.input for d in declared) or 'none'}) and is applied to {len(inputs)}",
                 span,
                 notes=[Note(f"{node.name} is defined here", node.span)],
             )
         self._given = inputs
         self._sources = sources
+        self._applied = span if inputs is not None else None
         self.run(node.body)
         if not self.builder.has_return:
             raise StructureError(f"{node.name} has no return", node.span, hint="end the body with 'return <value>'")
@@ -1074,7 +1079,7 @@ class GraphBody(_Body):
         if self._given is not None:
             meta = self._given[index]
             if stmt.shape is not None and isinstance(meta, torch.Tensor):
-                self._check_declared_shape(stmt, meta)
+                self._check_declared_shape(stmt, meta, self._sources[index] if index < len(self._sources) else None)
         else:
             meta = self._declared_meta(stmt)
         node = self.builder.graph.placeholder(stmt.input)
@@ -1098,15 +1103,17 @@ class GraphBody(_Body):
             raise ArgumentError(f"a size must be a non-negative integer, not {value!r}", expr.span)
         return value
 
-    def _check_declared_shape(self, stmt: ir.Input, meta: torch.Tensor) -> None:
+    def _check_declared_shape(self, stmt: ir.Input, meta: torch.Tensor, source: Span | None) -> None:
+        notes = [Note("the block is applied here", self._applied)] if self._applied else []
+        notes += [Note("the value it receives was produced here", source)] if source else []
         if len(stmt.shape) != meta.dim():
-            raise ShapeError(f"input '{stmt.input}' is declared with {len(stmt.shape)} dimensions but receives {shapes.describe(meta, self.elab.symbols)}", stmt.span)
+            raise ShapeError(f"input '{stmt.input}' is declared with {len(stmt.shape)} dimensions but receives {shapes.describe(meta, self.elab.symbols)}", stmt.span, notes=notes)
         for position, (expr, actual) in enumerate(zip(stmt.shape, meta.shape)):
             if isinstance(expr, ir.Name) and expr.id not in self.frame.scope:
                 continue
             expected = self._dim(expr, position)
             if expected != actual:
-                raise ShapeError(f"input '{stmt.input}' expects size {expected} in dimension {position}, but receives {shapes.describe(meta, self.elab.symbols)}", stmt.span)
+                raise ShapeError(f"input '{stmt.input}' expects size {expected} in dimension {position}, but receives {shapes.describe(meta, self.elab.symbols)}", stmt.span, notes=notes)
 
     def _dtype(self, name: str | None, span: Span) -> torch.dtype:
         if name is None:
@@ -1134,7 +1141,8 @@ class GraphBody(_Body):
         module = self.frame.eval(define)
         if not isinstance(module, Handle):
             raise StructureError(f"after ':' comes the layer that '{name}' is, not {_kind(module)}", define.span)
-        self._bind(name, module, span)
+        # The member is named where it is applied: `y = name(x): ...` (point there, not at `y`).
+        self._bind(name, module, value.func.span or span)
 
     def _unpack(self, value: Any, count: int, span: Span) -> list[Any]:
         if isinstance(value, ShapeView):
@@ -1219,7 +1227,8 @@ class GraphBody(_Body):
         return InitCall(name, args, kwargs, expr.span)
 
     def _InitBlock(self, stmt: ir.InitBlock) -> None:
-        self.builder.init_rules.extend(stmt.init)
+        # Refused rather than ignored: a rule that silently does nothing is worse than none.
+        raise InitError("init rules are parsed but not applied by this version", stmt.span, hint="remove the init block; layers keep torch's own reset_parameters() initialisation")
 
 
 # ============================================================================ entry point

@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import operator
+import types
+import typing
 from collections.abc import Callable, Iterator, Sequence
+from math import prod
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from dsl.errors import ArgumentError, ArgumentTypeError, ArityError, Note, ShapeError, UnknownKeywordError, did_you_mean
+from dsl.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ArityError,
+    Note,
+    ShapeError,
+    UnknownKeywordError,
+    did_you_mean,
+    keyword_span,
+)
 from dsl.registry import INPUT_SIZE_PARAMS, Layer
 from dsl.source import Span
 
@@ -44,8 +58,10 @@ class Symbols:
     def __init__(self, sizes: dict[str, int] | None = None) -> None:
         self.sizes: dict[str, int] = dict(sizes or {})
         self._spatial = 0
+        self._positions: dict[str, set[int]] = {}  # the dimensions each symbol was declared at
 
     def size(self, name: str, position: int) -> int:
+        self._positions.setdefault(name, set()).add(position)
         if name not in self.sizes:
             if position == 0:
                 self.sizes[name] = BATCH_SIZE
@@ -55,12 +71,19 @@ class Symbols:
         return self.sizes[name]
 
     def describe(self, shape: Sequence[int]) -> str:
-        """`[B, 64, H, W]` where a size equals exactly one symbol's representative size."""
-        by_size: dict[int, list[str]] = {}
-        for name, value in self.sizes.items():
-            by_size.setdefault(value, []).append(name)
-        parts = [by_size[d][0] if len(by_size.get(d, [])) == 1 else str(d) for d in shape]
-        return "[" + ", ".join(parts) + "]"
+        """`[B, 64, H, W]`: a size is shown as a symbol where it equals exactly one symbol's
+        representative size and sits where that symbol was declared (so that 32 channels
+        are not shown as H because H happens to stand for 32)."""
+        return "[" + ", ".join(self.dim(shape, i) for i in range(len(shape))) + "]"
+
+    def dim(self, shape: Sequence[int], index: int) -> str:
+        """Dimension `index` of `shape` as `describe` shows it."""
+        size = int(shape[index])
+        names = [name for name, value in self.sizes.items() if value == size]
+        if len(names) != 1:
+            return str(size)
+        declared = self._positions.get(names[0])
+        return names[0] if declared is None or index % len(shape) in declared else str(size)
 
 
 def meta_tensor(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -82,20 +105,30 @@ def describe(value: Any, symbols: Symbols | None = None) -> str:
 # ----------------------------------------------------------------------------- layer arguments
 
 
-def bind_layer_args(layer: Layer, args: list[Any], kwargs: dict[str, Any], input_meta: torch.Tensor | None, span: Span) -> dict[str, Any]:
+def bind_layer_args(
+    layer: Layer,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    input_meta: torch.Tensor | None,
+    span: Span,
+    arg_spans: dict[int | str, Span] | None = None,
+) -> dict[str, Any]:
     """All constructor arguments by keyword, with left-out input sizes read from the input.
 
     `Conv2d(64, kernel_size=3)` has one positional argument for the two required positional
     parameters (in_channels, out_channels): in_channels is the one left out.
+    `arg_spans` (positional index or keyword -> where its value is written) lets errors
+    about one argument point at it rather than at the whole call.
     """
-    if layer.signature is None or layer.accepts_var_kwargs() and not layer.positional_params():
+    arg_spans = arg_spans or {}
+    if layer.signature is None or (layer.accepts_var_kwargs() and not layer.positional_params()):
         return {**{str(i): a for i, a in enumerate(args)}, **kwargs} if args else dict(kwargs)
     names = layer.keyword_names()
     for key in kwargs:
         if key not in names and not layer.accepts_var_kwargs():
             raise UnknownKeywordError(
                 f"{layer.name} has no argument '{key}'",
-                span,
+                keyword_span(key, arg_spans[key]) if key in arg_spans else span,
                 hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}",
             )
     positional = [p for p in layer.positional_params() if p.name not in kwargs]
@@ -105,8 +138,14 @@ def bind_layer_args(layer: Layer, args: list[Any], kwargs: dict[str, Any], input
     inferred = inferable[: max(0, min(missing, len(inferable)))]
     slots = [p for p in positional if p.name not in inferred]
     if len(args) > len(slots):
-        raise ArityError(f"{layer.name} takes at most {len(slots)} positional arguments here, {len(args)} were given", span)
+        raise ArityError(
+            f"{layer.name} takes at most {len(slots)} positional argument{'s' if len(slots) != 1 else ''} here, {len(args)} were given",
+            arg_spans.get(len(slots), span),
+            hint=f"its positional parameters are: {', '.join(p.name for p in slots)}" if slots else "give its arguments by keyword",
+        )
     bound = {p.name: a for p, a in zip(slots, args)}
+    value_spans = {p.name: arg_spans[i] for i, p in enumerate(slots) if i in arg_spans}
+    value_spans.update({k: v for k, v in arg_spans.items() if isinstance(k, str)})
     bound.update(kwargs)
     for name in inferred:
         if input_meta is None:
@@ -119,7 +158,7 @@ def bind_layer_args(layer: Layer, args: list[Any], kwargs: dict[str, Any], input
     unset = [p.name for p in required if p.name not in bound]
     if unset:
         raise ArityError(f"{layer.name} is missing required argument{'s' if len(unset) > 1 else ''} {', '.join(repr(u) for u in unset)}", span)
-    _check_types(layer, bound, span)
+    _check_types(layer, bound, span, value_spans)
     return bound
 
 
@@ -130,8 +169,12 @@ def _input_size(name: str, meta: torch.Tensor, layer: Layer, span: Span) -> int:
     return int(meta.shape[dim])
 
 
-def check_input_sizes(layer: Layer, bound: dict[str, Any], meta: torch.Tensor, span: Span, source: Span | None, symbols: Symbols) -> None:
-    """A stated in_features/in_channels/... must match the tensor that arrives."""
+def check_input_sizes(
+    layer: Layer, bound: dict[str, Any], meta: torch.Tensor, span: Span, source: Span | None, symbols: Symbols, applied: Span | None = None
+) -> None:
+    """A stated in_features/in_channels/... must match the tensor that arrives.
+
+    `span` is where the layer is defined, `applied` where it is applied (if elsewhere)."""
     for name in layer.input_size_params():
         if name not in bound or not isinstance(bound[name], int) or isinstance(bound[name], bool):
             continue
@@ -142,16 +185,22 @@ def check_input_sizes(layer: Layer, bound: dict[str, Any], meta: torch.Tensor, s
         if actual != bound[name]:
             where = "last dimension" if dim == -1 else f"dimension {dim}"
             notes = [Note("the input was produced here", source)] if source else []
+            if applied and applied.line != span.line:
+                notes.insert(0, Note("the layer is applied here", applied))
+            hint = f"leave {name} out to have it inferred ({actual} here), or fix the layer before"
+            trailing = list(meta.shape[1:])
+            if dim == -1 and len(trailing) > 1 and prod(trailing) == bound[name]:
+                hint = f"flatten the input first ({' x '.join(map(str, trailing))} = {bound[name]}): Flatten(), or x.flatten(1)"
             raise ShapeError(
                 f"{layer.name}({name}={bound[name]}) expects its input's {where} to be {bound[name]}, "
-                f"but the input has shape {describe(meta, symbols)}",
+                f"but the input has shape {describe(meta, symbols)}, whose {where} is {actual}",
                 span,
                 notes=notes,
-                hint=f"leave {name} out to have it inferred ({actual} here), or fix the layer before",
+                hint=hint,
             )
 
 
-def _check_types(layer: Layer, bound: dict[str, Any], span: Span) -> None:
+def _check_types(layer: Layer, bound: dict[str, Any], span: Span, value_spans: dict[str, Span] | None = None) -> None:
     sig = layer.signature
     if sig is None:
         return
@@ -164,9 +213,15 @@ def _check_types(layer: Layer, bound: dict[str, Any], span: Span) -> None:
             continue
         if expected in (float,) and isinstance(value, int) and not isinstance(value, bool):
             continue
+        hint = None
+        if isinstance(value, str) and expected is bool:
+            hint = "write true or false, without quotes"
+        elif isinstance(value, str) and value.strip().isdigit() and isinstance(expected, tuple) and int in expected:
+            hint = f"write {value.strip()} without quotes"
         raise ArgumentTypeError(
             f"{layer.name}'s '{name}' takes {_type_words(expected)}, not {type(value).__name__} {value!r}",
-            span,
+            (value_spans or {}).get(name, span),
+            hint=hint,
         )
 
 
@@ -174,18 +229,36 @@ _SIMPLE = {"int": int, "bool": bool, "float": float, "str": str}
 
 
 def _plain_type(annotation: Any) -> type | tuple[type, ...] | None:
-    """The annotation as isinstance() understands it, for the simple cases only."""
+    """The annotation as isinstance() understands it, for the simple cases only: plain
+    types, and unions of them with tuples (`kernel_size: int | tuple[int, int]`)."""
     if isinstance(annotation, str):
         return _SIMPLE.get(annotation)
     if annotation in (int, float, bool, str):
         return (int, bool) if annotation is int else annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members: list[type] = []
+        for member in typing.get_args(annotation):
+            if member is type(None) or member in (int, float, bool, str):
+                members.append(member)
+            elif typing.get_origin(member) is tuple or member is tuple:
+                members.extend((tuple, list))
+            else:
+                return None
+        if float in members and int not in members:
+            members.append(int)
+        return tuple(dict.fromkeys(members))
     return None
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a tuple", type(None): "none"}
 
 
 def _type_words(expected: Any) -> str:
     if isinstance(expected, tuple):
-        expected = expected[0]
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(expected, str(expected))
+        if expected == (int, bool):
+            return _TYPE_WORDS[int]
+        return " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in expected if t in _TYPE_WORDS))
+    return _TYPE_WORDS.get(expected, str(expected))
 
 
 # ----------------------------------------------------------------------------- running on meta
@@ -216,7 +289,135 @@ def run(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], wha
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError) as exc:
         shapes = ", ".join(describe(meta, symbols) for meta, _ in inputs)
         notes = [Note(f"an input of shape {describe(meta, symbols)} came from here", src) for meta, src in inputs if src]
-        raise ShapeError(f"{what} cannot take input{'s' if len(inputs) > 1 else ''} of shape {shapes}: {_first_line(exc)}", span, notes=notes) from None
+        detail, hint = _explain(fn, args, kwargs, symbols) or (_first_line(exc), None)
+        raise ShapeError(f"{what} cannot take input{'s' if len(inputs) > 1 else ''} of shape {shapes}: {detail}", span, notes=notes, hint=hint) from None
+
+
+# ----------------------------------------------------------------------------- explaining failures
+# torch's own messages speak of representative sizes (B as 2, H as 32) and internal argument
+# names (batch2, "tensor number 1"); for the common mistakes say it in the spec's terms.
+
+_BROADCASTING = (operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod, operator.pow, torch.add, torch.sub, torch.mul, torch.div, torch.where)
+
+
+def _explain(fn: Any, args: Sequence[Any], kwargs: dict[str, Any], symbols: Symbols) -> tuple[str, str | None] | None:
+    """What went wrong, in the spec's terms, and a hint; None to keep torch's message."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    method = getattr(fn, "__name__", None) if isinstance(getattr(fn, "__self__", None), torch.Tensor) else None
+    if fn in _BROADCASTING and len(tensors) >= 2:
+        return _explain_broadcast(tensors[0], tensors[1], symbols)
+    if fn in (operator.matmul, torch.matmul) and len(tensors) == 2 and min(t.dim() for t in tensors) >= 1:
+        return _explain_matmul(tensors[0], tensors[1], symbols)
+    if method in ("view", "reshape"):
+        return _explain_view(fn.__self__, args, method, symbols)
+    if fn is torch.reshape and tensors and len(args) == 2:
+        return _explain_view(args[0], args[1:], "reshape", symbols)
+    if fn in (torch.cat, torch.stack) and args and isinstance(args[0], list | tuple):
+        return _explain_cat(fn, list(args[0]), kwargs.get("dim", args[1] if len(args) > 1 else 0), symbols)
+    if (isinstance(fn, nn.Embedding) or fn is F.embedding) and tensors and tensors[0].is_floating_point():
+        dtype = str(tensors[0].dtype).removeprefix("torch.")
+        return (
+            f"Embedding looks up integer ids, but the input holds {dtype} values",
+            "declare integer inputs with a dtype, as in 'input idx: long[B, T]', or convert with .long()",
+        )
+    return None
+
+
+def _mismatch(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """The first dimension (counted from the end) where `a` and `b` do not broadcast."""
+    for k in range(-min(len(a), len(b)), 0):
+        if a[k] != b[k] and a[k] != 1 and b[k] != 1:
+            return k
+    return None
+
+
+def _explain_broadcast(a: torch.Tensor, b: torch.Tensor, symbols: Symbols) -> tuple[str, str | None] | None:
+    k = _mismatch(a.shape, b.shape)
+    if k is None:
+        return None
+    where = f"dimension {a.dim() + k}" if a.dim() == b.dim() else f"dimension {k} (from the end)"
+    return (
+        f"{where} is {symbols.dim(a.shape, k)} in the first and {symbols.dim(b.shape, k)} in the second; "
+        "sizes must be equal, or 1, to broadcast",
+        None,
+    )
+
+
+def _explain_matmul(a: torch.Tensor, b: torch.Tensor, symbols: Symbols) -> tuple[str, str | None] | None:
+    inner = -2 if b.dim() >= 2 else 0
+    if a.shape[-1] != b.shape[inner]:
+        which = {1: "only", 2: "first"}.get(b.dim(), "second-to-last")
+        hint = None
+        if b.dim() >= 2 and a.shape[-1] == b.shape[-1]:
+            hint = "to contract the last dimensions of both, transpose the right one: a @ b.transpose(-2, -1)"
+        return (
+            f"the left's last dimension ({symbols.dim(a.shape, -1)}) must equal the right's {which} dimension ({symbols.dim(b.shape, inner)})",
+            hint,
+        )
+    if a.dim() > 2 and b.dim() > 2 and _mismatch(a.shape[:-2], b.shape[:-2]) is not None:
+        k = _mismatch(a.shape[:-2], b.shape[:-2])
+        return (f"the batch dimensions do not broadcast: {symbols.dim(a.shape, k - 2)} against {symbols.dim(b.shape, k - 2)}", None)
+    return None
+
+
+def _explain_view(source: torch.Tensor, args: Sequence[Any], method: str, symbols: Symbols) -> tuple[str, str | None] | None:
+    target = args[0] if len(args) == 1 and isinstance(args[0], list | tuple | torch.Size) else args
+    if not target or not all(isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in target) or list(target).count(-1) > 1:
+        return None
+    target = [int(d) for d in target]
+    total, fixed = source.numel(), prod(d for d in target if d != -1)
+    if (total == fixed) if -1 not in target else (fixed != 0 and total % fixed == 0):
+        if method == "view" and not source.is_contiguous():
+            return (
+                "the sizes agree, but the tensor is not contiguous in memory (a transpose or permute made it so), and view() needs it to be",
+                "call .contiguous() before .view(), or use .reshape()",
+            )
+        return None
+    common = 0
+    while common < min(len(target), source.dim()) and target[common] == source.shape[common]:
+        common += 1
+    rest, want = list(source.shape[common:]), target[common:]
+    if not want:
+        return None
+    after = f" after {symbols.describe(source.shape[:common])}" if common else ""
+    target_text = "[" + ", ".join([*(symbols.dim(source.shape, i) for i in range(common)), *map(str, want)]) + "]"
+    have = f"{_product_text(rest)} element{'s' if prod(rest) != 1 else ''}{after}"
+    known = [d for d in want if d != -1]
+    if want.count(-1) == 1:
+        return (f"it has {have}, which do not split evenly into {target_text} ({prod(rest)} is not a multiple of {_product_text(known)})", None)
+    return (f"it has {have}, but {target_text} asks for {_product_text(want)}", None)
+
+
+def _product_text(sizes: Sequence[int]) -> str:
+    sizes = [int(s) for s in sizes]
+    if len(sizes) == 1:
+        return str(sizes[0])
+    return f"{' x '.join(map(str, sizes))} = {prod(sizes)}"
+
+
+def _explain_cat(fn: Any, tensors: list[Any], dim: Any, symbols: Symbols) -> tuple[str, str | None] | None:
+    if len(tensors) < 2 or not all(isinstance(t, torch.Tensor) for t in tensors) or not isinstance(dim, int):
+        return None
+    name = "cat" if fn is torch.cat else "stack"
+    first = tensors[0]
+    for i, t in enumerate(tensors[1:], start=1):
+        if t.dim() != first.dim():
+            return (f"{name} needs inputs with the same number of dimensions; input 0 has {first.dim()}, input {i} has {t.dim()}", None)
+    if not -first.dim() - (fn is torch.stack) <= dim < first.dim() + (fn is torch.stack):
+        return None
+    axis = dim % (first.dim() + (fn is torch.stack))
+    for i, t in enumerate(tensors[1:], start=1):
+        for d in range(first.dim()):
+            if (fn is torch.stack or d != axis) and t.shape[d] != first.shape[d]:
+                rule = f"every dimension but {axis} must match" if fn is torch.cat else "all inputs must have the same shape"
+                hint = None
+                if first.dim() >= 4 and d >= 2:  # the spatial sizes of feature maps
+                    hint = "bring the maps to one size first, e.g. pad_to(smaller, larger) as U-Net does, or crop the larger"
+                return (
+                    f"{rule}, but dimension {d} is {symbols.dim(first.shape, d)} in input 0 and {symbols.dim(t.shape, d)} in input {i}",
+                    hint,
+                )
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

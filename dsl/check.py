@@ -1,0 +1,190 @@
+"""Checks that need no shapes, over every definition of a file: names that are never
+defined, layers that do not exist, keyword arguments a layer does not take.
+
+Elaboration finds these too, but only on the paths a net takes with its parameters; this
+pass also covers blocks no net uses yet and branches not taken, which is what `dsl validate`
+promises for a library of blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from dsl import ir
+from dsl.errors import (
+    DSLError,
+    InitError,
+    UndefinedValueError,
+    UnknownKeywordError,
+    UnknownLayerError,
+    did_you_mean,
+    keyword_span,
+)
+from dsl.init import INITIALISERS
+from dsl.loader import Unit
+from dsl.registry import REGISTRY
+
+_RECIPES = ("resnet", "vgg", "transformer", "zero_init_residual", "torch_default")
+
+
+def check_unit(unit: Unit) -> list[DSLError]:
+    errors: list[DSLError] = []
+    for definition in unit.spec.defs:
+        errors.extend(_check_definition(definition, unit))
+    return errors
+
+
+def _check_definition(definition: ir.NetDef | ir.BlockDef, unit: Unit) -> list[DSLError]:
+    body = definition.body.body if isinstance(definition.body, ir.Container) else definition.body
+    defined = {p.name for p in definition.params} | set(_defined_names(body))
+    errors: list[DSLError] = []
+    for param in definition.params:
+        if param.default is not None:
+            errors.extend(_check_expr(param.default, defined, unit))
+    for stmt in _walk(body):
+        errors.extend(_check_stmt(stmt, defined, unit))
+    if isinstance(definition.body, ir.Container):
+        for value in definition.body.options.values():
+            errors.extend(_check_expr(value, defined, unit))
+    return errors
+
+
+def _walk(stmts: list) -> Iterator[Any]:
+    for stmt in stmts:
+        yield stmt
+        for field in ("then", "else_", "body"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                yield from _walk(inner)
+        for field in ("value", "define", "layer", "return_"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, ir.Container):
+                yield from _walk(inner.body)
+
+
+def _defined_names(stmts: list) -> Iterator[str]:
+    for stmt in _walk(stmts):
+        if isinstance(stmt, ir.Input):
+            yield stmt.input
+        elif isinstance(stmt, ir.Let):
+            yield from stmt.let
+            if stmt.define is not None and isinstance(stmt.value, ir.Call) and isinstance(stmt.value.func, ir.Name):
+                yield stmt.value.func.id
+        elif isinstance(stmt, ir.Return) and stmt.define is not None:
+            if isinstance(stmt.return_, ir.Call) and isinstance(stmt.return_.func, ir.Name):
+                yield stmt.return_.func.id
+        elif isinstance(stmt, ir.TensorDecl):
+            yield stmt.name
+        elif isinstance(stmt, ir.For):
+            yield stmt.for_
+
+
+def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
+    exprs: list[ir.ExprNode] = []
+    if isinstance(stmt, ir.Let):
+        exprs = [stmt.value] + ([stmt.define] if stmt.define is not None else [])
+    elif isinstance(stmt, ir.Layer):
+        exprs = [stmt.layer]
+    elif isinstance(stmt, ir.Return):
+        exprs = [stmt.return_] + ([stmt.define] if stmt.define is not None else [])
+    elif isinstance(stmt, ir.If):
+        exprs = [stmt.if_]
+    elif isinstance(stmt, ir.For):
+        exprs = [stmt.in_]
+    elif isinstance(stmt, ir.TensorDecl):
+        exprs = [*stmt.shape, *stmt.options.values()]
+        if stmt.init is not None:
+            exprs.extend(_initialiser_args(stmt.init))
+            return [*_check_initialiser(stmt.init), *[e for x in exprs for e in _check_expr(x, defined, unit)]]
+    errors: list[DSLError] = []
+    for expr in exprs:
+        errors.extend(_check_expr(expr, defined, unit))
+    return errors
+
+
+def _initialiser_args(expr: ir.ExprNode) -> list[ir.ExprNode]:
+    if isinstance(expr, ir.Call):
+        return [*expr.args, *expr.kwargs.values()]
+    return []
+
+
+def _check_initialiser(expr: ir.ExprNode) -> list[DSLError]:
+    if isinstance(expr, ir.Call) and isinstance(expr.func, ir.Name) and expr.func.id not in INITIALISERS:
+        hint = did_you_mean(expr.func.id, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}"
+        return [InitError(f"unknown initialiser '{expr.func.id}'", expr.func.span, hint=hint)]
+    return []
+
+
+def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
+    if isinstance(expr, ir.Container):
+        return [e for v in expr.options.values() for e in _check_expr(v, defined, unit)]
+    if isinstance(expr, ir.Name):
+        return _check_name(expr, defined, unit)
+    if isinstance(expr, ir.Attr):
+        dotted = ir.dotted(expr)
+        if dotted and dotted.split(".")[0] == "torchvision":
+            if REGISTRY.layer(dotted) is None:
+                return [UnknownLayerError(f"unknown layer '{dotted}'", expr.span)]
+            return []
+        return _check_expr(expr.value, defined, unit)
+    errors: list[DSLError] = []
+    children = list(_children(expr))
+    if isinstance(expr, ir.Call):
+        errors.extend(_check_keywords(expr, defined, unit))
+        if isinstance(expr.func, ir.Name):
+            errors.extend(_check_name(expr.func, defined, unit, called=True))
+            children = [c for c in children if c is not expr.func]
+    for child in children:
+        errors.extend(_check_expr(child, defined, unit))
+    return errors
+
+
+def _check_name(expr: ir.Name, defined: set[str], unit: Unit, called: bool = False) -> list[DSLError]:
+    name = expr.id
+    if "{" in name or name in defined or name in unit.names or _known(name):
+        return []
+    if name[:1].isupper():
+        candidates = [*REGISTRY.layer_names(), *unit.names]
+        return [UnknownLayerError(f"unknown layer '{name}'", expr.span, hint=did_you_mean(name, candidates) or "layers are torch.nn classes, blocks, or names registered with @dsl.register")]
+    from dsl.resolve import BUILTINS
+
+    if called:
+        candidates = [*REGISTRY.functions, *BUILTINS, *defined]
+        return [UndefinedValueError(f"unknown function '{name}'", expr.span, hint=did_you_mean(name, candidates) or "functions are torch ops such as cat, relu, softmax, or names registered with @dsl.register")]
+    candidates = [*defined, *REGISTRY.functions, *BUILTINS, *unit.names]
+    return [UndefinedValueError(f"'{name}' is not defined here", expr.span, hint=did_you_mean(name, candidates))]
+
+
+def _known(name: str) -> bool:
+    from dsl.resolve import BUILTINS
+
+    return REGISTRY.layer(name) is not None or REGISTRY.function(name) is not None or name in BUILTINS
+
+
+def _check_keywords(call: ir.Call, defined: set[str], unit: Unit) -> list[DSLError]:
+    if not isinstance(call.func, ir.Name) or call.func.id in defined or call.func.id in unit.names:
+        return []
+    layer = REGISTRY.layer(call.func.id)
+    if layer is None or layer.accepts_var_kwargs():
+        return []
+    names = layer.keyword_names()
+    return [
+        UnknownKeywordError(f"{layer.name} has no argument '{key}'", keyword_span(key, value.span), hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}")
+        for key, value in call.kwargs.items()
+        if key not in names
+    ]
+
+
+def _children(expr: Any) -> Iterator[Any]:
+    for name in type(expr).model_fields:
+        if name == "span":
+            continue
+        value = getattr(expr, name)
+        if isinstance(value, ir.Node):
+            yield value
+        elif isinstance(value, list):
+            yield from (v for v in value if isinstance(v, ir.Node))
+        elif isinstance(value, dict):
+            yield from (v for v in value.values() if isinstance(v, ir.Node))
+
