@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsl.errors import DSLError
+from dsl.limits import DEFAULT_MAX_PARAMS, check_params
 
 if TYPE_CHECKING:
     import torch
@@ -56,6 +57,7 @@ def build_model(
     dtype: torch.dtype | None = None,
     sizes: dict[str, int] | None = None,
     outputs: list[str] | None = None,
+    max_params: int | None = DEFAULT_MAX_PARAMS,
 ) -> nn.Module:
     """Compile a spec (a path, `.net`/YAML text, or IR) into an ordinary `nn.Module`.
 
@@ -63,12 +65,17 @@ def build_model(
     `sizes` gives the symbolic input dims (B, H, ...) the sizes shapes are checked with;
     `outputs=["layer1.0.conv1", ...]` returns a model whose forward gives those
     intermediate values as a dict, by qualified name (no hooks to write).
+    A model with more than `max_params` parameter and buffer elements is refused with a
+    `dsl.errors.LimitError` before anything is allocated (None: no limit; a build on the
+    meta device allocates nothing and is not limited).
     """
     import torch
 
     from dsl.compile import compile_resolved
 
     resolved = validate(spec, net=net, params=params, sizes=sizes)
+    if device is None or torch.device(device).type != "meta":
+        check_params(resolved, max_params)
     if seed is not None:
         torch.manual_seed(seed)
     model = compile_resolved(resolved, device=device, dtype=dtype)

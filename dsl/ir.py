@@ -182,11 +182,16 @@ class Return(Node):
     define: Expr | None = None
 
 
+def _without_span(value: Any) -> Any:
+    """A YAML mapping read as a plain dict: drop the position the loader adds to it."""
+    return {k: v for k, v in value.items() if k != "__span__"} if isinstance(value, dict) else value
+
+
 class TensorDecl(Node):
     shape: list[ShapeDim]
     dtype: str | None = None
     init: Expr | None = None
-    options: dict[str, Expr] = {}
+    options: Annotated[dict[str, Expr], BeforeValidator(_without_span)] = {}
 
     @property
     def name(self) -> str:
@@ -388,6 +393,16 @@ class SpecFile(Node):
 
     def nets(self) -> list[NetDef]:
         return [d for d in self.defs if isinstance(d, NetDef)]
+
+
+def dotted(expr: Any) -> str | None:
+    """`torchvision.models.resnet50` for a chain of names and attributes, else None."""
+    if isinstance(expr, Name):
+        return expr.id
+    if isinstance(expr, Attr):
+        base = dotted(expr.value)
+        return f"{base}.{expr.attr}" if base else None
+    return None
 
 
 for _model in (Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr, DictExpr, Container, If, For, Definition, NetDef, BlockDef, SpecFile):

@@ -17,7 +17,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from lark.indenter import Indenter
 
 from dsl import ir
-from dsl.errors import DSLError, DSLSyntaxError, IndentationError_, LimitError
+from dsl.errors import DSLError, DSLSyntaxError, IndentationError_, LimitError, Note
 from dsl.source import Span, register_source
 
 MAX_SOURCE_BYTES = 20_000_000
@@ -42,9 +42,10 @@ class _Indenter(Indenter):
         yield token
         indent_str = token.rsplit("\n", 1)[1]
         if "\t" in indent_str and " " in indent_str:
+            end = _token_end_span(self.file, token)
             raise IndentationError_(
                 "indentation mixes tabs and spaces",
-                _token_end_span(self.file, token),
+                Span(file=self.file, line=end.line, col=1, end_line=end.line, end_col=end.col),
                 hint="indent with spaces only (4 per level is the convention)",
             )
         indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
@@ -54,11 +55,11 @@ class _Indenter(Indenter):
             self.indent_level.append(indent)
             yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
             return
+        levels = ", ".join(str(level) for level in self.indent_level)
         while indent < self.indent_level[-1]:
             self.indent_level.pop()
             yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
         if indent != self.indent_level[-1]:
-            levels = ", ".join(str(level) for level in self.indent_level)
             raise IndentationError_(
                 f"this line is indented by {indent} columns, which matches no enclosing block",
                 _token_end_span(self.file, token),
@@ -193,6 +194,10 @@ _TOKEN_WORDS = {
 }
 
 
+# Said first when expected: what most often is missing.
+_FIRST = ("RPAR", "RSQB", "RBRACE", "COLON", "COMMA")
+
+
 def _describe_expected(expected: set[str]) -> str:
     words = []
     for name in sorted(expected):
@@ -200,7 +205,8 @@ def _describe_expected(expected: set[str]) -> str:
             words.append(_TOKEN_WORDS[name])
         elif name.isupper():
             words.append(f"'{name.lower()}'")
-    words = sorted(set(words))
+    first = [_TOKEN_WORDS[name] for name in _FIRST if name in expected]
+    words = first + sorted(set(words) - set(first))
     if len(words) > 6:
         words = words[:6] + ["..."]
     return ", ".join(words) if words else "something else"
@@ -230,11 +236,13 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str, origin: Span | Non
             return IndentationError_("a tab where the line's content was expected", span, hint="indent with spaces")
         hint = _hint_for_char(char)
         return DSLSyntaxError(f"unexpected character '{char}'", span, hint=hint)
+    what = "the expression" if origin is not None else "the file"
     if isinstance(exc, UnexpectedEOF):
         return DSLSyntaxError(
-            f"the file ends too early: expected {_describe_expected(set(exc.expected))}",
+            f"{what} ends too early: expected {_describe_expected(set(exc.expected))}",
             span,
             hint="an opening bracket or an indented block may be left unclosed",
+            notes=_bracket_note(text, len(text), file, origin),
         )
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
@@ -243,9 +251,20 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str, origin: Span | Non
     if token.type == "_INDENT":
         return IndentationError_("unexpected indentation", span, hint="this line is indented more than the statement before it, which does not open a block with ':'")
     if token.type == "$END" or (token.type == "_DEDENT" and token == ""):
+        notes = _bracket_note(text, len(text), file, origin)
+        bracket = _unclosed_bracket(text, len(text))
         hint = "an opening bracket may be left unclosed" if _open_brackets(text) else None
-        return DSLSyntaxError(f"the file ends too early: expected {_describe_expected(expected)}", span, hint=hint)
+        if bracket is not None:
+            hint = f"close the '{bracket[0]}' with '{_CLOSERS[bracket[0]]}'"
+        return DSLSyntaxError(f"{what} ends too early: expected {_describe_expected(expected)}", span, hint=hint, notes=notes)
     hint = None
+    open_bracket = _unclosed_bracket(text, token.start_pos) if token.start_pos is not None else None
+    if open_bracket is not None and open_bracket[1] < (token.line or 0):
+        # Inside brackets line breaks do not end a statement, so the next line reads on.
+        char, bracket_line, _ = open_bracket
+        hint = f"the '{char}' opened on line {bracket_line + (origin.line - 1 if origin else 0)} is not closed"
+        notes = _bracket_note(text, token.start_pos, file, origin)
+        return DSLSyntaxError(f"expected {_describe_expected(expected)}, found {found}", span, hint=hint, notes=notes)
     if token.type == "_NEWLINE" and "COLON" in expected:
         hint = "a line that opens a block ends with ':'"
     elif token.type == "_NEWLINE" and ("RPAR" in expected or "RSQB" in expected or "RBRACE" in expected):
@@ -288,6 +307,9 @@ def _error_position(exc: UnexpectedInput, text: str) -> tuple[int, int]:
             return line, col
         if token.type in ("$END", "_DEDENT") or token.line is None:
             return _last_position(text)
+        if token.type == "_INDENT":
+            # The token borrows the newline's position; the indented text starts at its end.
+            return token.end_line or token.line, token.end_column or token.column
         return token.line, token.column
     line = getattr(exc, "line", None)
     col = getattr(exc, "column", None)
@@ -308,6 +330,36 @@ def _token_width(exc: UnexpectedInput) -> int:
     if token is None or token.type in ("_NEWLINE", "_INDENT", "_DEDENT", "$END"):
         return 1
     return max(1, len(str(token)))
+
+
+def _unclosed_bracket(text: str, upto: int) -> tuple[str, int, int] | None:
+    """The innermost bracket still open at offset `upto`: (char, line, column)."""
+    stack: list[int] = []
+    for match in re.finditer(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}]", text[:upto]):
+        char = match.group()
+        if char in "([{":
+            stack.append(match.start())
+        elif char in ")]}" and stack:
+            stack.pop()
+    if not stack:
+        return None
+    pos = stack[-1]
+    line = text.count("\n", 0, pos) + 1
+    return text[pos], line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _bracket_note(text: str, upto: int, file: str, origin: Span | None) -> list[Note]:
+    found = _unclosed_bracket(text, upto)
+    if found is None:
+        return []
+    char, line, col = found
+    if origin is not None and origin:
+        col = col + origin.col - 1 if line == 1 else col
+        line = line + origin.line - 1
+    return [Note(f"this '{char}' is not closed", Span(file=file, line=line, col=col, end_line=line, end_col=col + 1))]
 
 
 def _open_brackets(text: str) -> bool:
@@ -514,6 +566,12 @@ class _ToIR(Transformer):
         return ir.Let.model_construct(let=targets, value=value, define=container, span=self._span(meta))
 
     @v_args(meta=True)
+    def container_return(self, meta: Any, items: list) -> ir.Return:
+        value, kind, options, body = items
+        container = ir.Container.model_construct(kind=kind, options=options or {}, body=body, span=self._span(meta))
+        return ir.Return.model_construct(return_=value, define=container, span=self._span(meta))
+
+    @v_args(meta=True)
     def container_anon(self, meta: Any, items: list) -> ir.Layer:
         kind, options, body = items
         container = ir.Container.model_construct(kind=kind, options=options or {}, body=body, span=self._span(meta))
@@ -603,12 +661,14 @@ class _ToIR(Transformer):
     def arguments(self, items: list) -> tuple[list, dict]:
         args: list = []
         kwargs: dict = {}
+        key_spans: dict[str, Span] = {}
         for item in items:
             if isinstance(item, tuple):
                 key, value, span = item
                 if key in kwargs:
-                    raise DSLSyntaxError(f"keyword argument '{key}' is given twice", span)
+                    raise DSLSyntaxError(f"keyword argument '{key}' is given twice", span, notes=[Note("first given here", key_spans[key])])
                 kwargs[key] = value
+                key_spans[key] = span
             else:
                 if kwargs:
                     raise DSLSyntaxError("a positional argument follows a keyword argument", item.span, hint="put positional arguments first")

@@ -9,6 +9,7 @@ validators. See docs/yaml.md.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -78,10 +79,17 @@ def expr_from_yaml(value: Any) -> ir.ExprNode:
     if isinstance(value, str):
         return _expr_from_str(value)
     if isinstance(value, list):
-        return ir.ListExpr(items=[expr_from_yaml(item) for item in value], span=_span_of(value))
+        return ir.ListExpr(items=[_expr_within(item, _span_of(value)) for item in value], span=_span_of(value))
     if isinstance(value, dict):
         return _expr_from_mapping(value)
     raise SchemaError(f"expected a value, found {_describe(value)}", _span_of(value))
+
+
+def _expr_within(value: Any, span: Span) -> ir.ExprNode:
+    """An item of a list or mapping; null and booleans carry no position, so they take the
+    position of what holds them."""
+    node = expr_from_yaml(value)
+    return node if node.span else node.model_copy(update={"span": span})
 
 
 def dim_from_yaml(value: Any) -> ir.ExprNode:
@@ -189,6 +197,11 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_spanned_seq)
 _Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_spanned_str)
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_spanned_int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_spanned_float)
+# A date-like scalar stays a string: a spec has no use for timestamps.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _load(text: str, file: str) -> Any:
@@ -255,17 +268,25 @@ def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> YAMLFormat
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     span = Span(file=file, line=line, col=col, end_line=line, end_col=col + 1)
     message = exc.problem or exc.context or "this is not valid YAML"
+    if exc.context and exc.context.startswith("expected") and exc.problem:  # "expected X, but found Y"
+        message = f"{exc.context}, {exc.problem}"
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
     if isinstance(exc, yaml.constructor.ConstructorError) and "constructor for the tag" in message:
+        tag = re.match(r"!\S*", source[col - 1 :])
+        if tag:
+            span = Span(file=file, line=line, col=col, end_line=line, end_col=col + tag.end())
         return YAMLFormatError(
-            "this YAML tag is not allowed in a spec",
+            f"the YAML tag '{tag.group()}' is not allowed in a spec" if tag else "this YAML tag is not allowed in a spec",
             span,
             hint="specs are plain data: remove the '!' tag (loading a spec never runs code)",
         )
-    lines = text.splitlines()
-    source = lines[line - 1] if 0 < line <= len(lines) else ""
     indentation = source[: len(source) - len(source.lstrip(" \t"))]
-    hint = "YAML does not allow tabs for indentation; use spaces" if "\t" in indentation else None
-    return YAMLFormatError(message, span, hint=hint)
+    if "\t" in indentation:
+        tab = indentation.index("\t") + 1
+        span = Span(file=file, line=line, col=tab, end_line=line, end_col=tab + 1)
+        return YAMLFormatError("a tab in the indentation", span, hint="YAML indents with spaces only; replace the tab with spaces")
+    return YAMLFormatError(message, span)
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -299,7 +320,7 @@ def _container(kind: str, value: Any, span: Span) -> ir.Container:
         body, options = value or [], {}
     elif isinstance(value, dict):
         body = value.get("body", [])
-        options = _keywords({k: v for k, v in value.items() if k != "body"})
+        options = _keywords({k: v for k, v in value.items() if k != "body"}, span)
     else:
         raise SchemaError(
             f"a {kind} holds a list of statements, or a mapping of options with 'body'",
@@ -326,7 +347,7 @@ def _call(callee: Any, value: Any, span: Span) -> ir.Call:
             _span_of(value) or span,
             hint=f"write {{{callee}: [{value!r}]}}",
         )
-    return ir.Call(func=func, args=[expr_from_yaml(a) for a in args], kwargs=_keywords(kwargs), span=span)
+    return ir.Call(func=func, args=[_expr_within(a, span) for a in args], kwargs=_keywords(kwargs, span), span=span)
 
 
 def _callee(key: Any, span: Span) -> ir.ExprNode:
@@ -350,14 +371,14 @@ def _callee(key: Any, span: Span) -> ir.ExprNode:
     return func
 
 
-def _keywords(mapping: dict) -> dict[str, ir.ExprNode]:
+def _keywords(mapping: dict, span: Span) -> dict[str, ir.ExprNode]:
     out = {}
     for key, value in mapping.items():
         if key == "__span__":
             continue
         if not isinstance(key, str) or not ir.IDENTIFIER.fullmatch(key):
-            raise SchemaError(f"'{key}' is not a keyword name", _span_of(key) or mapping.get("__span__", NO_SPAN))
-        out[str(key)] = expr_from_yaml(value)
+            raise SchemaError(f"'{key}' is not a keyword name", _span_of(key) or span)
+        out[str(key)] = _expr_within(value, _span_of(key) or span)
     return out
 
 
@@ -375,63 +396,76 @@ def _schema_error(exc: ValidationError, data: dict) -> SchemaError:
     # A union reports one error per branch; the one that got furthest into the data is
     # the one the writer meant.
     located = [(_walk(data, error["loc"]), error) for error in exc.errors(include_url=False)]
-    (trail, keys), error = max(located, key=lambda item: len(item[0][1]))
-    mapping = next((value for value in reversed(trail) if isinstance(value, dict)), data)
-    span = _span_of(trail[-1]) or mapping.get("__span__", NO_SPAN)
+    steps, error = max(located, key=lambda item: len(item[0]))
+    value = steps[-1][1]
+    # The mapping that holds the offending key: the value itself when the key is missing.
+    holder = len(steps) - 1 if error["type"] == "missing" and isinstance(value, dict) else _holder(steps)
+    mapping = steps[holder][1]
+    span = _span_of(value) or _span_of(mapping)
     field = next((seg for seg in reversed(error["loc"]) if isinstance(seg, str)), None)
     kind = error["type"]
+    if _list_key(steps, holder) == "params" and kind in ("missing", "extra_forbidden"):
+        return SchemaError("a parameter is written as a name, or as {name: default}", _span_of(mapping), hint="write params: [out, {mid: 64}]")
     if kind == "missing":
-        return SchemaError(f"missing key '{field}'", mapping.get("__span__", NO_SPAN))
+        return SchemaError(f"missing key '{field}'", _span_of(mapping))
     if kind == "extra_forbidden":
         key_span = next((_span_of(k) for k in mapping if k == field), span)
-        return SchemaError(f"unknown key '{field}'", key_span, hint=did_you_mean(str(field), _allowed_keys(keys, mapping, data)))
+        return SchemaError(f"unknown key '{field}'", key_span, hint=did_you_mean(str(field), _allowed_keys(steps, holder)))
     if kind in ("union_tag_not_found", "union_tag_invalid"):
-        return _tag_error(trail[-1], keys, span)
+        return _tag_error(value, _list_key(steps, len(steps) - 1), span)
     where = f"'{field}': " if field else ""
     return SchemaError(f"{where}{_plain_message(error)}", span)
 
 
-def _walk(data: Any, loc: tuple) -> tuple[list, list]:
-    """Follow an error's location through the raw data. Segments that name no place in it
-    (union tags such as 'let', branch names such as 'Container') are skipped."""
-    trail, keys = [data], []
+def _walk(data: Any, loc: tuple) -> list[tuple[Any, Any]]:
+    """Follow an error's location through the raw data, as (key, value) steps. Segments that
+    name no place in it (union tags such as 'let', branch names such as 'Container') are
+    skipped."""
+    steps: list[tuple[Any, Any]] = [(None, data)]
     after_index = False
     for segment in loc:
-        current = trail[-1]
+        current = steps[-1][1]
         if isinstance(current, dict) and segment in current and not (after_index and segment == _tag(current)):
-            trail.append(current[segment])
-            keys.append(segment)
+            steps.append((segment, current[segment]))
         elif isinstance(current, list) and isinstance(segment, int) and 0 <= segment < len(current):
-            trail.append(current[segment])
-            keys.append(segment)
+            steps.append((segment, current[segment]))
             after_index = True
             continue
         after_index = False
-    return trail, keys
+    return steps
+
+
+def _holder(steps: list[tuple[Any, Any]]) -> int:
+    """The index of the innermost mapping that holds the last step."""
+    return next((i for i in range(len(steps) - 2, -1, -1) if isinstance(steps[i][1], dict)), 0)
+
+
+def _list_key(steps: list[tuple[Any, Any]], index: int) -> Any:
+    """The key of the list that holds step `index` ('defs', 'params', ...), if it is in one."""
+    return steps[index - 1][0] if index >= 2 and isinstance(steps[index][0], int) else None
 
 
 def _tag(mapping: dict) -> str | None:
     return next((key for key in mapping if key in _STATEMENT_MODELS or key in _DEFINITION_MODELS), None)
 
 
-def _allowed_keys(keys: list, mapping: dict, data: dict) -> list[str]:
+def _allowed_keys(steps: list[tuple[Any, Any]], holder: int) -> list[str]:
+    mapping = steps[holder][1]
     tag = _tag(mapping)
-    parent = next((key for key in reversed(keys) if isinstance(key, str)), None)
-    if mapping is data:
+    if holder == 0:
         model: type[BaseModel] | None = ir.SpecFile
     elif tag is not None:
         model = _STATEMENT_MODELS.get(tag) or _DEFINITION_MODELS[tag]
     else:
-        model = _LIST_ITEM_MODELS.get(str(parent))
+        model = _LIST_ITEM_MODELS.get(str(_list_key(steps, holder)))
     if model is None:
         return []
     return [field.alias or name for name, field in model.model_fields.items() if name != "span"]
 
 
-def _tag_error(value: Any, keys: list, span: Span) -> SchemaError:
-    parent = next((key for key in reversed(keys) if isinstance(key, str)), None)
+def _tag_error(value: Any, list_key: Any, span: Span) -> SchemaError:
     given = [str(k) for k in value if k != "__span__"] if isinstance(value, dict) else []
-    if parent == "defs":
+    if list_key == "defs":
         expected, what = list(_DEFINITION_MODELS), "a definition"
     else:
         expected, what = list(_STATEMENT_MODELS), "a statement"
@@ -475,4 +509,6 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         keys = [str(k) for k in value if k != "__span__"]
         return f"a mapping with keys {', '.join(keys)}" if keys else "an empty mapping"
+    if isinstance(value, ir.Node):
+        return f"a {type(value).__name__} expression"
     return f"a value of type {type(value).__name__}"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from dsl import ir, shapes
+from dsl import ir, limits, shapes
 from dsl.errors import (
     ArgumentError,
     ArityError,
@@ -58,6 +58,7 @@ class LeafSpec:
     layer: Layer
     kwargs: dict[str, Any]
     span: Span
+    numel: tuple[int, int] | None = None  # (parameter, buffer) elements, counted on meta (dsl.limits)
 
 
 @dataclass
@@ -297,7 +298,7 @@ class Handle:
         if first is not None:
             shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols, span)
         module = shapes.construct_on_meta(self.layer, bound, self.span)
-        self.spec = LeafSpec(self.layer, bound, self.span)
+        self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module))
         what = f"{self.name} ({self.layer.name})"
 
         def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
@@ -352,8 +353,8 @@ class Handle:
                     hint="apply it to a value, or remove it",
                 )
             bound = self.bind(None, elab)
-            shapes.construct_on_meta(self.layer, bound, self.span)
-            self.spec = LeafSpec(self.layer, bound, self.span)
+            module = shapes.construct_on_meta(self.layer, bound, self.span)
+            self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module))
         return self.spec
 
 
@@ -381,7 +382,12 @@ class GraphBuilder:
 
     def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec, span: Span) -> None:
         if name in self.member_spans:
-            raise DuplicateNameError(f"'{name}' is already a member of {self.class_name}", span, notes=[Note("first defined here", self.member_spans[name])])
+            raise DuplicateNameError(
+                f"'{name}' is already a member of {self.class_name}",
+                span,
+                notes=[Note("first defined here", self.member_spans[name])],
+                hint=f"give this one another name; to apply the same '{name}' again (shared weights), write '{name}(...)' alone",
+            )
         if not ir.IDENTIFIER.fullmatch(name):
             raise StructureError(f"'{name}' cannot name a module attribute", span)
         self.member_spans[name] = span

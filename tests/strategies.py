@@ -1,0 +1,173 @@
+"""Hypothesis strategies for random valid IR: every expression and statement kind, nested.
+
+"Valid" means what the `.net` parser can produce: containers only as statement values,
+slices only inside brackets, names that are not keywords.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from hypothesis import strategies as st
+
+from dsl import ir
+from dsl.printer import KEYWORDS
+from dsl.source import Span
+
+MAX_EXPR_LEAVES = 8
+
+identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True).filter(lambda s: s not in KEYWORDS and s != "__span__")
+callee_names = st.from_regex(r"[A-Z][A-Za-z0-9_]{0,7}", fullmatch=True).filter(lambda s: s not in KEYWORDS)
+# `down{i + 1}`: a name that a build-time `for` fills in.
+templated_names = st.builds(lambda base, part: f"{base}{{{part}}}", identifiers, st.sampled_from(["i", "i + 1", "2 * j", "k[0]"]))
+names = st.one_of(identifiers, identifiers, templated_names)
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+comment_texts = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=20)
+
+constants = st.builds(
+    ir.Const,
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**12), max_value=10**12),
+        st.floats(allow_nan=False, allow_infinity=False),
+        texts,
+    ),
+)
+name_exprs = st.builds(ir.Name, id=names)
+atoms = st.one_of(constants, name_exprs)
+
+
+def _calls(children: st.SearchStrategy) -> st.SearchStrategy:
+    funcs = st.one_of(
+        children,
+        st.builds(ir.Name, id=callee_names),
+        st.builds(ir.Attr, value=st.builds(ir.Name, id=identifiers), attr=identifiers),
+    )
+    return st.builds(
+        ir.Call,
+        func=funcs,
+        args=st.lists(children, max_size=3),
+        kwargs=st.dictionaries(identifiers, children, max_size=3),
+    )
+
+
+def _slices(children: st.SearchStrategy) -> st.SearchStrategy:
+    part = st.none() | children
+    return st.builds(ir.Slice, start=part, stop=part, step=part)
+
+
+def _indexes(children: st.SearchStrategy) -> st.SearchStrategy:
+    subscript = children | _slices(children)
+    index = st.one_of(subscript, st.builds(ir.TupleExpr, items=st.lists(subscript, max_size=3)))
+    return st.builds(ir.Index, value=children, index=index)
+
+
+def _compound(children: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(
+        st.builds(ir.Attr, value=children, attr=identifiers),
+        _indexes(children),
+        _calls(children),
+        st.builds(ir.BinOp, op=st.sampled_from(ir.BINARY_OPS), left=children, right=children),
+        st.builds(ir.UnaryOp, op=st.sampled_from(ir.UNARY_OPS), operand=children),
+        st.builds(ir.IfExp, cond=children, then=children, orelse=children),
+        st.builds(ir.ListExpr, items=st.lists(children, max_size=3)),
+        st.builds(ir.TupleExpr, items=st.lists(children, max_size=3)),
+        st.lists(st.tuples(children, children), max_size=3).map(
+            lambda pairs: ir.DictExpr(keys=[k for k, _ in pairs], values=[v for _, v in pairs])
+        ),
+    )
+
+
+expressions = st.recursive(atoms, _compound, max_leaves=MAX_EXPR_LEAVES)
+small_expressions = st.recursive(atoms, _compound, max_leaves=3)
+dims = st.lists(st.one_of(st.builds(ir.Name, id=identifiers), small_expressions), max_size=4)
+dtypes = st.none() | st.sampled_from(["long", "float16", "bool"])
+options = st.dictionaries(identifiers, small_expressions, max_size=2)
+container_options = st.dictionaries(identifiers.filter(lambda s: s != "body"), small_expressions, max_size=2)
+comments = st.lists(comment_texts, max_size=2).map(tuple)
+
+
+def _with_comments(strategy: st.SearchStrategy) -> st.SearchStrategy:
+    """Attach comments to a statement's span (they must print, but never affect equality)."""
+    return st.tuples(strategy, comments).map(lambda pair: pair[0].model_copy(update={"span": Span(comments=pair[1])}))
+
+
+def _containers(body: st.SearchStrategy) -> st.SearchStrategy:
+    return st.builds(ir.Container, kind=st.sampled_from(ir.CONTAINER_KINDS), options=container_options, body=body)
+
+
+@st.composite
+def _inputs(draw: st.DrawFn) -> ir.Input:
+    shape = draw(st.none() | dims)
+    return ir.Input(input=draw(identifiers), shape=shape, dtype=None if shape is None else draw(dtypes))
+
+
+def _tensor_decls() -> st.SearchStrategy:
+    fields = {"shape": dims, "dtype": dtypes, "init": st.none() | small_expressions, "options": options}
+    return st.one_of(st.builds(ir.ParamDecl, param=identifiers, **fields), st.builds(ir.BufferDecl, buffer=identifiers, **fields))
+
+
+init_rules = st.builds(
+    ir.InitRule,
+    match=st.one_of(st.none(), st.sampled_from(["Conv2d.weight", "bn.bias", "layer*.bn2.weight", "true", "a b"]), texts),
+    init=small_expressions,
+)
+
+
+def _simple_statements() -> st.SearchStrategy:
+    targets = st.lists(names, min_size=1, max_size=3)
+    return st.one_of(
+        _inputs(),
+        st.builds(ir.Let, let=targets, value=expressions, define=st.none() | small_expressions),
+        st.builds(ir.Layer, layer=expressions),
+        st.builds(ir.Return, return_=expressions, define=st.none() | small_expressions),
+        _tensor_decls(),
+        st.builds(ir.InitBlock, init=st.lists(init_rules, min_size=1, max_size=3)),
+    )
+
+
+def _nested_statements(body: st.SearchStrategy) -> st.SearchStrategy:
+    targets = st.lists(names, min_size=1, max_size=2)
+    containers = _containers(body)
+    return st.one_of(
+        st.builds(ir.Let, let=targets, value=containers),
+        st.builds(ir.Let, let=targets, value=small_expressions, define=containers),
+        st.builds(ir.Layer, layer=containers),
+        st.builds(ir.Return, return_=small_expressions, define=containers),
+        st.builds(ir.If, if_=small_expressions, then=body, else_=body),
+        # An elif chain: `else_` holding exactly one If.
+        st.builds(ir.If, if_=small_expressions, then=body, else_=st.builds(ir.If, if_=small_expressions, then=body, else_=body).map(lambda s: [s])),
+        st.builds(ir.For, for_=identifiers, in_=small_expressions, body=body),
+    )
+
+
+@functools.cache
+def statement_lists(depth: int = 2) -> st.SearchStrategy:
+    simple = _with_comments(_simple_statements())
+    if depth == 0:
+        return st.lists(simple, max_size=3)
+    nested = _with_comments(_nested_statements(statement_lists(depth - 1)))
+    return st.lists(st.one_of(simple, nested), max_size=3)
+
+
+def _params() -> st.SearchStrategy:
+    param = st.builds(ir.DefParam, name=identifiers | st.just("name"), default=st.none() | small_expressions)
+    return st.lists(param, max_size=3, unique_by=lambda p: p.name)
+
+
+def _definitions() -> st.SearchStrategy:
+    body = st.one_of(statement_lists(), _containers(statement_lists(1)))
+    doc = st.none() | st.lists(comment_texts, min_size=1, max_size=2).map("\n".join)
+    fields = {"params": _params(), "body": body, "doc": doc}
+    definition = st.one_of(st.builds(ir.NetDef, net=identifiers, **fields), st.builds(ir.BlockDef, block=identifiers, **fields))
+    return _with_comments(definition)
+
+
+imports = st.builds(
+    ir.Import,
+    from_=st.one_of(st.sampled_from(["unet", "blocks.common", "./parts.net", "net.x", "a b"]), texts),
+    import_=st.lists(identifiers, min_size=1, max_size=3),
+)
+
+spec_files = st.builds(ir.SpecFile, imports=st.lists(imports, max_size=2), defs=st.lists(_definitions(), max_size=3))
