@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dsl.ir import SpecFile
     from dsl.resolve import Resolved
 
-__all__ = ["DSLError", "build_model", "load", "register", "validate"]
+__all__ = ["DSLError", "build_model", "load", "materialize", "register", "validate"]
 
 
 def load(path: str | Path) -> SpecFile:
@@ -58,10 +58,14 @@ def build_model(
     sizes: dict[str, int] | None = None,
     outputs: list[str] | None = None,
     max_params: int | None = DEFAULT_MAX_PARAMS,
+    init_stream: str = "global",
 ) -> nn.Module:
     """Compile a spec (a path, `.net`/YAML text, or IR) into an ordinary `nn.Module`.
 
-    `params` overrides the net's parameters; `seed` makes initialisation reproducible;
+    `params` overrides the net's parameters; `seed` makes initialisation reproducible
+    (bit for bit, in any process); `init_stream="per-module"` seeds each module from the
+    seed and its qualified name, so adding a layer leaves the others' weights unchanged
+    (the default draws from torch's global stream in order, as a hand-written model does);
     `sizes` gives the symbolic input dims (B, H, ...) the sizes shapes are checked with;
     `outputs=["layer1.0.conv1", ...]` returns a model whose forward gives those
     intermediate values as a dict, by qualified name (no hooks to write).
@@ -76,14 +80,20 @@ def build_model(
     resolved = validate(spec, net=net, params=params, sizes=sizes)
     if device is None or torch.device(device).type != "meta":
         check_params(resolved, max_params)
-    if seed is not None:
-        torch.manual_seed(seed)
-    model = compile_resolved(resolved, device=device, dtype=dtype)
+    model = compile_resolved(resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream)
     if outputs is not None:
         from dsl.compile import feature_extractor
 
         return feature_extractor(model, outputs)
     return model
+
+
+def materialize(model: nn.Module, device: str | torch.device, *, seed: int | None = None, init_stream: str = "global") -> nn.Module:
+    """Real weights for a model built with `device="meta"`: exactly those a build on
+    `device` with the same seed gives."""
+    from dsl.compile import materialize as _materialize
+
+    return _materialize(model, device, seed=seed, init_stream=init_stream)
 
 
 def register(obj: Any = None, *, name: str | None = None) -> Any:

@@ -9,10 +9,12 @@ order as by a hand-written `__init__`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import linecache
 import types
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -20,8 +22,9 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from dsl import init
 from dsl.errors import ArgumentError, did_you_mean
-from dsl.init import INITIALISERS
+from dsl.registry import REGISTRY
 from dsl.resolve import (
     AliasSpec,
     ContainerSpec,
@@ -101,64 +104,122 @@ def _restore(name: str, src: str, imports: dict[str, str], state: dict[str, Any]
     return module
 
 
-def build(spec: ModuleSpec) -> nn.Module:
-    if isinstance(spec, LeafSpec):
-        return spec.layer.factory(**spec.kwargs)
-    if isinstance(spec, ContainerSpec):
-        return _build_container(spec)
-    return _build_graph(spec)
+class _Builder:
+    """Constructs a resolved tree in declaration order and collects its init rules."""
+
+    def __init__(self, stream: init.PerModuleStream | None) -> None:
+        self.stream = stream
+        self.scoped_rules: list[tuple[str, list[init.Rule]]] = []
+
+    def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
+        if isinstance(spec, LeafSpec):
+            with self._draws(path):
+                return spec.layer.factory(**spec.kwargs)
+        if isinstance(spec, ContainerSpec):
+            return self._container(spec, path)
+        return self._graph(spec, path)
+
+    def _draws(self, path: str) -> Any:
+        return self.stream(path) if self.stream is not None else contextlib.nullcontext()
+
+    def _container(self, spec: ContainerSpec, path: str) -> nn.Module:
+        children = [(name, self.build(child, _join(path, name))) for name, child in spec.children]
+        if spec.kind == "Sequential":
+            if all(name == str(i) for i, (name, _) in enumerate(children)):
+                return nn.Sequential(*(m for _, m in children))
+            return nn.Sequential(OrderedDict(children))
+        if spec.kind == "ModuleList":
+            return nn.ModuleList(m for _, m in children)
+        return nn.ModuleDict(OrderedDict(children))
+
+    def _graph(self, spec: GraphSpec, path: str) -> nn.Module:
+        module = generated_class(spec.class_name, spec.graph)()
+        if spec.init_rules:
+            self.scoped_rules.append((path, spec.init_rules))
+        for name, member in spec.members:
+            if isinstance(member, TensorSpec):
+                with self._draws(_join(path, name)):
+                    _add_tensor(module, name, member)
+            elif isinstance(member, AliasSpec):
+                module.add_module(name, module.get_submodule(member.target))
+            else:
+                module.add_module(name, self.build(member, _join(path, name)))
+        return module
 
 
-def _build_container(spec: ContainerSpec) -> nn.Module:
-    children = [(name, build(child)) for name, child in spec.children]
-    if spec.kind == "Sequential":
-        if all(name == str(i) for i, (name, _) in enumerate(children)):
-            return nn.Sequential(*(m for _, m in children))
-        return nn.Sequential(OrderedDict(children))
-    if spec.kind == "ModuleList":
-        return nn.ModuleList(m for _, m in children)
-    return nn.ModuleDict(OrderedDict(children))
-
-
-def _build_graph(spec: GraphSpec) -> nn.Module:
-    module = generated_class(spec.class_name, spec.graph)()
-    for name, member in spec.members:
-        if isinstance(member, TensorSpec):
-            _add_tensor(module, name, member)
-        elif isinstance(member, AliasSpec):
-            module.add_module(name, module.get_submodule(member.target))
-        else:
-            module.add_module(name, build(member))
-    return module
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 def _add_tensor(module: nn.Module, name: str, spec: TensorSpec) -> None:
     tensor = torch.empty(spec.shape, dtype=spec.dtype)
-    with torch.no_grad():
-        if spec.init is not None:
-            INITIALISERS[spec.init.name](tensor, *spec.init.args, **spec.init.kwargs)
-        else:
-            tensor.zero_()
+    if spec.init is not None:
+        spec.init.apply(tensor)
+    else:
+        tensor.zero_()
     if spec.kind == "param":
         module.register_parameter(name, nn.Parameter(tensor, requires_grad=spec.requires_grad))
     else:
         module.register_buffer(name, tensor, persistent=spec.persistent)
 
 
-def compile_resolved(resolved: Resolved, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> nn.Module:
-    with torch.device(device) if device is not None else _no_context():
-        model = build(resolved.root)
+def _layer_type(name: str) -> type | None:
+    layer = REGISTRY.layer(name)
+    return layer.factory if layer is not None and isinstance(layer.factory, type) else None
+
+
+# What each built model was built from, kept beside the model (not on it) for
+# `materialize` and `dsl summary --init`.
+BUILT: weakref.WeakKeyDictionary[nn.Module, tuple[Resolved, dict[str, init.Rule]]] = weakref.WeakKeyDictionary()
+
+
+def compile_resolved(
+    resolved: Resolved,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    seed: int | None = None,
+    init_stream: str = "global",
+) -> nn.Module:
+    """Construct the model; `init_stream="per-module"` seeds each module from `seed` and
+    its qualified name instead of drawing from torch's global stream in order."""
+    if init_stream not in ("global", "per-module"):
+        raise ArgumentError(f"init_stream is 'global' or 'per-module', not {init_stream!r}")
+    if init_stream == "per-module" and seed is None:
+        raise ArgumentError("init_stream='per-module' needs a seed")
+    stream = init.PerModuleStream(seed) if init_stream == "per-module" else None
+    if seed is not None and stream is None:
+        torch.manual_seed(seed)
+    builder = _Builder(stream)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = builder.build(resolved.root)
+        winners = init.initialise(model, builder.scoped_rules, _layer_type, stream)
     if dtype is not None:
         model = model.to(dtype)
+    BUILT[model] = (resolved, winners)
     return model
 
 
-class _no_context:
-    def __enter__(self) -> None:
-        return None
+def materialize(model: nn.Module, device: str | torch.device, *, seed: int | None = None, init_stream: str = "global") -> nn.Module:
+    """Give a model built on the meta device real weights on `device`: the same weights a
+    build there with the same seed gives, bit for bit. Returns the model itself."""
+    if model not in BUILT:
+        raise ArgumentError("materialize() takes a model made by dsl.build_model")
+    resolved, _ = BUILT[model]
+    real = compile_resolved(resolved, device=device, seed=seed, init_stream=init_stream)
+    model.to_empty(device=device)
+    model.load_state_dict(real.state_dict(keep_vars=True), assign=True, strict=True)
+    _copy_plain_buffers(real, model)
+    BUILT[model] = BUILT[real]
+    return model
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+
+def _copy_plain_buffers(source: nn.Module, target: nn.Module) -> None:
+    """Non-persistent buffers are not in a state_dict; carry them over by name."""
+    for (name, buffer), (_, mine) in zip(source.named_buffers(), target.named_buffers()):
+        if mine.shape == buffer.shape:
+            owner, _, leaf = name.rpartition(".")
+            target.get_submodule(owner).register_buffer(leaf, buffer, persistent=leaf not in target.get_submodule(owner)._non_persistent_buffers_set)
 
 
 def feature_extractor(model: nn.Module, outputs: list[str]) -> nn.Module:

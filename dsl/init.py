@@ -1,16 +1,34 @@
-"""Initialisers: the names a spec may use for its own `param`/`buffer` tensors.
+"""Initialisation: initialisers, init rules, recipes, and the order they are applied in.
 
-Each one is the `torch.nn.init` function of the same name (with the trailing underscore),
-so that a declared initialiser draws from the random stream exactly as the hand-written
-call would.
+Defaults are each module's own `reset_parameters` (what a hand-made model gets). Rules in
+an `init:` block override it:
+
+    init:
+        resnet(zero_init_residual=true)                 # a recipe: a list of rules
+        Conv2d.weight: kaiming_normal(mode="fan_out")    # by layer type (isinstance)
+        "layer*.*.bn2.weight": zeros()                  # by qualified name (fnmatch)
+
+Order, fixed and documented: after every module is constructed (in declaration order),
+each parameter gets the last rule that matches it, the rules of an inner block winning
+over the net's; parameters are then initialised in `named_parameters()` order — the order
+torchvision's `for m in self.modules(): ...` loops draw random numbers in, so a recipe
+gives torchvision's weights bit for bit. A rule that matches nothing is an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 from torch.nn import init as nn_init
+
+from dsl.errors import InitError, did_you_mean
+from dsl.source import Span
 
 INITIALISERS: dict[str, Callable[..., torch.Tensor]] = {
     "uniform": nn_init.uniform_,
@@ -28,3 +46,214 @@ INITIALISERS: dict[str, Callable[..., torch.Tensor]] = {
     "kaiming_normal": nn_init.kaiming_normal_,
     "sparse": nn_init.sparse_,
 }
+
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+RESIDUAL_LAST_NORM = "<last norm of each residual block>"
+
+
+@dataclass(frozen=True)
+class InitCall:
+    """An initialiser with its arguments, e.g. kaiming_normal(mode="fan_out")."""
+
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    span: Span
+
+    def apply(self, tensor: torch.Tensor) -> None:
+        with torch.no_grad():
+            INITIALISERS[self.name](tensor, *self.args, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class Rule:
+    target: str  # "Conv2d.weight", a name pattern, or RESIDUAL_LAST_NORM + ".weight"
+    init: InitCall
+    span: Span
+    recipe: str | None = None  # the recipe that wrote it: such rules may match nothing
+
+
+def _recipe_rules(name: str, span: Span, rules: list[tuple[str, str, tuple, dict]]) -> list[Rule]:
+    return [Rule(target, InitCall(init, args, kwargs, span), span, name) for target, init, args, kwargs in rules]
+
+
+def resnet(span: Span, zero_init_residual: bool = False) -> list[Rule]:
+    """torchvision's ResNet: conv fan_out/relu, norm layers 1/0 (optionally zero last BN)."""
+    rules = [
+        ("Conv2d.weight", "kaiming_normal", (), {"mode": "fan_out", "nonlinearity": "relu"}),
+        ("BatchNorm2d.weight", "constant", (1,), {}),
+        ("BatchNorm2d.bias", "constant", (0,), {}),
+        ("GroupNorm.weight", "constant", (1,), {}),
+        ("GroupNorm.bias", "constant", (0,), {}),
+    ]
+    out = _recipe_rules("resnet", span, rules)
+    return out + zero_init_residual_rules(span) if zero_init_residual else out
+
+
+def vgg(span: Span) -> list[Rule]:
+    """torchvision's VGG: conv fan_out/relu with zero bias, BN 1/0, Linear normal(0, 0.01)/0."""
+    return _recipe_rules(
+        "vgg",
+        span,
+        [
+            ("Conv2d.weight", "kaiming_normal", (), {"mode": "fan_out", "nonlinearity": "relu"}),
+            ("Conv2d.bias", "constant", (0,), {}),
+            ("BatchNorm2d.weight", "constant", (1,), {}),
+            ("BatchNorm2d.bias", "constant", (0,), {}),
+            ("Linear.weight", "normal", (0, 0.01), {}),
+            ("Linear.bias", "constant", (0,), {}),
+        ],
+    )
+
+
+def transformer(span: Span, std: float = 0.02) -> list[Rule]:
+    """GPT/ViT style: Linear and Embedding trunc_normal(std=0.02), zero bias, LayerNorm 1/0."""
+    return _recipe_rules(
+        "transformer",
+        span,
+        [
+            ("Linear.weight", "trunc_normal", (), {"std": std}),
+            ("Linear.bias", "zeros", (), {}),
+            ("Embedding.weight", "trunc_normal", (), {"std": std}),
+            ("LayerNorm.weight", "ones", (), {}),
+            ("LayerNorm.bias", "zeros", (), {}),
+        ],
+    )
+
+
+def zero_init_residual_rules(span: Span) -> list[Rule]:
+    """Zero the weight of the last norm layer registered directly in each block whose
+    forward adds a residual (BasicBlock's bn2, Bottleneck's bn3)."""
+    return _recipe_rules("zero_init_residual", span, [(f"{RESIDUAL_LAST_NORM}.weight", "constant", (0,), {})])
+
+
+RECIPES: dict[str, Callable[..., list[Rule]]] = {
+    "resnet": resnet,
+    "vgg": vgg,
+    "transformer": transformer,
+    "zero_init_residual": zero_init_residual_rules,
+}
+
+
+def check_initialiser(name: str, span: Span) -> None:
+    if name not in INITIALISERS:
+        raise InitError(f"unknown initialiser '{name}'", span, hint=did_you_mean(name, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}")
+
+
+def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Span) -> list[Rule]:
+    """One `init:` line, its call already evaluated: a recipe, or `target: initialiser(...)`."""
+    if target is None:
+        if name not in RECIPES:
+            hint = f"'{name}' is an initialiser: write 'Conv2d.weight: {name}(...)'" if name in INITIALISERS else did_you_mean(name, RECIPES) or f"recipes: {', '.join(RECIPES)}"
+            raise InitError(f"unknown init recipe '{name}'", span, hint=hint)
+        try:
+            return RECIPES[name](span, *args, **kwargs)
+        except TypeError as exc:
+            raise InitError(f"{name}(): {exc}", span) from None
+    if name in RECIPES:
+        raise InitError(f"'{name}' is a recipe; it stands alone on its line, without a target", span)
+    check_initialiser(name, span)
+    return [Rule(target, InitCall(name, args, kwargs, span), span)]
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+def _matches(scope: nn.Module, rule: Rule, layer_types: Callable[[str], type | None]) -> Iterator[str]:
+    """Qualified names (relative to `scope`) of the tensors a rule targets."""
+    owner, _, tensor = rule.target.rpartition(".")
+    if owner == RESIDUAL_LAST_NORM:
+        for path, module in scope.named_modules():
+            if _adds_residual(module):
+                norms = [n for n, child in module.named_children() if isinstance(child, NORM_LAYERS)]
+                if norms and getattr(module.get_submodule(norms[-1]), tensor, None) is not None:
+                    yield _join(path, f"{norms[-1]}.{tensor}")
+        return
+    if owner[:1].isupper() and "." not in owner and "*" not in owner:
+        kind = layer_types(owner)
+        for path, module in scope.named_modules():
+            if isinstance(module, kind) if kind is not None else type(module).__name__ == owner:
+                for name, value in module._parameters.items():
+                    if value is not None and fnmatch.fnmatchcase(name, tensor):
+                        yield _join(path, name)
+        return
+    for name, _ in scope.named_parameters():
+        if fnmatch.fnmatchcase(name, rule.target):
+            yield name
+
+
+def _adds_residual(module: nn.Module) -> bool:
+    source = getattr(type(module), "dsl_source", "")
+    return " + " in source or "torch.add(" in source
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_types: Callable[[str], type | None], stream: Callable[[str], Any] | None = None) -> dict[str, Rule]:
+    """Apply init rules; `scoped` lists (module path, its rules), outer modules first.
+
+    Returns which rule set each parameter (by qualified name), for `dsl summary --init`.
+    """
+    winners: dict[str, Rule] = {}
+    for prefix, rules in scoped:
+        scope = root.get_submodule(prefix) if prefix else root
+        for rule in rules:
+            hits = [_join(prefix, name) for name in _matches(scope, rule, layer_types)]
+            if not hits and rule.recipe is None:
+                raise InitError(f"the init rule '{rule.target}' matches no tensor", rule.span, hint=_no_match_hint(scope, rule))
+            winners.update(dict.fromkeys(hits, rule))
+    for name, param in root.named_parameters():
+        rule = winners.get(name)
+        if rule is None:
+            continue
+        if stream is None:
+            rule.init.apply(param)
+        else:
+            with stream(name + "#init"):
+                rule.init.apply(param)
+    return winners
+
+
+def _no_match_hint(scope: nn.Module, rule: Rule) -> str:
+    names = [n for n, _ in scope.named_parameters()]
+    owner, _, tensor = rule.target.rpartition(".")
+    if owner[:1].isupper():
+        return f"no {owner} here has a '{tensor}' (a layer built with bias=false has no bias)"
+    return did_you_mean(rule.target, names) or f"parameters here: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def module_seed(seed: int, name: str) -> int:
+    """A seed for one module, from the build seed and its qualified name only."""
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class PerModuleStream:
+    """`init_stream="per-module"`: each module draws from its own generator, so adding or
+    removing a layer leaves every other layer's initial weights as they were."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __call__(self, name: str) -> Any:
+        return _seeded(module_seed(self.seed, name))
+
+
+class _seeded:
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._fork: Any = None
+
+    def __enter__(self) -> None:
+        self._fork = torch.random.fork_rng(devices=[])
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fork.__exit__(*exc)
+

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.fx as fx
 
-from dsl import ir, limits, shapes
+from dsl import init, ir, limits, shapes
 from dsl.errors import (
     ArgumentError,
     ArityError,
@@ -38,6 +38,7 @@ from dsl.errors import (
     did_you_mean,
     keyword_span,
 )
+from dsl.init import InitCall
 from dsl.loader import Definition, Library, Unit, load
 from dsl.parse_net import parse_expression
 from dsl.registry import OPERATORS, REGISTRY, TENSOR_METHODS, Function, Layer
@@ -47,6 +48,7 @@ MAX_BLOCK_DEPTH = 48
 MAX_STEPS = 2_000_000
 MAX_LOOP = 100_000
 MAX_SEQUENCE = 1_000_000
+MAX_INT_BITS = 4096
 
 # ============================================================================ resolved specs
 
@@ -97,17 +99,10 @@ class GraphSpec:
     members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]]
     graph: fx.Graph
     span: Span
+    init_rules: list[init.Rule] = field(default_factory=list)
 
 
 ModuleSpec = LeafSpec | ContainerSpec | GraphSpec
-
-
-@dataclass(frozen=True)
-class InitCall:
-    name: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    span: Span
 
 
 @dataclass
@@ -212,6 +207,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "zip": lambda *a: list(zip(*a)),
     "enumerate": lambda a, start=0: list(enumerate(a, start)),
     "sum": sum,
+    "calculate_gain": torch.nn.init.calculate_gain,
 }
 
 
@@ -378,6 +374,7 @@ class GraphBuilder:
         self.member_spans: dict[str, Span] = {}
         self.returned: Any = None
         self.has_return = False
+        self.init_rules: list[init.Rule] = []
         self._dims: dict[tuple[int, int], Dim] = {}
 
     def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec, span: Span) -> None:
@@ -411,7 +408,7 @@ class GraphBuilder:
         members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]] = []
         for name, member in self.members:
             members.append((name, member.finish(elab) if isinstance(member, Handle) else member))
-        return GraphSpec(self.class_name, members, self.graph, self.span)
+        return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
 
 
 # ============================================================================ evaluation
@@ -634,11 +631,11 @@ def _to_static(value: Any, span: Span) -> Any:
         return {k: _to_static(v, span) for k, v in value.items()}
     if isinstance(value, Val):
         raise EvaluationError("this needs a value known when the model is built, but it is a tensor computed in forward", span, hint="sizes are read with x.shape[i]")
-    if isinstance(value, Handle | LayerRef | BlockRef | FunctionRef | MethodRef | Builtin | ShapeView):
-        if isinstance(value, ShapeView):
-            return tuple(d.value for d in value.dims())
+    if isinstance(value, ShapeView):
+        return tuple(d.value for d in value.dims())
+    if isinstance(value, Handle | FunctionRef | MethodRef | Builtin):
         raise EvaluationError(f"{_kind(value)} is not a value", span)
-    return value
+    return value  # constants, and layers/blocks passed as parameters (`block=BasicBlock`)
 
 
 def _node_arg(value: Any) -> Any:
@@ -711,13 +708,36 @@ def _python_op(op: str, left: Any, right: Any, span: Span) -> Any:
 
 
 def _guard_size(op: str, left: Any, right: Any, span: Span) -> None:
-    """Build-time arithmetic may not make numbers or sequences that eat the machine."""
-    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > 4096:
+    """Build-time arithmetic may not make numbers or sequences that eat the machine (also
+    when an operation is repeated in a loop: `n = n * n`, `s = s + s`)."""
+    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > MAX_INT_BITS:
         raise LimitError(f"{left} ** {right} is too large to compute", span)
+    if op == "*" and isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise LimitError(f"a product of {left.bit_length()}-bit and {right.bit_length()}-bit integers is too large to compute", span)
     if op == "*":
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int) and len(seq) * count > MAX_SEQUENCE:
-                raise LimitError(f"repeating a {type(seq).__name__} {count} times is over the limit", span)
+            if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > 0 and _expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE:
+                raise LimitError(f"repeating a {type(seq).__name__} {count} times is over the limit of {MAX_SEQUENCE} items", span)
+    if op == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+        if _expanded_size(left, MAX_SEQUENCE) + _expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE:
+            raise LimitError(f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span)
+    if op == "%" and isinstance(left, str):
+        raise EvaluationError("'%' formatting of strings is not supported", span, hint="build names with templates instead: name{i}")
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many items `value` holds, nested sequences counted in full (stops past `limit`):
+    `[s] * n` is small in memory but `sum(..., [])` or `str()` would expand it."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, list | tuple | dict):
+            total += len(item)
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return total
 
 
 def _call_builtin(func: Builtin, args: list, kwargs: dict, span: Span) -> Any:
@@ -995,6 +1015,7 @@ class _Body:
             if len(iterator) > MAX_LOOP:
                 raise LimitError(f"the loop runs {len(iterator)} times; the limit is {MAX_LOOP}", stmt.in_.span)
             for item in iterator:
+                self.elab.step(stmt.span)  # an empty body still costs its iterations
                 self.frame.scope[stmt.for_] = item
                 self.run(stmt.body)
         else:
@@ -1206,10 +1227,10 @@ class GraphBody(_Body):
         for key in options:
             if key not in allowed:
                 raise UnknownKeywordError(f"a {kind} has no option '{key}'", stmt.options[key].span, hint=f"its options are: {', '.join(sorted(allowed))}")
-        init = self._init_call(stmt.init) if stmt.init is not None else None
-        if init is None and kind == "param":
+        initialiser = self._tensor_init(stmt.init) if stmt.init is not None else None
+        if initialiser is None and kind == "param":
             raise InitError(f"param '{name}' needs an initialiser", stmt.span, hint="write e.g. '= normal(0, 0.01)', '= zeros()' or '= kaiming_uniform(a=5 ** 0.5)'")
-        spec = TensorSpec(kind, shape, dtype, init, bool(options.get("persistent", True)), bool(options.get("requires_grad", True)), stmt.span)
+        spec = TensorSpec(kind, shape, dtype, initialiser, bool(options.get("persistent", True)), bool(options.get("requires_grad", True)), stmt.span)
         self.builder.add_member(name, spec, stmt.span)
         node = self.builder.node("get_attr", name, ())
         self.frame.scope[name] = Val(node, shapes.meta_tensor(shape, dtype), stmt.span)
@@ -1220,21 +1241,22 @@ class GraphBody(_Body):
             raise ArgumentError(f"a size must be a non-negative integer, not {value!r}", expr.span)
         return value
 
-    def _init_call(self, expr: ir.ExprNode) -> InitCall:
-        from dsl.init import INITIALISERS
-
+    def _init_call(self, expr: ir.ExprNode) -> tuple[str, tuple, dict]:
         if not (isinstance(expr, ir.Call) and isinstance(expr.func, ir.Name)):
             raise InitError("an initialiser is a call such as normal(0, 0.01)", expr.span)
-        name = expr.func.id
-        if name not in INITIALISERS:
-            raise InitError(f"unknown initialiser '{name}'", expr.func.span, hint=did_you_mean(name, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}")
         args = tuple(self.frame.static(a) for a in expr.args)
         kwargs = {k: self.frame.static(v) for k, v in expr.kwargs.items()}
+        return expr.func.id, args, kwargs
+
+    def _tensor_init(self, expr: ir.ExprNode) -> InitCall:
+        name, args, kwargs = self._init_call(expr)
+        init.check_initialiser(name, expr.span)
         return InitCall(name, args, kwargs, expr.span)
 
     def _InitBlock(self, stmt: ir.InitBlock) -> None:
-        # Refused rather than ignored: a rule that silently does nothing is worse than none.
-        raise InitError("init rules are parsed but not applied by this version", stmt.span, hint="remove the init block; layers keep torch's own reset_parameters() initialisation")
+        for rule in stmt.init:
+            name, args, kwargs = self._init_call(rule.init)
+            self.builder.init_rules.extend(init.rule_from(rule.match, name, args, kwargs, rule.span))
 
 
 # ============================================================================ entry point
