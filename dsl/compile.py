@@ -10,6 +10,7 @@ order as by a hand-written `__init__`.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import importlib
 import linecache
@@ -28,9 +29,12 @@ from dsl.registry import REGISTRY
 from dsl.resolve import (
     AliasSpec,
     ContainerSpec,
+    DerivedSpec,
+    FreezeOp,
     GraphSpec,
     LeafSpec,
     ModuleSpec,
+    ReplaceOp,
     Resolved,
     TensorSpec,
 )
@@ -117,7 +121,28 @@ class _Builder:
                 return spec.layer.factory(**spec.kwargs)
         if isinstance(spec, ContainerSpec):
             return self._container(spec, path)
+        if isinstance(spec, DerivedSpec):
+            return self._derived(spec, path)
         return self._graph(spec, path)
+
+    def _derived(self, spec: DerivedSpec, path: str) -> nn.Module:
+        model = self.build(spec.base, path)
+        for op in spec.ops:
+            if isinstance(op, ReplaceOp):
+                parent, _, leaf = op.path.rpartition(".")
+                setattr(model.get_submodule(parent), leaf, self.build(op.spec, _join(path, op.path)))
+            elif isinstance(op, FreezeOp):
+                for name, param in model.named_parameters():
+                    if fnmatch.fnmatchcase(name, op.pattern):
+                        param.requires_grad_(op.trainable)
+            else:
+                for name, module in model.named_modules():
+                    if name and fnmatch.fnmatchcase(name, op.pattern):
+                        for key, value in op.attrs.items():
+                            setattr(module, key, value)
+        if spec.init_rules:
+            self.scoped_rules.append((path, spec.init_rules))
+        return model
 
     def _draws(self, path: str) -> Any:
         return self.stream(path) if self.stream is not None else contextlib.nullcontext()
@@ -145,6 +170,12 @@ class _Builder:
             else:
                 module.add_module(name, self.build(member, _join(path, name)))
         return module
+
+
+def build_on_meta(spec: ModuleSpec) -> nn.Module:
+    """A meta-device copy of a resolved module, for following shapes through it."""
+    with torch.device("meta"):
+        return _Builder(None).build(spec)
 
 
 def _join(prefix: str, name: str) -> str:

@@ -326,6 +326,9 @@ DefParams = Annotated[
 
 class Definition(Node):
     params: DefParams = []
+    # `net ResNet50 = ResNet(Bottleneck, [3, 4, 6, 3]):` — a net that is another net or a
+    # torchvision model with its arguments bound, changed by the statements of its body.
+    base: Expr | None = None
     body: Annotated[Union[Container, Stmts], BeforeValidator(lambda v: _yaml_expr(v) if isinstance(v, dict) else v)] = []
     doc: str | None = None
 

@@ -13,7 +13,14 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    LarkError,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 from lark.indenter import Indenter
 
 from dsl import ir
@@ -21,6 +28,7 @@ from dsl.errors import DSLError, DSLSyntaxError, IndentationError_, LimitError, 
 from dsl.source import Span, register_source
 
 MAX_SOURCE_BYTES = 20_000_000
+MAX_SOURCE_LINES = 100_000  # far beyond any real spec (loops write repetition), and parsed in seconds
 MAX_NESTING = 200
 
 
@@ -112,10 +120,18 @@ def _expr_parser() -> Lark:
 # ----------------------------------------------------------------------------- public API
 
 
-def parse_net(text: str, file: str = "<string>") -> ir.SpecFile:
-    """Parse a whole `.net` file."""
+def check_source_size(text: str, file: str) -> None:
+    """Refuse, before parsing, a file too large to read in bounded time and memory."""
     if len(text) > MAX_SOURCE_BYTES:
         raise LimitError(f"the file is {len(text)} characters long; the limit is {MAX_SOURCE_BYTES}", Span(file=file, line=1, col=1))
+    lines = text.count("\n") + 1
+    if lines > MAX_SOURCE_LINES:
+        raise LimitError(f"the file has {lines} lines; the limit is {MAX_SOURCE_LINES}", Span(file=file, line=1, col=1), hint="write repeated parts with a build-time 'for' loop or a block")
+
+
+def parse_net(text: str, file: str = "<string>") -> ir.SpecFile:
+    """Parse a whole `.net` file."""
+    check_source_size(text, file)
     text = text.replace("\r\n", "\n")
     register_source(file, text)
     if not text.endswith("\n"):
@@ -208,7 +224,7 @@ def _describe_expected(expected: set[str]) -> str:
     first = [_TOKEN_WORDS[name] for name in _FIRST if name in expected]
     words = first + sorted(set(words) - set(first))
     if len(words) > 6:
-        words = words[:6] + ["..."]
+        words = [*words[:6], "..."]
     return ", ".join(words) if words else "something else"
 
 
@@ -476,6 +492,16 @@ class _ToIR(Transformer):
             return ir.NetDef.model_construct(net=str(name), params=params, body=body, doc=None, span=span)
         return ir.BlockDef.model_construct(block=str(name), params=params, body=body, doc=None, span=span)
 
+    @v_args(meta=True)
+    def derived_definition(self, meta: Any, items: list) -> ir.NetDef | ir.BlockDef:
+        kind, name, params, base, *rest = items
+        body = rest[0] if rest else []
+        span = self._span(meta)
+        fields = dict(params=params or [], base=base, body=body, doc=None, span=span)
+        if kind == "net":
+            return ir.NetDef.model_construct(net=str(name), **fields)
+        return ir.BlockDef.model_construct(block=str(name), **fields)
+
     def def_kind(self, items: list) -> str:
         return str(items[0])
 
@@ -690,7 +716,7 @@ class _ToIR(Transformer):
 
     @v_args(meta=True)
     def slice(self, meta: Any, items: list) -> ir.Slice:
-        start, stop, step = (items + [None, None, None])[:3]
+        start, stop, step = [*items, None, None, None][:3]
         return ir.Slice.model_construct(start=start, stop=stop, step=step, span=self._span(meta))
 
     @v_args(meta=True)

@@ -72,6 +72,10 @@ def _definition(definition: ir.NetDef | ir.BlockDef) -> list[str]:
     if definition.params:
         head += "(" + ", ".join(_param(p) for p in definition.params) + ")"
     body = definition.body
+    if definition.base is not None:
+        head += f" = {print_expr(definition.base)}"
+        if not body:
+            return [*lines, head]
     if isinstance(body, ir.Container):
         head += f" = {_container_head(body)}"
         body = body.body
@@ -370,6 +374,8 @@ def _definition_data(definition: ir.NetDef | ir.BlockDef) -> dict:
         out["doc"] = definition.doc
     if definition.params:
         out["params"] = [_param_data(p) for p in definition.params]
+    if definition.base is not None:
+        out["base"] = _expr_data(definition.base)
     if isinstance(definition.body, ir.Container):
         out["body"] = _expr_data(definition.body)
     elif definition.body:

@@ -61,6 +61,7 @@ class LeafSpec:
     kwargs: dict[str, Any]
     span: Span
     numel: tuple[int, int] | None = None  # (parameter, buffer) elements, counted on meta (dsl.limits)
+    inferred: tuple[str, ...] = ()  # the input-size arguments read from the input's shape
 
 
 @dataclass
@@ -102,7 +103,44 @@ class GraphSpec:
     init_rules: list[init.Rule] = field(default_factory=list)
 
 
-ModuleSpec = LeafSpec | ContainerSpec | GraphSpec
+@dataclass
+class ReplaceOp:
+    """`fc = Sequential: ...` in a derived net: the member at `path` is replaced."""
+
+    path: str
+    spec: ModuleSpec
+    span: Span
+
+
+@dataclass
+class FreezeOp:
+    """`freeze("layer1.*")` / `unfreeze("fc.*")`: requires_grad of matching parameters."""
+
+    pattern: str
+    trainable: bool
+    span: Span
+
+
+@dataclass
+class SetOp:
+    """`set("layer3.*.conv2", dilation=(2, 2))`: attributes of matching modules."""
+
+    pattern: str
+    attrs: dict[str, Any]
+    span: Span
+
+
+@dataclass
+class DerivedSpec:
+    """`net Name = Base(args):` — the base module, then its body's changes in order."""
+
+    base: ModuleSpec
+    ops: list[ReplaceOp | FreezeOp | SetOp]
+    span: Span
+    init_rules: list[init.Rule] = field(default_factory=list)
+
+
+ModuleSpec = LeafSpec | ContainerSpec | GraphSpec | DerivedSpec
 
 
 @dataclass
@@ -294,7 +332,7 @@ class Handle:
         if first is not None:
             shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols, span)
         module = shapes.construct_on_meta(self.layer, bound, self.span)
-        self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module))
+        self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module), self._inferred(bound))
         what = f"{self.name} ({self.layer.name})"
 
         def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
@@ -302,6 +340,18 @@ class Handle:
 
         self._runner = runner
         return runner(inputs, sources, span)
+
+    def _inferred(self, bound: dict[str, Any]) -> tuple[str, ...]:
+        """Which of `bound` were read from the input: the arguments the call left out
+        (bind_layer_args fills the first required input-size parameters not written)."""
+        count = len(bound) - len(self.call.args) - len(self.call.kwargs)
+        if count <= 0:
+            return ()
+        left_out = [
+            p.name for p in self.layer.positional_params()
+            if p.name not in self.call.kwargs and p.default is p.empty and p.name in shapes.INPUT_SIZE_PARAMS
+        ]  # fmt: skip
+        return tuple(left_out[:count])
 
     def bind(self, input_meta: torch.Tensor | None, elab: Elaborator) -> dict[str, Any]:
         assert self.layer is not None and self.call is not None and self.frame is not None
@@ -718,9 +768,9 @@ def _guard_size(op: str, left: Any, right: Any, span: Span) -> None:
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > 0 and _expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE:
                 raise LimitError(f"repeating a {type(seq).__name__} {count} times is over the limit of {MAX_SEQUENCE} items", span)
-    if op == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-        if _expanded_size(left, MAX_SEQUENCE) + _expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE:
-            raise LimitError(f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span)
+    joined = op == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    if joined and _expanded_size(left, MAX_SEQUENCE) + _expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE:
+        raise LimitError(f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span)
     if op == "%" and isinstance(left, str):
         raise EvaluationError("'%' formatting of strings is not supported", span, hint="build names with templates instead: name{i}")
 
@@ -1011,7 +1061,9 @@ class _Body:
             try:
                 iterator = list(items)
             except TypeError:
-                raise EvaluationError(f"cannot loop over {_kind(items)}", stmt.in_.span) from None
+                count = stmt.in_.id if isinstance(stmt.in_, ir.Name) else items
+                hint = f"to repeat {items} times, write 'for {stmt.for_} in range({count}):'" if isinstance(items, int) and not isinstance(items, bool) else None
+                raise EvaluationError(f"cannot loop over {_kind(items)}", stmt.in_.span, hint=hint) from None
             if len(iterator) > MAX_LOOP:
                 raise LimitError(f"the loop runs {len(iterator)} times; the limit is {MAX_LOOP}", stmt.in_.span)
             for item in iterator:
@@ -1295,7 +1347,15 @@ def pick_net(spec_file: ir.SpecFile, name: str | None) -> ir.NetDef:
 
 
 def _resolve_net(elab: Elaborator, unit: Unit, node: ir.NetDef, params: dict[str, Any]) -> Resolved:
-    scope = elab.bind_params(node, None, None, unit, params)
+    return resolve_net_in(elab, unit, node, elab.bind_params(node, None, None, unit, params))
+
+
+def resolve_net_in(elab: Elaborator, unit: Unit, node: ir.NetDef, scope: dict[str, Any]) -> Resolved:
+    """Elaborate a net whose parameters are bound in `scope`."""
+    if node.base is not None:
+        from dsl.surgery import resolve_derived
+
+        return resolve_derived(elab, unit, node, scope)
     frame = Frame(elab, unit, None, scope)
     if isinstance(node.body, ir.Container):
         return _resolve_container_net(elab, frame, node)
@@ -1322,4 +1382,4 @@ def _resolve_container_net(elab: Elaborator, frame: Frame, node: ir.NetDef) -> R
     return Resolved(node.name, handle.finish(elab), [(inputs[0].input, meta)], out, elab.symbols)
 
 
-__all__ = ["AliasSpec", "ContainerSpec", "GraphSpec", "LeafSpec", "Resolved", "TensorSpec", "resolve"]
+__all__ = ["AliasSpec", "ContainerSpec", "DerivedSpec", "GraphSpec", "LeafSpec", "Resolved", "TensorSpec", "resolve"]

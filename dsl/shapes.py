@@ -281,9 +281,52 @@ def construct_on_meta(layer: Layer, bound: dict[str, Any], span: Span) -> nn.Mod
     return module
 
 
+# Modules whose output has their input's shape and dtype. On meta tensors torch runs many
+# of them through Python decompositions (a BatchNorm2d takes ~4 ms, a ReLU ~0.7 ms, a conv
+# 0.06 ms), so shape checking answers for them directly.
+SHAPE_PRESERVING: tuple[type, ...] = (
+    nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,
+    nn.modules.dropout._DropoutNd, nn.Identity,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus,
+    nn.Softsign, nn.Tanhshrink, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Threshold,
+)  # fmt: skip
+
+
+def _same_shape(module: nn.Module, args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    if kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor) or type(module).forward is not type(module).__mro__[0].forward:
+        return False
+    if not isinstance(module, SHAPE_PRESERVING):
+        return False
+    check = getattr(module, "_check_input_dim", None)
+    if check is not None:
+        check(args[0])  # BatchNorm2d on a 2-d input is still an error
+    # A LayerNorm whose normalized_shape does not fit is left to torch to explain.
+    return not isinstance(module, nn.LayerNorm) or tuple(args[0].shape[-len(module.normalized_shape) :]) == tuple(module.normalized_shape)
+
+
+@contextlib.contextmanager
+def fast_meta(model: nn.Module) -> Iterator[None]:
+    """Run a whole meta model with shape-preserving modules passing their input through."""
+    patched = [m for m in model.modules() if isinstance(m, SHAPE_PRESERVING) and "forward" not in m.__dict__]
+    for module in patched:
+        module.forward = _identity
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.forward
+
+
+def _identity(x: Any, *args: Any, **kwargs: Any) -> Any:
+    return x
+
+
 def run(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], what: str, span: Span, inputs: Sequence[tuple[Any, Span | None]], symbols: Symbols) -> Any:
     """Call `fn` on meta tensors; a failure is the spec's shape mistake, said at `span`."""
     try:
+        if isinstance(fn, nn.Module) and _same_shape(fn, args, kwargs):
+            return args[0]
         with torch.no_grad():
             return fn(*args, **kwargs)
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError) as exc:

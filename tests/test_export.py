@@ -112,8 +112,8 @@ _LOOP = re.compile(r"^\s*(for|while)\b", re.MULTILINE)
 
 def test_generated_forward_is_straight_line(built: Built) -> None:
     generated = [m for m in built.model.modules() if isinstance(m, GeneratedModule)]
-    if not generated:  # a net that is itself a torch container runs torch's own forward
-        assert type(built.model) in (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+    if not generated:  # a torch container, or a torchvision model changed by name
+        assert type(built.model) in (nn.Sequential, nn.ModuleList, nn.ModuleDict) or type(built.model).__module__.startswith("torchvision.")
         return
     for module in generated:
         source = type(module).dsl_source
