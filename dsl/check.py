@@ -8,6 +8,7 @@ promises for a library of blocks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,9 @@ def _check_definition(definition: ir.NetDef | ir.BlockDef, unit: Unit) -> list[D
     body = definition.body.body if isinstance(definition.body, ir.Container) else definition.body
     defined = {p.name for p in definition.params} | set(_defined_names(body))
     errors: list[DSLError] = []
+    if definition.base is not None:
+        defined |= {"freeze", "unfreeze", "set"}  # a derived net's body changes its base
+        errors.extend(_check_expr(definition.base, defined, unit))
     for param in definition.params:
         if param.default is not None:
             errors.extend(_check_expr(param.default, defined, unit))
@@ -135,14 +139,22 @@ def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         if isinstance(expr.func, ir.Name):
             errors.extend(_check_name(expr.func, defined, unit, called=True))
             children = [c for c in children if c is not expr.func]
+            defined = defined | _own_input_sizes(expr.func.id, defined, unit)
     for child in children:
         errors.extend(_check_expr(child, defined, unit))
     return errors
 
 
+def _own_input_sizes(name: str, defined: set[str], unit: Unit) -> set[str]:
+    """A layer's arguments may name its own inferred input size: `Conv2d(in_channels,
+    kernel_size=3, groups=in_channels)` is a depthwise convolution."""
+    layer = None if name in defined or name in unit.names else REGISTRY.layer(name)
+    return set(layer.input_size_params()) if layer is not None else set()
+
+
 def _check_name(expr: ir.Name, defined: set[str], unit: Unit, called: bool = False) -> list[DSLError]:
     name = expr.id
-    if "{" in name or name in defined or name in unit.names or _known(name):
+    if "{" in name or name in defined or name in unit.names or _known(name) or _made_by_template(name, defined):
         return []
     if name[:1].isupper():
         candidates = [*REGISTRY.layer_names(), *unit.names]
@@ -154,6 +166,16 @@ def _check_name(expr: ir.Name, defined: set[str], unit: Unit, called: bool = Fal
         return [UndefinedValueError(f"unknown function '{name}'", expr.span, hint=did_you_mean(name, candidates) or "functions are torch ops such as cat, relu, softmax, or names registered with @dsl.register")]
     candidates = [*defined, *REGISTRY.functions, *BUILTINS, *unit.names]
     return [UndefinedValueError(f"'{name}' is not defined here", expr.span, hint=did_you_mean(name, candidates))]
+
+
+def _made_by_template(name: str, defined: set[str]) -> bool:
+    """`layer1` may come from `layer{stage + 1} = ...` in a loop."""
+    for template in defined:
+        if "{" in template:
+            pattern = ".+".join(re.escape(part) for part in re.split(r"\{[^{}]*\}", template))
+            if re.fullmatch(pattern, name):
+                return True
+    return False
 
 
 def _known(name: str) -> bool:

@@ -34,8 +34,10 @@ from dsl.resolve import (
     GraphSpec,
     LeafSpec,
     ModuleSpec,
+    PartSpec,
     ReplaceOp,
     Resolved,
+    SourceSpec,
     TensorSpec,
 )
 
@@ -114,6 +116,7 @@ class _Builder:
     def __init__(self, stream: init.PerModuleStream | None) -> None:
         self.stream = stream
         self.scoped_rules: list[tuple[str, list[init.Rule]]] = []
+        self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
@@ -123,6 +126,8 @@ class _Builder:
             return self._container(spec, path)
         if isinstance(spec, DerivedSpec):
             return self._derived(spec, path)
+        if isinstance(spec, PartSpec):
+            return self.sources[spec.key].get_submodule(spec.path)
         return self._graph(spec, path)
 
     def _derived(self, spec: DerivedSpec, path: str) -> nn.Module:
@@ -167,6 +172,8 @@ class _Builder:
                     _add_tensor(module, name, member)
             elif isinstance(member, AliasSpec):
                 module.add_module(name, module.get_submodule(member.target))
+            elif isinstance(member, SourceSpec):
+                self.sources[member.key] = self.build(member.spec, _join(path, name))
             else:
                 module.add_module(name, self.build(member, _join(path, name)))
         return module

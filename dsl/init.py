@@ -202,7 +202,7 @@ def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_type
         for rule in rules:
             hits = [_join(prefix, name) for name in _matches(scope, rule, layer_types)]
             if not hits and rule.recipe is None:
-                raise InitError(f"the init rule '{rule.target}' matches no tensor", rule.span, hint=_no_match_hint(scope, rule))
+                raise InitError(f"the init rule '{rule.target}' matches no tensor", rule.span, hint=_no_match_hint(scope, rule, layer_types))
             winners.update(dict.fromkeys(hits, rule))
     for name, param in root.named_parameters():
         rule = winners.get(name)
@@ -216,11 +216,19 @@ def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_type
     return winners
 
 
-def _no_match_hint(scope: nn.Module, rule: Rule) -> str:
+def _no_match_hint(scope: nn.Module, rule: Rule, layer_types: Callable[[str], type | None]) -> str:
     names = [n for n, _ in scope.named_parameters()]
     owner, _, tensor = rule.target.rpartition(".")
     if owner[:1].isupper():
-        return f"no {owner} here has a '{tensor}' (a layer built with bias=false has no bias)"
+        kind = layer_types(owner)
+        layers = [m for m in scope.modules() if (isinstance(m, kind) if kind is not None else type(m).__name__ == owner)]
+        if not layers:
+            present = sorted({type(m).__name__ for m in scope.modules()})
+            return f"there is no {owner} layer here" + (f"; {close}" if (close := did_you_mean(owner, present)) else "")
+        if tensor == "bias":
+            return f"no {owner} here has a bias (a layer built with bias=false has none)"
+        tensors = sorted({n for m in layers for n, p in m._parameters.items() if p is not None})
+        return f"no {owner} here has a '{tensor}'; " + (did_you_mean(tensor, tensors) or f"its tensors: {', '.join(tensors)}")
     return did_you_mean(rule.target, names) or f"parameters here: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
 
 

@@ -97,7 +97,7 @@ class GraphSpec:
     """A net or block with named children and a generated `forward`."""
 
     class_name: str
-    members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]]
+    members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]]
     graph: fx.Graph
     span: Span
     init_rules: list[init.Rule] = field(default_factory=list)
@@ -140,7 +140,27 @@ class DerivedSpec:
     init_rules: list[init.Rule] = field(default_factory=list)
 
 
-ModuleSpec = LeafSpec | ContainerSpec | GraphSpec | DerivedSpec
+@dataclass
+class SourceSpec:
+    """`resnet = parts(torchvision.models.resnet18())`: built where it is written (so the
+    random stream is drawn as in hand-written code) but never registered; members take
+    parts of it (`layer1 = resnet.layer1`)."""
+
+    key: str
+    spec: ModuleSpec
+    span: Span
+
+
+@dataclass
+class PartSpec:
+    """A submodule of a `parts(...)` source, registered where the spec puts it."""
+
+    key: str
+    path: str
+    span: Span
+
+
+ModuleSpec = LeafSpec | ContainerSpec | GraphSpec | DerivedSpec | PartSpec
 
 
 @dataclass
@@ -195,6 +215,27 @@ class ShapeView:
         return [self.builder.dim(self.val, i) for i in range(self.val.meta.dim())]
 
 
+class Parts:
+    """A model whose submodules a body takes as its own members."""
+
+    def __init__(self, key: str, spec: ModuleSpec, meta: torch.nn.Module, span: Span) -> None:
+        self.key = key
+        self.spec = spec
+        self.meta = meta
+        self.span = span
+
+    def part(self, path: str, span: Span) -> Handle:
+        try:
+            self.meta.get_submodule(path)
+        except AttributeError:
+            names = [n for n, _ in self.meta.named_modules() if n]
+            raise EvaluationError(f"the source has no part '{path}'", span, hint=did_you_mean(path, names)) from None
+        handle = Handle("part", span)
+        handle.source = self
+        handle.path = path
+        return handle
+
+
 @dataclass(frozen=True)
 class LayerRef:
     layer: Layer
@@ -246,6 +287,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "enumerate": lambda a, start=0: list(enumerate(a, start)),
     "sum": sum,
     "calculate_gain": torch.nn.init.calculate_gain,
+    "parts": None,  # handled by the evaluator: it takes a module, not a value
 }
 
 
@@ -271,6 +313,8 @@ class Handle:
         self.spec: ModuleSpec | None = None
         self._runner: Callable[[list[Any]], Any] | None = None
         self._first: tuple[list[tuple], Any, list[Any], Span] | None = None  # signatures, output, inputs, where
+        self.source: Parts | None = None  # for kind "part": the parts(...) it comes from
+        self.path = ""
 
     @property
     def title(self) -> str:
@@ -319,6 +363,15 @@ class Handle:
     def _build(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
         if self.kind == "layer":
             return self._build_layer(inputs, sources, span, elab)
+        if self.kind == "part":
+            module = self.source.meta.get_submodule(self.path)
+            what = f"{self.name} (part {self.path})"
+
+            def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
+                return shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols)
+
+            self._runner = runner
+            return runner(inputs, sources, span)
         if self.kind == "block":
             spec, out = elab.instantiate_block(self, inputs, sources, span)
             self.spec = spec
@@ -391,6 +444,8 @@ class Handle:
         """The resolved spec; a module never applied is built without an input, if it can be."""
         if self.kind == "container":
             return ContainerSpec(self.container.kind, [(n, c.finish(elab)) for n, c in self.children], self.span)
+        if self.kind == "part":
+            return PartSpec(self.source.key, self.path, self.span)
         if self.spec is None:
             if self.kind == "block":
                 raise StructureError(
@@ -420,14 +475,14 @@ class GraphBuilder:
         self.class_name = class_name
         self.span = span
         self.graph = fx.Graph()
-        self.members: list[tuple[str, Handle | TensorSpec | AliasSpec]] = []
+        self.members: list[tuple[str, Handle | TensorSpec | AliasSpec | SourceSpec]] = []
         self.member_spans: dict[str, Span] = {}
         self.returned: Any = None
         self.has_return = False
         self.init_rules: list[init.Rule] = []
         self._dims: dict[tuple[int, int], Dim] = {}
 
-    def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec, span: Span) -> None:
+    def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec | SourceSpec, span: Span) -> None:
         if name in self.member_spans:
             raise DuplicateNameError(
                 f"'{name}' is already a member of {self.class_name}",
@@ -455,7 +510,7 @@ class GraphBuilder:
     def finish(self, elab: Elaborator) -> GraphSpec:
         if not self.has_return:
             raise StructureError(f"{self.class_name} has no return", self.span, hint="end the body with 'return <value>'")
-        members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec]] = []
+        members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]] = []
         for name, member in self.members:
             members.append((name, member.finish(elab) if isinstance(member, Handle) else member))
         return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
@@ -592,6 +647,8 @@ class Frame:
     def _eval_Index(self, expr: ir.Index) -> Any:
         value = self.eval(expr.value)
         index = self.eval(expr.index)
+        if isinstance(value, Handle) and value.kind == "part":
+            return value.source.part(f"{value.path}.{_to_static(index, expr.index.span)}", expr.span)
         if isinstance(value, Handle):
             return value.child(_to_static(index, expr.index.span), expr.span)
         if isinstance(value, ShapeView):
@@ -625,6 +682,8 @@ class Frame:
         kwargs = {k: self.eval(v) for k, v in expr.kwargs.items()}
         if isinstance(func, Handle):
             return self.elab.apply(self.builder, func, args, kwargs, expr.span)
+        if isinstance(func, Builtin) and func.name == "parts":
+            return self.elab.parts(args, kwargs, expr.span)
         if isinstance(func, Builtin) and not _has_val(args, kwargs):
             return _call_builtin(func, args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name in REGISTRY.functions:
@@ -808,6 +867,7 @@ class Elaborator:
         self.symbols = symbols
         self.stack: list[tuple[str, Span]] = []
         self.steps = 0
+        self._sources = 0
         self._templates: dict[str, list[tuple[str, ir.ExprNode]]] = {}
 
     # -- names
@@ -877,6 +937,10 @@ class Elaborator:
             if attr in TENSOR_METHODS:
                 return MethodRef(value, attr)
             raise EvaluationError(f"tensors have no attribute '{attr}' here", span, hint=did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})))
+        if isinstance(value, Parts):
+            return value.part(attr, span)
+        if isinstance(value, Handle) and value.kind == "part" and isinstance(getattr(value.source.meta.get_submodule(value.path), attr, None), torch.nn.Module):
+            return value.source.part(f"{value.path}.{attr}", span)
         if isinstance(value, Handle):
             return self._module_tensor(value, attr, builder, span)
         if isinstance(value, ShapeView):
@@ -936,6 +1000,14 @@ class Elaborator:
             return result
         fn = {"cat": torch.cat, "stack": torch.stack}[merge]
         return self.graph_call(builder, fn, (values,), {"dim": handle.options.get("dim", 1)}, merge, span)
+
+    def parts(self, args: list, kwargs: dict, span: Span) -> Parts:
+        if kwargs or len(args) != 1 or not isinstance(args[0], Handle) or args[0].kind != "layer" or args[0].name is not None:
+            raise ArgumentError("parts() takes one new layer, e.g. parts(torchvision.models.resnet18())", span)
+        spec = args[0].finish(self)
+        meta = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
+        self._sources += 1
+        return Parts(f"source{self._sources}", spec, meta, span)
 
     # -- containers
     def container_handle(self, node: ir.Container, frame: Frame) -> Handle:
@@ -1237,7 +1309,9 @@ class GraphBody(_Body):
         return list(value)
 
     def _bind(self, name: str, value: Any, span: Span) -> None:
-        if isinstance(value, Handle):
+        if isinstance(value, Parts):
+            self.builder.add_member(name, SourceSpec(value.key, value.spec, span), span)
+        elif isinstance(value, Handle):
             if value.name is None:
                 self.builder.add_member(name, value, span)
             elif name != value.name:
@@ -1382,4 +1456,4 @@ def _resolve_container_net(elab: Elaborator, frame: Frame, node: ir.NetDef) -> R
     return Resolved(node.name, handle.finish(elab), [(inputs[0].input, meta)], out, elab.symbols)
 
 
-__all__ = ["AliasSpec", "ContainerSpec", "DerivedSpec", "GraphSpec", "LeafSpec", "Resolved", "TensorSpec", "resolve"]
+__all__ = ["AliasSpec", "ContainerSpec", "DerivedSpec", "GraphSpec", "LeafSpec", "PartSpec", "Resolved", "SourceSpec", "TensorSpec", "resolve"]

@@ -1,0 +1,71 @@
+"""`python -m benchmarks [--quick] [--only SECTION ...]`: run the suite, print the table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and cases (about 3 minutes)")
+    parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from benchmarks.harness import ROOT, table, write_results
+    from benchmarks.suite import SECTIONS, Settings
+
+    names = args.only or list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
+    settings = Settings(quick=args.quick)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    meta = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": "python -m benchmarks" + (" --quick" if args.quick else "") + (f" --only {' '.join(names)}" if args.only else ""),
+        "quick": args.quick,
+        "commit": commit,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "default_threads": torch.get_num_threads(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    rows = []
+    started = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        log(f"[{name}]")
+        try:
+            rows.extend(SECTIONS[name](settings, log))
+        except Exception as exc:  # one broken section must not lose the others' numbers
+            meta.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
+            log(f"[{name}] failed: {type(exc).__name__}: {exc}")
+        log(f"[{name}] {time.perf_counter() - t0:.0f} s")
+        write_results(args.out, rows, meta)  # after every section, so a late failure keeps the rest
+    meta["seconds"] = round(time.perf_counter() - started, 1)
+    meta["loadavg_end"] = os.getloadavg()
+    write_results(args.out, rows, meta)
+    print(table(rows))
+    print(f"\n{meta['command']} on {meta['date']}, {meta['seconds']} s; torch {meta['torch']}, "
+          f"{meta['cpu_count']} CPUs, default threads {meta['default_threads']}, "
+          f"load average {meta['loadavg_start'][0]:.1f} -> {meta['loadavg_end'][0]:.1f}; results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

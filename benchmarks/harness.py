@@ -1,0 +1,172 @@
+"""Timing, memory and reporting helpers shared by the benchmark sections."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Row:
+    """One line of the table: a measurement of ours, and the reference measured beside it."""
+
+    section: str
+    case: str
+    unit: str  # "ms", "MB", "lines/s", "ms/layer"
+    median: float
+    min: float
+    max: float
+    n: int
+    ref_name: str | None = None
+    ref_median: float | None = None
+    ref_min: float | None = None
+    ref_max: float | None = None
+    ratio: float | None = None  # ours / reference (for lines/s: reference / ours, so > 1 is slower)
+    target: str | None = None
+    met: bool | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def calibrate(fn: Callable[[], Any], budget_s: float) -> int:
+    """How many calls fit in about `budget_s` (at least one)."""
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    return max(1, int(budget_s / max(once, 1e-7)))
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, inner: int | dict[str, int] = 1,
+                setup: Callable[[], Any] | None = None, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each function, one sample per round; within a round every
+    function runs `inner` times back to back, and the order alternates between rounds so
+    that drift on the machine falls on all of them alike."""
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            count = inner[name] if isinstance(inner, dict) else inner
+            if setup is not None:
+                setup()
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                for _ in range(count):
+                    fns[name]()
+                elapsed = time.perf_counter() - start
+            finally:
+                gc.enable()
+            samples[name].append(elapsed / count)
+    return samples
+
+
+def paired_row(section: str, case: str, ours: list[float], ref: list[float] | None, ref_name: str | None,
+               *, scale: float = 1e3, unit: str = "ms", limit: float | None = None, target: str | None = None,
+               note: str = "") -> Row:
+    """A row for times in seconds (shown in ms), with the ratio of medians ours/reference."""
+    med, lo, hi = summary([v * scale for v in ours])
+    row = Row(section, case, unit, med, lo, hi, len(ours), note=note, target=target)
+    if ref is not None:
+        rmed, rlo, rhi = summary([v * scale for v in ref])
+        row.ref_name, row.ref_median, row.ref_min, row.ref_max = ref_name, rmed, rlo, rhi
+        row.ratio = med / rmed if rmed else None
+        if limit is not None and row.ratio is not None:
+            row.met = row.ratio <= limit
+    return row
+
+
+# ----------------------------------------------------------------------------- peak memory
+
+
+def forward_peak_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes held by tensors allocated during one call, from the CPU allocator's events
+    as torch.profiler records them (profile_memory=True): the running sum of allocations and
+    frees in time order. The same accounting for the built and the reference model."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = fn()
+        del out
+    allocations = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation and str(node.extra_fields.device) == "cpu":
+            allocations.append((node.start_time_ns, node.extra_fields.alloc_size))
+        stack.extend(node.children)
+    allocations.sort(key=lambda a: a[0])
+    current = peak = 0
+    for _, size in allocations:
+        current += size
+        peak = max(peak, current)
+    return peak
+
+
+# ----------------------------------------------------------------------------- subprocesses
+
+
+def run_child(code: str, timeout: float = 300) -> dict[str, Any]:
+    """Run Python `code` in a fresh interpreter (repo root on the path); it prints one JSON line last."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark subprocess failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    if unit == "lines/s":
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def table(rows: list[Row]) -> str:
+    """A Markdown table: ours (median, min-max), the reference likewise, the ratio, the target."""
+    head = "| section | case | unit | ours: median (min-max) | reference | ref: median (min-max) | ratio | target | met |"
+    lines = [head, "| " + " | ".join("---" for _ in range(9)) + " |"]
+    for r in rows:
+        ours = f"{_fmt(r.median, r.unit)} ({_fmt(r.min, r.unit)}-{_fmt(r.max, r.unit)})"
+        ref = f"{_fmt(r.ref_median, r.unit)} ({_fmt(r.ref_min, r.unit)}-{_fmt(r.ref_max, r.unit)})" if r.ref_median is not None else ""
+        ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
+        met = {True: "yes", False: "**no**", None: ""}[r.met]
+        case = r.case + (f" — {r.note}" if r.note else "")
+        lines.append(f"| {r.section} | {case} | {r.unit} | {ours} | {r.ref_name or ''} | {ref} | {ratio} | {r.target or ''} | {met} |")
+    return "\n".join(lines)
+
+
+def write_results(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
+    path.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
