@@ -52,10 +52,18 @@ def _looks_like_yaml(text: str) -> bool:
     return False
 
 
+_PARSED: dict[tuple[str, str, int, int], ir.SpecFile] = {}  # IR is immutable: safe to share
+
+
 def read_file(path: Path, name: str | None = None) -> ir.SpecFile:
-    """`name` is how diagnostics call the file (default: the path as given)."""
+    """`name` is how diagnostics call the file (default: the path as given). A file read
+    before and unchanged since (same size and mtime) is not parsed again."""
     try:
-        size = path.stat().st_size
+        stat = path.stat()
+        key = (str(path.resolve()), name or str(path), stat.st_mtime_ns, stat.st_size)
+        if key in _PARSED:
+            return _PARSED[key]
+        size = stat.st_size
         if size > MAX_FILE_BYTES:
             from dsl.errors import LimitError
 
@@ -65,7 +73,11 @@ def read_file(path: Path, name: str | None = None) -> ir.SpecFile:
         raise ImportError_(f"no such file: {path}", Span(file=str(path))) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportError_(f"cannot read {path}: {exc}", Span(file=str(path))) from None
-    return parse_text(text, name or str(path))
+    spec = parse_text(text, name or str(path))
+    if len(_PARSED) > 512:
+        _PARSED.clear()
+    _PARSED[key] = spec
+    return spec
 
 
 def display_name(path: Path) -> str:

@@ -435,7 +435,7 @@ class _ToIR(Transformer):
     def _at(self, line: int, col: int, end_line: int | None, end_col: int | None) -> Span:
         col_shift = self.col_offset if line == 1 else 0
         end_shift = self.col_offset if end_line == 1 else 0
-        return Span(
+        return Span.model_construct(  # one per node: skip pydantic's validation
             file=self.file,
             line=line + self.line_offset,
             col=col + col_shift,

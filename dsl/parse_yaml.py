@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from dsl import ir
 from dsl.errors import DSLError, LimitError, SchemaError, YAMLFormatError, did_you_mean
-from dsl.parse_net import MAX_SOURCE_BYTES, parse_expression
+from dsl.parse_net import check_source_size, parse_expression
 from dsl.source import NO_SPAN, Span, register_source
 
 try:
@@ -50,8 +50,7 @@ _LIST_ITEM_MODELS: dict[str, type[BaseModel]] = {"imports": ir.Import, "params":
 
 def parse_yaml(text: str, file: str = "<string>") -> ir.SpecFile:
     """Parse a whole YAML spec file."""
-    if len(text) > MAX_SOURCE_BYTES:
-        raise LimitError(f"the file is {len(text)} characters long; the limit is {MAX_SOURCE_BYTES}", Span(file=file, line=1, col=1))
+    check_source_size(text, file)
     register_source(file, text)
     try:
         data = _load(text, file)
@@ -464,15 +463,21 @@ def _allowed_keys(steps: list[tuple[Any, Any]], holder: int) -> list[str]:
 
 
 def _tag_error(value: Any, list_key: Any, span: Span) -> SchemaError:
-    given = [str(k) for k in value if k != "__span__"] if isinstance(value, dict) else []
+    given = [k for k in value if k != "__span__"] if isinstance(value, dict) else []
     if list_key == "defs":
         expected, what = list(_DEFINITION_MODELS), "a definition"
     else:
         expected, what = list(_STATEMENT_MODELS), "a statement"
-    hint = next((h for h in (did_you_mean(k, expected) for k in given) if h), None)
+    # Point at the misspelt key where one looks like a statement's key.
+    hint, key_span = None, span
+    for key in given:
+        hint = did_you_mean(str(key), expected)
+        if hint:
+            key_span = _span_of(key) or span
+            break
     return SchemaError(
         f"{what} is a mapping with one of the keys {', '.join(expected)}; found {_describe(value)}",
-        span,
+        key_span,
         hint=hint,
     )
 

@@ -1156,6 +1156,7 @@ class ContainerBody(_Body):
         super().__init__(elab, frame)
         self.handle = handle
         self.named: bool | None = None
+        self.keys: set[str] = set()
 
     def other(self, stmt: Any) -> None:
         kind = self.handle.container.kind
@@ -1186,8 +1187,9 @@ class ContainerBody(_Body):
             raise StructureError("name every child of a Sequential, or none", stmt.span, hint="torch numbers unnamed children 0, 1, 2...; mixing both is ambiguous")
         self.named = named
         key = name if named else str(len(self.handle.children))
-        if any(existing == key for existing, _ in self.handle.children):
+        if key in self.keys:
             raise DuplicateNameError(f"'{key}' is already a child of this {kind}", stmt.span)
+        self.keys.add(key)
         self.handle.children.append((key, value))
 
 

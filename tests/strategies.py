@@ -157,10 +157,17 @@ def _params() -> st.SearchStrategy:
 
 
 def _definitions() -> st.SearchStrategy:
-    body = st.one_of(statement_lists(), _containers(statement_lists(1)))
     doc = st.none() | st.lists(comment_texts, min_size=1, max_size=2).map("\n".join)
-    fields = {"params": _params(), "body": body, "doc": doc}
-    definition = st.one_of(st.builds(ir.NetDef, net=identifiers, **fields), st.builds(ir.BlockDef, block=identifiers, **fields))
+    plain = {"params": _params(), "body": st.one_of(statement_lists(), _containers(statement_lists(1))), "doc": doc}
+    # A derived net: `net X(p) = Base(args)`, with or without a body of changes.
+    callee = st.one_of(st.builds(ir.Name, id=identifiers), st.builds(ir.Attr, value=st.builds(ir.Name, id=identifiers), attr=identifiers))
+    base = st.builds(ir.Call, func=callee, args=st.lists(small_expressions, max_size=2))
+    derived = {"params": _params(), "base": base, "body": statement_lists(), "doc": doc}
+    definition = st.one_of(
+        st.builds(ir.NetDef, net=identifiers, **plain),
+        st.builds(ir.BlockDef, block=identifiers, **plain),
+        st.builds(ir.NetDef, net=identifiers, **derived),
+    )
     return _with_comments(definition)
 
 
