@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dsl.ir import SpecFile
     from dsl.resolve import Resolved
 
-__all__ = ["DSLError", "build_model", "load", "materialize", "register", "validate"]
+__all__ = ["DSLError", "build_model", "load", "load_model", "materialize", "register", "validate"]
 
 
 def load(path: str | Path) -> SpecFile:
@@ -59,6 +59,11 @@ def build_model(
     outputs: list[str] | None = None,
     max_params: int | None = DEFAULT_MAX_PARAMS,
     init_stream: str = "global",
+    weights: str | Path | dict | None = None,
+    strict: bool = True,
+    allow_missing: list[str] | tuple[str, ...] = (),
+    prefix: str | None = None,
+    rename: dict[str, str] | None = None,
 ) -> nn.Module:
     """Compile a spec (a path, `.net`/YAML text, or IR) into an ordinary `nn.Module`.
 
@@ -72,6 +77,11 @@ def build_model(
     A model with more than `max_params` parameter and buffer elements is refused with a
     `dsl.errors.LimitError` before anything is allocated (None: no limit; a build on the
     meta device allocates nothing and is not limited).
+    `weights="ckpt.pth" | "ckpt.safetensors" | state_dict` loads a checkpoint after the build
+    (safely: weights_only / safetensors), with `prefix=` stripped from its keys and `rename=`
+    mapping key prefixes; a coverage report is printed, and anything short of a complete
+    load is an error unless `strict=False` with `allow_missing=[patterns]` says what may
+    stay unloaded. Without `weights=`, the spec's own `weights(...)` statements apply.
     """
     import torch
 
@@ -81,11 +91,23 @@ def build_model(
     if device is None or torch.device(device).type != "meta":
         check_params(resolved, max_params)
     model = compile_resolved(resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream)
+    _load_weights(model, resolved, weights, strict=strict, allow_missing=allow_missing, prefix=prefix, rename=rename)
     if outputs is not None:
         from dsl.compile import feature_extractor
 
         return feature_extractor(model, outputs)
     return model
+
+
+def _load_weights(model: nn.Module, resolved: Resolved, weights: Any, **options: Any) -> None:
+    """`weights=` given to build_model, else the spec's own `weights(...)` statements."""
+    from dsl.weights import load_into
+
+    if weights is not None:
+        load_into(model, weights, **options)
+        return
+    for spec in resolved.weights:
+        load_into(model, spec.path, span=spec.span, **spec.options)
 
 
 def materialize(model: nn.Module, device: str | torch.device, *, seed: int | None = None, init_stream: str = "global") -> nn.Module:
@@ -94,6 +116,17 @@ def materialize(model: nn.Module, device: str | torch.device, *, seed: int | Non
     from dsl.compile import materialize as _materialize
 
     return _materialize(model, device, seed=seed, init_stream=init_stream)
+
+
+def load_model(path: str | Path, *, device: str | torch.device | None = None) -> nn.Module:
+    """Rebuild a model saved by `dsl build` (`.safetensors` or `.pt`) and load its weights.
+
+    The file holds the spec text and parameters it was built from; weights load with
+    `torch.load(weights_only=True)` or safetensors, never by unpickling code.
+    """
+    from dsl.checkpoint import load_model as _load_model
+
+    return _load_model(path, device=device)
 
 
 def register(obj: Any = None, *, name: str | None = None) -> Any:

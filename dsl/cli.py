@@ -19,6 +19,12 @@ EXAMPLES = {
     "fmt": "dsl fmt examples/unet.net\n  dsl fmt --check examples/*.net",
     "convert": "dsl convert examples/unet.net -o unet.yaml\n  dsl convert unet.yaml -o unet.net",
     "schema": "dsl schema > netdsl.schema.json",
+    "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init",
+    "graph": "dsl graph examples/unet.net -o unet.svg\n  dsl graph examples/unet.net -o unet.dot --depth 1\n  dsl graph examples/gpt.net -o gpt.mmd --depth 3",
+    "diff": "dsl diff examples/unet.net unet_wide.net\n  dsl diff a.net b.net --format json",
+    "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
+    "build": "dsl build examples/unet.net -o unet.safetensors --seed 0\n  dsl build examples/gpt.net -o gpt.pt --set n_layer=4\n  python -c 'import dsl; m = dsl.load_model(\"unet.safetensors\")'",
+    "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts",
 }
 
 
@@ -66,7 +72,62 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = command("schema", "print the JSON Schema of the YAML form (for editors)")
     schema.set_defaults(run=_schema)
+    _tool_commands(command)
     return parser
+
+
+def _tool_commands(command: Any) -> None:
+    """summary, graph, diff, resolve, build, export: the commands that look at a built net."""
+
+    def spec_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a net parameter (repeatable)")
+        p.add_argument("--net", help="which net of the file (default: the last one)")
+
+    summary = command("summary", "a table of modules: output shapes, parameters, FLOPs and spec lines, measured on the meta device")
+    summary.add_argument("file", type=Path)
+    summary.add_argument("--input", metavar="SHAPE", help="the first input's shape, e.g. 1x3x256x256 (default: the symbolic shape the spec declares)")
+    summary.add_argument("--depth", type=int, default=3, help="show modules nested at most this deep (default 3)")
+    summary.add_argument("--init", action="store_true", help="add a table: for every parameter, the init rule (or default) that set it, and its spec line")
+    spec_options(summary)
+    summary.add_argument("--format", choices=("human", "json"), default="human")
+    summary.set_defaults(run=_summary)
+
+    graph = command("graph", "draw the network: DOT or Mermaid text, or SVG/PNG/PDF through Graphviz's dot")
+    graph.add_argument("file", type=Path)
+    graph.add_argument("-o", "--output", type=Path, required=True, help="net.svg, net.png, net.pdf, net.dot or net.mmd (the suffix picks the format)")
+    graph.add_argument("--depth", type=int, default=2, help="open blocks and Sequentials nested less deep than this (default 2; 1 shows the top level only)")
+    graph.add_argument("--concrete", action="store_true", help="show sizes as numbers rather than symbols (B, H, W)")
+    spec_options(graph)
+    graph.set_defaults(run=_graph)
+
+    diff = command("diff", "what changed between two networks: modules, parameters, checkpoint keys")
+    diff.add_argument("a", type=Path)
+    diff.add_argument("b", type=Path)
+    diff.add_argument("--set", action="append", default=[], metavar="K=V", help="override a parameter of both nets (repeatable)")
+    diff.add_argument("--format", choices=("human", "json"), default="human")
+    diff.set_defaults(run=_diff)
+
+    res = command("resolve", "the fully expanded network: every module's constructor arguments and where each came from")
+    res.add_argument("file", type=Path)
+    spec_options(res)
+    res.add_argument("--no-defaults", action="store_true", help="leave out the arguments that keep torch's defaults")
+    res.add_argument("--format", choices=("human", "json"), default="human")
+    res.set_defaults(run=_resolve)
+
+    build = command("build", "build a network and save its initialised weights with the spec (load with dsl.load_model)")
+    build.add_argument("file", type=Path)
+    build.add_argument("-o", "--output", type=Path, required=True, help="model.safetensors or model.pt")
+    build.add_argument("--seed", type=int, default=0, help="random seed for the initial weights (default 0)")
+    spec_options(build)
+    build.set_defaults(run=_build)
+
+    export = command("export", "export a network: ONNX, TorchScript, torch.export program, or standalone PyTorch source")
+    export.add_argument("file", type=Path)
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript", "exported-program", "python"))
+    export.add_argument("-o", "--output", type=Path, required=True)
+    export.add_argument("--seed", type=int, default=0, help="random seed for the weights in the exported file (default 0)")
+    spec_options(export)
+    export.set_defaults(run=_export)
 
 
 # ----------------------------------------------------------------------------- output
@@ -225,6 +286,127 @@ def _schema(args: argparse.Namespace) -> int:
     schema = SpecFile.model_json_schema(by_alias=True)
     schema["title"] = "netdsl spec (YAML form)"
     print(json.dumps(schema, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- tool commands
+
+
+def _errors_reported(run: Any) -> Any:
+    """A command body whose DSLErrors become diagnostics and exit code 1."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        from dsl.errors import DSLError
+
+        try:
+            return run(args)
+        except DSLError as exc:
+            return _report([exc], getattr(args, "format", "human") if getattr(args, "format", "human") == "json" else "human", 1)
+
+    return wrapper
+
+
+@_errors_reported
+def _summary(args: argparse.Namespace) -> int:
+    from dsl.progress import Progress
+    from dsl.summary import parse_shape, render, render_json, resolve_for_input, summarise
+
+    overrides = parse_overrides(args.set)
+    shape = parse_shape(args.input) if args.input else None
+    with Progress(f"measuring {args.file.name}"):
+        resolved = resolve_for_input(args.file, overrides, shape, args.net)
+        result = summarise(resolved, concrete=shape is not None, init=args.init)
+    if args.format == "json":
+        print(render_json(result))
+    else:
+        print(render(result, depth=args.depth if args.depth >= 0 else None, color=_color(sys.stdout)))
+    return 0
+
+
+@_errors_reported
+def _graph(args: argparse.Namespace) -> int:
+    from dsl.graph import draw, write
+    from dsl.resolve import resolve
+
+    resolved = resolve(args.file, net=args.net, params=parse_overrides(args.set))
+    picture = draw(resolved, depth=max(args.depth, 1), symbols=not args.concrete)
+    print(write(picture, args.output))
+    return 0
+
+
+@_errors_reported
+def _diff(args: argparse.Namespace) -> int:
+    from dsl.diff import compare, render, render_json
+    from dsl.resolve import resolve
+
+    overrides = parse_overrides(args.set)
+    a = resolve(args.a, params=overrides)
+    b = resolve(args.b, params=overrides)
+    result = compare(a, b, str(args.a), str(args.b))
+    print(render_json(result) if args.format == "json" else render(result, color=_color(sys.stdout)))
+    return 0
+
+
+@_errors_reported
+def _resolve(args: argparse.Namespace) -> int:
+    from dsl.provenance import explain, render, render_json
+
+    _, entries = explain(args.file, net=args.net, overrides=parse_overrides(args.set))
+    print(render_json(entries) if args.format == "json" else render(entries, color=_color(sys.stdout), defaults=not args.no_defaults))
+    return 0
+
+
+def _build_with_progress(path: Path, overrides: dict[str, Any], net: str | None, seed: int) -> tuple[Any, Any]:
+    import torch
+
+    from dsl.checkpoint import count_modules
+    from dsl.compile import compile_resolved
+    from dsl.progress import Progress, counting_modules
+    from dsl.resolve import resolve
+
+    with Progress(f"checking {path.name}") as progress:
+        resolved = resolve(path, net=net, params=overrides)
+        progress.total = count_modules(resolved.root)
+        progress.stage(f"building {resolved.name}")
+        torch.manual_seed(seed)
+        with counting_modules(progress):
+            model = compile_resolved(resolved)
+    return resolved, model
+
+
+@_errors_reported
+def _build(args: argparse.Namespace) -> int:
+    from dsl.checkpoint import save
+    from dsl.errors import ArgumentError
+    from dsl.progress import Progress
+    from dsl.summary import human_bytes
+
+    if args.output.suffix not in (".safetensors", ".pt", ".pth"):
+        raise ArgumentError(f"cannot save weights as '{args.output.suffix}'", hint="give -o a name ending in .safetensors or .pt")
+    overrides = parse_overrides(args.set)
+    resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
+    with Progress(f"writing {args.output.name}"):
+        save(model, args.output, spec_text=args.file.read_text(encoding="utf-8"), spec_file=str(args.file), net=resolved.name, params=overrides)
+    count = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.output}: {resolved.name}, {count:,} parameters, {human_bytes(args.output.stat().st_size)}, seed {args.seed}")
+    return 0
+
+
+@_errors_reported
+def _export(args: argparse.Namespace) -> int:
+    from dsl.export import eject, export
+    from dsl.progress import Progress
+    from dsl.resolve import resolve
+
+    overrides = parse_overrides(args.set)
+    if args.format == "python":
+        resolved = resolve(args.file, net=args.net, params=overrides)
+        args.output.write_text(eject(resolved, source_name=str(args.file)), encoding="utf-8")
+    else:
+        resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
+        with Progress(f"exporting {resolved.name} ({args.format})"):
+            export(model, resolved, args.format, args.output, source_name=str(args.file))
+    print(f"wrote {args.output} ({args.format})")
     return 0
 
 

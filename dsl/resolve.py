@@ -172,6 +172,16 @@ class Resolved:
     inputs: list[tuple[str, torch.Tensor]]
     output: Any
     symbols: shapes.Symbols
+    weights: list[WeightsSpec] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """`weights("resnet18.pth", prefix="module.")` in a net: loaded after the build."""
+
+    path: Path
+    options: dict[str, Any]
+    span: Span
 
 
 # ============================================================================ values
@@ -288,6 +298,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "sum": sum,
     "calculate_gain": torch.nn.init.calculate_gain,
     "parts": None,  # handled by the evaluator: it takes a module, not a value
+    "weights": None,  # a statement of a net's body (see Elaborator.add_weights)
 }
 
 
@@ -684,6 +695,8 @@ class Frame:
             return self.elab.apply(self.builder, func, args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name == "parts":
             return self.elab.parts(args, kwargs, expr.span)
+        if isinstance(func, Builtin) and func.name == "weights":
+            raise StructureError("weights(...) is a statement of its own in a net's body", expr.span)
         if isinstance(func, Builtin) and not _has_val(args, kwargs):
             return _call_builtin(func, args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name in REGISTRY.functions:
@@ -868,6 +881,7 @@ class Elaborator:
         self.stack: list[tuple[str, Span]] = []
         self.steps = 0
         self._sources = 0
+        self.weights: list[WeightsSpec] = []
         self._templates: dict[str, list[tuple[str, ir.ExprNode]]] = {}
 
     # -- names
@@ -1001,6 +1015,24 @@ class Elaborator:
         fn = {"cat": torch.cat, "stack": torch.stack}[merge]
         return self.graph_call(builder, fn, (values,), {"dim": handle.options.get("dim", 1)}, merge, span)
 
+    def add_weights(self, call: ir.Call, frame: Frame) -> None:
+        """`weights("file.pt", prefix=..., rename=..., strict=..., allow_missing=[...])`."""
+        if self.stack:
+            raise StructureError("weights() belongs to the net being built, not to a block", call.span)
+        args = [frame.static(a) for a in call.args]
+        options = {k: frame.static(v) for k, v in call.kwargs.items()}
+        allowed = {"prefix", "rename", "strict", "allow_missing"}
+        for key in options:
+            if key not in allowed:
+                raise UnknownKeywordError(f"weights() has no option '{key}'", keyword_span(key, call.kwargs[key].span), hint=did_you_mean(key, allowed) or f"options: {', '.join(sorted(allowed))}")
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise ArgumentError('weights() takes a file path first, e.g. weights("resnet18.pth")', call.span)
+        base = frame.unit.path.parent if frame.unit.path else self.library.root
+        path = (base / args[0]).resolve()
+        if not path.is_relative_to(self.library.root):
+            raise ArgumentError(f"'{args[0]}' lies outside the spec's directory", call.args[0].span, hint="weights files are read from under the spec's own directory")
+        self.weights.append(WeightsSpec(path, options, call.span))
+
     def parts(self, args: list, kwargs: dict, span: Span) -> Parts:
         if kwargs or len(args) != 1 or not isinstance(args[0], Handle) or args[0].kind != "layer" or args[0].name is not None:
             raise ArgumentError("parts() takes one new layer, e.g. parts(torchvision.models.resnet18())", span)
@@ -1078,6 +1110,10 @@ class Elaborator:
             else:
                 raise ArityError(f"{node.name} needs a value for '{param.name}'", call.span if call else node.span, notes=[Note(f"{node.name} is defined here", node.span)])
         return scope
+
+
+def is_weights_call(expr: Any) -> bool:
+    return isinstance(expr, ir.Call) and isinstance(expr.func, ir.Name) and expr.func.id == "weights"
 
 
 def _split_template(text: str) -> list[tuple[str, str]]:
@@ -1329,6 +1365,9 @@ class GraphBody(_Body):
         self.frame.scope[name] = value
 
     def _Layer(self, stmt: ir.Layer) -> None:
+        if is_weights_call(stmt.layer):
+            self.elab.add_weights(stmt.layer, self.frame)
+            return
         raise StructureError("a bare layer in a graph body needs a name", stmt.span, hint="write 'name = Layer(...)', or 'y = name(x): Layer(...)'")
 
     def _Return(self, stmt: ir.Return) -> None:
@@ -1405,7 +1444,9 @@ def resolve(
     node = pick_net(spec_file, net)
     elab = Elaborator(library, shapes.Symbols(sizes))
     try:
-        return _resolve_net(elab, unit, node, params or {})
+        resolved = _resolve_net(elab, unit, node, params or {})
+        resolved.weights = elab.weights
+        return resolved
     except RecursionError:
         raise LimitError("the spec nests too deeply to elaborate", node.span) from None
 

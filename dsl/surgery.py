@@ -38,6 +38,7 @@ from dsl.resolve import (
     ReplaceOp,
     Resolved,
     SetOp,
+    is_weights_call,
     resolve_net_in,
 )
 from dsl.source import Span
@@ -118,6 +119,8 @@ class _Surgeon:
             self._call(stmt.layer)
         elif isinstance(stmt, ir.InitBlock):
             self._rules._InitBlock(stmt)
+        elif isinstance(stmt, ir.Layer) and is_weights_call(stmt.layer):
+            self.elab.add_weights(stmt.layer, self.frame)
         else:
             raise StructureError(
                 "a derived net's body replaces members ('fc = Linear(10)'), or calls freeze(), unfreeze() or set()",
