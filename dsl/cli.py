@@ -17,6 +17,7 @@ from typing import Any
 EXAMPLES = {
     "validate": "dsl validate examples/unet.net\n  dsl validate examples/gpt.net --set n_layer=96 --set d_model=12288\n  dsl validate blocks/*.net --format json",
     "fmt": "dsl fmt examples/unet.net\n  dsl fmt --check examples/*.net",
+    "blocks": "dsl blocks\n  dsl blocks Bottleneck",
     "convert": "dsl convert examples/unet.net -o unet.yaml\n  dsl convert unet.yaml -o unet.net",
     "schema": "dsl schema > netdsl.schema.json",
     "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init",
@@ -72,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = command("schema", "print the JSON Schema of the YAML form (for editors)")
     schema.set_defaults(run=_schema)
+
+    blocks = command("blocks", "list the standard library's blocks and nets, or show one's documentation")
+    blocks.add_argument("name", nargs="?", help="a block or net name, e.g. Bottleneck")
+    blocks.set_defaults(run=_blocks)
     _tool_commands(command)
     return parser
 
@@ -278,6 +283,33 @@ def _convert(args: argparse.Namespace) -> int:
     args.output.write_text(text, encoding="utf-8")
     print(f"wrote {args.output}")
     return 0
+
+
+def _blocks(args: argparse.Namespace) -> int:
+    """The comment header of each library definition is its documentation."""
+    from dsl.errors import UnknownNameError, did_you_mean
+    from dsl.loader import read_file, stdlib_dir
+    from dsl.printer import print_expr
+
+    found = []
+    for path in sorted(stdlib_dir().glob("*.net")):
+        for definition in read_file(path, f"blocks/{path.name}").defs:
+            params = ", ".join(p.name if p.default is None else f"{p.name}={print_expr(p.default)}" for p in definition.params)
+            found.append((path.stem, definition, f"{definition.kind} {definition.name}({params})"))
+    if args.name is None:
+        for module, definition, head in found:
+            summary = (definition.doc or "").split("\n")[0]
+            print(f"{module:<12} {head}\n{'':<12}   {summary}")
+        print("\nimport with: from MODULE import NAME   (dsl blocks NAME shows the whole documentation)")
+        return 0
+    for module, definition, head in found:
+        if definition.name == args.name:
+            print(f"from {module} import {definition.name}\n\n{head}\n")
+            print(definition.doc or "(no documentation)")
+            return 0
+    error = UnknownNameError(f"the standard library has no block '{args.name}'", hint=did_you_mean(args.name, [d.name for _, d, _ in found]))
+    print(error.render(color=_color(sys.stderr)), file=sys.stderr)
+    return 1
 
 
 def _schema(args: argparse.Namespace) -> int:

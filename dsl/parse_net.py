@@ -808,24 +808,53 @@ def _check_unique(items: list[tuple[str, Span]], what: str) -> None:
 _COMMENT_LINE = re.compile(r"^[ \t]*#(.*)$")
 
 
-def _comments(text: str) -> dict[int, str]:
-    """Full-line comments by line number (end-of-line comments stay in the text only)."""
-    out = {}
+def _comments(text: str) -> dict[float, str]:
+    """Comments by position: a full-line comment at its line, an end-of-line comment just
+    before its line (line - 0.5), so that it rides on the statement that starts there and
+    `dsl fmt` moves it above that statement instead of dropping it."""
+    out: dict[float, str] = {}
     for number, line in enumerate(text.split("\n"), start=1):
         match = _COMMENT_LINE.match(line)
         if match:
-            out[number] = match.group(1)[1:] if match.group(1).startswith(" ") else match.group(1)
+            out[number] = _comment_text(match.group(1))
+        elif "#" in line:
+            trailing = _trailing_comment(line)
+            if trailing is not None:
+                out[number - 0.5] = _comment_text(trailing)
     return out
 
 
-def _attach_comments(spec: ir.SpecFile, comments: dict[int, str]) -> ir.SpecFile:
+def _comment_text(body: str) -> str:
+    return body[1:] if body.startswith(" ") else body
+
+
+def _trailing_comment(line: str) -> str | None:
+    """The text after a `#` that is not inside a string literal."""
+    quote = None
+    escaped = False
+    for index, char in enumerate(line):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            return line[index + 1 :]
+    return None
+
+
+def _attach_comments(spec: ir.SpecFile, comments: dict[float, str]) -> ir.SpecFile:
     """A comment block right above a definition is its doc; other comment lines ride on the
     span of the statement below them, so `dsl fmt` keeps them without their taking part in
     equality."""
     if not comments:
         return spec
     lines = sorted(comments)
-    claimed: set[int] = set()
+    claimed: set[float] = set()
 
     def take(before: int) -> list[str]:
         taken = [n for n in lines if n < before and n not in claimed]

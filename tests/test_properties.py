@@ -4,11 +4,13 @@ For every generated net: it validates and builds; a real forward gives the shape
 pass predicted, for several batch sizes; the parameters are exactly the ones the generator
 declared, each once, with the analytic count; the state_dict round-trips through
 `torch.save`/`torch.load(weights_only=True)`; printing and parsing gives the same IR; and
-the YAML twin builds the same model.
+the YAML twin builds the same model; and the ejected PyTorch source (`dsl export --format
+python`) builds the same model without netdsl.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 
 import pytest
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 import dsl
 from dsl import limits
+from dsl.export import eject
 from dsl.parse_net import parse_net
 from tests.spec_gen import GeneratedSpec, specs
 
@@ -107,3 +110,39 @@ def test_yaml_twin_builds_the_same_model(gen: GeneratedSpec) -> None:
     with torch.no_grad():
         for oa, ob in zip(_outputs(a(x.clone())), _outputs(b(x.clone()))):
             assert torch.equal(oa, ob)
+
+
+def _imported_modules(source: str) -> set[str]:
+    """The top-level package of every import statement in `source`, wherever it appears."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.add((node.module or "").split(".")[0] if node.level == 0 else ".")
+    return found
+
+
+@given(specs, st.sampled_from(BATCHES))
+def test_ejected_python_builds_the_same_model(gen: GeneratedSpec, batch: int) -> None:
+    resolved = dsl.validate(gen.text)
+    source = eject(resolved)
+    # torch only; `collections` (stdlib) supplies OrderedDict for a Sequential with named children.
+    assert _imported_modules(source) <= {"torch", "collections"}, source
+    assert "dsl" not in _imported_modules(source)
+    namespace: dict = {"__name__": "ejected"}
+    # A fresh namespace: the file gets only what it imports itself.
+    exec(compile(source, "<ejected>", "exec"), namespace)
+    built = dsl.build_model(gen.text, seed=0).eval()
+    ejected = namespace[resolved.name]().eval()
+    ours, theirs = built.state_dict(), ejected.state_dict()
+    assert list(theirs) == list(ours), source
+    shapes = [tuple(v.shape) for v in ours.values()]
+    assert [tuple(v.shape) for v in theirs.values()] == shapes, source
+    ejected.load_state_dict(ours, strict=True)
+    x = torch.randn(gen.input_size(batch))
+    with torch.no_grad():
+        expected, actual = _outputs(built(x.clone())), _outputs(ejected(x.clone()))
+    assert len(actual) == len(expected), source
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e)
