@@ -470,6 +470,23 @@ class Handle:
         return self.spec
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a build-time value (blocks and layers by identity)."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, *(_frozen(v) for v in value))
+    if isinstance(value, BlockRef):
+        return ("block", id(value.definition.node))
+    if isinstance(value, LayerRef):
+        return ("layer", value.layer.name)
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return (type(value).__name__, value)
+
+
 def _signature(meta: Any) -> tuple:
     if isinstance(meta, torch.Tensor):
         return (tuple(meta.shape), meta.dtype)
@@ -881,6 +898,7 @@ class Elaborator:
         self.stack: list[tuple[str, Span]] = []
         self.steps = 0
         self._sources = 0
+        self._blocks: dict[tuple, tuple[ModuleSpec, Any]] = {}
         self.weights: list[WeightsSpec] = []
         self._templates: dict[str, list[tuple[str, ir.ExprNode]]] = {}
 
@@ -1063,18 +1081,27 @@ class Elaborator:
         self.stack.append((node.name, handle.span))
         try:
             scope = self.bind_params(node, handle.call, handle.frame, definition.unit)
-            frame = Frame(self, definition.unit, None, scope)
-            if isinstance(node.body, ir.Container):
-                inner = self.container_handle(node.body, frame)
-                inner.attach(handle.name)
-                out = inner.call_meta(inputs, sources, span, self)
-                return inner.finish(self), out
-            builder = GraphBuilder(node.name, node.span)
-            frame.builder = builder
-            GraphBody(self, builder, frame).run_block(node, inputs, sources, span)
-            return builder.finish(self), _meta_arg(builder.returned)
+            # A block's elaboration depends only on its parameters and input shapes, so
+            # identical instances (a ResNet stage's blocks, a GPT's layers) share one result.
+            key = (id(node), _frozen(scope), tuple(_signature(m) for m in inputs))
+            if key not in self._blocks:
+                self._blocks[key] = self._elaborate_block(definition, handle, scope, inputs, sources, span)
+            return self._blocks[key]
         finally:
             self.stack.pop()
+
+    def _elaborate_block(self, definition: Definition, handle: Handle, scope: dict[str, Any], inputs: list[Any], sources: list[Span | None], span: Span) -> tuple[ModuleSpec, Any]:
+        node = definition.node
+        frame = Frame(self, definition.unit, None, scope)
+        if isinstance(node.body, ir.Container):
+            inner = self.container_handle(node.body, frame)
+            inner.attach(handle.name)
+            out = inner.call_meta(inputs, sources, span, self)
+            return inner.finish(self), out
+        builder = GraphBuilder(node.name, node.span)
+        frame.builder = builder
+        GraphBody(self, builder, frame).run_block(node, inputs, sources, span)
+        return builder.finish(self), _meta_arg(builder.returned)
 
     def bind_params(self, node: ir.NetDef | ir.BlockDef, call: ir.Call | None, caller: Frame | None, unit: Unit, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Block/net parameters from a call (or overrides), with defaults evaluated in order."""
