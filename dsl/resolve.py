@@ -395,12 +395,15 @@ class Handle:
         bound = self.bind(first, elab)
         if first is not None:
             shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols, span)
-        module = shapes.construct_on_meta(self.layer, bound, self.span)
+        module = elab.meta_module(self.layer, bound, self.span)
         self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module), self._inferred(bound))
         what = f"{self.name} ({self.layer.name})"
 
         def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
-            return shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols)
+            key = (id(module), tuple(_signature(m) for m in metas))
+            if key not in elab.outputs:
+                elab.outputs[key] = shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols)
+            return elab.outputs[key]
 
         self._runner = runner
         return runner(inputs, sources, span)
@@ -899,8 +902,17 @@ class Elaborator:
         self.steps = 0
         self._sources = 0
         self._blocks: dict[tuple, tuple[ModuleSpec, Any]] = {}
+        self._meta_modules: dict[tuple, torch.nn.Module] = {}
+        self.outputs: dict[tuple, Any] = {}  # (meta module, input signatures) -> output meta
         self.weights: list[WeightsSpec] = []
         self._templates: dict[str, list[tuple[str, ir.ExprNode]]] = {}
+
+    def meta_module(self, layer: Layer, bound: dict[str, Any], span: Span) -> torch.nn.Module:
+        """One meta instance per distinct layer and arguments: shapes need no more."""
+        key = (layer.name, _frozen(bound))
+        if key not in self._meta_modules:
+            self._meta_modules[key] = shapes.construct_on_meta(layer, bound, span)
+        return self._meta_modules[key]
 
     # -- names
     def lookup(self, name: str, unit: Unit) -> Any:
