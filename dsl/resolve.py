@@ -1395,7 +1395,7 @@ class GraphBody(_Body):
                 if "." in value.name:
                     raise StructureError(f"'{value.name}' belongs to a container; give it a second name through the container", span)
                 self.builder.add_member(name, AliasSpec(value.name, span), span)
-        elif isinstance(value, Val) and value.node.op not in ("placeholder", "get_attr") and value.node.graph is self.builder.graph and value.node.name not in self.frame.scope:
+        elif isinstance(value, Val) and value.node.op not in ("placeholder", "get_attr") and value.node.graph is self.builder.graph and self.frame.scope.get(value.node.name) is not value:
             value.node._rename(name)  # `y = conv(x)` names the node y; `y = x5` leaves x5 alone
         elif isinstance(value, Dim) and value.name is None:
             value.name = name
