@@ -10,8 +10,7 @@ from pathlib import Path
 
 import torch
 import torch.fx
-import torch.nn.functional as F
-from torch import nn
+from references import GPT as ReferenceGPT
 
 import dsl
 
@@ -21,66 +20,6 @@ DEFAULTS = dict(n_layer=2, d_model=64, n_head=4, vocab=256, block_size=64)
 
 
 # --------------------------------------------------------------------------- the reference
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, d_model: int, n_head: int) -> None:
-        super().__init__()
-        self.n_head = n_head
-        self.d_model = d_model
-        self.c_attn = nn.Linear(d_model, 3 * d_model)
-        self.c_proj = nn.Linear(d_model, d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.d_model, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.c_proj(y)
-
-
-class MLP(nn.Module):
-    def __init__(self, d_model: int) -> None:
-        super().__init__()
-        self.c_fc = nn.Linear(d_model, 4 * d_model)
-        self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * d_model, d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(self.gelu(self.c_fc(x)))
-
-
-class Block(nn.Module):
-    def __init__(self, d_model: int, n_head: int) -> None:
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, n_head)
-        self.ln_2 = nn.LayerNorm(d_model)
-        self.mlp = MLP(d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class ReferenceGPT(nn.Module):
-    def __init__(self, n_layer: int, d_model: int, n_head: int, vocab: int, block_size: int) -> None:
-        super().__init__()
-        self.wte = nn.Embedding(vocab, d_model)
-        self.wpe = nn.Embedding(block_size, d_model)
-        self.h = nn.ModuleList(Block(d_model, n_head) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(d_model)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(idx.size(1), device=idx.device)
-        x = self.wte(idx) + self.wpe(pos)
-        for block in self.h:
-            x = block(x)
-        x = self.ln_f(x)
-        return F.linear(x, self.wte.weight)  # the head is tied to the token embedding
 
 
 # --------------------------------------------------------------------------- tests
