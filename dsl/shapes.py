@@ -343,6 +343,9 @@ def run(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], wha
     try:
         if isinstance(fn, nn.Module) and _same_shape(fn, args, kwargs):
             return args[0]
+        direct = _direct_result(fn, args)
+        if direct is not None:
+            return direct
         with torch.no_grad():
             return fn(*args, **kwargs)
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError) as exc:
@@ -350,6 +353,31 @@ def run(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], wha
         notes = [Note(f"an input of shape {describe(meta, symbols)} came from here", src) for meta, src in inputs if src]
         detail, hint = _explain(fn, args, kwargs, symbols) or (_first_line(exc), None)
         raise ShapeError(f"{what} cannot take input{'s' if len(inputs) > 1 else ''} of shape {shapes}: {detail}", span, notes=notes, hint=hint) from None
+
+
+# Elementwise functions whose result shape is their first argument's. On meta tensors torch
+# runs them (and broadcasting operators) through Python wrappers whose first use imports
+# torch._dynamo, 1.6 s; shapes follow from the rules directly.
+_ELEMENTWISE = {F.relu, F.gelu, F.silu, F.leaky_relu, F.dropout, F.softmax, F.log_softmax, torch.sigmoid, torch.tanh, torch.exp, torch.sqrt}
+_BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.div}
+
+
+def _direct_result(fn: Any, args: Sequence[Any]) -> torch.Tensor | None:
+    if fn in _ELEMENTWISE and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+        return args[0]
+    if fn in _BINARY and len(args) == 2 and any(isinstance(a, torch.Tensor) for a in args):
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if not all(t.is_meta for t in tensors) or not all(isinstance(a, torch.Tensor | int | float | bool) for a in args):
+            return None
+        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+        dtype = torch.result_type(args[0], args[1]) if fn not in (operator.truediv, torch.div) else _true_div_dtype(args)
+        return torch.empty(shape, dtype=dtype, device="meta")
+    return None
+
+
+def _true_div_dtype(args: Sequence[Any]) -> torch.dtype:
+    dtype = torch.result_type(args[0], args[1])
+    return dtype if dtype.is_floating_point or dtype.is_complex else torch.get_default_dtype()
 
 
 # ----------------------------------------------------------------------------- explaining failures
