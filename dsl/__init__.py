@@ -38,13 +38,17 @@ def validate(
     params: dict[str, Any] | None = None,
     sizes: dict[str, int] | None = None,
 ) -> Resolved:
-    """Check a spec completely (syntax, names, arguments, shapes) without allocating weights.
+    """Check a spec completely (syntax, names, arguments, shapes, init rules) without
+    allocating weights.
 
     Returns the resolved network, whose `output` holds the output's meta tensor(s).
     """
+    from dsl.compile import check_init_rules
     from dsl.resolve import resolve
 
-    return resolve(spec, net=net, params=params, sizes=sizes)
+    resolved = resolve(spec, net=net, params=params, sizes=sizes)
+    check_init_rules(resolved)
+    return resolved
 
 
 def build_model(

@@ -220,6 +220,7 @@ def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None)
     """Every diagnostic for one file: the static checks of all definitions, then each net
     elaborated with shapes (the first error in each)."""
     from dsl.check import check_unit
+    from dsl.compile import check_init_rules
     from dsl.errors import DSLError, LimitError
     from dsl.loader import Library, read_file
     from dsl.resolve import resolve
@@ -235,7 +236,7 @@ def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None)
         if net is not None and not nets:
             resolve(spec, net=net)  # raises the "no net named" diagnostic
         for name in nets:
-            resolve(path, net=name, params=overrides)
+            check_init_rules(resolve(path, net=name, params=overrides))
     except DSLError as exc:
         return [exc]
     except RecursionError:

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import dsl
+import dsl.cli
 from dsl.errors import DSLError, InitError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -572,6 +573,7 @@ def test_per_module_stream_depends_on_the_seed_and_names_only() -> None:
 _HASH_SCRIPT = """
 import hashlib, sys
 import dsl
+import dsl.cli
 for stream in ("global", "per-module"):
     model = dsl.build_model(sys.argv[1], seed=1234, init_stream=stream, params={"width": 16})
     h = hashlib.sha256()
@@ -729,3 +731,13 @@ def test_mnist_mlp_trains() -> None:
     assert before < 0.3
     assert losses[-1] < losses[0]
     assert after > 0.9, (before, after, losses)
+
+
+def test_validate_finds_a_rule_that_matches_nothing_without_building(tmp_path: Path) -> None:
+    """`dsl validate` never builds real weights, yet reports a rule that matches nothing."""
+    spec = tmp_path / "rules.net"
+    spec.write_text("net A:\n    input x: [B, 4]\n    init:\n        GRU.weight: zeros()\n    fc = Linear(2)\n    return fc(x)\n")
+    with pytest.raises(InitError) as info:
+        dsl.validate(spec)
+    assert (info.value.span.line, info.value.span.col) == (4, 9)
+    assert dsl.cli.main(["validate", str(spec)]) == 1
