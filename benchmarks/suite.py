@@ -148,7 +148,8 @@ def _on_meta(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
 def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     from dsl import compile as dsl_compile
     from dsl.loader import read_file
-    from dsl.resolve import LeafSpec, resolve
+    from dsl.resolve import resolve
+    from dsl.specs import LeafSpec
 
     rows: list[Row] = []
     for name, path, make_ref, ref_name in BUILD_CASES:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from dsl.ir import SpecFile
-    from dsl.resolve import Resolved
+    from dsl.specs import Resolved
 
 __all__ = ["DSLError", "build_model", "load", "load_model", "materialize", "register", "validate"]
 

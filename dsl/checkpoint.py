@@ -21,7 +21,7 @@ FORMAT_VERSION = "1"
 
 
 def count_modules(spec: Any) -> int:
-    from dsl.resolve import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec
+    from dsl.specs import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec
 
     if isinstance(spec, LeafSpec):
         return 1

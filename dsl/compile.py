@@ -26,7 +26,7 @@ from torch import nn
 from dsl import init
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.registry import REGISTRY
-from dsl.resolve import (
+from dsl.specs import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,

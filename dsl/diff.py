@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from dsl.resolve import Resolved
+from dsl.specs import Resolved
 
 
 @dataclass

@@ -24,7 +24,7 @@ from torch import nn
 
 from dsl.compile import GeneratedModule, generated_class
 from dsl.errors import ArgumentError
-from dsl.resolve import (
+from dsl.specs import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,

@@ -21,8 +21,8 @@ import torch.fx as fx
 from torch import nn
 
 from dsl.errors import ArgumentError
-from dsl.resolve import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved
 from dsl.shapes import Symbols, describe
+from dsl.specs import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved
 from dsl.summary import meta_model, trace
 
 FORMATS = ("svg", "png", "pdf", "dot", "mmd")

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dsl.errors import DSLError
-from dsl.resolve import (
+from dsl.resolve import resolve
+from dsl.specs import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,
@@ -25,7 +26,6 @@ from dsl.resolve import (
     ReplaceOp,
     Resolved,
     TensorSpec,
-    resolve,
 )
 
 SPEC, DEFAULT, SET, INFERRED = "spec", "default", "--set", "inferred"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,146 +43,24 @@ from dsl.loader import Definition, Library, Unit, load
 from dsl.parse_net import parse_expression
 from dsl.registry import OPERATORS, REGISTRY, TENSOR_METHODS, Function, Layer
 from dsl.source import Span
+from dsl.specs import (
+    AliasSpec,
+    ContainerSpec,
+    GraphSpec,
+    LeafSpec,
+    ModuleSpec,
+    PartSpec,
+    Resolved,
+    SourceSpec,
+    TensorSpec,
+    WeightsSpec,
+)
 
 MAX_BLOCK_DEPTH = 48
 MAX_STEPS = 2_000_000
 MAX_LOOP = 100_000
 MAX_SEQUENCE = 1_000_000
 MAX_INT_BITS = 4096
-
-# ============================================================================ resolved specs
-
-
-@dataclass
-class LeafSpec:
-    """One module from a registered constructor, with every argument by keyword."""
-
-    layer: Layer
-    kwargs: dict[str, Any]
-    span: Span
-    numel: tuple[int, int] | None = None  # (parameter, buffer) elements, counted on meta (dsl.limits)
-    inferred: tuple[str, ...] = ()  # the input-size arguments read from the input's shape
-
-
-@dataclass
-class ContainerSpec:
-    kind: str  # Sequential, ModuleList, ModuleDict
-    children: list[tuple[str, ModuleSpec]]
-    span: Span
-
-
-@dataclass
-class TensorSpec:
-    """An own `param` or `buffer` of a graph module."""
-
-    kind: str  # "param" or "buffer"
-    shape: tuple[int, ...]
-    dtype: torch.dtype
-    init: InitCall | None
-    persistent: bool
-    requires_grad: bool
-    span: Span
-
-
-@dataclass
-class AliasSpec:
-    """The same module registered under a second name (`f3 = fc`)."""
-
-    target: str
-    span: Span
-
-
-@dataclass
-class GraphSpec:
-    """A net or block with named children and a generated `forward`."""
-
-    class_name: str
-    members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]]
-    graph: fx.Graph
-    span: Span
-    init_rules: list[init.Rule] = field(default_factory=list)
-
-
-@dataclass
-class ReplaceOp:
-    """`fc = Sequential: ...` in a derived net: the member at `path` is replaced."""
-
-    path: str
-    spec: ModuleSpec
-    span: Span
-
-
-@dataclass
-class FreezeOp:
-    """`freeze("layer1.*")` / `unfreeze("fc.*")`: requires_grad of matching parameters."""
-
-    pattern: str
-    trainable: bool
-    span: Span
-
-
-@dataclass
-class SetOp:
-    """`set("layer3.*.conv2", dilation=(2, 2))`: attributes of matching modules."""
-
-    pattern: str
-    attrs: dict[str, Any]
-    span: Span
-
-
-@dataclass
-class DerivedSpec:
-    """`net Name = Base(args):` — the base module, then its body's changes in order."""
-
-    base: ModuleSpec
-    ops: list[ReplaceOp | FreezeOp | SetOp]
-    span: Span
-    init_rules: list[init.Rule] = field(default_factory=list)
-
-
-@dataclass
-class SourceSpec:
-    """`resnet = parts(torchvision.models.resnet18())`: built where it is written (so the
-    random stream is drawn as in hand-written code) but never registered; members take
-    parts of it (`layer1 = resnet.layer1`)."""
-
-    key: str
-    spec: ModuleSpec
-    span: Span
-
-
-@dataclass
-class PartSpec:
-    """A submodule of a `parts(...)` source, registered where the spec puts it."""
-
-    key: str
-    path: str
-    span: Span
-
-
-ModuleSpec = LeafSpec | ContainerSpec | GraphSpec | DerivedSpec | PartSpec
-
-
-@dataclass
-class Resolved:
-    """What `build_model` compiles: the module tree and the shapes seen while elaborating."""
-
-    name: str
-    root: ModuleSpec
-    inputs: list[tuple[str, torch.Tensor]]
-    output: Any
-    symbols: shapes.Symbols
-    weights: list[WeightsSpec] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """`weights("resnet18.pth", prefix="module.")` in a net: loaded after the build."""
-
-    path: Path
-    options: dict[str, Any]
-    span: Span
-
 
 # ============================================================================ values
 
@@ -1538,4 +1416,4 @@ def _resolve_container_net(elab: Elaborator, frame: Frame, node: ir.NetDef) -> R
     return Resolved(node.name, handle.finish(elab), [(inputs[0].input, meta)], out, elab.symbols)
 
 
-__all__ = ["AliasSpec", "ContainerSpec", "DerivedSpec", "GraphSpec", "LeafSpec", "PartSpec", "Resolved", "SourceSpec", "TensorSpec", "resolve"]
+__all__ = ["resolve"]

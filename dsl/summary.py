@@ -18,7 +18,10 @@ from torch import nn
 
 from dsl import ir
 from dsl.errors import ArgumentError, ShapeError
-from dsl.resolve import (
+from dsl.resolve import resolve
+from dsl.shapes import Symbols
+from dsl.source import Span
+from dsl.specs import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,
@@ -28,10 +31,7 @@ from dsl.resolve import (
     ReplaceOp,
     Resolved,
     TensorSpec,
-    resolve,
 )
-from dsl.shapes import Symbols
-from dsl.source import Span
 
 # ============================================================================ preparing a meta model
 

@@ -26,22 +26,17 @@ from dsl.errors import ArgumentError, DSLError, StructureError, UnknownKeywordEr
 from dsl.loader import Unit
 from dsl.resolve import (
     BlockRef,
-    DerivedSpec,
     Elaborator,
     Frame,
-    FreezeOp,
     GraphBody,
     GraphBuilder,
     Handle,
     LayerRef,
-    ModuleSpec,
-    ReplaceOp,
-    Resolved,
-    SetOp,
     is_weights_call,
     resolve_net_in,
 )
 from dsl.source import Span
+from dsl.specs import DerivedSpec, FreezeOp, ModuleSpec, ReplaceOp, Resolved, SetOp
 
 SURGERY_CALLS = ("freeze", "unfreeze", "set")
 

@@ -20,7 +20,7 @@ import dsl
 from dsl.cli import main
 from dsl.compile import compile_resolved
 from dsl.export import example_inputs
-from dsl.resolve import GraphSpec
+from dsl.specs import GraphSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
