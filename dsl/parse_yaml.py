@@ -110,31 +110,18 @@ def stmts_from_yaml(value: Any) -> Any:
 # ----------------------------------------------------------------------------- loading
 
 
-class _Str(str):
-    span: Span
+def _located(base: type) -> type:
+    """A scalar type whose values carry the span they were read at."""
 
-    def __new__(cls, value: str, span: Span) -> _Str:
-        obj = super().__new__(cls, value)
+    def new(cls: type, value: Any, span: Span) -> Any:
+        obj = base.__new__(cls, value)
         obj.span = span
         return obj
 
-
-class _Int(int):
-    span: Span
-
-    def __new__(cls, value: int, span: Span) -> _Int:
-        obj = super().__new__(cls, value)
-        obj.span = span
-        return obj
+    return type(f"_{base.__name__.capitalize()}", (base,), {"__new__": new})
 
 
-class _Float(float):
-    span: Span
-
-    def __new__(cls, value: float, span: Span) -> _Float:
-        obj = super().__new__(cls, value)
-        obj.span = span
-        return obj
+_Str, _Int, _Float = _located(str), _located(int), _located(float)
 
 
 class _List(list):

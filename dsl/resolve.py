@@ -11,7 +11,7 @@ graph. The compiler only instantiates what this pass decided, in declaration ord
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -595,7 +595,7 @@ class Frame:
             return self.elab.parts(args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name == "weights":
             raise StructureError("weights(...) is a statement of its own in a net's body", expr.span)
-        if isinstance(func, Builtin) and not _has_val(args, kwargs):
+        if isinstance(func, Builtin) and not _vals_in((args, kwargs)):
             return _call_builtin(func, args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name in REGISTRY.functions:
             func = FunctionRef(REGISTRY.functions[func.name])
@@ -625,19 +625,6 @@ def _kind(value: Any) -> str:
     if isinstance(value, LayerRef):
         return f"layer {value.layer.name}"
     return type(value).__name__
-
-
-def _has_val(args: Iterable[Any], kwargs: dict[str, Any]) -> bool:
-    def walk(v: Any) -> bool:
-        if isinstance(v, Val):
-            return True
-        if isinstance(v, list | tuple):
-            return any(walk(i) for i in v)
-        if isinstance(v, dict):
-            return any(walk(i) for i in v.values())
-        return False
-
-    return any(walk(a) for a in args) or any(walk(v) for v in kwargs.values())
 
 
 def _to_static(value: Any, span: Span) -> Any:
