@@ -23,7 +23,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from dsl import init
+from dsl import init, shapes
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.registry import REGISTRY
 from dsl.specs import (
@@ -229,13 +229,21 @@ def compile_resolved(
     if seed is not None and stream is None:
         torch.manual_seed(seed)
     builder = _Builder(stream)
-    with torch.device(device) if device is not None else contextlib.nullcontext():
+    with _on_device(device):
         model = builder.build(resolved.root)
         winners = init.initialise(model, builder.scoped_rules, _layer_type, stream)
     if dtype is not None:
         model = model.to(dtype)
     BUILT[model] = (resolved, winners)
     return model
+
+
+def _on_device(device: str | torch.device | None) -> contextlib.AbstractContextManager[None]:
+    if device is None:
+        return contextlib.nullcontext()
+    if torch.device(device).type == "meta":
+        return shapes.on_meta()  # meta tensors hold no values: skip torch's init kernels
+    return torch.device(device)
 
 
 def check_init_rules(resolved: Resolved) -> None:

@@ -61,6 +61,8 @@ class InitCall:
     span: Span
 
     def apply(self, tensor: torch.Tensor) -> None:
+        if tensor.is_meta:  # no values to set, and torch's meta kernels for them are slow
+            return
         with torch.no_grad():
             INITIALISERS[self.name](tensor, *self.args, **self.kwargs)
 

@@ -871,7 +871,7 @@ class Elaborator:
             names = [n for n, _ in module.named_parameters(recurse=False)] + [n for n, _ in module.named_buffers(recurse=False)]
             raise EvaluationError(f"{handle.name} ({spec.layer.name}) has no tensor '{attr}'", span, hint=did_you_mean(attr, names) or f"it has: {', '.join(names)}")
         node = builder.node("get_attr", f"{handle.name}.{attr}", ())
-        return Val(node, torch.empty_like(tensor, device="meta"), span)
+        return Val(node, torch.empty(tensor.shape, dtype=tensor.dtype, device="meta"), span)
 
     def apply(self, builder: GraphBuilder | None, handle: Handle, args: list, kwargs: dict, span: Span) -> Any:
         if builder is None:
