@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,8 @@ def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
             _time_factories(resolved.root, in_torch, LeafSpec)
             dsl_compile._CLASSES.clear()  # a first build in a process generates its forward code
             t3 = time.perf_counter()
-            dsl_compile.compile_resolved(resolved)
+            with _timed_initialisers(in_torch):
+                dsl_compile.compile_resolved(resolved)
             t4 = time.perf_counter()
             times["parse"].append(t1 - t0)
             times["resolve"].append(t2 - t1)
@@ -183,7 +185,7 @@ def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
         total = [p + r + c for p, r, c in zip(times["parse"], times["resolve"], times["compile"])]
         split_ok = sum(times["torch"]) > 0  # the leaf walk found the layers (a derived net may hide them)
         for part, note in (("parse", ".net text -> IR"), ("resolve", "incl. shapes on meta"),
-                           ("compile", "our code only: tree walk, fx codegen"), ("torch", "module constructors + init, inside compile")):
+                           ("compile", "our code only: tree walk, fx codegen"), ("torch", "module constructors + init rules, inside compile")):
             if not split_ok and part in ("compile", "torch"):
                 note = "torch init NOT separated for this spec: compile includes it"
             rows.append(paired_row("build", f"{name} pass: {part}", times[part], None, None, note=note))
@@ -196,24 +198,45 @@ def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     return rows
 
 
-def _time_factories(spec: Any, acc: list[float], leaf: type) -> None:
-    """Wrap every leaf's constructor so the time spent in torch's own __init__ adds up in acc."""
-    if isinstance(spec, leaf):
-        factory = spec.layer.factory
-
-        def timed(*args: Any, **kwargs: Any) -> nn.Module:
-            start = time.perf_counter()
-            try:
-                return factory(*args, **kwargs)
-            finally:
-                acc[0] += time.perf_counter() - start
-
-        spec.layer = dataclasses.replace(spec.layer, factory=timed)
+def _time_factories(spec: Any, acc: list[float], leaf: type, seen: set[int] | None = None) -> None:
+    """Wrap every leaf's constructor so the time spent in torch's own __init__ adds up in acc.
+    Identical blocks share their resolved specs: each is wrapped once."""
+    seen = set() if seen is None else seen
+    if id(spec) in seen:
         return
-    for child in getattr(spec, "children", None) or []:
-        _time_factories(child[1], acc, leaf)
-    for member in getattr(spec, "members", None) or []:
-        _time_factories(member[1], acc, leaf)
+    seen.add(id(spec))
+    if isinstance(spec, leaf):
+        spec.layer = dataclasses.replace(spec.layer, factory=_timed(spec.layer.factory, acc))
+        return
+    parts = [c for _, c in getattr(spec, "children", None) or []] + [m for _, m in getattr(spec, "members", None) or []]
+    if getattr(spec, "base", None) is not None:  # a derived net: its base, then what replaces parts of it
+        parts += [spec.base] + [op.spec for op in spec.ops if getattr(op, "spec", None) is not None]
+    for part in parts:
+        _time_factories(part, acc, leaf, seen)
+
+
+def _timed(fn: Callable[..., Any], acc: list[float]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            acc[0] += time.perf_counter() - start
+
+    return timed
+
+
+@contextlib.contextmanager
+def _timed_initialisers(acc: list[float]) -> Iterator[None]:
+    """Init rules call torch's nn.init functions: that time is torch's too."""
+    from dsl import init
+
+    saved = dict(init.INITIALISERS)
+    init.INITIALISERS.update({name: _timed(fn, acc) for name, fn in saved.items()})
+    try:
+        yield
+    finally:
+        init.INITIALISERS.update(saved)
 
 
 # ============================================================================ 3. validate

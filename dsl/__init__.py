@@ -90,8 +90,9 @@ def build_model(
     import torch
 
     from dsl.compile import compile_resolved
+    from dsl.resolve import resolve
 
-    resolved = validate(spec, net=net, params=params, sizes=sizes)
+    resolved = resolve(spec, net=net, params=params, sizes=sizes)  # compiling checks the init rules
     if device is None or torch.device(device).type != "meta":
         check_params(resolved, max_params)
     model = compile_resolved(resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream)

@@ -25,6 +25,7 @@ from torch import nn
 
 from dsl import init, shapes
 from dsl.errors import ArgumentError, did_you_mean
+from dsl.pauses import gc_paused
 from dsl.registry import REGISTRY
 from dsl.specs import (
     AliasSpec,
@@ -211,6 +212,7 @@ def _layer_type(name: str) -> type | None:
 BUILT: weakref.WeakKeyDictionary[nn.Module, tuple[Resolved, dict[str, init.Rule]]] = weakref.WeakKeyDictionary()
 
 
+@gc_paused()
 def compile_resolved(
     resolved: Resolved,
     *,

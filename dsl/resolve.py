@@ -41,6 +41,7 @@ from dsl.errors import (
 from dsl.init import InitCall
 from dsl.loader import Definition, Library, Unit, load
 from dsl.parse_net import parse_expression
+from dsl.pauses import gc_paused
 from dsl.registry import OPERATORS, REGISTRY, TENSOR_METHODS, Function, Layer
 from dsl.source import Span
 from dsl.specs import (
@@ -1333,6 +1334,7 @@ class GraphBody(_Body):
 # ============================================================================ entry point
 
 
+@gc_paused()
 def resolve(
     spec: str | Path | ir.SpecFile,
     *,
