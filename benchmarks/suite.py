@@ -115,9 +115,9 @@ def forward(settings: Settings, log: Callable[[str], None]) -> list[Row]:
             torch.set_num_threads(default_threads)
             peaks = {name: forward_peak_bytes(fn) / 2**20 for name, fn in fns.items()}
             row = Row("forward", f"{case.name} b{batch} peak memory", "MB", peaks["built"], peaks["built"], peaks["built"], 1,
-                      "hand-written", peaks["ref"], peaks["ref"], peaks["ref"], target="equal")
+                      "hand-written", peaks["ref"], peaks["ref"], peaks["ref"], target="equal or lower")
             row.ratio = peaks["built"] / peaks["ref"] if peaks["ref"] else None
-            row.met = abs(peaks["built"] - peaks["ref"]) <= 0.01 * max(peaks["ref"], 1e-9)
+            row.met = peaks["built"] <= 1.01 * peaks["ref"]  # lower: the generated code frees values sooner
             rows.append(row)
     torch.set_num_threads(default_threads)
     return rows

@@ -9,6 +9,7 @@ validators. See docs/yaml.md.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from dsl import ir
 from dsl.errors import DSLError, LimitError, SchemaError, YAMLFormatError, did_you_mean
 from dsl.parse_net import check_source_size, parse_expression
+from dsl.pauses import gc_paused
 from dsl.source import NO_SPAN, Span, register_source
 
 try:
@@ -52,6 +54,11 @@ def parse_yaml(text: str, file: str = "<string>") -> ir.SpecFile:
     """Parse a whole YAML spec file."""
     check_source_size(text, file)
     register_source(file, text)
+    with gc_paused():
+        return _parse(text, file)
+
+
+def _parse(text: str, file: str) -> ir.SpecFile:
     try:
         data = _load(text, file)
         if not isinstance(data, dict):
@@ -137,11 +144,12 @@ class _Loader(_BaseLoader):
         super().__init__(stream)
         self.file = file
 
-    def node_span(self, node: yaml.Node) -> Span:
-        start, end = node.start_mark, node.end_mark
+    def span_at(self, start: yaml.Mark, end: yaml.Mark, quoted: bool = False) -> Span:
         # A quoted scalar's text starts after its quote.
-        shift = 1 if isinstance(node, yaml.ScalarNode) and node.style in ('"', "'") else 0
-        return Span(file=self.file, line=start.line + 1, col=start.column + 1 + shift, end_line=end.line + 1, end_col=end.column + 1)
+        return Span(file=self.file, line=start.line + 1, col=start.column + 1 + int(quoted), end_line=end.line + 1, end_col=end.column + 1)
+
+    def node_span(self, node: yaml.Node) -> Span:
+        return self.span_at(node.start_mark, node.end_mark, isinstance(node, yaml.ScalarNode) and node.style in ('"', "'"))
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         self._check_duplicate_keys(node)
@@ -192,61 +200,210 @@ _Loader.yaml_implicit_resolvers = {
 
 def _load(text: str, file: str) -> Any:
     try:
-        _check_size(text, file)
-        loader = _Loader(text, file)
         try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
+            return _build(text, file)
+        except (_Unsupported, yaml.YAMLError, ValueError):
+            # The full loader reads what the builder leaves to it, and reports every mistake
+            # (the builder's limit errors are the ones `_check_size` would raise first).
+            _check_size(text, file)
+            return _construct(text, file)
     except yaml.MarkedYAMLError as exc:
         raise _format_error(exc, text, file) from None
     except (yaml.YAMLError, ValueError) as exc:  # a reader error, or a bad date in a timestamp
         raise YAMLFormatError(f"this is not valid YAML: {exc}", Span(file=file, line=1, col=1)) from None
 
 
-def _check_size(text: str, file: str) -> None:
-    """Walk the event stream before building anything: bound the nesting depth, the alias
-    uses and the size of the tree that aliases would expand to, and refuse recursive aliases.
-    (libyaml's composer recurses in C, so depth must be checked before composing.)"""
-    loader = _BaseLoader(text)
-    open_nodes: list[list] = []  # [anchor, expanded size so far] per open collection
-    anchors: dict[str, int] = {}
-    aliases = 0
+def _construct(text: str, file: str) -> Any:
+    loader = _Loader(text, file)
     try:
-        while loader.check_event():
-            event = loader.get_event()
-            span = Span(file=file, line=event.start_mark.line + 1, col=event.start_mark.column + 1)
-            if isinstance(event, yaml.CollectionStartEvent):
-                if len(open_nodes) >= MAX_DEPTH:
-                    raise LimitError(f"the document nests more than {MAX_DEPTH} levels deep", span)
-                open_nodes.append([event.anchor, 1])
-            elif isinstance(event, yaml.CollectionEndEvent):
-                anchor, size = open_nodes.pop()
-                _add_size(open_nodes, anchors, anchor, size, span)
-            elif isinstance(event, yaml.ScalarEvent):
-                _add_size(open_nodes, anchors, event.anchor, 1, span)
-            elif isinstance(event, yaml.AliasEvent):
-                aliases += 1
-                if aliases > MAX_ALIASES:
-                    raise LimitError(f"the document uses aliases more than {MAX_ALIASES} times", span)
-                if any(anchor == event.anchor for anchor, _ in open_nodes):
-                    raise LimitError(f"alias '*{event.anchor}' refers to a node that contains it", span, hint="a spec cannot be a recursive structure")
-                _add_size(open_nodes, anchors, None, anchors.get(event.anchor, 1), span)
+        return loader.get_single_data()
     finally:
         loader.dispose()
 
 
-def _add_size(open_nodes: list[list], anchors: dict[str, int], anchor: str | None, size: int, span: Span) -> None:
-    if anchor is not None:
-        anchors[anchor] = size
-    if open_nodes:
-        open_nodes[-1][1] += size
-        if open_nodes[-1][1] > MAX_NODES:
-            raise LimitError(
-                f"the document expands to more than {MAX_NODES} values through its aliases",
-                span,
-                hint="anchors and aliases may share parts of a spec, not multiply them",
-            )
+def _check_size(text: str, file: str) -> None:
+    """Walk the event stream before building anything (libyaml's composer recurses in C, so
+    depth must be checked before composing)."""
+    loader = _BaseLoader(text)
+    limits = _Limits(file)
+    try:
+        while loader.check_event():
+            limits.see(loader.get_event())
+    finally:
+        loader.dispose()
+
+
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+class _Limits:
+    """Bounds an event stream as it is read: the nesting depth, the alias uses and the size of
+    the tree that aliases would expand to; refuses recursive aliases."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.open: list[list] = []  # [anchor, expanded size so far] per open collection
+        self.anchors: dict[str, int] = {}
+        self.aliases = 0
+
+    def see(self, event: yaml.Event) -> None:
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            self._add(event.anchor, 1, event)
+        elif kind in _STARTS:
+            if len(self.open) >= MAX_DEPTH:
+                raise LimitError(f"the document nests more than {MAX_DEPTH} levels deep", self._span(event))
+            self.open.append([event.anchor, 1])
+        elif kind in _ENDS:
+            anchor, size = self.open.pop()
+            self._add(anchor, size, event)
+        elif kind is yaml.AliasEvent:
+            self._alias(event)
+
+    def _alias(self, event: yaml.AliasEvent) -> None:
+        self.aliases += 1
+        if self.aliases > MAX_ALIASES:
+            raise LimitError(f"the document uses aliases more than {MAX_ALIASES} times", self._span(event))
+        if any(anchor == event.anchor for anchor, _ in self.open):
+            raise LimitError(f"alias '*{event.anchor}' refers to a node that contains it", self._span(event), hint="a spec cannot be a recursive structure")
+        self._add(None, self.anchors.get(event.anchor, 1), event)
+
+    def _add(self, anchor: str | None, size: int, event: yaml.Event) -> None:
+        if anchor is not None:
+            self.anchors[anchor] = size
+        if self.open:
+            self.open[-1][1] += size
+            if self.open[-1][1] > MAX_NODES:
+                raise LimitError(
+                    f"the document expands to more than {MAX_NODES} values through its aliases",
+                    self._span(event),
+                    hint="anchors and aliases may share parts of a spec, not multiply them",
+                )
+
+    def _span(self, event: yaml.Event) -> Span:
+        return Span(file=self.file, line=event.start_mark.line + 1, col=event.start_mark.column + 1)
+
+
+class _Unsupported(Exception):
+    """YAML that the builder leaves to the full loader: tags, merge keys, duplicate keys or
+    anchors, keys that are not scalars, several documents."""
+
+
+_STR = "tag:yaml.org,2002:str"
+_OTHER_SCALARS = {f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null")}
+_NO_KEY = object()
+
+
+def _build(text: str, file: str) -> Any:
+    """What `_check_size` then `_construct` give, in one pass over the events: each value is
+    made as its event arrives, with the limits checked as they go. Composing a node graph and
+    then constructing from it cost several times what reading the events does."""
+    loader = _Loader(text, file)
+    try:
+        return _Builder(loader).run()
+    finally:
+        loader.dispose()
+
+
+class _Open:
+    """A collection being built, with (for a mapping) the key waiting for its value."""
+
+    __slots__ = ("key", "keys", "start", "value")
+
+    def __init__(self, value: dict | _List, start: yaml.Event) -> None:
+        self.value = value
+        self.start = start
+        self.key: Any = _NO_KEY
+        self.keys: set[str] = set()  # the keys as written, as `_check_duplicate_keys` compares them
+
+
+class _Builder:
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+        self.limits = _Limits(loader.file)
+        self.open: list[_Open] = []
+        self.anchors: dict[str, Any] = {}
+        self.documents = 0
+        self.root: Any = None
+
+    def run(self) -> Any:
+        loader, see = self.loader, self.limits.see
+        while loader.check_event():
+            event = loader.get_event()
+            see(event)
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                self._add(self._scalar(event), event.value)
+            elif kind in _STARTS:
+                self._start(event)
+            elif kind in _ENDS:
+                self._end(event)
+            elif kind is yaml.AliasEvent:
+                self._add(self._alias(event), None)
+            elif kind is yaml.DocumentStartEvent:
+                self.documents += 1
+                if self.documents > 1:
+                    raise _Unsupported
+        return self.root
+
+    def _scalar(self, event: yaml.ScalarEvent) -> Any:
+        if event.tag not in (None, "!"):
+            raise _Unsupported
+        loader = self.loader
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _STR:
+            value = _Str(event.value, loader.span_at(event.start_mark, event.end_mark, event.style in ('"', "'")))
+        elif tag in _OTHER_SCALARS:
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            value = loader.yaml_constructors[tag](loader, node)
+        else:
+            raise _Unsupported
+        self._define(event.anchor, value)
+        return value
+
+    def _start(self, event: yaml.CollectionStartEvent) -> None:
+        if event.tag not in (None, "!"):
+            raise _Unsupported
+        self.open.append(_Open({} if type(event) is yaml.MappingStartEvent else _List(NO_SPAN), event))
+
+    def _end(self, event: yaml.CollectionEndEvent) -> None:
+        done = self.open.pop()
+        span = self.loader.span_at(done.start.start_mark, event.end_mark)
+        if isinstance(done.value, dict):
+            done.value["__span__"] = span
+        else:
+            done.value.span = span
+        self._define(done.start.anchor, done.value)
+        self._add(done.value, None)
+
+    def _alias(self, event: yaml.AliasEvent) -> Any:
+        if event.anchor not in self.anchors:
+            raise _Unsupported
+        return self.anchors[event.anchor]
+
+    def _define(self, anchor: str | None, value: Any) -> None:
+        if anchor is not None:
+            if anchor in self.anchors:
+                raise _Unsupported
+            self.anchors[anchor] = value
+
+    def _add(self, value: Any, written: str | None) -> None:
+        """Put a value where it belongs; `written` is a scalar's text, None for anything else."""
+        if not self.open:
+            self.root = value
+            return
+        top = self.open[-1]
+        if isinstance(top.value, list):
+            top.value.append(value)
+        elif top.key is not _NO_KEY:
+            top.value[top.key] = value
+            top.key = _NO_KEY
+        elif written is None or written in top.keys:
+            raise _Unsupported
+        else:
+            top.keys.add(written)
+            top.key = value
 
 
 def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> YAMLFormatError:
@@ -281,9 +438,57 @@ def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> YAMLFormat
 def _expr_from_str(text: str) -> ir.ExprNode:
     span = _span_of(text)
     if text.startswith("${") and text.endswith("}"):
-        inner = Span(file=span.file, line=span.line, col=span.col + 2, end_line=span.end_line, end_col=span.end_col) if span else None
-        return parse_expression(text[2:-1], inner)
+        inner = Span(file=span.file, line=span.line, col=span.col + 2, end_line=span.end_line, end_col=span.end_col) if span else NO_SPAN
+        return _expression_at(text[2:-1], inner)
     return ir.Const(value=str(text), span=span)
+
+
+_ORIGIN = Span(file="", line=1, col=1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _expression_at_origin(text: str) -> ir.ExprNode:
+    return parse_expression(text, _ORIGIN)
+
+
+def _expression_at(text: str, span: Span) -> ir.ExprNode:
+    """`parse_expression(text, span)`, parsing each distinct text once: a spec repeats the
+    same few `${...}` many times, and moving a parsed tree costs far less than parsing."""
+    if not span:
+        return parse_expression(text)
+    try:
+        tree = _expression_at_origin(text)
+    except DSLError:
+        return parse_expression(text, span)  # raises the error where it was written
+    return _moved(tree, span)
+
+
+def _moved(value: Any, origin: Span) -> Any:
+    """A tree parsed at line 1, column 1, as if it had been parsed at `origin`."""
+    if isinstance(value, ir.Node):
+        node = value.__copy__()
+        node.__dict__.update({name: _moved(field, origin) for name, field in value.__dict__.items()})
+        return node
+    if isinstance(value, Span):
+        return _moved_span(value, origin)
+    if isinstance(value, list):
+        return [_moved(item, origin) for item in value]
+    if isinstance(value, dict):
+        return {key: _moved(item, origin) for key, item in value.items()}
+    return value
+
+
+def _moved_span(span: Span, origin: Span) -> Span:
+    if not span:  # a node the parser could not place
+        return Span(file=origin.file)
+    return Span(
+        file=origin.file,
+        line=span.line + origin.line - 1,
+        # Only the first line starts at the origin's column.
+        col=span.col + (origin.col - 1 if span.line == 1 else 0),
+        end_line=span.end_line + origin.line - 1,
+        end_col=span.end_col + (origin.col - 1 if span.end_line == 1 else 0),
+    )
 
 
 def _expr_from_mapping(mapping: dict) -> ir.ExprNode:
@@ -346,7 +551,7 @@ def _callee(key: Any, span: Span) -> ir.ExprNode:
     if not isinstance(key, str):
         raise problem
     try:
-        func = parse_expression(str(key), _span_of(key) or None)
+        func = _expression_at(str(key), _span_of(key))
     except DSLError:
         raise problem from None
     node = func

@@ -1,6 +1,6 @@
-"""Python's cyclic garbage collector, paused while a spec is elaborated or built.
+"""Python's cyclic garbage collector, paused while a spec is read, elaborated or built.
 
-Elaboration and construction allocate hundreds of thousands of small, long-lived objects
+Reading, elaboration and construction allocate hundreds of thousands of small, long-lived objects
 (IR nodes, spans, fx nodes, modules). Each of them counts towards the collector's
 thresholds, and every collection walks the objects that are alive so far: with 10,000
 layers that was half of validation time and two thirds of a build, and the cost per layer
