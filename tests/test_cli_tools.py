@@ -58,6 +58,16 @@ def test_summary_totals_match_built_model(capsys: pytest.CaptureFixture[str], na
     assert data["rows"][0]["params"] == data["params"]
 
 
+def test_output_closed_early_is_no_error() -> None:
+    """`dsl summary ... | head`: the reader goes away; the command ends quietly, status 0."""
+    code = "from dsl.cli import main; raise SystemExit(main(['summary', 'examples/resnet50.net']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # type: ignore[union-attr]
+    stderr = proc.stderr.read().decode()  # type: ignore[union-attr]
+    assert proc.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
 def test_summary_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "summary", EXAMPLES / "unet.net")
     assert code == 0
