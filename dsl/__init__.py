@@ -44,10 +44,12 @@ def validate(
     Returns the resolved network, whose `output` holds the output's meta tensor(s).
     """
     from dsl.compile import check_init_rules
+    from dsl.pauses import gc_paused
     from dsl.resolve import resolve
 
-    resolved = resolve(spec, net=net, params=params, sizes=sizes)
-    check_init_rules(resolved)
+    with gc_paused():
+        resolved = resolve(spec, net=net, params=params, sizes=sizes)
+        check_init_rules(resolved)
     return resolved
 
 
@@ -90,12 +92,14 @@ def build_model(
     import torch
 
     from dsl.compile import compile_resolved
+    from dsl.pauses import gc_paused
     from dsl.resolve import resolve
 
-    resolved = resolve(spec, net=net, params=params, sizes=sizes)  # compiling checks the init rules
-    if device is None or torch.device(device).type != "meta":
-        check_params(resolved, max_params)
-    model = compile_resolved(resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream)
+    with gc_paused():
+        resolved = resolve(spec, net=net, params=params, sizes=sizes)  # compiling checks the init rules
+        if device is None or torch.device(device).type != "meta":
+            check_params(resolved, max_params)
+        model = compile_resolved(resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream)
     _load_weights(model, resolved, weights, strict=strict, allow_missing=allow_missing, prefix=prefix, rename=rename)
     if outputs is not None:
         from dsl.compile import feature_extractor

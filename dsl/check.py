@@ -149,7 +149,7 @@ def _own_input_sizes(name: str, defined: set[str], unit: Unit) -> set[str]:
     """A layer's arguments may name its own inferred input size: `Conv2d(in_channels,
     kernel_size=3, groups=in_channels)` is a depthwise convolution."""
     layer = None if name in defined or name in unit.names else REGISTRY.layer(name)
-    return set(layer.input_size_params()) if layer is not None else set()
+    return set(layer.input_size_params) if layer is not None else set()
 
 
 def _check_name(expr: ir.Name, defined: set[str], unit: Unit, called: bool = False) -> list[DSLError]:
@@ -188,9 +188,9 @@ def _check_keywords(call: ir.Call, defined: set[str], unit: Unit) -> list[DSLErr
     if not isinstance(call.func, ir.Name) or call.func.id in defined or call.func.id in unit.names:
         return []
     layer = REGISTRY.layer(call.func.id)
-    if layer is None or layer.accepts_var_kwargs():
+    if layer is None or layer.accepts_var_kwargs:
         return []
-    names = layer.keyword_names()
+    names = layer.keyword_names
     return [
         UnknownKeywordError(f"{layer.name} has no argument '{key}'", keyword_span(key, value.span), hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}")
         for key, value in call.kwargs.items()

@@ -59,16 +59,24 @@ class GeneratedModule(nn.Module):
 
 
 _CLASSES: dict[tuple[str, str], type[GeneratedModule]] = {}
+_BY_STRUCTURE: dict[tuple, type[GeneratedModule]] = {}
 
 
 def generated_class(name: str, graph: fx.Graph) -> type[GeneratedModule]:
-    """The class for a graph body; bodies that generate the same code share one class."""
-    code = graph.python_code(root_module="self")
-    key = (name, code.src)
-    if key not in _CLASSES:
-        imports = {k: _import_path(v) for k, v in code.globals.items()}
-        _CLASSES[key] = _make_class(name, code.src, dict(code.globals), imports)
-    return _CLASSES[key]
+    """The class for a graph body; bodies that generate the same code share one class.
+
+    fx's code generation is most of compile's own time, so a graph whose nodes are the same
+    as an earlier one's (a block built again) reuses that class without generating again."""
+    structure = (name, *((n.op, n.name, n.target, repr(n.args), repr(n.kwargs)) for n in graph.nodes))
+    cls = _BY_STRUCTURE.get(structure)
+    if cls is None:
+        code = graph.python_code(root_module="self")
+        key = (name, code.src)
+        if key not in _CLASSES:
+            imports = {k: _import_path(v) for k, v in code.globals.items()}
+            _CLASSES[key] = _make_class(name, code.src, dict(code.globals), imports)
+        cls = _BY_STRUCTURE[structure] = _CLASSES[key]
+    return cls
 
 
 def _import_path(obj: Any) -> str:

@@ -217,7 +217,7 @@ class _Ejector:
             raise ArgumentError(f"{layer.name} is a layer registered from Python (@dsl.register); an ejected file cannot construct it", spec.span)
         positional = [k for k in spec.kwargs if k.isdigit()]
         args = [val(f"arg{k}", spec.kwargs[k]) for k in positional]
-        order = {name: i for i, name in enumerate(layer.keyword_names())}
+        order = {name: i for i, name in enumerate(layer.keyword_names)}
         named = sorted((k for k in spec.kwargs if not k.isdigit()), key=lambda k: order.get(k, len(order)))
         args += [f"{k}={val(k, spec.kwargs[k])}" for k in named]
         return f"{ref}({', '.join(args)})"

@@ -161,11 +161,12 @@ def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Sp
 # ----------------------------------------------------------------------------- matching
 
 
-def _matches(scope: nn.Module, rule: Rule, layer_types: Callable[[str], type | None]) -> Iterator[str]:
-    """Qualified names (relative to `scope`) of the tensors a rule targets."""
+def _matches(scope: nn.Module, modules: list[tuple[str, nn.Module]], rule: Rule, layer_types: Callable[[str], type | None]) -> Iterator[str]:
+    """Qualified names (relative to `scope`, whose named modules are `modules`) of the
+    tensors a rule targets."""
     owner, _, tensor = rule.target.rpartition(".")
     if owner == RESIDUAL_LAST_NORM:
-        for path, module in scope.named_modules():
+        for path, module in modules:
             if _adds_residual(module):
                 norms = [n for n, child in module.named_children() if isinstance(child, NORM_LAYERS)]
                 if norms and getattr(module.get_submodule(norms[-1]), tensor, None) is not None:
@@ -173,7 +174,7 @@ def _matches(scope: nn.Module, rule: Rule, layer_types: Callable[[str], type | N
         return
     if owner[:1].isupper() and "." not in owner and "*" not in owner:
         kind = layer_types(owner)
-        for path, module in scope.named_modules():
+        for path, module in modules:
             if isinstance(module, kind) if kind is not None else type(module).__name__ == owner:
                 for name, value in module._parameters.items():
                     if value is not None and fnmatch.fnmatchcase(name, tensor):
@@ -201,8 +202,9 @@ def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_type
     winners: dict[str, Rule] = {}
     for prefix, rules in scoped:
         scope = root.get_submodule(prefix) if prefix else root
+        modules = list(scope.named_modules())
         for rule in rules:
-            hits = [_join(prefix, name) for name in _matches(scope, rule, layer_types)]
+            hits = [_join(prefix, name) for name in _matches(scope, modules, rule, layer_types)]
             if not hits and rule.recipe is None:
                 raise InitError(f"the init rule '{rule.target}' matches no tensor", rule.span, hint=_no_match_hint(scope, rule, layer_types))
             winners.update(dict.fromkeys(hits, rule))

@@ -94,7 +94,7 @@ def explain(path: str | Path, *, net: str | None = None, overrides: dict[str, An
     def leaf_args(name: str, spec: LeafSpec) -> list[Arg]:
         before = baseline.get(name)
         args = []
-        order = {n: i for i, n in enumerate(spec.layer.keyword_names())}
+        order = {n: i for i, n in enumerate(spec.layer.keyword_names)}
         for key in sorted(spec.kwargs, key=lambda k: order.get(k, -1 if k.isdigit() else len(order))):
             value = spec.kwargs[key]
             origin = INFERRED if key in spec.inferred else SPEC

@@ -53,25 +53,29 @@ class Layer:
         params = [p for p in sig.parameters.values() if p.name != "self"]
         return sig.replace(parameters=params)
 
-    def positional_params(self) -> list[inspect.Parameter]:
+    @functools.cached_property
+    def positional_params(self) -> tuple[inspect.Parameter, ...]:
         sig = self.signature
         if sig is None:
-            return []
+            return ()
         kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        return [p for p in sig.parameters.values() if p.kind in kinds]
+        return tuple(p for p in sig.parameters.values() if p.kind in kinds)
 
+    @functools.cached_property
     def accepts_var_kwargs(self) -> bool:
         sig = self.signature
         return sig is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
 
-    def keyword_names(self) -> list[str]:
+    @functools.cached_property
+    def keyword_names(self) -> tuple[str, ...]:
         sig = self.signature
         if sig is None:
-            return []
-        return [p.name for p in sig.parameters.values() if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+            return ()
+        return tuple(p.name for p in sig.parameters.values() if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
 
-    def input_size_params(self) -> list[str]:
-        return [p for p in self.keyword_names() if p in INPUT_SIZE_PARAMS]
+    @functools.cached_property
+    def input_size_params(self) -> tuple[str, ...]:
+        return tuple(p for p in self.keyword_names if p in INPUT_SIZE_PARAMS)
 
 
 @dataclass(frozen=True)

@@ -274,8 +274,8 @@ class Handle:
         bound = self.bind(first, elab)
         if first is not None:
             shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols, span)
-        module = elab.meta_module(self.layer, bound, self.span)
-        self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module), self._inferred(bound))
+        module, numel = elab.meta_module(self.layer, bound, self.span)
+        self.spec = LeafSpec(self.layer, bound, self.span, numel, self._inferred(bound))
         what = f"{self.name} ({self.layer.name})"
 
         def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
@@ -294,7 +294,7 @@ class Handle:
         if count <= 0:
             return ()
         left_out = [
-            p.name for p in self.layer.positional_params()
+            p.name for p in self.layer.positional_params
             if p.name not in self.call.kwargs and p.default is p.empty and p.name in shapes.INPUT_SIZE_PARAMS
         ]  # fmt: skip
         return tuple(left_out[:count])
@@ -303,7 +303,7 @@ class Handle:
         assert self.layer is not None and self.call is not None and self.frame is not None
         extra = {}
         if input_meta is not None:
-            for name in self.layer.input_size_params():
+            for name in self.layer.input_size_params:
                 dim = shapes.INPUT_SIZE_PARAMS[name]
                 if input_meta.dim() > (dim if dim >= 0 else -dim - 1):
                     extra[name] = int(input_meta.shape[dim])
@@ -350,6 +350,34 @@ class Handle:
             module = shapes.construct_on_meta(self.layer, bound, self.span)
             self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module))
         return self.spec
+
+
+# Meta modules of plain arguments, kept across resolves (a second validate, a sweep over
+# widths): they hold no storage, and shapes only read them. Bounded.
+_META_MODULES: dict[tuple, tuple[torch.nn.Module, tuple[int, int]]] = {}
+_MAX_META_MODULES = 4096
+
+
+def _shared_meta_module(layer: Layer, frozen: Any, bound: dict[str, Any], span: Span) -> tuple[torch.nn.Module, tuple[int, int]]:
+    key = (layer.factory, frozen) if _by_value(frozen) else None
+    found = _META_MODULES.get(key) if key is not None else None
+    if found is None:
+        module = shapes.construct_on_meta(layer, bound, span)
+        found = (module, limits.module_numel(module))
+        if key is not None:
+            if len(_META_MODULES) >= _MAX_META_MODULES:
+                _META_MODULES.clear()
+            _META_MODULES[key] = found
+    return found
+
+
+def _by_value(frozen: Any) -> bool:
+    """Whether a `_frozen` key names its values, with nothing kept by identity."""
+    if isinstance(frozen, tuple):
+        if len(frozen) == 2 and frozen[0] in ("id", "block") and isinstance(frozen[1], int):
+            return False
+        return all(_by_value(part) for part in frozen)
+    return True
 
 
 def _frozen(value: Any) -> Any:
@@ -768,17 +796,19 @@ class Elaborator:
         self.steps = 0
         self._sources = 0
         self._blocks: dict[tuple, tuple[ModuleSpec, Any]] = {}
-        self._meta_modules: dict[tuple, torch.nn.Module] = {}
+        self._meta_modules: dict[tuple, tuple[torch.nn.Module, tuple[int, int]]] = {}
         self.outputs: dict[tuple, Any] = {}  # (meta module, input signatures) -> output meta
         self.weights: list[WeightsSpec] = []
         self._templates: dict[str, list[tuple[str, ir.ExprNode]]] = {}
 
-    def meta_module(self, layer: Layer, bound: dict[str, Any], span: Span) -> torch.nn.Module:
-        """One meta instance per distinct layer and arguments: shapes need no more."""
+    def meta_module(self, layer: Layer, bound: dict[str, Any], span: Span) -> tuple[torch.nn.Module, tuple[int, int]]:
+        """One meta instance per distinct layer and arguments, with its parameter and
+        buffer element counts: shapes and limits need no more."""
         key = (layer.name, _frozen(bound))
-        if key not in self._meta_modules:
-            self._meta_modules[key] = shapes.construct_on_meta(layer, bound, span)
-        return self._meta_modules[key]
+        found = self._meta_modules.get(key)
+        if found is None:
+            found = self._meta_modules[key] = _shared_meta_module(layer, key[1], bound, span)
+        return found
 
     # -- names
     def lookup(self, name: str, unit: Unit) -> Any:

@@ -123,17 +123,17 @@ def bind_layer_args(
     about one argument point at it rather than at the whole call.
     """
     arg_spans = arg_spans or {}
-    if layer.signature is None or (layer.accepts_var_kwargs() and not layer.positional_params()):
+    if layer.signature is None or (layer.accepts_var_kwargs and not layer.positional_params):
         return {**{str(i): a for i, a in enumerate(args)}, **kwargs} if args else dict(kwargs)
-    names = layer.keyword_names()
+    names = layer.keyword_names
     for key in kwargs:
-        if key not in names and not layer.accepts_var_kwargs():
+        if key not in names and not layer.accepts_var_kwargs:
             raise UnknownKeywordError(
                 f"{layer.name} has no argument '{key}'",
                 keyword_span(key, arg_spans[key]) if key in arg_spans else span,
                 hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}",
             )
-    positional = [p for p in layer.positional_params() if p.name not in kwargs]
+    positional = [p for p in layer.positional_params if p.name not in kwargs]
     required = [p for p in positional if p.default is inspect.Parameter.empty]
     inferable = [p.name for p in required if p.name in INPUT_SIZE_PARAMS]
     missing = len(required) - len(args)
@@ -177,7 +177,7 @@ def check_input_sizes(
     """A stated in_features/in_channels/... must match the tensor that arrives.
 
     `span` is where the layer is defined, `applied` where it is applied (if elsewhere)."""
-    for name in layer.input_size_params():
+    for name in layer.input_size_params:
         if name not in bound or not isinstance(bound[name], int) or isinstance(bound[name], bool):
             continue
         dim = INPUT_SIZE_PARAMS[name]
