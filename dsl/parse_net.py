@@ -1,4 +1,4 @@
-"""`.net` text -> IR, through Lark (LALR, contextual lexer) and one Transformer.
+"""`.net` text -> IR: Lark's LALR parse table and contextual lexer, the IR built as rules reduce.
 
 Lark's own exceptions never leave this module: each becomes a `DSLSyntaxError` that says
 what was expected, what was found, and where.
@@ -6,13 +6,18 @@ what was expected, what was found, and where.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import functools
+import itertools
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token
 from lark.exceptions import (
     LarkError,
     UnexpectedCharacters,
@@ -21,15 +26,20 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.grammar import Rule
 from lark.indenter import Indenter
+from lark.parsers.lalr_analysis import Shift
+from pydantic import BaseModel
 
 from dsl import ir
 from dsl.errors import DSLError, DSLSyntaxError, IndentationError_, LimitError, Note
+from dsl.pauses import gc_paused
 from dsl.source import Span, register_source
 
 MAX_SOURCE_BYTES = 20_000_000
 MAX_SOURCE_LINES = 100_000  # far beyond any real spec (loops write repetition), and parsed in seconds
 MAX_NESTING = 200
+MAX_DEPTH = 500  # rules inside rules; later passes walk the IR recursively
 
 
 class _Indenter(Indenter):
@@ -63,7 +73,7 @@ class _Indenter(Indenter):
             self.indent_level.append(indent)
             yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
             return
-        levels = ", ".join(str(level) for level in self.indent_level)
+        levels = list(self.indent_level)
         while indent < self.indent_level[-1]:
             self.indent_level.pop()
             yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
@@ -71,19 +81,21 @@ class _Indenter(Indenter):
             raise IndentationError_(
                 f"this line is indented by {indent} columns, which matches no enclosing block",
                 _token_end_span(self.file, token),
-                hint=f"indent it to one of the enclosing levels ({levels} columns)",
+                hint=f"indent it to one of the enclosing levels ({', '.join(map(str, levels))} columns)",
             )
 
     def _process(self, stream: Iterator[Token]) -> Iterator[Token]:
         token = None
+        newline, opening, closing = self.NL_type, frozenset(self.OPEN_PAREN_types), frozenset(self.CLOSE_PAREN_types)
         for token in stream:
-            if token.type == self.NL_type:
+            kind = token.type
+            if kind == newline:
                 yield from self.handle_NL(token)
             else:
                 yield token
-            if token.type in self.OPEN_PAREN_types:
+            if kind in opening:
                 self.paren_level += 1
-            elif token.type in self.CLOSE_PAREN_types and self.paren_level > 0:
+            elif kind in closing and self.paren_level > 0:
                 self.paren_level -= 1
         while len(self.indent_level) > 1:
             self.indent_level.pop()
@@ -97,24 +109,56 @@ def _token_end_span(file: str, token: Token) -> Span:
     return Span(file=file, line=line, col=col, end_line=line, end_col=col + 1)
 
 
-@functools.lru_cache(maxsize=1)
-def _parser() -> Lark:
-    grammar = resources.files("dsl.grammar").joinpath("net.lark").read_text()
-    return Lark(
-        grammar,
-        parser="lalr",
-        lexer="contextual",
-        postlex=_Indenter(),
-        propagate_positions=True,
-        maybe_placeholders=True,
-        cache=False,
-    )
+def _grammar() -> str:
+    return resources.files("dsl.grammar").joinpath("net.lark").read_text()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Parser:
+    """A Lark LALR parser, with its parse table prepared for `_run`: per state, token or rule
+    name -> the next state (a shift or goto) or a `_Reduce`."""
+
+    lark: Lark
+    actions: dict[int, dict[str, int | _Reduce]]
+    end_state: int
+    # (state below, state, token) -> the state after the unit rules that token reduces, in turn
+    unit_chains: dict[tuple[int, int, str], int] = dataclasses.field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
-def _expr_parser() -> Lark:
-    grammar = resources.files("dsl.grammar").joinpath("net.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", start="test", propagate_positions=True, maybe_placeholders=True)
+def _parser() -> _Parser:
+    return _prepare(_lark(start="start", postlex=_Indenter()))
+
+
+@functools.lru_cache(maxsize=1)
+def _expr_parser() -> _Parser:
+    return _prepare(_lark(start="test"))
+
+
+def _lark(start: str, **options: Any) -> Lark:
+    """Lark's LALR analysis of the grammar takes ~0.2 s, most of a first validate. It is
+    cached per user; Lark checks the grammar, its options and versions, and redoes it on
+    any change."""
+    cache = _cache_file(f"grammar-{start}.lark-cache")
+    return Lark(_grammar(), parser="lalr", lexer="contextual", start=start, cache=cache or False, **options)
+
+
+def _cache_file(name: str) -> str | None:
+    """A file in the user's cache directory ($NETDSL_CACHE_DIR, else $XDG_CACHE_HOME/netdsl
+    or ~/.cache/netdsl); None to cache nothing (NETDSL_CACHE_DIR="", or no usable place).
+    Lark's cache is a pickle, so only a directory no one else can write to will do."""
+    chosen = os.environ.get("NETDSL_CACHE_DIR")
+    if chosen == "":
+        return None
+    try:
+        directory = Path(chosen) if chosen else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netdsl"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.stat()
+    except (OSError, RuntimeError):  # RuntimeError: no home directory
+        return None
+    if info.st_mode & 0o022 or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        return None
+    return str(directory / name)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -136,24 +180,25 @@ def parse_net(text: str, file: str = "<string>") -> ir.SpecFile:
     register_source(file, text)
     if not text.endswith("\n"):
         text += "\n"
+    with gc_paused():  # some 20 objects per line, all alive: collecting found nothing
+        return _attach_comments(_read_spec(text, file), _comments(text))
+
+
+def _read_spec(text: str, file: str) -> ir.SpecFile:
     parser = _parser()
-    _set_indenter_file(parser, file)
+    _set_indenter_file(parser.lark, file)
     try:
-        tree = parser.parse(text)
-        spec = _ToIR(file).transform(tree)
+        return _run(parser, text, _ToIR(file))
     except DSLError:
         raise
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, file) from None
     except VisitError as exc:
-        if isinstance(exc.orig_exc, DSLError):
-            raise exc.orig_exc from None
         raise DSLSyntaxError(f"could not read this spec: {exc.orig_exc}", Span(file=file, line=1, col=1)) from None
     except LarkError as exc:
         raise DSLSyntaxError(f"could not read this spec: {exc}", Span(file=file, line=1, col=1)) from None
-    except RecursionError:
+    except _TooDeep:
         raise LimitError("the spec nests too deeply to read", Span(file=file, line=1, col=1)) from None
-    return _attach_comments(spec, _comments(text))
 
 
 def parse_expression(text: str, span: Span | None = None) -> ir.ExprNode:
@@ -163,17 +208,14 @@ def parse_expression(text: str, span: Span | None = None) -> ir.ExprNode:
     """
     origin = span or Span()
     try:
-        tree = _expr_parser().parse(text)
-        return _ToIR(origin.file, origin).transform(tree)
+        return _run(_expr_parser(), text, _ToIR(origin.file, origin))
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, origin.file, origin) from None
     except VisitError as exc:
-        if isinstance(exc.orig_exc, DSLError):
-            raise exc.orig_exc from None
         raise DSLSyntaxError(f"could not read this expression: {exc.orig_exc}", origin) from None
     except LarkError as exc:
         raise DSLSyntaxError(f"could not read this expression: {exc}", origin) from None
-    except RecursionError:
+    except _TooDeep:
         raise LimitError("the expression nests too deeply to read", origin) from None
 
 
@@ -413,29 +455,94 @@ def _number(text: str) -> int | float:
     return float(clean)
 
 
-class _ToIR(Transformer):
-    """Builds IR nodes bottom-up. Nodes are made with `model_construct`: the grammar has
-    already checked their form, and validation would cost more than parsing."""
+_new = object.__new__
+_set = object.__setattr__
+# pydantic keeps these in slots; setting a slot through its descriptor is the cheapest way
+_FIELDS_SET, _EXTRA, _PRIVATE = (BaseModel.__dict__[slot] for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
+
+
+def _constructor(model: type[BaseModel]) -> Callable[..., Any]:
+    """`model.model_construct`, without its walk over aliases and defaults on every call: the
+    same `__dict__` (in field order) and fields set. The parser makes a node and a span for
+    most rules it reduces, so this is its hottest call."""
+    if model.__pydantic_post_init__ or model.__pydantic_root_model__:
+        return model.model_construct  # it does more than set these slots
+    fields = model.model_fields
+    # defaults that pydantic itself shares between instances rather than copies: None, (), ...
+    fixed = {name for name, field in fields.items() if not field.is_required() and field.get_default() is field.default}
+    needed = frozenset(fields) - fixed
+    template = {name: fields[name].default if name in fixed else None for name in fields}
+
+    def construct(**values: Any) -> Any:
+        if not values.keys() >= needed:
+            return model.model_construct(**values)
+        state = template.copy()
+        state.update(values)
+        node = _new(model)
+        _set(node, "__dict__", state)
+        _FIELDS_SET.__set__(node, set(values))
+        _EXTRA.__set__(node, None)
+        _PRIVATE.__set__(node, None)
+        return node
+
+    return construct
+
+
+_Span = _constructor(Span)
+_Const = _constructor(ir.Const)
+_Name = _constructor(ir.Name)
+_Attr = _constructor(ir.Attr)
+_Index = _constructor(ir.Index)
+_Slice = _constructor(ir.Slice)
+_Call = _constructor(ir.Call)
+_BinOp = _constructor(ir.BinOp)
+_UnaryOp = _constructor(ir.UnaryOp)
+_IfExp = _constructor(ir.IfExp)
+_ListExpr = _constructor(ir.ListExpr)
+_TupleExpr = _constructor(ir.TupleExpr)
+_DictExpr = _constructor(ir.DictExpr)
+_Container = _constructor(ir.Container)
+_Input = _constructor(ir.Input)
+_Let = _constructor(ir.Let)
+_Layer = _constructor(ir.Layer)
+_Return = _constructor(ir.Return)
+_ParamDecl = _constructor(ir.ParamDecl)
+_BufferDecl = _constructor(ir.BufferDecl)
+_If = _constructor(ir.If)
+_For = _constructor(ir.For)
+_InitRule = _constructor(ir.InitRule)
+_InitBlock = _constructor(ir.InitBlock)
+_DefParam = _constructor(ir.DefParam)
+_NetDef = _constructor(ir.NetDef)
+_BlockDef = _constructor(ir.BlockDef)
+_Import = _constructor(ir.Import)
+_SpecFile = _constructor(ir.SpecFile)
+
+
+class _ToIR:
+    """Builds IR nodes bottom-up as the parser reduces rules: one method per rule (or alias),
+    called with the rule's children as Lark's tree builder would give them, and the rule's
+    first and last token, which bound its span."""
 
     def __init__(self, file: str, origin: Span | None = None) -> None:
-        super().__init__(visit_tokens=False)
         self.file = file
         self.line_offset = origin.line - 1 if origin else 0
         self.col_offset = origin.col - 1 if origin else 0
+        self.shifted = bool(self.line_offset or self.col_offset)
 
     # -- helpers
-    def _span(self, meta: Any) -> Span:
-        if getattr(meta, "empty", True):
-            return Span(file=self.file)
-        return self._at(meta.line, meta.column, meta.end_line, meta.end_column)
+    def _span(self, first: Token, last: Token) -> Span:
+        return self._at(first.line, first.column, last.end_line, last.end_column)
 
     def _tok(self, token: Token) -> Span:
         return self._at(token.line, token.column, token.end_line, token.end_column)
 
     def _at(self, line: int, col: int, end_line: int | None, end_col: int | None) -> Span:
+        if not self.shifted:
+            return _Span(file=self.file, line=line, col=col, end_line=end_line or line, end_col=end_col or col)
         col_shift = self.col_offset if line == 1 else 0
         end_shift = self.col_offset if end_line == 1 else 0
-        return Span.model_construct(  # one per node: skip pydantic's validation
+        return _Span(
             file=self.file,
             line=line + self.line_offset,
             col=col + col_shift,
@@ -454,8 +561,7 @@ class _ToIR(Transformer):
         return text
 
     # -- top level
-    @v_args(meta=True)
-    def start(self, meta: Any, items: list) -> ir.SpecFile:
+    def start(self, items: list, first: Token, last: Token) -> ir.SpecFile:
         imports = [i for i in items if isinstance(i, ir.Import)]
         defs = [d for d in items if isinstance(d, ir.NetDef | ir.BlockDef)]
         seen_def = False
@@ -464,65 +570,60 @@ class _ToIR(Transformer):
                 seen_def = True
             elif isinstance(item, ir.Import) and seen_def:
                 raise DSLSyntaxError("imports must come before the first net or block", item.span, hint="move this import to the top of the file")
-        return ir.SpecFile.model_construct(imports=imports, defs=defs, span=Span(file=self.file, line=1, col=1))
+        return _SpecFile(imports=imports, defs=defs, span=Span(file=self.file, line=1, col=1))
 
-    @v_args(meta=True)
-    def import_stmt(self, meta: Any, items: list) -> ir.Import:
+    def import_stmt(self, items: list, first: Token, last: Token) -> ir.Import:
         source, *names = items
-        return ir.Import.model_construct(from_=source, import_=[str(n) for n in names], span=self._span(meta))
+        return _Import(from_=source, import_=[str(n) for n in names], span=self._span(first, last))
 
-    def import_source(self, items: list) -> str:
+    def import_source(self, items: list, first: Token, last: Token) -> str:
         (item,) = items
         if isinstance(item, Token):  # a quoted path
             return _unescape(str(item)[1:-1])
         return item
 
-    def dotted_name(self, items: list) -> str:
+    def dotted_name(self, items: list, first: Token, last: Token) -> str:
         return ".".join(str(t) for t in items)
 
-    @v_args(meta=True)
-    def definition(self, meta: Any, items: list) -> ir.NetDef | ir.BlockDef:
+    def definition(self, items: list, first: Token, last: Token) -> ir.NetDef | ir.BlockDef:
         kind, name, params, head, body = items
         params = params or []
+        span = self._span(first, last)
         if head is not None:
             container_kind, options = head
-            body = ir.Container.model_construct(kind=container_kind, options=options, body=body, span=self._span(meta))
-        span = self._span(meta)
+            body = _Container(kind=container_kind, options=options, body=body, span=span)
         if kind == "net":
-            return ir.NetDef.model_construct(net=str(name), params=params, body=body, doc=None, span=span)
-        return ir.BlockDef.model_construct(block=str(name), params=params, body=body, doc=None, span=span)
+            return _NetDef(net=str(name), params=params, body=body, doc=None, span=span)
+        return _BlockDef(block=str(name), params=params, body=body, doc=None, span=span)
 
-    @v_args(meta=True)
-    def derived_definition(self, meta: Any, items: list) -> ir.NetDef | ir.BlockDef:
+    def derived_definition(self, items: list, first: Token, last: Token) -> ir.NetDef | ir.BlockDef:
         kind, name, params, base, *rest = items
         body = rest[0] if rest else []
-        span = self._span(meta)
-        fields = dict(params=params or [], base=base, body=body, doc=None, span=span)
+        fields = dict(params=params or [], base=base, body=body, doc=None, span=self._span(first, last))
         if kind == "net":
-            return ir.NetDef.model_construct(net=str(name), **fields)
-        return ir.BlockDef.model_construct(block=str(name), **fields)
+            return _NetDef(net=str(name), **fields)
+        return _BlockDef(block=str(name), **fields)
 
-    def def_kind(self, items: list) -> str:
+    def def_kind(self, items: list, first: Token, last: Token) -> str:
         return str(items[0])
 
-    def def_params(self, items: list) -> list[ir.DefParam]:
+    def def_params(self, items: list, first: Token, last: Token) -> list[ir.DefParam]:
         params = [p for p in items if p is not None]
         _check_unique([(p.name, p.span) for p in params], "parameter")
         return params
 
-    @v_args(meta=True)
-    def def_param(self, meta: Any, items: list) -> ir.DefParam:
+    def def_param(self, items: list, first: Token, last: Token) -> ir.DefParam:
         name, default = items
-        return ir.DefParam.model_construct(name=str(name), default=default, span=self._span(meta))
+        return _DefParam(name=str(name), default=default, span=self._span(first, last))
 
-    def container_head(self, items: list) -> tuple[str, dict]:
+    def container_head(self, items: list, first: Token, last: Token) -> tuple[str, dict]:
         kind, options = items
         return kind, options or {}
 
-    def container(self, items: list) -> str:
+    def container(self, items: list, first: Token, last: Token) -> str:
         return str(items[0])
 
-    def suite(self, items: list) -> list:
+    def suite(self, items: list, first: Token, last: Token) -> list:
         stmts: list = []
         for item in items:
             if isinstance(item, list):  # `input x1, x2` declares two inputs
@@ -532,159 +633,140 @@ class _ToIR(Transformer):
         return stmts
 
     # -- statements
-    def input_stmt(self, items: list) -> list[ir.Input]:
+    def input_stmt(self, items: list, first: Token, last: Token) -> list[ir.Input]:
         return items
 
-    @v_args(meta=True)
-    def input_decl(self, meta: Any, items: list) -> ir.Input:
+    def input_decl(self, items: list, first: Token, last: Token) -> ir.Input:
         name, dtype, dims = items
-        return ir.Input.model_construct(input=str(name), shape=dims, dtype=str(dtype) if dtype is not None else None, span=self._span(meta))
+        return _Input(input=str(name), shape=dims, dtype=str(dtype) if dtype is not None else None, span=self._span(first, last))
 
-    def dims(self, items: list) -> list:
+    def dims(self, items: list, first: Token, last: Token) -> list:
         return [d for d in items if d is not None]
 
-    @v_args(meta=True)
-    def let_stmt(self, meta: Any, items: list) -> ir.Let:
+    def let_stmt(self, items: list, first: Token, last: Token) -> ir.Let:
         targets, value, define = items
-        return ir.Let.model_construct(let=targets, value=value, define=define, span=self._span(meta))
+        return _Let(let=targets, value=value, define=define, span=self._span(first, last))
 
-    def targets(self, items: list) -> list[str]:
+    def targets(self, items: list, first: Token, last: Token) -> list[str]:
         return [self._name(t) for t in items]
 
-    @v_args(meta=True)
-    def layer_stmt(self, meta: Any, items: list) -> ir.Layer:
-        return ir.Layer.model_construct(layer=items[0], span=self._span(meta))
+    def layer_stmt(self, items: list, first: Token, last: Token) -> ir.Layer:
+        return _Layer(layer=items[0], span=self._span(first, last))
 
-    @v_args(meta=True)
-    def return_stmt(self, meta: Any, items: list) -> ir.Return:
+    def return_stmt(self, items: list, first: Token, last: Token) -> ir.Return:
         value, define = items
-        return ir.Return.model_construct(return_=value, define=define, span=self._span(meta))
+        return _Return(return_=value, define=define, span=self._span(first, last))
 
-    def pass_stmt(self, items: list) -> None:
+    def pass_stmt(self, items: list, first: Token, last: Token) -> None:
         return None
 
-    @v_args(meta=True)
-    def tensor_decl(self, meta: Any, items: list) -> ir.ParamDecl | ir.BufferDecl:
+    def tensor_decl(self, items: list, first: Token, last: Token) -> ir.ParamDecl | ir.BufferDecl:
         kind, name, dtype, dims, init, *options = items
-        opts = dict(options)
-        _check_unique([(k, self._span(meta)) for k, _ in options], "option")
-        fields = dict(shape=dims, dtype=str(dtype) if dtype is not None else None, init=init, options=opts, span=self._span(meta))
+        span = self._span(first, last)
+        _check_unique([(k, span) for k, _ in options], "option")
+        fields = dict(shape=dims, dtype=str(dtype) if dtype is not None else None, init=init, options=dict(options), span=span)
         if kind == "param":
-            return ir.ParamDecl.model_construct(param=str(name), **fields)
-        return ir.BufferDecl.model_construct(buffer=str(name), **fields)
+            return _ParamDecl(param=str(name), **fields)
+        return _BufferDecl(buffer=str(name), **fields)
 
-    def decl_kind(self, items: list) -> str:
+    def decl_kind(self, items: list, first: Token, last: Token) -> str:
         return str(items[0])
 
-    def decl_option(self, items: list) -> tuple[str, Any]:
+    def decl_option(self, items: list, first: Token, last: Token) -> tuple[str, Any]:
         return str(items[0]), items[1]
 
-    @v_args(meta=True)
-    def container_let(self, meta: Any, items: list) -> ir.Let:
+    def _container(self, kind: str, options: dict | None, body: list, span: Span) -> ir.Container:
+        return _Container(kind=kind, options=options or {}, body=body, span=span)
+
+    def container_let(self, items: list, first: Token, last: Token) -> ir.Let:
         targets, kind, options, body = items
-        container = ir.Container.model_construct(kind=kind, options=options or {}, body=body, span=self._span(meta))
-        return ir.Let.model_construct(let=targets, value=container, define=None, span=self._span(meta))
+        span = self._span(first, last)
+        return _Let(let=targets, value=self._container(kind, options, body, span), define=None, span=span)
 
-    @v_args(meta=True)
-    def container_apply(self, meta: Any, items: list) -> ir.Let:
+    def container_apply(self, items: list, first: Token, last: Token) -> ir.Let:
         targets, value, kind, options, body = items
-        container = ir.Container.model_construct(kind=kind, options=options or {}, body=body, span=self._span(meta))
-        return ir.Let.model_construct(let=targets, value=value, define=container, span=self._span(meta))
+        span = self._span(first, last)
+        return _Let(let=targets, value=value, define=self._container(kind, options, body, span), span=span)
 
-    @v_args(meta=True)
-    def container_return(self, meta: Any, items: list) -> ir.Return:
+    def container_return(self, items: list, first: Token, last: Token) -> ir.Return:
         value, kind, options, body = items
-        container = ir.Container.model_construct(kind=kind, options=options or {}, body=body, span=self._span(meta))
-        return ir.Return.model_construct(return_=value, define=container, span=self._span(meta))
+        span = self._span(first, last)
+        return _Return(return_=value, define=self._container(kind, options, body, span), span=span)
 
-    @v_args(meta=True)
-    def container_anon(self, meta: Any, items: list) -> ir.Layer:
+    def container_anon(self, items: list, first: Token, last: Token) -> ir.Layer:
         kind, options, body = items
-        container = ir.Container.model_construct(kind=kind, options=options or {}, body=body, span=self._span(meta))
-        return ir.Layer.model_construct(layer=container, span=self._span(meta))
+        span = self._span(first, last)
+        return _Layer(layer=self._container(kind, options, body, span), span=span)
 
-    def call_parens(self, items: list) -> dict:
+    def call_parens(self, items: list, first: Token, last: Token) -> dict:
         (arguments,) = items
         args, kwargs = arguments if arguments is not None else ([], {})
         if args:
             raise DSLSyntaxError("container options are keywords", args[0].span, hint='write e.g. ModuleList(run="parallel", merge="cat")')
         return kwargs
 
-    @v_args(meta=True)
-    def if_stmt(self, meta: Any, items: list) -> ir.If:
+    def if_stmt(self, items: list, first: Token, last: Token) -> ir.If:
         cond, then, *rest = items
         else_clause = rest.pop() if rest else None
         orelse = else_clause or []
         for elif_cond, elif_body, elif_span in reversed(rest):
-            orelse = [ir.If.model_construct(if_=elif_cond, then=elif_body, else_=orelse, span=elif_span)]
-        return ir.If.model_construct(if_=cond, then=then, else_=orelse, span=self._span(meta))
+            orelse = [_If(if_=elif_cond, then=elif_body, else_=orelse, span=elif_span)]
+        return _If(if_=cond, then=then, else_=orelse, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def elif_clause(self, meta: Any, items: list) -> tuple:
-        return items[0], items[1], self._span(meta)
+    def elif_clause(self, items: list, first: Token, last: Token) -> tuple:
+        return items[0], items[1], self._span(first, last)
 
-    def else_clause(self, items: list) -> list:
+    def else_clause(self, items: list, first: Token, last: Token) -> list:
         return items[0]
 
-    @v_args(meta=True)
-    def for_stmt(self, meta: Any, items: list) -> ir.For:
+    def for_stmt(self, items: list, first: Token, last: Token) -> ir.For:
         var, iterable, body = items
-        return ir.For.model_construct(for_=str(var), in_=iterable, body=body, span=self._span(meta))
+        return _For(for_=str(var), in_=iterable, body=body, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def init_block(self, meta: Any, items: list) -> ir.InitBlock:
-        return ir.InitBlock.model_construct(init=items, span=self._span(meta))
+    def init_block(self, items: list, first: Token, last: Token) -> ir.InitBlock:
+        return _InitBlock(init=items, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def init_rule(self, meta: Any, items: list) -> ir.InitRule:
-        first, second = items
-        if second is None:
-            return ir.InitRule.model_construct(match=None, init=first, span=self._span(meta))
-        return ir.InitRule.model_construct(match=_pattern_text(first), init=second, span=self._span(meta))
+    def init_rule(self, items: list, first: Token, last: Token) -> ir.InitRule:
+        target, init = items
+        if init is None:
+            return _InitRule(match=None, init=target, span=self._span(first, last))
+        return _InitRule(match=_pattern_text(target), init=init, span=self._span(first, last))
 
     # -- expressions
-    @v_args(meta=True)
-    def tuple_bare(self, meta: Any, items: list) -> ir.TupleExpr:
-        return ir.TupleExpr.model_construct(items=[i for i in items if i is not None], span=self._span(meta))
+    def tuple_bare(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+        return _TupleExpr(items=[i for i in items if i is not None], span=self._span(first, last))
 
-    @v_args(meta=True)
-    def ifexp(self, meta: Any, items: list) -> ir.IfExp:
+    def ifexp(self, items: list, first: Token, last: Token) -> ir.IfExp:
         then, cond, orelse = items
-        return ir.IfExp.model_construct(cond=cond, then=then, orelse=orelse, span=self._span(meta))
+        return _IfExp(cond=cond, then=then, orelse=orelse, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def or_op(self, meta: Any, items: list) -> ir.BinOp:
-        return ir.BinOp.model_construct(op="or", left=items[0], right=items[1], span=self._span(meta))
+    def or_op(self, items: list, first: Token, last: Token) -> ir.BinOp:
+        return _BinOp(op="or", left=items[0], right=items[1], span=self._span(first, last))
 
-    @v_args(meta=True)
-    def and_op(self, meta: Any, items: list) -> ir.BinOp:
-        return ir.BinOp.model_construct(op="and", left=items[0], right=items[1], span=self._span(meta))
+    def and_op(self, items: list, first: Token, last: Token) -> ir.BinOp:
+        return _BinOp(op="and", left=items[0], right=items[1], span=self._span(first, last))
 
-    @v_args(meta=True)
-    def not_op(self, meta: Any, items: list) -> ir.UnaryOp:
-        return ir.UnaryOp.model_construct(op="not", operand=items[0], span=self._span(meta))
+    def not_op(self, items: list, first: Token, last: Token) -> ir.UnaryOp:
+        return _UnaryOp(op="not", operand=items[0], span=self._span(first, last))
 
-    @v_args(meta=True)
-    def binop(self, meta: Any, items: list) -> ir.BinOp:
+    def binop(self, items: list, first: Token, last: Token) -> ir.BinOp:
         left, op, right = items
-        return ir.BinOp.model_construct(op=str(op), left=left, right=right, span=self._span(meta))
+        return _BinOp(op=str(op), left=left, right=right, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def unary(self, meta: Any, items: list) -> ir.ExprNode:
+    def unary(self, items: list, first: Token, last: Token) -> ir.ExprNode:
         op, operand = items
-        span = self._span(meta)
+        span = self._span(first, last)
         if str(op) == "-" and _is_number(operand) and (operand.span.line, operand.span.col) == (span.line, span.col + 1):
             # `-1` is a number, as Python users read it; `-(1)` and `- 1` stay operations.
-            return ir.Const.model_construct(value=-operand.value, span=span)
-        return ir.UnaryOp.model_construct(op=str(op), operand=operand, span=span)
+            return _Const(value=-operand.value, span=span)
+        return _UnaryOp(op=str(op), operand=operand, span=span)
 
-    @v_args(meta=True)
-    def call(self, meta: Any, items: list) -> ir.Call:
+    def call(self, items: list, first: Token, last: Token) -> ir.Call:
         func, arguments = items
         args, kwargs = arguments if arguments is not None else ([], {})
-        return ir.Call.model_construct(func=func, args=args, kwargs=kwargs, span=self._span(meta))
+        return _Call(func=func, args=args, kwargs=kwargs, span=self._span(first, last))
 
-    def arguments(self, items: list) -> tuple[list, dict]:
+    def arguments(self, items: list, first: Token, last: Token) -> tuple[list, dict]:
         args: list = []
         kwargs: dict = {}
         key_spans: dict[str, Span] = {}
@@ -701,78 +783,62 @@ class _ToIR(Transformer):
                 args.append(item)
         return args, kwargs
 
-    @v_args(meta=True)
-    def kwarg(self, meta: Any, items: list) -> tuple:
+    def kwarg(self, items: list, first: Token, last: Token) -> tuple:
         return str(items[0]), items[1], self._tok(items[0])
 
-    @v_args(meta=True)
-    def index(self, meta: Any, items: list) -> ir.Index:
+    def index(self, items: list, first: Token, last: Token) -> ir.Index:
         value, index = items
-        return ir.Index.model_construct(value=value, index=index, span=self._span(meta))
+        return _Index(value=value, index=index, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def subscript_tuple(self, meta: Any, items: list) -> ir.TupleExpr:
-        return ir.TupleExpr.model_construct(items=items, span=self._span(meta))
+    def subscript_tuple(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+        return _TupleExpr(items=items, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def slice(self, meta: Any, items: list) -> ir.Slice:
+    def slice(self, items: list, first: Token, last: Token) -> ir.Slice:
         start, stop, step = [*items, None, None, None][:3]
-        return ir.Slice.model_construct(start=start, stop=stop, step=step, span=self._span(meta))
+        return _Slice(start=start, stop=stop, step=step, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def attr(self, meta: Any, items: list) -> ir.Attr:
+    def attr(self, items: list, first: Token, last: Token) -> ir.Attr:
         value, name = items
-        return ir.Attr.model_construct(value=value, attr=str(name), span=self._span(meta))
+        return _Attr(value=value, attr=str(name), span=self._span(first, last))
 
-    @v_args(meta=True)
-    def number(self, meta: Any, items: list) -> ir.Const:
-        return ir.Const.model_construct(value=_number(str(items[0])), span=self._span(meta))
+    def number(self, items: list, first: Token, last: Token) -> ir.Const:
+        return _Const(value=_number(str(items[0])), span=self._span(first, last))
 
-    @v_args(meta=True)
-    def string(self, meta: Any, items: list) -> ir.Const:
-        return ir.Const.model_construct(value=_unescape(str(items[0])[1:-1]), span=self._span(meta))
+    def string(self, items: list, first: Token, last: Token) -> ir.Const:
+        return _Const(value=_unescape(str(items[0])[1:-1]), span=self._span(first, last))
 
-    @v_args(meta=True)
-    def name(self, meta: Any, items: list) -> ir.Name:
-        return ir.Name.model_construct(id=self._name(items[0]), span=self._span(meta))
+    def name(self, items: list, first: Token, last: Token) -> ir.Name:
+        return _Name(id=self._name(items[0]), span=self._span(first, last))
 
-    @v_args(meta=True)
-    def true(self, meta: Any, items: list) -> ir.Const:
-        return ir.Const.model_construct(value=True, span=self._span(meta))
+    def true(self, items: list, first: Token, last: Token) -> ir.Const:
+        return _Const(value=True, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def false(self, meta: Any, items: list) -> ir.Const:
-        return ir.Const.model_construct(value=False, span=self._span(meta))
+    def false(self, items: list, first: Token, last: Token) -> ir.Const:
+        return _Const(value=False, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def none(self, meta: Any, items: list) -> ir.Const:
-        return ir.Const.model_construct(value=None, span=self._span(meta))
+    def none(self, items: list, first: Token, last: Token) -> ir.Const:
+        return _Const(value=None, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def list(self, meta: Any, items: list) -> ir.ListExpr:
-        return ir.ListExpr.model_construct(items=[i for i in items if i is not None], span=self._span(meta))
+    def list(self, items: list, first: Token, last: Token) -> ir.ListExpr:
+        return _ListExpr(items=[i for i in items if i is not None], span=self._span(first, last))
 
-    @v_args(meta=True)
-    def empty_tuple(self, meta: Any, items: list) -> ir.TupleExpr:
-        return ir.TupleExpr.model_construct(items=[], span=self._span(meta))
+    def empty_tuple(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+        return _TupleExpr(items=[], span=self._span(first, last))
 
-    def paren(self, items: list) -> ir.ExprNode:
+    def paren(self, items: list, first: Token, last: Token) -> ir.ExprNode:
         return items[0]
 
-    @v_args(meta=True)
-    def tuple_one(self, meta: Any, items: list) -> ir.TupleExpr:
-        return ir.TupleExpr.model_construct(items=items, span=self._span(meta))
+    def tuple_one(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+        return _TupleExpr(items=items, span=self._span(first, last))
 
-    @v_args(meta=True)
-    def tuple_many(self, meta: Any, items: list) -> ir.TupleExpr:
-        return ir.TupleExpr.model_construct(items=[i for i in items if i is not None], span=self._span(meta))
+    def tuple_many(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+        return _TupleExpr(items=[i for i in items if i is not None], span=self._span(first, last))
 
-    @v_args(meta=True)
-    def dict(self, meta: Any, items: list) -> ir.DictExpr:
+    def dict(self, items: list, first: Token, last: Token) -> ir.DictExpr:
         pairs = [i for i in items if i is not None]
-        return ir.DictExpr.model_construct(keys=[k for k, _ in pairs], values=[v for _, v in pairs], span=self._span(meta))
+        return _DictExpr(keys=[k for k, _ in pairs], values=[v for _, v in pairs], span=self._span(first, last))
 
-    def dict_item(self, items: list) -> tuple:
+    def dict_item(self, items: list, first: Token, last: Token) -> tuple:
         return items[0], items[1]
 
 
@@ -801,6 +867,203 @@ def _check_unique(items: list[tuple[str, Span]], what: str) -> None:
         if name in seen:
             raise DSLSyntaxError(f"{what} '{name}' is given twice", span)
         seen.add(name)
+
+
+# ----------------------------------------------------------------------------- the LALR loop
+#
+# Lark's own loop builds a parse tree (one node per rule, positions propagated through every
+# `?rule` in the chain `test -> or_test -> ... -> atom`) that a Transformer then walks again.
+# `_run` steps through the same parse table, so it accepts the same language, lexes in the
+# same contexts and fails at the same token with the same expectations; but it builds the IR
+# as each rule reduces, and reduces a unit rule such as `?test: or_test` by changing state only.
+
+
+class _Reduce(NamedTuple):
+    """What reducing one grammar rule does."""
+
+    size: int  # how many values it takes off the stack
+    goto: str  # the rule's name, to look up the next state
+    kind: int  # _UNIT, _INLINE, _REPEAT or _NODE
+    build: Callable[..., Any] | None  # the `_ToIR` method for the rule or its alias
+    plan: tuple | None  # which stack values become the method's items (None: all of them)
+
+
+_UNIT = 0  # `?a: b`: the value passes up unchanged
+_INLINE = 1  # `?stmt: simple_stmt _NEWLINE`: one item passes up; several go to `build`
+_REPEAT = 2  # a rule Lark made for `x*` or `x+`: its items join those of the rule using it
+_NODE = 3  # every other rule: `build` makes its value
+
+
+class _TooDeep(Exception):
+    """The text nests deeper than MAX_DEPTH."""
+
+
+def _prepare(lark: Lark) -> _Parser:
+    """Lark's parse table, each reduction worked out once (see `_Reduce`)."""
+    conf = lark.parse_interactive("").parser_state.parse_conf
+    reductions: dict[Rule, _Reduce] = {}
+    actions: dict[int, dict[str, int | _Reduce]] = {}
+    for state, row in conf.states.items():
+        actions[state] = {}
+        for symbol, (action, arg) in row.items():
+            if action is Shift:
+                actions[state][symbol] = arg
+            else:
+                if arg not in reductions:
+                    reductions[arg] = _reduction(arg)
+                actions[state][symbol] = reductions[arg]
+    return _Parser(lark, actions, conf.end_state)
+
+
+def _reduction(rule: Rule) -> _Reduce:
+    goto = str(rule.origin.name)  # a plain str: Lark's names are Tokens, slower as dict keys
+    name = str(rule.alias or goto)
+    plan = _child_plan(rule)
+    size = len(rule.expansion)
+    if name.startswith("_"):
+        return _Reduce(size, goto, _REPEAT, None, plan)
+    if rule.options.expand1 and not rule.alias:
+        if plan is None and size == 1:
+            return _Reduce(size, goto, _UNIT, None, None)
+        return _Reduce(size, goto, _INLINE, getattr(_ToIR, name, None), plan)
+    return _Reduce(size, goto, _NODE, getattr(_ToIR, name), plan)
+
+
+def _child_plan(rule: Rule) -> tuple | None:
+    """The items a rule's method receives, as Lark's tree builder would pass them: anonymous
+    tokens dropped, an absent `[x]` as None, the items of a `x*` rule spliced in. Returns
+    ((stack index, splice?, Nones before), ...) and the Nones after, or None when the items
+    are the stack values as they are."""
+    expansion = rule.expansion
+    absent = "".join("1" if flag else "0" for flag in rule.options.empty_indices)
+    nones = [len(run) for run in absent.split("0")] if absent else [0] * (len(expansion) + 1)
+    steps = []
+    pending = 0
+    for index, symbol in enumerate(expansion):
+        pending += nones[index]
+        if rule.options.keep_all_tokens or not (symbol.is_term and symbol.filter_out):
+            steps.append((index, not symbol.is_term and symbol.name.startswith("_"), pending))
+            pending = 0
+    trailing = pending + nones[len(expansion)]
+    if trailing or len(steps) < len(expansion) or any(splice or before for _, splice, before in steps):
+        return tuple(steps), trailing
+    return None
+
+
+def _collect(values: list, plan: tuple) -> list:
+    steps, trailing = plan
+    items: list = []
+    for index, splice, nones in steps:
+        if nones:
+            items += [None] * nones
+        if not splice:
+            items.append(values[index])
+        elif items:
+            items += values[index]
+        else:  # a left-recursive `x*` rule: grow its list in place, as Lark does
+            items = values[index]
+    if trailing:
+        items += [None] * trailing
+    return items
+
+
+_END_MARK = (None,)  # after the last token: time for `$END`
+
+
+def _run(parser: _Parser, text: str, builder: _ToIR) -> Any:
+    """Parse `text`, returning the value of its start rule.
+
+    Each stack entry carries its value, its first token and its depth; a rule's span runs
+    from its first entry's first token to the last token shifted. Syntax errors are Lark's:
+    `UnexpectedToken` with the state's expected tokens and an interactive parser for its
+    `accepts`. They take precedence over errors in what was read (a duplicate keyword,
+    nesting too deep): those wait, the first one in reading order, until the text has
+    parsed. One function, as it runs once per token and once per rule reduced."""
+    interactive = parser.lark.parse_interactive(text)
+    parser_state = interactive.parser_state
+    states, values = parser_state.state_stack, parser_state.value_stack
+    firsts: list[Token | None] = []
+    depths: list[int] = []
+    push_state, push_value, push_first, push_depth = states.append, values.append, firsts.append, depths.append
+    actions, end_state, unit_chains = parser.actions, parser.end_state, parser.unit_chains
+    failure: Exception | None = None
+    state = states[-1]
+    last = None
+    try:
+        for token in itertools.chain(interactive.lexer_thread.lex(parser_state), _END_MARK):
+            if token is None:  # where Lark's own loop puts `$END`
+                token = Token.new_borrow_pos("$END", "", last) if last else Token("$END", "", 0, 1, 1)
+            symbol = token.type
+            while True:
+                action = actions[state].get(symbol)
+                if action.__class__ is int:
+                    state = action
+                    push_state(state)
+                    push_value(token)
+                    push_first(token)
+                    push_depth(0)
+                    last = token
+                    break
+                if action is None:
+                    raise UnexpectedToken(token, {name for name in actions[state] if name.isupper()}, state=parser_state)
+                size, goto, kind, build, plan = action
+                if kind == _UNIT:
+                    key = (states[-2], state, symbol)
+                    state = unit_chains.get(key)
+                    if state is None:
+                        state = unit_chains[key] = _unit_chain(parser, *key)
+                    if state == end_state:
+                        return _accept(values[-1], failure)
+                    states[-1] = state
+                    continue
+                if size:
+                    taken = values[-size:]
+                    first, end, depth = firsts[-size], last, max(depths[-size:])
+                    del states[-size:], values[-size:], firsts[-size:], depths[-size:]
+                else:
+                    taken, first, end, depth = [], None, None, 0
+                items = taken if plan is None else _collect(taken, plan)
+                if kind == _REPEAT:
+                    value = items
+                elif kind == _INLINE and len(items) == 1:
+                    value = items[0]
+                else:
+                    depth += 1
+                    try:
+                        value = build(builder, items, first, end)
+                    except Exception as exc:
+                        # Later rules may fail on the None left here; only the first error counts.
+                        failure = failure or (exc if isinstance(exc, DSLError) else VisitError(goto, items, exc))
+                        value = None
+                state = actions[states[-1]][goto]
+                if state == end_state:
+                    return _accept(value, failure)
+                if depth > MAX_DEPTH and failure is None:
+                    failure = _TooDeep()
+                push_state(state)
+                push_value(value)
+                push_first(first)
+                push_depth(depth)
+    except UnexpectedInput as exc:
+        exc.interactive_parser = interactive
+        raise
+    raise AssertionError("the parse table ended without accepting or failing")
+
+
+def _unit_chain(parser: _Parser, below: int, state: int, symbol: str) -> int:
+    """The state reached by reducing, one after another, the unit rules that `symbol` calls
+    for (`atom -> postfix -> power -> ... -> test` is ten of them)."""
+    action = parser.actions[state].get(symbol)
+    while isinstance(action, _Reduce) and action.kind == _UNIT and state != parser.end_state:
+        state = parser.actions[below][action.goto]
+        action = parser.actions[state].get(symbol)
+    return state
+
+
+def _accept(value: Any, failure: Exception | None) -> Any:
+    if failure is not None:
+        raise failure
+    return value
 
 
 # ----------------------------------------------------------------------------- comments
@@ -855,9 +1118,13 @@ def _attach_comments(spec: ir.SpecFile, comments: dict[float, str]) -> ir.SpecFi
         return spec
     lines = sorted(comments)
     claimed: set[float] = set()
+    unread = 0  # every line before lines[unread] is claimed
 
     def take(before: int) -> list[str]:
-        taken = [n for n in lines if n < before and n not in claimed]
+        nonlocal unread
+        end = bisect.bisect_left(lines, before, lo=unread)
+        taken = [n for n in lines[unread:end] if n not in claimed]
+        unread = end
         claimed.update(taken)
         return [comments[n] for n in taken]
 
@@ -871,21 +1138,30 @@ def _attach_comments(spec: ir.SpecFile, comments: dict[float, str]) -> ir.SpecFi
         return [comments[n] for n in sorted(block)]
 
     def visit_stmts(stmts: list) -> list:
-        return [visit_stmt(s) for s in stmts]
+        """The statements with their comments: the same list when none of them changed."""
+        if not stmts or unread == len(lines) or lines[unread] >= _last_line(stmts):
+            return stmts  # no comment left before their end
+        visited = [visit_stmt(s) for s in stmts]
+        return stmts if all(new is old for new, old in zip(visited, stmts)) else visited
+
+    def visit_container(container: ir.Container) -> ir.Container:
+        body = visit_stmts(container.body)
+        return container if body is container.body else container.model_copy(update={"body": body})
 
     def visit_stmt(stmt: Any) -> Any:
         leading = take(stmt.span.line)
         updates: dict[str, Any] = {}
         if leading:
             updates["span"] = _with_comments(stmt.span, leading)
+        fields = stmt.__dict__  # not getattr: a missing attribute costs pydantic an exception
         for field in ("then", "else_", "body"):
-            value = getattr(stmt, field, None)
-            if isinstance(value, list):
-                updates[field] = visit_stmts(value)
+            value = fields.get(field)
+            if isinstance(value, list) and (visited := visit_stmts(value)) is not value:
+                updates[field] = visited
         for field in ("value", "define", "layer"):
-            value = getattr(stmt, field, None)
-            if isinstance(value, ir.Container):
-                updates[field] = value.model_copy(update={"body": visit_stmts(value.body)})
+            value = fields.get(field)
+            if isinstance(value, ir.Container) and (visited := visit_container(value)) is not value:
+                updates[field] = visited
         return stmt.model_copy(update=updates) if updates else stmt
 
     new_imports = []
@@ -897,14 +1173,28 @@ def _attach_comments(spec: ir.SpecFile, comments: dict[float, str]) -> ir.SpecFi
         doc = doc_block(definition.span.line)
         leading = take(definition.span.line)
         body = definition.body
-        body = body.model_copy(update={"body": visit_stmts(body.body)}) if isinstance(body, ir.Container) else visit_stmts(body)
-        updates: dict[str, Any] = {"body": body, "doc": "\n".join(doc) if doc else None}
+        body = visit_container(body) if isinstance(body, ir.Container) else visit_stmts(body)
+        updates: dict[str, Any] = {"doc": "\n".join(doc)} if doc else {}
+        if body is not definition.body:
+            updates["body"] = body
         if leading:
             updates["span"] = _with_comments(definition.span, leading)
-        new_defs.append(definition.model_copy(update=updates))
+        new_defs.append(definition.model_copy(update=updates) if updates else definition)
     trailing = take(10**12)
     span = _with_comments(spec.span, trailing) if trailing else spec.span
     return spec.model_copy(update={"imports": new_imports, "defs": new_defs, "span": span})
+
+
+def _last_line(stmts: list) -> int:
+    """The line where the last of these statements ends. An `elif` is an If whose span ends
+    where its `else` begins, so follow those."""
+    line = 0
+    stmt = stmts[-1]
+    while True:
+        line = max(line, stmt.span.end_line)
+        if not (isinstance(stmt, ir.If) and stmt.else_):
+            return line
+        stmt = stmt.else_[-1]
 
 
 def _with_comments(span: Span, comments: list[str]) -> Span:
