@@ -6,20 +6,20 @@ be inferred and `x.shape[1]` read while the network is being elaborated (the way
 functional API builds a layer on its first call). Shapes come from `dsl.shapes`; this pass
 decides every module's constructor arguments and writes each graph body as a `torch.fx`
 graph. The compiler only instantiates what this pass decided, in declaration order.
+The values it computes with and the modules it is building live in `dsl.values`.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.fx as fx
 
-from dsl import init, ir, limits, shapes
+from dsl import init, ir, shapes
 from dsl.errors import (
     ArgumentError,
     ArityError,
@@ -42,417 +42,47 @@ from dsl.init import InitCall
 from dsl.loader import Definition, Library, Unit, load
 from dsl.parse_net import parse_expression
 from dsl.pauses import gc_paused
-from dsl.registry import OPERATORS, REGISTRY, TENSOR_METHODS, Function, Layer
+from dsl.registry import OPERATORS, REGISTRY, TENSOR_METHODS, Layer
 from dsl.source import Span
 from dsl.specs import (
     AliasSpec,
-    ContainerSpec,
-    GraphSpec,
     LeafSpec,
     ModuleSpec,
-    PartSpec,
     Resolved,
     SourceSpec,
     TensorSpec,
     WeightsSpec,
 )
+from dsl.values import (
+    BUILTINS,
+    MAX_LOOP,
+    BlockRef,
+    Builtin,
+    Dim,
+    FunctionRef,
+    GraphBuilder,
+    Handle,
+    LayerRef,
+    MethodRef,
+    Parts,
+    ShapeView,
+    Val,
+    as_hashable,
+    call_builtin,
+    frozen_key,
+    kind_of,
+    meta_arg,
+    meta_signature,
+    node_arg,
+    python_op,
+    qualified_hint,
+    shared_meta_module,
+    to_static,
+    vals_in,
+)
 
 MAX_BLOCK_DEPTH = 48
 MAX_STEPS = 2_000_000
-MAX_LOOP = 100_000
-MAX_SEQUENCE = 1_000_000
-MAX_INT_BITS = 4096
-
-# ============================================================================ values
-
-
-@dataclass(eq=False)
-class Val:
-    """A tensor computed in `forward`: its graph node and its meta tensor."""
-
-    node: fx.Node
-    meta: Any
-    span: Span
-
-
-class Dim:
-    """A size read from a graph value: an int while building, a node in `forward`."""
-
-    def __init__(self, value: int, emit: Callable[[], fx.Node]) -> None:
-        self.value = value
-        self.name: str | None = None  # the name it is bound to, for the generated code
-        self._emit = emit
-        self._node: fx.Node | None = None
-
-    def node(self) -> fx.Node:
-        if self._node is None:
-            self._node = self._emit()
-            if self.name:
-                self._node._rename(self.name)
-        return self._node
-
-    def __repr__(self) -> str:
-        return f"Dim({self.value})"
-
-
-@dataclass(frozen=True)
-class ShapeView:
-    val: Val
-    builder: GraphBuilder
-
-    def dims(self) -> list[Dim]:
-        return [self.builder.dim(self.val, i) for i in range(self.val.meta.dim())]
-
-
-class Parts:
-    """A model whose submodules a body takes as its own members."""
-
-    def __init__(self, key: str, spec: ModuleSpec, meta: torch.nn.Module, span: Span) -> None:
-        self.key = key
-        self.spec = spec
-        self.meta = meta
-        self.span = span
-
-    def part(self, path: str, span: Span) -> Handle:
-        try:
-            self.meta.get_submodule(path)
-        except AttributeError:
-            names = [n for n, _ in self.meta.named_modules() if n]
-            raise EvaluationError(f"the source has no part '{path}'", span, hint=did_you_mean(path, names)) from None
-        handle = Handle("part", span)
-        handle.source = self
-        handle.path = path
-        return handle
-
-
-@dataclass(frozen=True)
-class LayerRef:
-    layer: Layer
-
-
-@dataclass(frozen=True)
-class BlockRef:
-    definition: Definition
-
-
-@dataclass(frozen=True)
-class FunctionRef:
-    function: Function
-
-
-@dataclass(frozen=True)
-class MethodRef:
-    val: Val
-    name: str
-
-
-@dataclass(frozen=True)
-class Builtin:
-    name: str
-    fn: Callable[..., Any]
-
-
-def _safe_range(*args: int) -> range:
-    result = range(*args)
-    if len(result) > MAX_LOOP:
-        raise LimitError(f"range of {len(result)} items is over the limit of {MAX_LOOP}")
-    return result
-
-
-BUILTINS: dict[str, Callable[..., Any]] = {
-    "range": _safe_range,
-    "len": len,
-    "min": min,
-    "max": max,
-    "int": int,
-    "float": float,
-    "str": str,
-    "bool": bool,
-    "abs": abs,
-    "round": round,
-    "list": list,
-    "tuple": tuple,
-    "zip": lambda *a: list(zip(*a)),
-    "enumerate": lambda a, start=0: list(enumerate(a, start)),
-    "sum": sum,
-    "calculate_gain": torch.nn.init.calculate_gain,
-    "parts": None,  # handled by the evaluator: it takes a module, not a value
-    "weights": None,  # a statement of a net's body (see Elaborator.add_weights)
-}
-
-
-# ============================================================================ modules being built
-
-
-class Handle:
-    """A module named in a body. It is built on its first application, when the shapes
-    it is applied to are known (to infer `in_channels` and the like)."""
-
-    def __init__(self, kind: str, span: Span, *, layer: Layer | None = None, block: Definition | None = None,
-                 container: ir.Container | None = None, call: ir.Call | None = None, frame: Frame | None = None) -> None:
-        self.kind = kind  # "layer", "block", "container"
-        self.span = span
-        self.layer = layer
-        self.block = block
-        self.container = container
-        self.call = call
-        self.frame = frame  # the scope its arguments are evaluated in
-        self.name: str | None = None  # attribute path in the enclosing graph module
-        self.children: list[tuple[str, Handle]] = []
-        self.options: dict[str, Any] = {}
-        self.spec: ModuleSpec | None = None
-        self._runner: Callable[[list[Any]], Any] | None = None
-        self._first: tuple[list[tuple], Any, list[Any], Span] | None = None  # signatures, output, inputs, where
-        self.source: Parts | None = None  # for kind "part": the parts(...) it comes from
-        self.path = ""
-
-    @property
-    def title(self) -> str:
-        if self.layer:
-            return self.layer.name
-        if self.block:
-            return self.block.node.name
-        return self.container.kind if self.container else "module"
-
-    def attach(self, name: str) -> None:
-        self.name = name
-        for child_name, child in self.children:
-            child.attach(f"{name}.{child_name}")
-
-    def child(self, key: Any, span: Span) -> Handle:
-        names = [n for n, _ in self.children]
-        key_text = str(key)
-        if isinstance(key, int) and not isinstance(key, bool) and self.kind == "container" and self.container.kind != "ModuleDict":
-            if -len(names) <= key < len(names):
-                return self.children[key][1]
-            raise EvaluationError(f"{self.name} has {len(names)} children; index {key} is out of range", span)
-        for name, child in self.children:
-            if name == key_text:
-                return child
-        raise EvaluationError(f"{self.name} has no child '{key_text}'", span, hint=did_you_mean(key_text, names) or f"its children are: {', '.join(names)}")
-
-    def call_meta(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
-        """The output meta for these input metas, building the module the first time."""
-        if self._runner is None:
-            out = self._build(inputs, sources, span, elab)
-            self._first = ([_signature(m) for m in inputs], out, inputs, span)
-            return out
-        if self.kind == "block" and self._first is not None:
-            if [_signature(m) for m in inputs] == self._first[0]:
-                return self._first[1]
-            described = lambda metas: ", ".join(shapes.describe(m, elab.symbols) for m in metas)  # noqa: E731
-            raise ShapeError(
-                f"block '{self.name}' ({self.title}) was built for inputs of shape {described(self._first[2])} "
-                f"and is applied again to {described(inputs)}",
-                span,
-                notes=[Note(f"it was first applied here, to {described(self._first[2])}", self._first[3])],
-                hint="a shared block must see the same input shapes each time; define a second block for the other shape",
-            )
-        return self._runner(inputs, sources, span)
-
-    def _build(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
-        if self.kind == "layer":
-            return self._build_layer(inputs, sources, span, elab)
-        if self.kind == "part":
-            module = self.source.meta.get_submodule(self.path)
-            what = f"{self.name} (part {self.path})"
-
-            def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
-                return shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols)
-
-            self._runner = runner
-            return runner(inputs, sources, span)
-        if self.kind == "block":
-            spec, out = elab.instantiate_block(self, inputs, sources, span)
-            self.spec = spec
-            self._runner = lambda *_: out
-            return out
-        return self._build_container(inputs, sources, span, elab)
-
-    def _build_layer(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
-        first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        bound = self.bind(first, elab)
-        if first is not None:
-            shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols, span)
-        module, numel = elab.meta_module(self.layer, bound, self.span)
-        self.spec = LeafSpec(self.layer, bound, self.span, numel, self._inferred(bound))
-        what = f"{self.name} ({self.layer.name})"
-
-        def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
-            key = (id(module), tuple(_signature(m) for m in metas))
-            if key not in elab.outputs:
-                elab.outputs[key] = shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols)
-            return elab.outputs[key]
-
-        self._runner = runner
-        return runner(inputs, sources, span)
-
-    def _inferred(self, bound: dict[str, Any]) -> tuple[str, ...]:
-        """Which of `bound` were read from the input: the arguments the call left out
-        (bind_layer_args fills the first required input-size parameters not written)."""
-        count = len(bound) - len(self.call.args) - len(self.call.kwargs)
-        if count <= 0:
-            return ()
-        left_out = [
-            p.name for p in self.layer.positional_params
-            if p.name not in self.call.kwargs and p.default is p.empty and p.name in shapes.INPUT_SIZE_PARAMS
-        ]  # fmt: skip
-        return tuple(left_out[:count])
-
-    def bind(self, input_meta: torch.Tensor | None, elab: Elaborator) -> dict[str, Any]:
-        assert self.layer is not None and self.call is not None and self.frame is not None
-        extra = {}
-        if input_meta is not None:
-            for name in self.layer.input_size_params:
-                dim = shapes.INPUT_SIZE_PARAMS[name]
-                if input_meta.dim() > (dim if dim >= 0 else -dim - 1):
-                    extra[name] = int(input_meta.shape[dim])
-        frame = self.frame.child_scope(extra) if extra else self.frame
-        args = [frame.static(a) for a in self.call.args]
-        kwargs = {k: frame.static(v) for k, v in self.call.kwargs.items()}
-        arg_spans: dict[int | str, Span] = {i: a.span for i, a in enumerate(self.call.args)}
-        arg_spans.update({k: v.span for k, v in self.call.kwargs.items()})
-        return shapes.bind_layer_args(self.layer, args, kwargs, input_meta, self.span, arg_spans)
-
-    def _build_container(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
-        kind = self.container.kind
-        if kind != "Sequential":
-            raise StructureError(
-                f"a {kind} cannot be applied inside a Sequential: torch's {kind} has no forward",
-                span,
-                hint="apply it in a graph body (its run option decides how), or use a Sequential",
-            )
-
-        def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
-            out, src = metas, srcs
-            for _, child in self.children:
-                out = [child.call_meta(out, src, child.span, elab)]
-                src = [child.span]
-            return out[0]
-
-        self._runner = runner
-        return runner(inputs, sources, span)
-
-    def finish(self, elab: Elaborator) -> ModuleSpec:
-        """The resolved spec; a module never applied is built without an input, if it can be."""
-        if self.kind == "container":
-            return ContainerSpec(self.container.kind, [(n, c.finish(elab)) for n, c in self.children], self.span)
-        if self.kind == "part":
-            return PartSpec(self.source.key, self.path, self.span)
-        if self.spec is None:
-            if self.kind == "block":
-                raise StructureError(
-                    f"block '{self.name}' ({self.title}) is defined but never applied, so its input shapes are unknown",
-                    self.span,
-                    hint="apply it to a value, or remove it",
-                )
-            bound = self.bind(None, elab)
-            module = shapes.construct_on_meta(self.layer, bound, self.span)
-            self.spec = LeafSpec(self.layer, bound, self.span, limits.module_numel(module))
-        return self.spec
-
-
-# Meta modules of plain arguments, kept across resolves (a second validate, a sweep over
-# widths): they hold no storage, and shapes only read them. Bounded.
-_META_MODULES: dict[tuple, tuple[torch.nn.Module, tuple[int, int]]] = {}
-_MAX_META_MODULES = 4096
-
-
-def _shared_meta_module(layer: Layer, frozen: Any, bound: dict[str, Any], span: Span) -> tuple[torch.nn.Module, tuple[int, int]]:
-    key = (layer.factory, frozen) if _by_value(frozen) else None
-    found = _META_MODULES.get(key) if key is not None else None
-    if found is None:
-        module = shapes.construct_on_meta(layer, bound, span)
-        found = (module, limits.module_numel(module))
-        if key is not None:
-            if len(_META_MODULES) >= _MAX_META_MODULES:
-                _META_MODULES.clear()
-            _META_MODULES[key] = found
-    return found
-
-
-def _by_value(frozen: Any) -> bool:
-    """Whether a `_frozen` key names its values, with nothing kept by identity."""
-    if isinstance(frozen, tuple):
-        if len(frozen) == 2 and frozen[0] in ("id", "block") and isinstance(frozen[1], int):
-            return False
-        return all(_by_value(part) for part in frozen)
-    return True
-
-
-def _frozen(value: Any) -> Any:
-    """A hashable stand-in for a build-time value (blocks and layers by identity)."""
-    if isinstance(value, dict):
-        return tuple((k, _frozen(v)) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return (type(value).__name__, *(_frozen(v) for v in value))
-    if isinstance(value, BlockRef):
-        return ("block", id(value.definition.node))
-    if isinstance(value, LayerRef):
-        return ("layer", value.layer.name)
-    try:
-        hash(value)
-    except TypeError:
-        return ("id", id(value))
-    return (type(value).__name__, value)
-
-
-def _signature(meta: Any) -> tuple:
-    if isinstance(meta, torch.Tensor):
-        return (tuple(meta.shape), meta.dtype)
-    return (repr(meta),)
-
-
-# ============================================================================ graph bodies
-
-
-class GraphBuilder:
-    """One graph body being elaborated: its fx graph, its members in declaration order."""
-
-    def __init__(self, class_name: str, span: Span) -> None:
-        self.class_name = class_name
-        self.span = span
-        self.graph = fx.Graph()
-        self.members: list[tuple[str, Handle | TensorSpec | AliasSpec | SourceSpec]] = []
-        self.member_spans: dict[str, Span] = {}
-        self.returned: Any = None
-        self.has_return = False
-        self.init_rules: list[init.Rule] = []
-        self._dims: dict[tuple[int, int], Dim] = {}
-
-    def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec | SourceSpec, span: Span) -> None:
-        if name in self.member_spans:
-            raise DuplicateNameError(
-                f"'{name}' is already a member of {self.class_name}",
-                span,
-                notes=[Note("first defined here", self.member_spans[name])],
-                hint=f"give this one another name; to apply the same '{name}' again (shared weights), write '{name}(...)' alone",
-            )
-        if not ir.IDENTIFIER.fullmatch(name):
-            raise StructureError(f"'{name}' cannot name a module attribute", span)
-        self.member_spans[name] = span
-        self.members.append((name, member))
-        if isinstance(member, Handle):
-            member.attach(name)
-
-    def node(self, op: str, target: Any, args: tuple, kwargs: dict | None = None) -> fx.Node:
-        return self.graph.create_node(op, target, args, kwargs or {})
-
-    def dim(self, val: Val, index: int) -> Dim:
-        key = (id(val.node), index)
-        if key not in self._dims:
-            size = int(val.meta.shape[index])
-            self._dims[key] = Dim(size, lambda: self.node("call_method", "size", (val.node, index)))
-        return self._dims[key]
-
-    def finish(self, elab: Elaborator) -> GraphSpec:
-        if not self.has_return:
-            raise StructureError(f"{self.class_name} has no return", self.span, hint="end the body with 'return <value>'")
-        members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]] = []
-        for name, member in self.members:
-            members.append((name, member.finish(elab) if isinstance(member, Handle) else member))
-        return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
-
 
 # ============================================================================ evaluation
 
@@ -475,7 +105,7 @@ class Frame:
     # -- entry points
     def static(self, expr: ir.ExprNode) -> Any:
         """A build-time value: sizes become ints, and tensors computed in forward are refused."""
-        return _to_static(self.eval(expr), expr.span)
+        return to_static(self.eval(expr), expr.span)
 
     def eval(self, expr: ir.ExprNode) -> Any:
         method = getattr(self, "_eval_" + type(expr).__name__)
@@ -515,7 +145,7 @@ class Frame:
         return tuple(self.eval(i) for i in expr.items)
 
     def _eval_DictExpr(self, expr: ir.DictExpr) -> dict:
-        return {_hashable(self.static(k), k.span): self.eval(v) for k, v in zip(expr.keys, expr.values)}
+        return {as_hashable(self.static(k), k.span): self.eval(v) for k, v in zip(expr.keys, expr.values)}
 
     def _eval_Slice(self, expr: ir.Slice) -> slice:
         part = lambda e: None if e is None else self.eval(e)  # noqa: E731
@@ -531,7 +161,7 @@ class Frame:
         value = self.eval(expr)
         if isinstance(value, Val):
             raise EvaluationError("a build-time condition cannot depend on tensor values", expr.span, hint="conditions may use parameters and shapes (x.shape[1]), not tensor data")
-        return bool(_to_static(value, expr.span))
+        return bool(to_static(value, expr.span))
 
     # -- operators
     def _eval_UnaryOp(self, expr: ir.UnaryOp) -> Any:
@@ -544,7 +174,7 @@ class Frame:
         try:
             return -value if expr.op == "-" else +value
         except TypeError:
-            raise EvaluationError(f"cannot apply '{expr.op}' to {_kind(value)}", expr.span) from None
+            raise EvaluationError(f"cannot apply '{expr.op}' to {kind_of(value)}", expr.span) from None
 
     def _eval_BinOp(self, expr: ir.BinOp) -> Any:
         if expr.op == "and":
@@ -558,15 +188,15 @@ class Frame:
             return self._dim_op(expr.op, left, right, expr.span)
         if isinstance(left, Val) or isinstance(right, Val):
             raise EvaluationError(f"'{expr.op}' compares tensors computed in forward; build-time code cannot", expr.span)
-        return _python_op(expr.op, _to_static(left, expr.span), _to_static(right, expr.span), expr.span)
+        return python_op(expr.op, to_static(left, expr.span), to_static(right, expr.span), expr.span)
 
     def _dim_op(self, op: str, left: Any, right: Any, span: Span) -> Dim:
         fn = OPERATORS[op]
-        value = _python_op(op, _to_static(left, span), _to_static(right, span), span)
+        value = python_op(op, to_static(left, span), to_static(right, span), span)
         builder = self.builder
 
         def emit() -> fx.Node:
-            return builder.node("call_function", fn, (_node_arg(left), _node_arg(right)))
+            return builder.node("call_function", fn, (node_arg(left), node_arg(right)))
 
         return Dim(value, emit)
 
@@ -578,7 +208,7 @@ class Frame:
             if layer is not None:
                 return LayerRef(layer)
             if dotted.split(".")[0] in ("torchvision", "torch", "nn"):
-                raise UnknownLayerError(f"unknown layer '{dotted}'", expr.span, hint=_qualified_hint(dotted))
+                raise UnknownLayerError(f"unknown layer '{dotted}'", expr.span, hint=qualified_hint(dotted))
         value = self.eval(expr.value)
         return self.elab.attribute(value, expr.attr, self.builder, expr.span)
 
@@ -586,12 +216,12 @@ class Frame:
         value = self.eval(expr.value)
         index = self.eval(expr.index)
         if isinstance(value, Handle) and value.kind == "part":
-            return value.source.part(f"{value.path}.{_to_static(index, expr.index.span)}", expr.span)
+            return value.source.part(f"{value.path}.{to_static(index, expr.index.span)}", expr.span)
         if isinstance(value, Handle):
-            return value.child(_to_static(index, expr.index.span), expr.span)
+            return value.child(to_static(index, expr.index.span), expr.span)
         if isinstance(value, ShapeView):
             dims = value.dims()
-            key = _to_static(index, expr.index.span)
+            key = to_static(index, expr.index.span)
             try:
                 return dims[key]
             except (IndexError, TypeError):
@@ -605,9 +235,9 @@ class Frame:
         if isinstance(value, Val):
             return self.elab.graph_call(self.builder, operator.getitem, (value, index), {}, "indexing", expr.span)
         try:
-            return value[_to_static(index, expr.index.span)]
+            return value[to_static(index, expr.index.span)]
         except (IndexError, KeyError, TypeError) as exc:
-            raise EvaluationError(f"cannot index {_kind(value)} with {index!r}: {exc}", expr.span) from None
+            raise EvaluationError(f"cannot index {kind_of(value)} with {index!r}: {exc}", expr.span) from None
 
     # -- calls
     def _eval_Call(self, expr: ir.Call) -> Any:
@@ -624,8 +254,8 @@ class Frame:
             return self.elab.parts(args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name == "weights":
             raise StructureError("weights(...) is a statement of its own in a net's body", expr.span)
-        if isinstance(func, Builtin) and not _vals_in((args, kwargs)):
-            return _call_builtin(func, args, kwargs, expr.span)
+        if isinstance(func, Builtin) and not vals_in((args, kwargs)):
+            return call_builtin(func, args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name in REGISTRY.functions:
             func = FunctionRef(REGISTRY.functions[func.name])
         if isinstance(func, FunctionRef):
@@ -634,155 +264,7 @@ class Frame:
             return self.elab.method_call(self.builder, func, args, kwargs, expr.span)
         if isinstance(func, Builtin):
             raise EvaluationError(f"{func.name}() works on build-time values, not tensors computed in forward", expr.span)
-        raise EvaluationError(f"{_kind(func)} cannot be called", expr.span)
-
-
-def _qualified_hint(dotted: str) -> str:
-    from dsl.registry import torchvision_names
-
-    head = dotted.split(".")[-1]
-    if dotted.startswith(("torch.nn.", "nn.")):
-        return f"torch.nn layers are named by their class name alone: '{head}'"
-    return did_you_mean(dotted, torchvision_names()) or "torchvision models and ops are named torchvision.models.NAME and torchvision.ops.NAME"
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, Val):
-        return "a tensor"
-    if isinstance(value, Handle):
-        return f"module '{value.name}'"
-    if isinstance(value, LayerRef):
-        return f"layer {value.layer.name}"
-    return type(value).__name__
-
-
-def _to_static(value: Any, span: Span) -> Any:
-    if isinstance(value, Dim):
-        return value.value
-    if isinstance(value, list):
-        return [_to_static(v, span) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_to_static(v, span) for v in value)
-    if isinstance(value, dict):
-        return {k: _to_static(v, span) for k, v in value.items()}
-    if isinstance(value, Val):
-        raise EvaluationError("this needs a value known when the model is built, but it is a tensor computed in forward", span, hint="sizes are read with x.shape[i]")
-    if isinstance(value, ShapeView):
-        return tuple(d.value for d in value.dims())
-    if isinstance(value, Handle | FunctionRef | MethodRef | Builtin):
-        raise EvaluationError(f"{_kind(value)} is not a value", span)
-    return value  # constants, and layers/blocks passed as parameters (`block=BasicBlock`)
-
-
-def _node_arg(value: Any) -> Any:
-    if isinstance(value, Val):
-        return value.node
-    if isinstance(value, Dim):
-        return value.node()
-    if isinstance(value, ShapeView):
-        return value.builder.node("call_function", getattr, (value.val.node, "shape"))
-    if isinstance(value, list):
-        return [_node_arg(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_node_arg(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _node_arg(v) for k, v in value.items()}
-    if isinstance(value, slice):
-        return slice(_node_arg(value.start), _node_arg(value.stop), _node_arg(value.step))
-    return value
-
-
-def _meta_arg(value: Any) -> Any:
-    if isinstance(value, Val):
-        return value.meta
-    if isinstance(value, Dim):
-        return value.value
-    if isinstance(value, ShapeView):
-        return value.val.meta.shape
-    if isinstance(value, list):
-        return [_meta_arg(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_meta_arg(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _meta_arg(v) for k, v in value.items()}
-    if isinstance(value, slice):
-        return slice(_meta_arg(value.start), _meta_arg(value.stop), _meta_arg(value.step))
-    return value
-
-
-def _vals_in(value: Any) -> list[Val]:
-    if isinstance(value, Val):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [v for item in value for v in _vals_in(item)]
-    if isinstance(value, dict):
-        return [v for item in value.values() for v in _vals_in(item)]
-    return []
-
-
-def _hashable(value: Any, span: Span) -> Any:
-    try:
-        hash(value)
-    except TypeError:
-        raise EvaluationError(f"{_kind(value)} cannot be a dict key", span) from None
-    return value
-
-
-def _python_op(op: str, left: Any, right: Any, span: Span) -> Any:
-    _guard_size(op, left, right, span)
-    try:
-        if op in OPERATORS:
-            return OPERATORS[op](left, right)
-        return {
-            "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-            "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-        }[op](left, right)  # fmt: skip
-    except ZeroDivisionError:
-        raise EvaluationError("division by zero", span) from None
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise EvaluationError(f"cannot compute {_kind(left)} {op} {_kind(right)}: {exc}", span) from None
-
-
-def _guard_size(op: str, left: Any, right: Any, span: Span) -> None:
-    """Build-time arithmetic may not make numbers or sequences that eat the machine (also
-    when an operation is repeated in a loop: `n = n * n`, `s = s + s`)."""
-    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > MAX_INT_BITS:
-        raise LimitError(f"{left} ** {right} is too large to compute", span)
-    if op == "*" and isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-        raise LimitError(f"a product of {left.bit_length()}-bit and {right.bit_length()}-bit integers is too large to compute", span)
-    if op == "*":
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > 0 and _expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE:
-                raise LimitError(f"repeating a {type(seq).__name__} {count} times is over the limit of {MAX_SEQUENCE} items", span)
-    joined = op == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
-    if joined and _expanded_size(left, MAX_SEQUENCE) + _expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE:
-        raise LimitError(f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span)
-    if op == "%" and isinstance(left, str):
-        raise EvaluationError("'%' formatting of strings is not supported", span, hint="build names with templates instead: name{i}")
-
-
-def _expanded_size(value: Any, limit: int) -> int:
-    """How many items `value` holds, nested sequences counted in full (stops past `limit`):
-    `[s] * n` is small in memory but `sum(..., [])` or `str()` would expand it."""
-    total = 0
-    stack = [value]
-    while stack and total <= limit:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += len(item)
-        elif isinstance(item, list | tuple | dict):
-            total += len(item)
-            stack.extend(item.values() if isinstance(item, dict) else item)
-    return total
-
-
-def _call_builtin(func: Builtin, args: list, kwargs: dict, span: Span) -> Any:
-    try:
-        return func.fn(*[_to_static(a, span) for a in args], **{k: _to_static(v, span) for k, v in kwargs.items()})
-    except DSLError as exc:
-        raise exc.with_span(span) from None
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise EvaluationError(f"{func.name}() failed: {exc}", span) from None
+        raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
 
 
 # ============================================================================ the elaborator
@@ -804,10 +286,10 @@ class Elaborator:
     def meta_module(self, layer: Layer, bound: dict[str, Any], span: Span) -> tuple[torch.nn.Module, tuple[int, int]]:
         """One meta instance per distinct layer and arguments, with its parameter and
         buffer element counts: shapes and limits need no more."""
-        key = (layer.name, _frozen(bound))
+        key = (layer.name, frozen_key(bound))
         found = self._meta_modules.get(key)
         if found is None:
-            found = self._meta_modules[key] = _shared_meta_module(layer, key[1], bound, span)
+            found = self._meta_modules[key] = shared_meta_module(layer, key[1], bound, span)
         return found
 
     # -- names
@@ -848,19 +330,19 @@ class Elaborator:
     def graph_call(self, builder: GraphBuilder | None, fn: Callable[..., Any], args: tuple, kwargs: dict, what: str, span: Span) -> Any:
         if builder is None:
             raise StructureError(f"{what} computes on tensors, which only a graph body can do", span)
-        metas = _meta_arg(args), _meta_arg(kwargs)
-        inputs = [(v.meta, v.span) for v in _vals_in((args, kwargs))]
+        metas = meta_arg(args), meta_arg(kwargs)
+        inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]
         out = shapes.run(fn, metas[0], metas[1], what, span, inputs, self.symbols)
-        node = builder.node("call_function", fn, _node_arg(args), _node_arg(kwargs))
+        node = builder.node("call_function", fn, node_arg(args), node_arg(kwargs))
         return Val(node, out, span)
 
     def method_call(self, builder: GraphBuilder, ref: MethodRef, args: list, kwargs: dict, span: Span) -> Any:
         if ref.name == "size" and not kwargs and len(args) == 1:
-            return builder.dim(ref.val, _to_static(args[0], span))
+            return builder.dim(ref.val, to_static(args[0], span))
         meta_fn = getattr(ref.val.meta, ref.name)
-        inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in _vals_in((args, kwargs))]
-        out = shapes.run(meta_fn, _meta_arg(tuple(args)), _meta_arg(kwargs), f".{ref.name}()", span, inputs, self.symbols)
-        node = builder.node("call_method", ref.name, (ref.val.node, *_node_arg(tuple(args))), _node_arg(kwargs))
+        inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in vals_in((args, kwargs))]
+        out = shapes.run(meta_fn, meta_arg(tuple(args)), meta_arg(kwargs), f".{ref.name}()", span, inputs, self.symbols)
+        node = builder.node("call_method", ref.name, (ref.val.node, *node_arg(tuple(args))), node_arg(kwargs))
         return Val(node, out, span)
 
     def attribute(self, value: Any, attr: str, builder: GraphBuilder | None, span: Span) -> Any:
@@ -885,7 +367,7 @@ class Elaborator:
             return self._module_tensor(value, attr, builder, span)
         if isinstance(value, ShapeView):
             raise EvaluationError(f"a shape has no attribute '{attr}'", span, hint="index it: x.shape[1]")
-        raise EvaluationError(f"{_kind(value)} has no attribute '{attr}'", span)
+        raise EvaluationError(f"{kind_of(value)} has no attribute '{attr}'", span)
 
     def _module_tensor(self, handle: Handle, attr: str, builder: GraphBuilder, span: Span) -> Val:
         """`wte.weight`: a parameter of a child module, read in forward (tied weights)."""
@@ -913,7 +395,7 @@ class Elaborator:
             raise ArgumentError("modules are applied to positional inputs only", span)
         for arg in args:
             if not isinstance(arg, Val):
-                raise ArgumentError(f"{handle.name} is applied to {_kind(arg)}; modules take tensors", span)
+                raise ArgumentError(f"{handle.name} is applied to {kind_of(arg)}; modules take tensors", span)
         if handle.kind == "container" and handle.container.kind != "Sequential":
             return self._apply_collection(builder, handle, args, span)
         out = handle.call_meta([a.meta for a in args], [a.span for a in args], span, self)
@@ -991,7 +473,7 @@ class Elaborator:
             scope = self.bind_params(node, handle.call, handle.frame, definition.unit)
             # A block's elaboration depends only on its parameters and input shapes, so
             # identical instances (a ResNet stage's blocks, a GPT's layers) share one result.
-            key = (id(node), _frozen(scope), tuple(_signature(m) for m in inputs))
+            key = (id(node), frozen_key(scope), tuple(meta_signature(m) for m in inputs))
             if key not in self._blocks:
                 self._blocks[key] = self._elaborate_block(definition, handle, scope, inputs, sources, span)
             return self._blocks[key]
@@ -1009,7 +491,7 @@ class Elaborator:
         builder = GraphBuilder(node.name, node.span)
         frame.builder = builder
         GraphBody(self, builder, frame).run_block(node, inputs, sources, span)
-        return builder.finish(self), _meta_arg(builder.returned)
+        return builder.finish(self), meta_arg(builder.returned)
 
     def bind_params(self, node: ir.NetDef | ir.BlockDef, call: ir.Call | None, caller: Frame | None, unit: Unit, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Block/net parameters from a call (or overrides), with defaults evaluated in order."""
@@ -1106,7 +588,7 @@ class _Body:
             except TypeError:
                 count = stmt.in_.id if isinstance(stmt.in_, ir.Name) else items
                 hint = f"to repeat {items} times, write 'for {stmt.for_} in range({count}):'" if isinstance(items, int) and not isinstance(items, bool) else None
-                raise EvaluationError(f"cannot loop over {_kind(items)}", stmt.in_.span, hint=hint) from None
+                raise EvaluationError(f"cannot loop over {kind_of(items)}", stmt.in_.span, hint=hint) from None
             if len(iterator) > MAX_LOOP:
                 raise LimitError(f"the loop runs {len(iterator)} times; the limit is {MAX_LOOP}", stmt.in_.span)
             for item in iterator:
@@ -1146,7 +628,7 @@ class ContainerBody(_Body):
     def _add(self, name: str | None, value: Any, stmt: Any) -> None:
         kind = self.handle.container.kind
         if not isinstance(value, Handle):
-            raise StructureError(f"a {kind} holds modules, not {_kind(value)}", stmt.span)
+            raise StructureError(f"a {kind} holds modules, not {kind_of(value)}", stmt.span)
         if value.name is not None:
             raise StructureError(f"'{value.name}' is already a member elsewhere; a module has one place in a {kind}", stmt.span)
         named = name is not None
@@ -1264,7 +746,7 @@ class GraphBody(_Body):
         name = self.elab.expand_name(value.func.id, self.frame, value.func.span)
         module = self.frame.eval(define)
         if not isinstance(module, Handle):
-            raise StructureError(f"after ':' comes the layer that '{name}' is, not {_kind(module)}", define.span)
+            raise StructureError(f"after ':' comes the layer that '{name}' is, not {kind_of(module)}", define.span)
         # The member is named where it is applied: `y = name(x): ...` (point there, not at `y`).
         self._bind(name, module, value.func.span or span)
 
@@ -1278,7 +760,7 @@ class GraphBody(_Body):
                 raise ShapeError(f"cannot unpack {length} values into {count} names", span)
             return [self.elab.graph_call(self.builder, operator.getitem, (value, i), {}, "unpacking", span) for i in range(count)]
         if not isinstance(value, list | tuple) or len(value) != count:
-            raise EvaluationError(f"cannot unpack {_kind(value)} into {count} names", span)
+            raise EvaluationError(f"cannot unpack {kind_of(value)} into {count} names", span)
         return list(value)
 
     def _bind(self, name: str, value: Any, span: Span) -> None:
@@ -1309,9 +791,9 @@ class GraphBody(_Body):
         if stmt.define is not None:
             self._define(stmt.return_, stmt.define, stmt.span)
         value = self.frame.eval(stmt.return_)
-        if not _vals_in(value):
+        if not vals_in(value):
             raise StructureError("a net returns tensors computed from its inputs", stmt.span)
-        self.builder.graph.output(_node_arg(value))
+        self.builder.graph.output(node_arg(value))
         self.builder.returned = value
         self.builder.has_return = True
 
@@ -1417,7 +899,7 @@ def resolve_net_in(elab: Elaborator, unit: Unit, node: ir.NetDef, scope: dict[st
     body = GraphBody(elab, builder, frame)
     body.run_block(node, None, [], node.span)
     spec = builder.finish(elab)
-    return Resolved(node.name, spec, [(n, v.meta) for n, v in body.inputs], _meta_arg(builder.returned), elab.symbols)
+    return Resolved(node.name, spec, [(n, v.meta) for n, v in body.inputs], meta_arg(builder.returned), elab.symbols)
 
 
 def _resolve_container_net(elab: Elaborator, frame: Frame, node: ir.NetDef) -> Resolved:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import dsl
-import dsl.resolve
+import dsl.values
 from dsl.compile import GeneratedModule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def registered_tensors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, torch
 
     monkeypatch.setattr(nn.Module, "register_parameter", parameter)
     monkeypatch.setattr(nn.Module, "register_buffer", buffer)
-    monkeypatch.setattr(dsl.resolve, "_META_MODULES", {})  # construct afresh, not from earlier tests
+    monkeypatch.setattr(dsl.values, "_META_MODULES", {})  # construct afresh, not from earlier tests
     return seen
 
 
