@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.fx as fx
 
 from dsl import init, ir, shapes
 from dsl.errors import (
@@ -34,15 +33,15 @@ from dsl.errors import (
     StructureError,
     UndefinedValueError,
     UnknownKeywordError,
-    UnknownLayerError,
     did_you_mean,
     keyword_span,
 )
+from dsl.evaluate import Frame
 from dsl.init import InitCall
 from dsl.loader import Definition, Library, Unit, load
 from dsl.parse_net import parse_expression
 from dsl.pauses import gc_paused
-from dsl.registry import OPERATORS, REGISTRY, TENSOR_METHODS, Layer
+from dsl.registry import REGISTRY, TENSOR_METHODS, Layer
 from dsl.source import Span
 from dsl.specs import (
     AliasSpec,
@@ -67,15 +66,11 @@ from dsl.values import (
     Parts,
     ShapeView,
     Val,
-    as_hashable,
-    call_builtin,
     frozen_key,
     kind_of,
     meta_arg,
     meta_signature,
     node_arg,
-    python_op,
-    qualified_hint,
     shared_meta_module,
     to_static,
     vals_in,
@@ -83,189 +78,6 @@ from dsl.values import (
 
 MAX_BLOCK_DEPTH = 48
 MAX_STEPS = 2_000_000
-
-# ============================================================================ evaluation
-
-
-class Frame:
-    """A scope: names to values, evaluated in the unit (file) where the code was written."""
-
-    def __init__(self, elab: Elaborator, unit: Unit, builder: GraphBuilder | None, scope: dict[str, Any]) -> None:
-        self.elab = elab
-        self.unit = unit
-        self.builder = builder
-        self.scope = scope
-
-    def child_scope(self, extra: dict[str, Any]) -> Frame:
-        return Frame(self.elab, self.unit, self.builder, {**self.scope, **extra})
-
-    def snapshot(self) -> Frame:
-        return Frame(self.elab, self.unit, self.builder, dict(self.scope))
-
-    # -- entry points
-    def static(self, expr: ir.ExprNode) -> Any:
-        """A build-time value: sizes become ints, and tensors computed in forward are refused."""
-        return to_static(self.eval(expr), expr.span)
-
-    def eval(self, expr: ir.ExprNode) -> Any:
-        method = getattr(self, "_eval_" + type(expr).__name__)
-        try:
-            return method(expr)
-        except DSLError as exc:
-            raise exc.with_span(expr.span) from None
-        except RecursionError:
-            raise LimitError("the expression nests too deeply", expr.span) from None
-
-    # -- leaves
-    def _eval_Const(self, expr: ir.Const) -> Any:
-        return expr.value
-
-    def _eval_Name(self, expr: ir.Name) -> Any:
-        name = self.elab.expand_name(expr.id, self, expr.span)
-        if name in self.scope:
-            return self.scope[name]
-        found = self.elab.lookup(name, self.unit)
-        if found is not None:
-            return found
-        raise self._undefined(name, expr.span)
-
-    def _undefined(self, name: str, span: Span) -> DSLError:
-        local = [k for k in self.scope if not k.startswith("_")]
-        if name[:1].isupper():
-            candidates = [*REGISTRY.layer_names(), *self.unit.names, *local]
-            return UnknownLayerError(f"unknown layer '{name}'", span, hint=did_you_mean(name, candidates) or "layers are torch.nn classes, blocks, or names registered with @dsl.register")
-        candidates = [*local, *REGISTRY.functions, *BUILTINS, *self.unit.names]
-        return UndefinedValueError(f"'{name}' is not defined here", span, hint=did_you_mean(name, candidates))
-
-    # -- compound values
-    def _eval_ListExpr(self, expr: ir.ListExpr) -> list:
-        return [self.eval(i) for i in expr.items]
-
-    def _eval_TupleExpr(self, expr: ir.TupleExpr) -> tuple:
-        return tuple(self.eval(i) for i in expr.items)
-
-    def _eval_DictExpr(self, expr: ir.DictExpr) -> dict:
-        return {as_hashable(self.static(k), k.span): self.eval(v) for k, v in zip(expr.keys, expr.values)}
-
-    def _eval_Slice(self, expr: ir.Slice) -> slice:
-        part = lambda e: None if e is None else self.eval(e)  # noqa: E731
-        return slice(part(expr.start), part(expr.stop), part(expr.step))
-
-    def _eval_Container(self, expr: ir.Container) -> Handle:
-        return self.elab.container_handle(expr, self)
-
-    def _eval_IfExp(self, expr: ir.IfExp) -> Any:
-        return self.eval(expr.then) if self.condition(expr.cond) else self.eval(expr.orelse)
-
-    def condition(self, expr: ir.ExprNode) -> bool:
-        value = self.eval(expr)
-        if isinstance(value, Val):
-            raise EvaluationError("a build-time condition cannot depend on tensor values", expr.span, hint="conditions may use parameters and shapes (x.shape[1]), not tensor data")
-        return bool(to_static(value, expr.span))
-
-    # -- operators
-    def _eval_UnaryOp(self, expr: ir.UnaryOp) -> Any:
-        if expr.op == "not":
-            return not self.condition(expr.operand)
-        value = self.eval(expr.operand)
-        if isinstance(value, Val | Dim):
-            fn = operator.neg if expr.op == "-" else operator.pos
-            return self.elab.graph_call(self.builder, fn, (value,), {}, f"'{expr.op}'", expr.span)
-        try:
-            return -value if expr.op == "-" else +value
-        except TypeError:
-            raise EvaluationError(f"cannot apply '{expr.op}' to {kind_of(value)}", expr.span) from None
-
-    def _eval_BinOp(self, expr: ir.BinOp) -> Any:
-        if expr.op == "and":
-            return self.condition(expr.left) and self.condition(expr.right)
-        if expr.op == "or":
-            return self.condition(expr.left) or self.condition(expr.right)
-        left, right = self.eval(expr.left), self.eval(expr.right)
-        if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
-            return self.elab.graph_call(self.builder, OPERATORS[expr.op], (left, right), {}, f"'{expr.op}'", expr.span)
-        if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
-            return self._dim_op(expr.op, left, right, expr.span)
-        if isinstance(left, Val) or isinstance(right, Val):
-            raise EvaluationError(f"'{expr.op}' compares tensors computed in forward; build-time code cannot", expr.span)
-        return python_op(expr.op, to_static(left, expr.span), to_static(right, expr.span), expr.span)
-
-    def _dim_op(self, op: str, left: Any, right: Any, span: Span) -> Dim:
-        fn = OPERATORS[op]
-        value = python_op(op, to_static(left, span), to_static(right, span), span)
-        builder = self.builder
-
-        def emit() -> fx.Node:
-            return builder.node("call_function", fn, (node_arg(left), node_arg(right)))
-
-        return Dim(value, emit)
-
-    # -- access
-    def _eval_Attr(self, expr: ir.Attr) -> Any:
-        dotted = ir.dotted(expr)
-        if dotted is not None and dotted.split(".")[0] not in self.scope:
-            layer = REGISTRY.layer(dotted)
-            if layer is not None:
-                return LayerRef(layer)
-            if dotted.split(".")[0] in ("torchvision", "torch", "nn"):
-                raise UnknownLayerError(f"unknown layer '{dotted}'", expr.span, hint=qualified_hint(dotted))
-        value = self.eval(expr.value)
-        return self.elab.attribute(value, expr.attr, self.builder, expr.span)
-
-    def _eval_Index(self, expr: ir.Index) -> Any:
-        value = self.eval(expr.value)
-        index = self.eval(expr.index)
-        if isinstance(value, Handle) and value.kind == "part":
-            return value.source.part(f"{value.path}.{to_static(index, expr.index.span)}", expr.span)
-        if isinstance(value, Handle):
-            return value.child(to_static(index, expr.index.span), expr.span)
-        if isinstance(value, ShapeView):
-            dims = value.dims()
-            key = to_static(index, expr.index.span)
-            try:
-                return dims[key]
-            except (IndexError, TypeError):
-                where = f"0 to {len(dims) - 1}, or -{len(dims)} to -1" if dims else "none"
-                raise ShapeError(
-                    f"a shape of {len(dims)} dimension{'s' if len(dims) != 1 else ''} has no index {key!r}: "
-                    f"the value has shape {shapes.describe(value.val.meta, self.elab.symbols)} (indices {where})",
-                    expr.span,
-                    notes=[Note("the value was produced here", value.val.span)] if value.val.span else [],
-                ) from None
-        if isinstance(value, Val):
-            return self.elab.graph_call(self.builder, operator.getitem, (value, index), {}, "indexing", expr.span)
-        try:
-            return value[to_static(index, expr.index.span)]
-        except (IndexError, KeyError, TypeError) as exc:
-            raise EvaluationError(f"cannot index {kind_of(value)} with {index!r}: {exc}", expr.span) from None
-
-    # -- calls
-    def _eval_Call(self, expr: ir.Call) -> Any:
-        func = self.eval(expr.func)
-        if isinstance(func, LayerRef):
-            return Handle("layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot())
-        if isinstance(func, BlockRef):
-            return Handle("block", expr.span, block=func.definition, call=expr, frame=self.snapshot())
-        args = [self.eval(a) for a in expr.args]
-        kwargs = {k: self.eval(v) for k, v in expr.kwargs.items()}
-        if isinstance(func, Handle):
-            return self.elab.apply(self.builder, func, args, kwargs, expr.span)
-        if isinstance(func, Builtin) and func.name == "parts":
-            return self.elab.parts(args, kwargs, expr.span)
-        if isinstance(func, Builtin) and func.name == "weights":
-            raise StructureError("weights(...) is a statement of its own in a net's body", expr.span)
-        if isinstance(func, Builtin) and not vals_in((args, kwargs)):
-            return call_builtin(func, args, kwargs, expr.span)
-        if isinstance(func, Builtin) and func.name in REGISTRY.functions:
-            func = FunctionRef(REGISTRY.functions[func.name])
-        if isinstance(func, FunctionRef):
-            return self.elab.graph_call(self.builder, func.function.fn, tuple(args), kwargs, func.function.name, expr.span)
-        if isinstance(func, MethodRef):
-            return self.elab.method_call(self.builder, func, args, kwargs, expr.span)
-        if isinstance(func, Builtin):
-            raise EvaluationError(f"{func.name}() works on build-time values, not tensors computed in forward", expr.span)
-        raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
-
 
 # ============================================================================ the elaborator
 

@@ -23,8 +23,9 @@ from torch import nn
 
 from dsl import init, ir, shapes
 from dsl.errors import ArgumentError, DSLError, StructureError, UnknownKeywordError, did_you_mean
+from dsl.evaluate import Frame
 from dsl.loader import Unit
-from dsl.resolve import Elaborator, Frame, GraphBody, is_weights_call, resolve_net_in
+from dsl.resolve import Elaborator, GraphBody, is_weights_call, resolve_net_in
 from dsl.source import Span
 from dsl.specs import DerivedSpec, FreezeOp, ModuleSpec, ReplaceOp, Resolved, SetOp
 from dsl.values import BlockRef, GraphBuilder, Handle, LayerRef

@@ -193,6 +193,7 @@ def _ddp_worker(rank: int, world: int, port: int) -> None:
         gathered = [torch.empty_like(weights) for _ in range(world)]
         dist.all_gather(gathered, weights)
         assert all(torch.equal(w, weights) for w in gathered), "weights differ after the step"
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
@@ -260,6 +261,7 @@ def _fsdp_worker(rank: int, world: int, port: int) -> None:
         gathered = [torch.empty_like(full) for _ in range(world)]
         dist.all_gather(gathered, full)
         assert all(torch.equal(g, full) for g in gathered)
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
