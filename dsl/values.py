@@ -483,38 +483,44 @@ def to_static(value: Any, span: Span) -> Any:
 
 
 def node_arg(value: Any) -> Any:
+    """`value` as an argument of an fx node: graph values become their nodes."""
+    return _map_leaves(value, _node_leaf)
+
+
+def meta_arg(value: Any) -> Any:
+    """`value` as an argument of a meta call: graph values become their meta tensors."""
+    return _map_leaves(value, _meta_leaf)
+
+
+def _map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    if isinstance(value, list):
+        return [_map_leaves(v, leaf) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_map_leaves(v, leaf) for v in value)
+    if isinstance(value, dict):
+        return {k: _map_leaves(v, leaf) for k, v in value.items()}
+    if isinstance(value, slice):
+        return slice(_map_leaves(value.start, leaf), _map_leaves(value.stop, leaf), _map_leaves(value.step, leaf))
+    return leaf(value)
+
+
+def _node_leaf(value: Any) -> Any:
     if isinstance(value, Val):
         return value.node
     if isinstance(value, Dim):
         return value.node()
     if isinstance(value, ShapeView):
         return value.builder.node("call_function", getattr, (value.val.node, "shape"))
-    if isinstance(value, list):
-        return [node_arg(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(node_arg(v) for v in value)
-    if isinstance(value, dict):
-        return {k: node_arg(v) for k, v in value.items()}
-    if isinstance(value, slice):
-        return slice(node_arg(value.start), node_arg(value.stop), node_arg(value.step))
     return value
 
 
-def meta_arg(value: Any) -> Any:
+def _meta_leaf(value: Any) -> Any:
     if isinstance(value, Val):
         return value.meta
     if isinstance(value, Dim):
         return value.value
     if isinstance(value, ShapeView):
         return value.val.meta.shape
-    if isinstance(value, list):
-        return [meta_arg(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(meta_arg(v) for v in value)
-    if isinstance(value, dict):
-        return {k: meta_arg(v) for k, v in value.items()}
-    if isinstance(value, slice):
-        return slice(meta_arg(value.start), meta_arg(value.stop), meta_arg(value.step))
     return value
 
 
