@@ -91,6 +91,8 @@ def _bound(fn: Callable[..., Any]) -> Callable[..., torch.Tensor | None]:
         bound = signature.bind(*args, **kwargs)
         if "dim" in bound.arguments and bound.arguments["dim"] is not None and _dim(bound.arguments["dim"], args[0].dim()) is None:
             return None
+        if fn is F.dropout and not 0.0 <= bound.arguments.get("p", 0.5) <= 1.0:
+            return None
         dtype = bound.arguments.get("dtype")
         result = _same(*args)
         return result if result is None or dtype is None else _empty(result.shape, dtype)

@@ -276,6 +276,7 @@ def test_functions_answer() -> None:
                      (F.scaled_dot_product_attention, (x, x, x)), (operator.add, (x, tensor((5, 1))))]:  # fmt: skip
         assert agrees(fn, *args) is not None, fn
     assert infer(torch.arange, (5,), {"device": torch.device("meta")}) is not None
+    assert agrees(F.dropout, x, 1.5) is None  # torch refuses p > 1: so must validation
 
 
 def test_validate_imports_no_meta_kernels() -> None:
