@@ -22,7 +22,7 @@ TESTS = ROOT / "tests"
 
 # example -> (seed system, [(source file, [top-level names])], how the reference is described)
 REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
-    "mnist_mlp": ("S1", [("tests/test_compile.py", ["MnistMLP"])], "test_compile.py `MnistMLP`"),
+    "mnist_mlp": ("S1", [("tests/references.py", ["MnistMLP"])], "references.py `MnistMLP`"),
     "custom_layer": ("S2", [("tests/test_compile.py", ["MyLinear"])], "test_compile.py `MyLinear`"),
     "sequential_positional": ("S3", [("tests/test_compile.py", ["_positional"])], "test_compile.py `_positional`"),
     "sequential_named": ("S3", [("tests/test_compile.py", ["_named"])], "test_compile.py `_named`"),
@@ -31,8 +31,8 @@ REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
     "moduledict_heads": ("S5", [("tests/test_compile.py", ["MultiHead"])], "test_compile.py `MultiHead`"),
     "unet": (
         "S6",
-        [("tests/test_compile.py", ["DoubleConv", "Down", "Up", "OutConv", "UNet"])],
-        "test_compile.py `DoubleConv`, `Down`, `Up`, `OutConv`, `UNet`",
+        [("tests/references.py", ["DoubleConv", "Down", "Up", "OutConv", "UNet"])],
+        "references.py `DoubleConv`, `Down`, `Up`, `OutConv`, `UNet`",
     ),
     "resnet18": (
         "S7",
@@ -62,8 +62,8 @@ REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
     "weight_sharing": ("-", [("tests/test_compile.py", ["Shared"])], "test_compile.py `Shared`"),
     "gpt": (
         "-",
-        [("tests/test_gpt.py", ["CausalSelfAttention", "MLP", "Block", "ReferenceGPT"])],
-        "test_gpt.py `CausalSelfAttention`, `MLP`, `Block`, `ReferenceGPT`",
+        [("tests/references.py", ["CausalSelfAttention", "MLP", "Block", "GPT"])],
+        "references.py `CausalSelfAttention`, `MLP`, `Block`, `GPT`",
     ),
 }
 

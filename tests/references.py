@@ -1,12 +1,28 @@
 """Reference models written by hand in plain PyTorch, shared by the parity tests and the
-benchmarks: U-Net as milesial/Pytorch-UNet writes it (with a width parameter) and a GPT as
-karpathy/nanoGPT does (head tied to the token embedding)."""
+benchmarks: S1's MNIST MLP, U-Net as milesial/Pytorch-UNet writes it (with a width
+parameter) and a GPT as karpathy/nanoGPT does (head tied to the token embedding)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# --------------------------------------------------------------------------- S1: MNIST MLP
+# examples/mnist_mlp.net
+
+
+class MnistMLP(nn.Module):
+    def __init__(self, hidden: int = 512, n_classes: int = 10) -> None:
+        super().__init__()
+        self.layer1 = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU())
+        self.layer2 = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+        self.layer3 = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+        self.layer4 = nn.Sequential(nn.Linear(hidden, n_classes), nn.Softmax(dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
 
 # --------------------------------------------------------------------------- U-Net
 # examples/unet.net (width 64) and benchmarks/specs/unet_width.net, as milesial/Pytorch-UNet

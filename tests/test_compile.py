@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from references import UNet
+from references import MnistMLP, UNet
 from torch import nn
 
 import dsl
@@ -77,18 +77,6 @@ def seeded(make_ref: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- S1: MNIST MLP
-
-
-class MnistMLP(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer1 = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU())
-        self.layer2 = nn.Sequential(nn.Linear(512, 512), nn.ReLU())
-        self.layer3 = nn.Sequential(nn.Linear(512, 512), nn.ReLU())
-        self.layer4 = nn.Sequential(nn.Linear(512, 10), nn.Softmax(dim=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
 def test_mnist_mlp() -> None:

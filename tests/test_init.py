@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from references import MnistMLP
 from torch import nn
 
 import dsl
@@ -122,20 +123,6 @@ def test_vgg16_bn_equals_torchvision() -> None:
         gc.collect()
     del want
     gc.collect()
-
-
-class MnistMLP(nn.Module):
-    """S1 as written by hand."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer1 = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU())
-        self.layer2 = nn.Sequential(nn.Linear(512, 512), nn.ReLU())
-        self.layer3 = nn.Sequential(nn.Linear(512, 512), nn.ReLU())
-        self.layer4 = nn.Sequential(nn.Linear(512, 10), nn.Softmax(dim=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 12345])
