@@ -28,6 +28,7 @@ from lark.exceptions import (
 )
 from lark.grammar import Rule
 from lark.indenter import Indenter
+from lark.lexer import PatternStr
 from lark.parsers.lalr_analysis import Shift
 from pydantic import BaseModel
 
@@ -121,6 +122,9 @@ class _Parser:
     lark: Lark
     actions: dict[int, dict[str, int | _Reduce]]
     end_state: int
+    terminals: re.Pattern  # all terminals, one regex: Lark's root lexer's, in its order
+    keywords: dict[int, dict[str, str]]  # per state, the words Lark reads as keywords there
+    indented: bool  # whether an `_Indenter` turns newlines into blocks
     # (state below, state, token) -> the state after the unit rules that token reduces, in turn
     unit_chains: dict[tuple[int, int, str], int] = dataclasses.field(default_factory=dict)
 
@@ -188,7 +192,7 @@ def _read_spec(text: str, file: str) -> ir.SpecFile:
     parser = _parser()
     _set_indenter_file(parser.lark, file)
     try:
-        return _run(parser, text, _ToIR(file))
+        return _parse(parser, text, _ToIR(file))
     except DSLError:
         raise
     except UnexpectedInput as exc:
@@ -208,7 +212,7 @@ def parse_expression(text: str, span: Span | None = None) -> ir.ExprNode:
     """
     origin = span or Span()
     try:
-        return _run(_expr_parser(), text, _ToIR(origin.file, origin))
+        return _parse(_expr_parser(), text, _ToIR(origin.file, origin))
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, origin.file, origin) from None
     except VisitError as exc:
@@ -458,37 +462,39 @@ def _number(text: str) -> int | float:
 _new = object.__new__
 _set = object.__setattr__
 # pydantic keeps these in slots; setting a slot through its descriptor is the cheapest way
-_FIELDS_SET, _EXTRA, _PRIVATE = (BaseModel.__dict__[slot] for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
+_set_fields_set, _set_extra, _set_private = (BaseModel.__dict__[slot].__set__ for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
 
 
 def _constructor(model: type[BaseModel]) -> Callable[..., Any]:
-    """`model.model_construct`, without its walk over aliases and defaults on every call: the
-    same `__dict__` (in field order) and fields set. The parser makes a node and a span for
-    most rules it reduces, so this is its hottest call."""
-    if model.__pydantic_post_init__ or model.__pydantic_root_model__:
-        return model.model_construct  # it does more than set these slots
+    """`model.model_construct`, without its walk over aliases and defaults on every call. The
+    parser makes a node and a span for most rules it reduces, so this is its hottest call.
+    Builders pass every field that has no default or a mutable one (tests compare the IR
+    with pydantic's, from YAML).
+
+    Every node's fields-set is one shared set of all its fields: pydantic copies it before
+    it adds to it (`model_copy(update=...)`), and nothing reads it (equality does not). A set
+    per node would be a third of all the objects that the garbage collector walks after a
+    parse."""
+    assert not (model.__pydantic_post_init__ or model.__pydantic_root_model__)
     fields = model.model_fields
     # defaults that pydantic itself shares between instances rather than copies: None, (), ...
-    fixed = {name for name, field in fields.items() if not field.is_required() and field.get_default() is field.default}
-    needed = frozenset(fields) - fixed
-    template = {name: fields[name].default if name in fixed else None for name in fields}
+    template = {name: field.default if not field.is_required() and field.get_default() is field.default else None for name, field in fields.items()}
+    all_fields = set(fields)
 
     def construct(**values: Any) -> Any:
-        if not values.keys() >= needed:
-            return model.model_construct(**values)
         state = template.copy()
         state.update(values)
         node = _new(model)
         _set(node, "__dict__", state)
-        _FIELDS_SET.__set__(node, set(values))
-        _EXTRA.__set__(node, None)
-        _PRIVATE.__set__(node, None)
+        _set_fields_set(node, all_fields)
+        _set_extra(node, None)
+        _set_private(node, None)
         return node
 
     return construct
 
 
-_Span = _constructor(Span)
+_SPAN_FIELDS_SET = set(Span.model_fields)
 _Const = _constructor(ir.Const)
 _Name = _constructor(ir.Name)
 _Attr = _constructor(ir.Attr)
@@ -531,28 +537,28 @@ class _ToIR:
         self.shifted = bool(self.line_offset or self.col_offset)
 
     # -- helpers
-    def _span(self, first: Token, last: Token) -> Span:
-        return self._at(first.line, first.column, last.end_line, last.end_column)
+    def _span(self, first: _Token, last: _Token) -> Span:
+        return self._at(first[_LINE], first[_COLUMN], last[_END_LINE], last[_END_COLUMN])
 
-    def _tok(self, token: Token) -> Span:
-        return self._at(token.line, token.column, token.end_line, token.end_column)
+    def _tok(self, token: _Token) -> Span:
+        return self._at(token[_LINE], token[_COLUMN], token[_END_LINE], token[_END_COLUMN])
 
     def _at(self, line: int, col: int, end_line: int | None, end_col: int | None) -> Span:
-        if not self.shifted:
-            return _Span(file=self.file, line=line, col=col, end_line=end_line or line, end_col=end_col or col)
-        col_shift = self.col_offset if line == 1 else 0
-        end_shift = self.col_offset if end_line == 1 else 0
-        return _Span(
-            file=self.file,
-            line=line + self.line_offset,
-            col=col + col_shift,
-            end_line=(end_line or line) + self.line_offset,
-            end_col=(end_col or col) + end_shift,
-        )
+        if self.shifted:
+            col_shift = self.col_offset if line == 1 else 0
+            end_shift = self.col_offset if end_line == 1 else 0
+            end_line, end_col = (end_line or line) + self.line_offset, (end_col or col) + end_shift
+            line, col = line + self.line_offset, col + col_shift
+        span = _new(Span)  # what `_constructor(Span)` would make, for the parser's commonest object
+        _set(span, "__dict__", {"file": self.file, "line": line, "col": col, "end_line": end_line or line, "end_col": end_col or col, "comments": ()})
+        _set_fields_set(span, _SPAN_FIELDS_SET)
+        _set_extra(span, None)
+        _set_private(span, None)
+        return span
 
-    def _name(self, token: Token) -> str:
+    def _name(self, token: _Token) -> str:
         """Validate the `{expr}` parts of a templated name where it is written."""
-        text = str(token)
+        text = token[_TEXT]
         if "{" in text:
             for match in _NAME_TEMPLATE_PART.finditer(text):
                 span = self._tok(token)
@@ -561,7 +567,7 @@ class _ToIR:
         return text
 
     # -- top level
-    def start(self, items: list, first: Token, last: Token) -> ir.SpecFile:
+    def start(self, items: list, first: _Token, last: _Token) -> ir.SpecFile:
         imports = [i for i in items if isinstance(i, ir.Import)]
         defs = [d for d in items if isinstance(d, ir.NetDef | ir.BlockDef)]
         seen_def = False
@@ -572,20 +578,20 @@ class _ToIR:
                 raise DSLSyntaxError("imports must come before the first net or block", item.span, hint="move this import to the top of the file")
         return _SpecFile(imports=imports, defs=defs, span=Span(file=self.file, line=1, col=1))
 
-    def import_stmt(self, items: list, first: Token, last: Token) -> ir.Import:
+    def import_stmt(self, items: list, first: _Token, last: _Token) -> ir.Import:
         source, *names = items
-        return _Import(from_=source, import_=[str(n) for n in names], span=self._span(first, last))
+        return _Import(from_=source, import_=[n[_TEXT] for n in names], span=self._span(first, last))
 
-    def import_source(self, items: list, first: Token, last: Token) -> str:
+    def import_source(self, items: list, first: _Token, last: _Token) -> str:
         (item,) = items
-        if isinstance(item, Token):  # a quoted path
-            return _unescape(str(item)[1:-1])
+        if isinstance(item, tuple):  # a quoted path
+            return _unescape(item[_TEXT][1:-1])
         return item
 
-    def dotted_name(self, items: list, first: Token, last: Token) -> str:
-        return ".".join(str(t) for t in items)
+    def dotted_name(self, items: list, first: _Token, last: _Token) -> str:
+        return ".".join(t[_TEXT] for t in items)
 
-    def definition(self, items: list, first: Token, last: Token) -> ir.NetDef | ir.BlockDef:
+    def definition(self, items: list, first: _Token, last: _Token) -> ir.NetDef | ir.BlockDef:
         kind, name, params, head, body = items
         params = params or []
         span = self._span(first, last)
@@ -593,37 +599,37 @@ class _ToIR:
             container_kind, options = head
             body = _Container(kind=container_kind, options=options, body=body, span=span)
         if kind == "net":
-            return _NetDef(net=str(name), params=params, body=body, doc=None, span=span)
-        return _BlockDef(block=str(name), params=params, body=body, doc=None, span=span)
+            return _NetDef(net=name[_TEXT], params=params, body=body, doc=None, span=span)
+        return _BlockDef(block=name[_TEXT], params=params, body=body, doc=None, span=span)
 
-    def derived_definition(self, items: list, first: Token, last: Token) -> ir.NetDef | ir.BlockDef:
+    def derived_definition(self, items: list, first: _Token, last: _Token) -> ir.NetDef | ir.BlockDef:
         kind, name, params, base, *rest = items
         body = rest[0] if rest else []
         fields = dict(params=params or [], base=base, body=body, doc=None, span=self._span(first, last))
         if kind == "net":
-            return _NetDef(net=str(name), **fields)
-        return _BlockDef(block=str(name), **fields)
+            return _NetDef(net=name[_TEXT], **fields)
+        return _BlockDef(block=name[_TEXT], **fields)
 
-    def def_kind(self, items: list, first: Token, last: Token) -> str:
-        return str(items[0])
+    def def_kind(self, items: list, first: _Token, last: _Token) -> str:
+        return items[0][_TEXT]
 
-    def def_params(self, items: list, first: Token, last: Token) -> list[ir.DefParam]:
+    def def_params(self, items: list, first: _Token, last: _Token) -> list[ir.DefParam]:
         params = [p for p in items if p is not None]
         _check_unique([(p.name, p.span) for p in params], "parameter")
         return params
 
-    def def_param(self, items: list, first: Token, last: Token) -> ir.DefParam:
+    def def_param(self, items: list, first: _Token, last: _Token) -> ir.DefParam:
         name, default = items
-        return _DefParam(name=str(name), default=default, span=self._span(first, last))
+        return _DefParam(name=name[_TEXT], default=default, span=self._span(first, last))
 
-    def container_head(self, items: list, first: Token, last: Token) -> tuple[str, dict]:
+    def container_head(self, items: list, first: _Token, last: _Token) -> tuple[str, dict]:
         kind, options = items
         return kind, options or {}
 
-    def container(self, items: list, first: Token, last: Token) -> str:
-        return str(items[0])
+    def container(self, items: list, first: _Token, last: _Token) -> str:
+        return items[0][_TEXT]
 
-    def suite(self, items: list, first: Token, last: Token) -> list:
+    def suite(self, items: list, first: _Token, last: _Token) -> list:
         stmts: list = []
         for item in items:
             if isinstance(item, list):  # `input x1, x2` declares two inputs
@@ -633,79 +639,79 @@ class _ToIR:
         return stmts
 
     # -- statements
-    def input_stmt(self, items: list, first: Token, last: Token) -> list[ir.Input]:
+    def input_stmt(self, items: list, first: _Token, last: _Token) -> list[ir.Input]:
         return items
 
-    def input_decl(self, items: list, first: Token, last: Token) -> ir.Input:
+    def input_decl(self, items: list, first: _Token, last: _Token) -> ir.Input:
         name, dtype, dims = items
-        return _Input(input=str(name), shape=dims, dtype=str(dtype) if dtype is not None else None, span=self._span(first, last))
+        return _Input(input=name[_TEXT], shape=dims, dtype=dtype[_TEXT] if dtype is not None else None, span=self._span(first, last))
 
-    def dims(self, items: list, first: Token, last: Token) -> list:
+    def dims(self, items: list, first: _Token, last: _Token) -> list:
         return [d for d in items if d is not None]
 
-    def let_stmt(self, items: list, first: Token, last: Token) -> ir.Let:
+    def let_stmt(self, items: list, first: _Token, last: _Token) -> ir.Let:
         targets, value, define = items
         return _Let(let=targets, value=value, define=define, span=self._span(first, last))
 
-    def targets(self, items: list, first: Token, last: Token) -> list[str]:
+    def targets(self, items: list, first: _Token, last: _Token) -> list[str]:
         return [self._name(t) for t in items]
 
-    def layer_stmt(self, items: list, first: Token, last: Token) -> ir.Layer:
+    def layer_stmt(self, items: list, first: _Token, last: _Token) -> ir.Layer:
         return _Layer(layer=items[0], span=self._span(first, last))
 
-    def return_stmt(self, items: list, first: Token, last: Token) -> ir.Return:
+    def return_stmt(self, items: list, first: _Token, last: _Token) -> ir.Return:
         value, define = items
         return _Return(return_=value, define=define, span=self._span(first, last))
 
-    def pass_stmt(self, items: list, first: Token, last: Token) -> None:
+    def pass_stmt(self, items: list, first: _Token, last: _Token) -> None:
         return None
 
-    def tensor_decl(self, items: list, first: Token, last: Token) -> ir.ParamDecl | ir.BufferDecl:
+    def tensor_decl(self, items: list, first: _Token, last: _Token) -> ir.ParamDecl | ir.BufferDecl:
         kind, name, dtype, dims, init, *options = items
         span = self._span(first, last)
         _check_unique([(k, span) for k, _ in options], "option")
-        fields = dict(shape=dims, dtype=str(dtype) if dtype is not None else None, init=init, options=dict(options), span=span)
+        fields = dict(shape=dims, dtype=dtype[_TEXT] if dtype is not None else None, init=init, options=dict(options), span=span)
         if kind == "param":
-            return _ParamDecl(param=str(name), **fields)
-        return _BufferDecl(buffer=str(name), **fields)
+            return _ParamDecl(param=name[_TEXT], **fields)
+        return _BufferDecl(buffer=name[_TEXT], **fields)
 
-    def decl_kind(self, items: list, first: Token, last: Token) -> str:
-        return str(items[0])
+    def decl_kind(self, items: list, first: _Token, last: _Token) -> str:
+        return items[0][_TEXT]
 
-    def decl_option(self, items: list, first: Token, last: Token) -> tuple[str, Any]:
-        return str(items[0]), items[1]
+    def decl_option(self, items: list, first: _Token, last: _Token) -> tuple[str, Any]:
+        return items[0][_TEXT], items[1]
 
     def _container(self, kind: str, options: dict | None, body: list, span: Span) -> ir.Container:
         return _Container(kind=kind, options=options or {}, body=body, span=span)
 
-    def container_let(self, items: list, first: Token, last: Token) -> ir.Let:
+    def container_let(self, items: list, first: _Token, last: _Token) -> ir.Let:
         targets, kind, options, body = items
         span = self._span(first, last)
         return _Let(let=targets, value=self._container(kind, options, body, span), define=None, span=span)
 
-    def container_apply(self, items: list, first: Token, last: Token) -> ir.Let:
+    def container_apply(self, items: list, first: _Token, last: _Token) -> ir.Let:
         targets, value, kind, options, body = items
         span = self._span(first, last)
         return _Let(let=targets, value=value, define=self._container(kind, options, body, span), span=span)
 
-    def container_return(self, items: list, first: Token, last: Token) -> ir.Return:
+    def container_return(self, items: list, first: _Token, last: _Token) -> ir.Return:
         value, kind, options, body = items
         span = self._span(first, last)
         return _Return(return_=value, define=self._container(kind, options, body, span), span=span)
 
-    def container_anon(self, items: list, first: Token, last: Token) -> ir.Layer:
+    def container_anon(self, items: list, first: _Token, last: _Token) -> ir.Layer:
         kind, options, body = items
         span = self._span(first, last)
         return _Layer(layer=self._container(kind, options, body, span), span=span)
 
-    def call_parens(self, items: list, first: Token, last: Token) -> dict:
+    def call_parens(self, items: list, first: _Token, last: _Token) -> dict:
         (arguments,) = items
         args, kwargs = arguments if arguments is not None else ([], {})
         if args:
             raise DSLSyntaxError("container options are keywords", args[0].span, hint='write e.g. ModuleList(run="parallel", merge="cat")')
         return kwargs
 
-    def if_stmt(self, items: list, first: Token, last: Token) -> ir.If:
+    def if_stmt(self, items: list, first: _Token, last: _Token) -> ir.If:
         cond, then, *rest = items
         else_clause = rest.pop() if rest else None
         orelse = else_clause or []
@@ -713,60 +719,60 @@ class _ToIR:
             orelse = [_If(if_=elif_cond, then=elif_body, else_=orelse, span=elif_span)]
         return _If(if_=cond, then=then, else_=orelse, span=self._span(first, last))
 
-    def elif_clause(self, items: list, first: Token, last: Token) -> tuple:
+    def elif_clause(self, items: list, first: _Token, last: _Token) -> tuple:
         return items[0], items[1], self._span(first, last)
 
-    def else_clause(self, items: list, first: Token, last: Token) -> list:
+    def else_clause(self, items: list, first: _Token, last: _Token) -> list:
         return items[0]
 
-    def for_stmt(self, items: list, first: Token, last: Token) -> ir.For:
+    def for_stmt(self, items: list, first: _Token, last: _Token) -> ir.For:
         var, iterable, body = items
-        return _For(for_=str(var), in_=iterable, body=body, span=self._span(first, last))
+        return _For(for_=var[_TEXT], in_=iterable, body=body, span=self._span(first, last))
 
-    def init_block(self, items: list, first: Token, last: Token) -> ir.InitBlock:
+    def init_block(self, items: list, first: _Token, last: _Token) -> ir.InitBlock:
         return _InitBlock(init=items, span=self._span(first, last))
 
-    def init_rule(self, items: list, first: Token, last: Token) -> ir.InitRule:
+    def init_rule(self, items: list, first: _Token, last: _Token) -> ir.InitRule:
         target, init = items
         if init is None:
             return _InitRule(match=None, init=target, span=self._span(first, last))
         return _InitRule(match=_pattern_text(target), init=init, span=self._span(first, last))
 
     # -- expressions
-    def tuple_bare(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+    def tuple_bare(self, items: list, first: _Token, last: _Token) -> ir.TupleExpr:
         return _TupleExpr(items=[i for i in items if i is not None], span=self._span(first, last))
 
-    def ifexp(self, items: list, first: Token, last: Token) -> ir.IfExp:
+    def ifexp(self, items: list, first: _Token, last: _Token) -> ir.IfExp:
         then, cond, orelse = items
         return _IfExp(cond=cond, then=then, orelse=orelse, span=self._span(first, last))
 
-    def or_op(self, items: list, first: Token, last: Token) -> ir.BinOp:
+    def or_op(self, items: list, first: _Token, last: _Token) -> ir.BinOp:
         return _BinOp(op="or", left=items[0], right=items[1], span=self._span(first, last))
 
-    def and_op(self, items: list, first: Token, last: Token) -> ir.BinOp:
+    def and_op(self, items: list, first: _Token, last: _Token) -> ir.BinOp:
         return _BinOp(op="and", left=items[0], right=items[1], span=self._span(first, last))
 
-    def not_op(self, items: list, first: Token, last: Token) -> ir.UnaryOp:
+    def not_op(self, items: list, first: _Token, last: _Token) -> ir.UnaryOp:
         return _UnaryOp(op="not", operand=items[0], span=self._span(first, last))
 
-    def binop(self, items: list, first: Token, last: Token) -> ir.BinOp:
+    def binop(self, items: list, first: _Token, last: _Token) -> ir.BinOp:
         left, op, right = items
-        return _BinOp(op=str(op), left=left, right=right, span=self._span(first, last))
+        return _BinOp(op=op[_TEXT], left=left, right=right, span=self._span(first, last))
 
-    def unary(self, items: list, first: Token, last: Token) -> ir.ExprNode:
+    def unary(self, items: list, first: _Token, last: _Token) -> ir.ExprNode:
         op, operand = items
         span = self._span(first, last)
-        if str(op) == "-" and _is_number(operand) and (operand.span.line, operand.span.col) == (span.line, span.col + 1):
+        if op[_TEXT] == "-" and _is_number(operand) and (operand.span.line, operand.span.col) == (span.line, span.col + 1):
             # `-1` is a number, as Python users read it; `-(1)` and `- 1` stay operations.
             return _Const(value=-operand.value, span=span)
-        return _UnaryOp(op=str(op), operand=operand, span=span)
+        return _UnaryOp(op=op[_TEXT], operand=operand, span=span)
 
-    def call(self, items: list, first: Token, last: Token) -> ir.Call:
+    def call(self, items: list, first: _Token, last: _Token) -> ir.Call:
         func, arguments = items
         args, kwargs = arguments if arguments is not None else ([], {})
         return _Call(func=func, args=args, kwargs=kwargs, span=self._span(first, last))
 
-    def arguments(self, items: list, first: Token, last: Token) -> tuple[list, dict]:
+    def arguments(self, items: list, first: _Token, last: _Token) -> tuple[list, dict]:
         args: list = []
         kwargs: dict = {}
         key_spans: dict[str, Span] = {}
@@ -783,62 +789,62 @@ class _ToIR:
                 args.append(item)
         return args, kwargs
 
-    def kwarg(self, items: list, first: Token, last: Token) -> tuple:
-        return str(items[0]), items[1], self._tok(items[0])
+    def kwarg(self, items: list, first: _Token, last: _Token) -> tuple:
+        return items[0][_TEXT], items[1], self._tok(items[0])
 
-    def index(self, items: list, first: Token, last: Token) -> ir.Index:
+    def index(self, items: list, first: _Token, last: _Token) -> ir.Index:
         value, index = items
         return _Index(value=value, index=index, span=self._span(first, last))
 
-    def subscript_tuple(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+    def subscript_tuple(self, items: list, first: _Token, last: _Token) -> ir.TupleExpr:
         return _TupleExpr(items=items, span=self._span(first, last))
 
-    def slice(self, items: list, first: Token, last: Token) -> ir.Slice:
+    def slice(self, items: list, first: _Token, last: _Token) -> ir.Slice:
         start, stop, step = [*items, None, None, None][:3]
         return _Slice(start=start, stop=stop, step=step, span=self._span(first, last))
 
-    def attr(self, items: list, first: Token, last: Token) -> ir.Attr:
+    def attr(self, items: list, first: _Token, last: _Token) -> ir.Attr:
         value, name = items
-        return _Attr(value=value, attr=str(name), span=self._span(first, last))
+        return _Attr(value=value, attr=name[_TEXT], span=self._span(first, last))
 
-    def number(self, items: list, first: Token, last: Token) -> ir.Const:
-        return _Const(value=_number(str(items[0])), span=self._span(first, last))
+    def number(self, items: list, first: _Token, last: _Token) -> ir.Const:
+        return _Const(value=_number(items[0][_TEXT]), span=self._span(first, last))
 
-    def string(self, items: list, first: Token, last: Token) -> ir.Const:
-        return _Const(value=_unescape(str(items[0])[1:-1]), span=self._span(first, last))
+    def string(self, items: list, first: _Token, last: _Token) -> ir.Const:
+        return _Const(value=_unescape(items[0][_TEXT][1:-1]), span=self._span(first, last))
 
-    def name(self, items: list, first: Token, last: Token) -> ir.Name:
+    def name(self, items: list, first: _Token, last: _Token) -> ir.Name:
         return _Name(id=self._name(items[0]), span=self._span(first, last))
 
-    def true(self, items: list, first: Token, last: Token) -> ir.Const:
+    def true(self, items: list, first: _Token, last: _Token) -> ir.Const:
         return _Const(value=True, span=self._span(first, last))
 
-    def false(self, items: list, first: Token, last: Token) -> ir.Const:
+    def false(self, items: list, first: _Token, last: _Token) -> ir.Const:
         return _Const(value=False, span=self._span(first, last))
 
-    def none(self, items: list, first: Token, last: Token) -> ir.Const:
+    def none(self, items: list, first: _Token, last: _Token) -> ir.Const:
         return _Const(value=None, span=self._span(first, last))
 
-    def list(self, items: list, first: Token, last: Token) -> ir.ListExpr:
+    def list(self, items: list, first: _Token, last: _Token) -> ir.ListExpr:
         return _ListExpr(items=[i for i in items if i is not None], span=self._span(first, last))
 
-    def empty_tuple(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+    def empty_tuple(self, items: list, first: _Token, last: _Token) -> ir.TupleExpr:
         return _TupleExpr(items=[], span=self._span(first, last))
 
-    def paren(self, items: list, first: Token, last: Token) -> ir.ExprNode:
+    def paren(self, items: list, first: _Token, last: _Token) -> ir.ExprNode:
         return items[0]
 
-    def tuple_one(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+    def tuple_one(self, items: list, first: _Token, last: _Token) -> ir.TupleExpr:
         return _TupleExpr(items=items, span=self._span(first, last))
 
-    def tuple_many(self, items: list, first: Token, last: Token) -> ir.TupleExpr:
+    def tuple_many(self, items: list, first: _Token, last: _Token) -> ir.TupleExpr:
         return _TupleExpr(items=[i for i in items if i is not None], span=self._span(first, last))
 
-    def dict(self, items: list, first: Token, last: Token) -> ir.DictExpr:
+    def dict(self, items: list, first: _Token, last: _Token) -> ir.DictExpr:
         pairs = [i for i in items if i is not None]
         return _DictExpr(keys=[k for k, _ in pairs], values=[v for _, v in pairs], span=self._span(first, last))
 
-    def dict_item(self, items: list, first: Token, last: Token) -> tuple:
+    def dict_item(self, items: list, first: _Token, last: _Token) -> tuple:
         return items[0], items[1]
 
 
@@ -899,7 +905,8 @@ class _TooDeep(Exception):
 
 
 def _prepare(lark: Lark) -> _Parser:
-    """Lark's parse table, each reduction worked out once (see `_Reduce`)."""
+    """Lark's parse table, each reduction worked out once (see `_Reduce`), and its lexer's
+    terminals and keywords (see `_lex`)."""
     conf = lark.parse_interactive("").parser_state.parse_conf
     reductions: dict[Rule, _Reduce] = {}
     actions: dict[int, dict[str, int | _Reduce]] = {}
@@ -912,7 +919,28 @@ def _prepare(lark: Lark) -> _Parser:
                 if arg not in reductions:
                     reductions[arg] = _reduction(arg)
                 actions[state][symbol] = reductions[arg]
-    return _Parser(lark, actions, conf.end_state)
+    indented = isinstance(lark.options.postlex, _Indenter)
+    contextual = lark.parser.lexer.lexer if indented else lark.parser.lexer
+    (terminals,) = contextual.root_lexer.scanner._mres  # one regex: far fewer than 100 terminals
+    return _Parser(lark, actions, conf.end_state, terminals, _keywords(contextual), indented)
+
+
+def _keywords(contextual: Any) -> dict[int, dict[str, str]]:
+    """Per parser state, the words that Lark's contextual lexer reads there as their own
+    terminals (`net` as NET, not NAME); states without any are left out."""
+    keywords: dict[int, dict[str, str]] = {}
+    for state, lexer in contextual.lexers.items():
+        words = {}
+        for terminal in lexer.terminals:
+            if isinstance(terminal.pattern, PatternStr) and _WORD.fullmatch(terminal.pattern.value):
+                assert not terminal.pattern.flags
+                words[terminal.pattern.value] = terminal.name
+        if words:
+            keywords[state] = words
+    return keywords
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _reduction(rule: Rule) -> _Reduce:
@@ -967,33 +995,139 @@ def _collect(values: list, plan: tuple) -> list:
     return items
 
 
-_END_MARK = (None,)  # after the last token: time for `$END`
+# A token: (terminal, text, line, column, end line, end column), and, read by Lark's lexer,
+# the Lark `Token` it came from, for Lark's errors. Tuples: the parser makes some 90,000 of
+# them for a 10,000-line file, at a tenth of the cost of Lark's tokens.
+_Token = tuple
+_TYPE, _TEXT, _LINE, _COLUMN, _END_LINE, _END_COLUMN, _LARK = range(7)
+_OPENING = frozenset(_Indenter.OPEN_PAREN_types)
+_CLOSING = frozenset(_Indenter.CLOSE_PAREN_types)
 
 
-def _run(parser: _Parser, text: str, builder: _ToIR) -> Any:
+class _Unusual(Exception):
+    """`_lex` or `_run` met what only Lark's own lexer and `_Indenter` describe well: a
+    character no terminal matches, a token the parser does not expect, an indentation
+    problem. The text is read again that way, for the same result or the same error."""
+
+
+def _lex(parser: _Parser, text: str) -> list[_Token]:
+    """The tokens of `text`, as Lark's lexer and `_Indenter` make them when the parser
+    accepts them all (else `_Unusual`), at a fifth of the cost.
+
+    Lark's contextual lexer matches, in each parser state, the regex of the terminals that
+    state accepts. Here one regex of all terminals, in Lark's order, runs over the whole
+    text, and `_run` reads a NAME as the keyword it spells where the state takes that
+    keyword. Where the parser accepts the token found, it is the one Lark finds: among the
+    terminals that match, in the same order, the first that the state accepts."""
+    tokens: list[_Token] = []
+    append = tokens.append
+    line, line_start, expected = 1, 0, 0
+    levels = [0]
+    brackets = 0
+    indented = parser.indented
+    token: _Token = ()
+    for found in parser.terminals.finditer(text):
+        pos, stop = found.span()
+        if pos != expected:  # finditer skipped characters that no terminal matches
+            raise _Unusual
+        expected = stop
+        kind = found.lastgroup
+        if kind == "_NEWLINE" and indented:
+            value = text[pos:stop]
+            breaks = value.count("\n")
+            if not breaks:
+                raise _Unusual
+            end_line, last_start = line + breaks, pos + value.rindex("\n") + 1
+            token = (kind, value, line, pos - line_start + 1, end_line, stop - last_start + 1)
+            line, line_start = end_line, last_start
+            if brackets:
+                continue
+            append(token)
+            indent_text = text[last_start:stop]
+            if indent_text.strip(" "):  # a tab, or a comment ending the text: as `_Indenter` reads them
+                raise _Unusual
+            indent = stop - last_start
+            if indent > levels[-1]:
+                if len(levels) > MAX_NESTING:
+                    raise _Unusual
+                levels.append(indent)
+                append(("_INDENT", indent_text, *token[_LINE:]))
+                continue
+            while indent < levels[-1]:
+                levels.pop()
+                append(("_DEDENT", indent_text, *token[_LINE:]))
+            if indent != levels[-1]:
+                raise _Unusual
+            continue
+        if kind[:2] == "__" or kind == "COMMENT":  # ignored: spaces, a `\` line break, a comment
+            if kind == "__IGNORE_1":
+                line, line_start = line + 1, stop
+            continue
+        column = pos - line_start + 1
+        token = (kind, text[pos:stop], line, column, line, column + stop - pos)
+        append(token)
+        if kind in _OPENING:
+            brackets += 1
+        elif kind in _CLOSING and brackets:
+            brackets -= 1
+    if expected != len(text):
+        raise _Unusual
+    if len(levels) > 1:  # `_Indenter` closes the blocks still open at the last token read
+        tokens += [("_DEDENT", "", *token[_LINE:])] * (len(levels) - 1)
+    return tokens
+
+
+def _lark_tokens(interactive: Any) -> Iterator[_Token]:
+    """The tokens of Lark's lexer and `_Indenter`, for `_run`."""
+    for token in interactive.lexer_thread.lex(interactive.parser_state):
+        yield token.type, token.value, token.line, token.column, token.end_line, token.end_column, token
+
+
+def _end_of_input(last: _Token | None) -> _Token:
+    """`$END`, where Lark's own loop puts it."""
+    if last is not None and len(last) > _LARK:
+        token = Token.new_borrow_pos("$END", "", last[_LARK])
+    else:
+        token = Token("$END", "", 0, 1, 1)
+    return token.type, token.value, token.line, token.column, token.end_line, token.end_column, token
+
+
+def _parse(parser: _Parser, text: str, builder: _ToIR) -> Any:
+    """`_run` with `_lex`'s tokens; with Lark's lexer where `_lex` leaves off."""
+    try:
+        return _run(parser, text, builder, fast=True)
+    except _Unusual:
+        return _run(parser, text, builder, fast=False)
+
+
+def _run(parser: _Parser, text: str, builder: _ToIR, fast: bool) -> Any:
     """Parse `text`, returning the value of its start rule.
 
     Each stack entry carries its value, its first token and its depth; a rule's span runs
     from its first entry's first token to the last token shifted. Syntax errors are Lark's:
     `UnexpectedToken` with the state's expected tokens and an interactive parser for its
-    `accepts`. They take precedence over errors in what was read (a duplicate keyword,
-    nesting too deep): those wait, the first one in reading order, until the text has
-    parsed. One function, as it runs once per token and once per rule reduced."""
+    `accepts` (or, when `fast`, `_Unusual`, to read the text again with Lark's lexer). They
+    take precedence over errors in what was read (a duplicate keyword, nesting too deep):
+    those wait, the first one in reading order, until the text has parsed. One function, as
+    it runs once per token and once per rule reduced."""
     interactive = parser.lark.parse_interactive(text)
     parser_state = interactive.parser_state
     states, values = parser_state.state_stack, parser_state.value_stack
-    firsts: list[Token | None] = []
+    firsts: list[_Token | None] = []
     depths: list[int] = []
     push_state, push_value, push_first, push_depth = states.append, values.append, firsts.append, depths.append
-    actions, end_state, unit_chains = parser.actions, parser.end_state, parser.unit_chains
+    actions, end_state, unit_chains, keywords = parser.actions, parser.end_state, parser.unit_chains, parser.keywords
     failure: Exception | None = None
     state = states[-1]
     last = None
+    tokens = _lex(parser, text) if fast else _lark_tokens(interactive)
     try:
-        for token in itertools.chain(interactive.lexer_thread.lex(parser_state), _END_MARK):
-            if token is None:  # where Lark's own loop puts `$END`
-                token = Token.new_borrow_pos("$END", "", last) if last else Token("$END", "", 0, 1, 1)
-            symbol = token.type
+        for token in itertools.chain(tokens, (None,)):
+            if token is None:
+                token = _end_of_input(last)
+            symbol = token[_TYPE]
+            if symbol == "NAME" and state in keywords:
+                symbol = keywords[state].get(token[_TEXT], symbol)
             while True:
                 action = actions[state].get(symbol)
                 if action.__class__ is int:
@@ -1005,7 +1139,9 @@ def _run(parser: _Parser, text: str, builder: _ToIR) -> Any:
                     last = token
                     break
                 if action is None:
-                    raise UnexpectedToken(token, {name for name in actions[state] if name.isupper()}, state=parser_state)
+                    if fast:
+                        raise _Unusual
+                    raise UnexpectedToken(token[_LARK], {name for name in actions[state] if name.isupper()}, state=parser_state)
                 size, goto, kind, build, plan = action
                 if kind == _UNIT:
                     key = (states[-2], state, symbol)

@@ -7,6 +7,7 @@ slices only inside brackets, names that are not keywords.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from hypothesis import strategies as st
 
@@ -178,3 +179,35 @@ imports = st.builds(
 )
 
 spec_files = st.builds(ir.SpecFile, imports=st.lists(imports, max_size=2), defs=st.lists(_definitions(), max_size=3))
+
+
+# ----------------------------------------------------------------------- mutated `.net` texts
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+SEED_FILES = sorted(p for p in EXAMPLES.glob("*.net") if p.stat().st_size < 4000)
+NET_ALPHABET = [*":=()[]{},.+-*/@#\"'\n\t ", "    ", "if ", "for ", "net ", "input ", "return ", "Sequential", "1", "x", "${", "- "]
+
+
+@st.composite
+def mutated_net_texts(draw: st.DrawFn) -> tuple[str, str]:
+    """An example `.net` file (its name, its text) with a few characters or lines changed."""
+    path = draw(st.sampled_from(SEED_FILES))
+    text = path.read_text()
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, max(0, len(text) - 1)))
+        action = draw(st.sampled_from(["delete", "insert", "replace", "duplicate_line", "drop_line"]))
+        if action == "delete":
+            text = text[:position] + text[position + draw(st.integers(1, 8)) :]
+        elif action == "insert":
+            text = text[:position] + draw(st.sampled_from(NET_ALPHABET)) + text[position:]
+        elif action == "replace":
+            text = text[:position] + draw(st.sampled_from(NET_ALPHABET)) + text[position + 1 :]
+        else:
+            lines = text.split("\n")
+            index = draw(st.integers(0, len(lines) - 1))
+            if action == "duplicate_line":
+                lines.insert(index, lines[index])
+            else:
+                del lines[index]
+            text = "\n".join(lines)
+    return path.name, text

@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 import dsl.parse_yaml
-from dsl import ir
 from dsl.errors import DSLError, LimitError, YAMLFormatError
 from dsl.parse_net import parse_expression, parse_net
 from dsl.printer import print_yaml
 from dsl.source import Span
+from tests.ir_positions import positions
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(ROOT.glob("examples/*.net"))
@@ -70,24 +70,9 @@ HOSTILE_YAML = [
 HOSTILE_ERRORS = [LimitError, LimitError, LimitError, LimitError, YAMLFormatError, YAMLFormatError]
 
 
-def _positions(value: Any) -> Any:
-    """A value as nested plain data, with the type and span of everything spelt out."""
-    span = value.get("__span__") if isinstance(value, dict) else getattr(value, "span", None)
-    where = span.model_dump() if isinstance(span, Span) else None
-    if isinstance(value, ir.Node):
-        fields = {name: _positions(field) for name, field in value.__dict__.items() if name != "span"}
-        return type(value).__name__, where, fields
-    if isinstance(value, dict):
-        items = [(_positions(k), _positions(v)) for k, v in value.items() if k != "__span__"]
-        return "dict", where, items
-    if isinstance(value, list):
-        return type(value).__name__, where, [_positions(item) for item in value]
-    return type(value).__name__, where, repr(value)
-
-
 def _outcome(read: Any, *args: Any) -> Any:
     try:
-        return _positions(read(*args))
+        return positions(read(*args))
     except DSLError as exc:
         return type(exc).__name__, exc.message, exc.span.model_dump(), exc.hint
     except (yaml.YAMLError, ValueError) as exc:
@@ -130,9 +115,9 @@ def test_the_builder_reads_what_the_full_loader_reads(text: str, monkeypatch: py
 
 def test_the_builder_reads_every_example(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = _example_yaml()
-    built = [_positions(dsl.parse_yaml._build(text, "t.yaml")) for text in texts]
+    built = [positions(dsl.parse_yaml._build(text, "t.yaml")) for text in texts]
     monkeypatch.setattr(dsl.parse_yaml, "_build", _refuse)
-    assert built == [_positions(dsl.parse_yaml._load(text, "t.yaml")) for text in texts]
+    assert built == [positions(dsl.parse_yaml._load(text, "t.yaml")) for text in texts]
 
 
 @pytest.mark.parametrize("text", PLAIN_YAML)
