@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SkipValidation,
     Tag,
     WithJsonSchema,
 )
@@ -34,7 +35,8 @@ TEMPLATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\{[^{}\n]*\}[A-Za-z0-9_]*)
 class Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    span: SkipJsonSchema[Span] = Field(default=NO_SPAN, alias="__span__", exclude=True, repr=False)
+    # Not validated: the readers make every span themselves.
+    span: SkipJsonSchema[SkipValidation[Span]] = Field(default=NO_SPAN, alias="__span__", exclude=True, repr=False)
 
 
 # --------------------------------------------------------------------------- expressions

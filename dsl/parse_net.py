@@ -123,6 +123,7 @@ class _Parser:
     actions: dict[int, dict[str, int | _Reduce]]
     end_state: int
     terminals: re.Pattern  # all terminals, one regex: Lark's root lexer's, in its order
+    spaces: re.Pattern  # what Lark ignores between tokens on a line
     keywords: dict[int, dict[str, str]]  # per state, the words Lark reads as keywords there
     indented: bool  # whether an `_Indenter` turns newlines into blocks
     # (state below, state, token) -> the state after the unit rules that token reduces, in turn
@@ -460,6 +461,7 @@ def _number(text: str) -> int | float:
 
 
 _new = object.__new__
+_new_tuple = tuple.__new__  # Span(...) without its keyword handling
 _set = object.__setattr__
 # pydantic keeps these in slots; setting a slot through its descriptor is the cheapest way
 _set_fields_set, _set_extra, _set_private = (BaseModel.__dict__[slot].__set__ for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
@@ -494,7 +496,6 @@ def _constructor(model: type[BaseModel]) -> Callable[..., Any]:
     return construct
 
 
-_SPAN_FIELDS_SET = set(Span.model_fields)
 _Const = _constructor(ir.Const)
 _Name = _constructor(ir.Name)
 _Attr = _constructor(ir.Attr)
@@ -549,12 +550,7 @@ class _ToIR:
             end_shift = self.col_offset if end_line == 1 else 0
             end_line, end_col = (end_line or line) + self.line_offset, (end_col or col) + end_shift
             line, col = line + self.line_offset, col + col_shift
-        span = _new(Span)  # what `_constructor(Span)` would make, for the parser's commonest object
-        _set(span, "__dict__", {"file": self.file, "line": line, "col": col, "end_line": end_line or line, "end_col": end_col or col, "comments": ()})
-        _set_fields_set(span, _SPAN_FIELDS_SET)
-        _set_extra(span, None)
-        _set_private(span, None)
-        return span
+        return _new_tuple(Span, (self.file, line, col, end_line or line, end_col or col, ()))
 
     def _name(self, token: _Token) -> str:
         """Validate the `{expr}` parts of a templated name where it is written."""
@@ -922,7 +918,10 @@ def _prepare(lark: Lark) -> _Parser:
     indented = isinstance(lark.options.postlex, _Indenter)
     contextual = lark.parser.lexer.lexer if indented else lark.parser.lexer
     (terminals,) = contextual.root_lexer.scanner._mres  # one regex: far fewer than 100 terminals
-    return _Parser(lark, actions, conf.end_state, terminals, _keywords(contextual), indented)
+    (spaces,) = [t.pattern.to_regexp() for t in lark.terminals if t.name in lark.lexer_conf.ignore and re.fullmatch(t.pattern.to_regexp(), " ")]
+    # spaces go with the token after them: a fifth fewer matches
+    with_spaces = re.compile(f"(?:{spaces})?+(?:{terminals.pattern})", terminals.flags)
+    return _Parser(lark, actions, conf.end_state, with_spaces, re.compile(spaces), _keywords(contextual), indented)
 
 
 def _keywords(contextual: Any) -> dict[int, dict[str, str]]:
@@ -1000,8 +999,6 @@ def _collect(values: list, plan: tuple) -> list:
 # them for a 10,000-line file, at a tenth of the cost of Lark's tokens.
 _Token = tuple
 _TYPE, _TEXT, _LINE, _COLUMN, _END_LINE, _END_COLUMN, _LARK = range(7)
-_OPENING = frozenset(_Indenter.OPEN_PAREN_types)
-_CLOSING = frozenset(_Indenter.CLOSE_PAREN_types)
 
 
 class _Unusual(Exception):
@@ -1024,57 +1021,66 @@ def _lex(parser: _Parser, text: str) -> list[_Token]:
     line, line_start, expected = 1, 0, 0
     levels = [0]
     brackets = 0
-    indented = parser.indented
-    token: _Token = ()
+    roles = _ROLES if parser.indented else _ROLES_UNINDENTED
     for found in parser.terminals.finditer(text):
-        pos, stop = found.span()
-        if pos != expected:  # finditer skipped characters that no terminal matches
+        kind = found.lastgroup
+        pos, stop = found.span(kind)
+        if found.start() != expected:  # finditer skipped characters that no terminal matches
             raise _Unusual
         expected = stop
-        kind = found.lastgroup
-        if kind == "_NEWLINE" and indented:
-            value = text[pos:stop]
-            breaks = value.count("\n")
-            if not breaks:
-                raise _Unusual
-            end_line, last_start = line + breaks, pos + value.rindex("\n") + 1
-            token = (kind, value, line, pos - line_start + 1, end_line, stop - last_start + 1)
-            line, line_start = end_line, last_start
-            if brackets:
-                continue
-            append(token)
-            indent_text = text[last_start:stop]
-            if indent_text.strip(" "):  # a tab, or a comment ending the text: as `_Indenter` reads them
-                raise _Unusual
-            indent = stop - last_start
-            if indent > levels[-1]:
-                if len(levels) > MAX_NESTING:
-                    raise _Unusual
-                levels.append(indent)
-                append(("_INDENT", indent_text, *token[_LINE:]))
-                continue
-            while indent < levels[-1]:
-                levels.pop()
-                append(("_DEDENT", indent_text, *token[_LINE:]))
-            if indent != levels[-1]:
-                raise _Unusual
+        role = roles.get(kind)
+        if role is None or role is _OPEN or role is _CLOSE:
+            column = pos - line_start + 1
+            append((kind, text[pos:stop], line, column, line, column + stop - pos))
+            if role is _OPEN:
+                brackets += 1
+            elif role is _CLOSE and brackets:
+                brackets -= 1
             continue
-        if kind[:2] == "__" or kind == "COMMENT":  # ignored: spaces, a `\` line break, a comment
-            if kind == "__IGNORE_1":
+        if role is _IGNORED:  # a comment, a `\` line break
+            if "\n" in text[pos:stop]:
                 line, line_start = line + 1, stop
             continue
-        column = pos - line_start + 1
-        token = (kind, text[pos:stop], line, column, line, column + stop - pos)
-        append(token)
-        if kind in _OPENING:
-            brackets += 1
-        elif kind in _CLOSING and brackets:
-            brackets -= 1
-    if expected != len(text):
+        value = text[pos:stop]
+        breaks = value.count("\n")
+        if not breaks:
+            raise _Unusual
+        end_line, last_start = line + breaks, pos + value.rindex("\n") + 1
+        newline = (kind, value, line, pos - line_start + 1, end_line, stop - last_start + 1)
+        line, line_start = end_line, last_start
+        if brackets:
+            continue
+        append(newline)
+        indent_text = text[last_start:stop]
+        if indent_text.strip(" "):  # a tab, or a comment ending the text: as `_Indenter` reads them
+            raise _Unusual
+        indent = stop - last_start
+        if indent > levels[-1]:
+            if len(levels) > MAX_NESTING:
+                raise _Unusual
+            levels.append(indent)
+            append(("_INDENT", indent_text, *newline[_LINE:]))
+            continue
+        while indent < levels[-1]:
+            levels.pop()
+            append(("_DEDENT", indent_text, *newline[_LINE:]))
+        if indent != levels[-1]:
+            raise _Unusual
+    if expected != len(text) and not parser.spaces.fullmatch(text, expected):
         raise _Unusual
     if len(levels) > 1:  # `_Indenter` closes the blocks still open at the last token read
-        tokens += [("_DEDENT", "", *token[_LINE:])] * (len(levels) - 1)
+        tokens += [("_DEDENT", "", *tokens[-1][_LINE:])] * (len(levels) - 1)
     return tokens
+
+
+_OPEN, _CLOSE, _IGNORED, _BREAK = "open", "close", "ignored", "break"
+_ROLES_UNINDENTED = {
+    **dict.fromkeys(_Indenter.OPEN_PAREN_types, _OPEN),
+    **dict.fromkeys(_Indenter.CLOSE_PAREN_types, _CLOSE),
+    "COMMENT": _IGNORED,
+    "__IGNORE_1": _IGNORED,
+}
+_ROLES = {**_ROLES_UNINDENTED, "_NEWLINE": _BREAK}
 
 
 def _lark_tokens(interactive: Any) -> Iterator[_Token]:
@@ -1334,4 +1340,4 @@ def _last_line(stmts: list) -> int:
 
 
 def _with_comments(span: Span, comments: list[str]) -> Span:
-    return span.model_copy(update={"comments": (*span.comments, *comments)})
+    return span._replace(comments=(*span.comments, *comments))

@@ -6,7 +6,7 @@ are equal when they mean the same thing, wherever they were written.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import NamedTuple
 
 _SOURCES: dict[str, str] = {}
 
@@ -24,10 +24,11 @@ def source_line(file: str, line: int) -> str | None:
     return lines[line - 1] if line <= len(lines) else None
 
 
-class Span(BaseModel):
-    """A 1-based line/column range in a named source."""
+class Span(NamedTuple):
+    """A 1-based line/column range in a named source.
 
-    model_config = ConfigDict(frozen=True)
+    A named tuple, not a model: a parse makes one per IR node, and a tuple is the cheapest
+    object Python makes. Equality and hashing are not a tuple's: every span is equal."""
 
     file: str = "<string>"
     line: int = 0
@@ -39,6 +40,9 @@ class Span(BaseModel):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Span)
+
+    def __ne__(self, other: object) -> bool:
+        return not isinstance(other, Span)
 
     def __hash__(self) -> int:
         return 0

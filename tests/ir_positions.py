@@ -12,7 +12,7 @@ from dsl.source import Span
 def positions(value: Any) -> Any:
     """A value as nested plain data, with the type and span of everything spelt out."""
     span = value.get("__span__") if isinstance(value, dict) else getattr(value, "span", None)
-    where = span.model_dump() if isinstance(span, Span) else None
+    where = span._asdict() if isinstance(span, Span) else None
     if isinstance(value, ir.Node):
         fields = {name: positions(field) for name, field in value.__dict__.items() if name != "span"}
         return type(value).__name__, where, fields

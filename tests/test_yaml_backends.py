@@ -74,7 +74,7 @@ def _outcome(read: Any, *args: Any) -> Any:
     try:
         return positions(read(*args))
     except DSLError as exc:
-        return type(exc).__name__, exc.message, exc.span.model_dump(), exc.hint
+        return type(exc).__name__, exc.message, exc.span._asdict(), exc.hint
     except (yaml.YAMLError, ValueError) as exc:
         return type(exc).__name__, str(exc)
 
