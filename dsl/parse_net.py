@@ -455,9 +455,7 @@ def _unescape(body: str) -> str:
 
 def _number(text: str) -> int | float:
     clean = text.replace("_", "")
-    if re.fullmatch(r"\d+", clean):
-        return int(clean)
-    return float(clean)
+    return int(clean) if clean.isdecimal() else float(clean)  # isdecimal: what `\d` matches
 
 
 _new = object.__new__
@@ -482,12 +480,11 @@ def _constructor(model: type[BaseModel]) -> Callable[..., Any]:
     # defaults that pydantic itself shares between instances rather than copies: None, (), ...
     template = {name: field.default if not field.is_required() and field.get_default() is field.default else None for name, field in fields.items()}
     all_fields = set(fields)
+    count = len(fields)
 
     def construct(**values: Any) -> Any:
-        state = template.copy()
-        state.update(values)
         node = _new(model)
-        _set(node, "__dict__", state)
+        _set(node, "__dict__", values if len(values) == count else {**template, **values})
         _set_fields_set(node, all_fields)
         _set_extra(node, None)
         _set_private(node, None)
