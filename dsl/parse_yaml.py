@@ -406,11 +406,15 @@ class _Builder:
             top.key = value
 
 
-def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> YAMLFormatError:
+def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> DSLError:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     span = Span(file=file, line=line, col=col, end_line=line, end_col=col + 1)
     message = exc.problem or exc.context or "this is not valid YAML"
+    if message == "exceeded maximum nesting depth":
+        # libyaml's own limit (newer releases): its scanner, looking ahead for a key in
+        # flow collections, can meet it before `_Limits` has seen MAX_DEPTH levels.
+        return LimitError(f"the document nests more than {MAX_DEPTH} levels deep", span)
     if exc.context and exc.context.startswith("expected") and exc.problem:  # "expected X, but found Y"
         message = f"{exc.context}, {exc.problem}"
     lines = text.splitlines()
