@@ -126,10 +126,13 @@ class _Builder:
         self.stream = stream
         self.scoped_rules: list[tuple[str, list[init.Rule]]] = []
         self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
+        self.classes: dict[int, type[GeneratedModule]] = {}  # by spec: identical blocks share one
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
-            with self._draws(path):
+            if self.stream is None:
+                return spec.layer.factory(**spec.kwargs)
+            with self.stream(path):
                 return spec.layer.factory(**spec.kwargs)
         if isinstance(spec, ContainerSpec):
             return self._container(spec, path)
@@ -164,15 +167,19 @@ class _Builder:
     def _container(self, spec: ContainerSpec, path: str) -> nn.Module:
         children = [(name, self.build(child, _join(path, name))) for name, child in spec.children]
         if spec.kind == "Sequential":
-            if all(name == str(i) for i, (name, _) in enumerate(children)):
-                return nn.Sequential(*(m for _, m in children))
-            return nn.Sequential(OrderedDict(children))
+            sequential = nn.Sequential()
+            for name, child in children:
+                _add_child(sequential, name, child)
+            return sequential
         if spec.kind == "ModuleList":
             return nn.ModuleList(m for _, m in children)
         return nn.ModuleDict(OrderedDict(children))
 
     def _graph(self, spec: GraphSpec, path: str) -> nn.Module:
-        module = generated_class(spec.class_name, spec.graph)()
+        cls = self.classes.get(id(spec))
+        if cls is None:
+            cls = self.classes[id(spec)] = generated_class(spec.class_name, spec.graph)
+        module = cls()
         if spec.init_rules:
             self.scoped_rules.append((path, spec.init_rules))
         for name, member in spec.members:
@@ -180,12 +187,31 @@ class _Builder:
                 with self._draws(_join(path, name)):
                     _add_tensor(module, name, member)
             elif isinstance(member, AliasSpec):
-                module.add_module(name, module.get_submodule(member.target))
+                _add_child(module, name, module.get_submodule(member.target))
             elif isinstance(member, SourceSpec):
                 self.sources[member.key] = self.build(member.spec, _join(path, name))
             else:
-                module.add_module(name, self.build(member, _join(path, name)))
+                _add_child(module, name, self.build(member, _join(path, name)))
         return module
+
+
+# torch's hooks run on every child module registered (none unless a program adds one).
+_REGISTRATION_HOOKS = getattr(nn.modules.module, "_global_module_registration_hooks", None)
+
+
+def _add_child(module: nn.Module, name: str, child: nn.Module) -> None:
+    """`module.add_module(name, child)`. Its check that no attribute has the name is a
+    `hasattr` that raises and catches an AttributeError for every new child (3 µs, most
+    of the call); a name that can clash, or fail torch's other checks, still goes
+    through torch."""
+    clash = (
+        not isinstance(child, nn.Module) or not name or "." in name or hasattr(type(module), name)
+        or name in module.__dict__ or name in module._parameters or name in module._buffers
+    )  # fmt: skip
+    if clash or _REGISTRATION_HOOKS is None or _REGISTRATION_HOOKS:
+        module.add_module(name, child)
+    else:
+        module._modules[name] = child
 
 
 def build_on_meta(spec: ModuleSpec) -> nn.Module:

@@ -7,6 +7,7 @@ elaborator; on build-time values it computes plain Python under `dsl.values`' li
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch.fx as fx
@@ -28,6 +29,7 @@ from dsl.registry import OPERATORS, REGISTRY
 from dsl.source import Span
 from dsl.values import (
     BUILTINS,
+    STATIC_TYPES,
     BlockRef,
     Builtin,
     Dim,
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 class Frame:
     """A scope: names to values, evaluated in the unit (file) where the code was written."""
 
+    __slots__ = ("builder", "elab", "scope", "unit")
+
     def __init__(self, elab: Elaborator, unit: Unit, builder: GraphBuilder | None, scope: dict[str, Any]) -> None:
         self.elab = elab
         self.unit = unit
@@ -73,9 +77,14 @@ class Frame:
         return to_static(self.eval(expr), expr.span)
 
     def eval(self, expr: ir.ExprNode) -> Any:
-        method = getattr(self, "_eval_" + type(expr).__name__)
+        kind = type(expr)
+        if kind is ir.Const:  # the commonest leaves, which cannot fail, without a call
+            return expr.value
+        if kind is ir.Name and expr.id in self.scope:
+            return self.scope[expr.id]
+        method = _EVALUATORS.get(kind) or _evaluator(kind)
         try:
-            return method(expr)
+            return method(self, expr)
         except DSLError as exc:
             raise exc.with_span(expr.span) from None
         except RecursionError:
@@ -86,7 +95,9 @@ class Frame:
         return expr.value
 
     def _eval_Name(self, expr: ir.Name) -> Any:
-        name = self.elab.expand_name(expr.id, self, expr.span)
+        name = expr.id
+        if "{" in name:
+            name = self.elab.expand_name(name, self, expr.span)
         if name in self.scope:
             return self.scope[name]
         found = self.elab.lookup(name, self.unit)
@@ -147,6 +158,8 @@ class Frame:
         if expr.op == "or":
             return self.condition(expr.left) or self.condition(expr.right)
         left, right = self.eval(expr.left), self.eval(expr.right)
+        if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
+            return python_op(expr.op, left, right, expr.span)
         if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
             return self.elab.graph_call(self.builder, OPERATORS[expr.op], (left, right), {}, f"'{expr.op}'", expr.span)
         if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
@@ -230,3 +243,14 @@ class Frame:
         if isinstance(func, Builtin):
             raise EvaluationError(f"{func.name}() works on build-time values, not tensors computed in forward", expr.span)
         raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
+
+
+# Frame's `_eval_<Node>` methods by node type, filled as types are met: eval dispatches
+# on every expression, and a dict lookup is cheaper than building the name each time.
+_EVALUATORS: dict[type, Callable[[Frame, Any], Any]] = {}
+
+
+def _evaluator(node_type: type) -> Callable[[Frame, Any], Any]:
+    method = getattr(Frame, "_eval_" + node_type.__name__)
+    _EVALUATORS[node_type] = method
+    return method

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +61,14 @@ class InitCall:
     span: Span
 
     def apply(self, tensor: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.apply_without_grad(tensor)
+
+    def apply_without_grad(self, tensor: torch.Tensor) -> None:
+        """`apply` where gradients are already off: `initialise` turns them off once."""
         if tensor.is_meta:  # no values to set, and torch's meta kernels for them are slow
             return
-        with torch.no_grad():
-            INITIALISERS[self.name](tensor, *self.args, **self.kwargs)
+        INITIALISERS[self.name](tensor, *self.args, **self.kwargs)
 
 
 @dataclass(frozen=True)
@@ -174,10 +178,11 @@ def _matches(scope: nn.Module, modules: list[tuple[str, nn.Module]], rule: Rule,
         return
     if owner[:1].isupper() and "." not in owner and "*" not in owner:
         kind = layer_types(owner)
+        literal = not any(c in tensor for c in "*?[")
         for path, module in modules:
             if isinstance(module, kind) if kind is not None else type(module).__name__ == owner:
                 for name, value in module._parameters.items():
-                    if value is not None and fnmatch.fnmatchcase(name, tensor):
+                    if value is not None and (name == tensor if literal else fnmatch.fnmatchcase(name, tensor)):
                         yield _join(path, name)
         return
     for name, _ in scope.named_parameters():
@@ -200,24 +205,42 @@ def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_type
     Returns which rule set each parameter (by qualified name), for `dsl summary --init`.
     """
     winners: dict[str, Rule] = {}
+    root_modules = None
     for prefix, rules in scoped:
         scope = root.get_submodule(prefix) if prefix else root
         modules = list(scope.named_modules())
+        if not prefix:
+            root_modules = modules
         for rule in rules:
             hits = [_join(prefix, name) for name in _matches(scope, modules, rule, layer_types)]
             if not hits and rule.recipe is None:
                 raise InitError(f"the init rule '{rule.target}' matches no tensor", rule.span, hint=_no_match_hint(scope, rule, layer_types))
             winners.update(dict.fromkeys(hits, rule))
-    for name, param in root.named_parameters():
-        rule = winners.get(name)
-        if rule is None:
-            continue
-        if stream is None:
-            rule.init.apply(param)
-        else:
-            with stream(name + "#init"):
-                rule.init.apply(param)
+    if not winners:
+        return winners
+    # Which tensor gets which rule is worked out first, in one go: between torch's init
+    # kernels, which sweep the caches, there is then no more than a loop step.
+    parameters = _named_parameters(root.named_modules() if root_modules is None else root_modules)
+    todo = [(name, param, winners[name].init) for name, param in parameters if name in winners]
+    with torch.no_grad():
+        for name, param, initialiser in todo:
+            if stream is None:
+                initialiser.apply_without_grad(param)
+            else:
+                with stream(name + "#init"):
+                    initialiser.apply_without_grad(param)
     return winners
+
+
+def _named_parameters(modules: Iterable[tuple[str, nn.Module]]) -> Iterator[tuple[str, nn.Parameter]]:
+    """`root.named_parameters()` from `root.named_modules()`, which initialise has most
+    often walked already: the tree is walked once, not twice."""
+    seen: set[int] = set()
+    for path, module in modules:
+        for name, param in module._parameters.items():
+            if param is not None and id(param) not in seen:
+                seen.add(id(param))
+                yield _join(path, name), param
 
 
 def _no_match_hint(scope: nn.Module, rule: Rule, layer_types: Callable[[str], type | None]) -> str:

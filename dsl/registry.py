@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +78,78 @@ class Layer:
     @functools.cached_property
     def input_size_params(self) -> tuple[str, ...]:
         return tuple(p for p in self.keyword_names if p in INPUT_SIZE_PARAMS)
+
+    @functools.cached_property
+    def expected_types(self) -> dict[str, type | tuple[type, ...]]:
+        """The parameters whose annotation `isinstance` can check, and what it checks."""
+        sig = self.signature
+        if sig is None:
+            return {}
+        types_ = {p.name: _plain_type(p.annotation) for p in sig.parameters.values() if p.annotation is not inspect.Parameter.empty}
+        return {name: expected for name, expected in types_.items() if expected is not None}
+
+    def binding(self, keywords: tuple[str, ...], count: int) -> Binding:
+        """How a call with these keywords and `count` positional arguments binds; the
+        same few shapes of call recur for every layer of a network."""
+        key = (keywords, count)
+        found = self._bindings.get(key)
+        if found is None:
+            if len(self._bindings) >= _MAX_BINDINGS:
+                self._bindings.clear()
+            found = self._bindings[key] = self._bind(keywords, count)
+        return found
+
+    @functools.cached_property
+    def _bindings(self) -> dict[tuple[tuple[str, ...], int], Binding]:
+        return {}
+
+    def _bind(self, keywords: tuple[str, ...], count: int) -> Binding:
+        names = self.keyword_names
+        unknown = next((k for k in keywords if k not in names), None) if not self.accepts_var_kwargs else None
+        positional = [p for p in self.positional_params if p.name not in keywords]
+        required = [p.name for p in positional if p.default is inspect.Parameter.empty]
+        inferable = [name for name in required if name in INPUT_SIZE_PARAMS]
+        inferred = inferable[: max(0, min(len(required) - count, len(inferable)))]
+        slots = tuple(p.name for p in positional if p.name not in inferred)
+        return Binding(unknown, slots, tuple(inferred), tuple(required))
+
+
+_MAX_BINDINGS = 256
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A call's arguments against a layer's signature (see `shapes.bind_layer_args`)."""
+
+    unknown: str | None  # the first keyword the layer does not take
+    slots: tuple[str, ...]  # the parameters positional arguments fill, in order
+    inferred: tuple[str, ...]  # required input sizes left out: read from the input
+    required: tuple[str, ...]  # positional parameters without a default
+
+
+_SIMPLE = {"int": int, "bool": bool, "float": float, "str": str}
+
+
+def _plain_type(annotation: Any) -> type | tuple[type, ...] | None:
+    """The annotation as isinstance() understands it, for the simple cases only: plain
+    types, and unions of them with tuples (`kernel_size: int | tuple[int, int]`)."""
+    if isinstance(annotation, str):
+        return _SIMPLE.get(annotation)
+    if annotation in (int, float, bool, str):
+        return (int, bool) if annotation is int else annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members: list[type] = []
+        for member in typing.get_args(annotation):
+            if member is type(None) or member in (int, float, bool, str):
+                members.append(member)
+            elif typing.get_origin(member) is tuple or member is tuple:
+                members.extend((tuple, list))
+            else:
+                return None
+        if float in members and int not in members:
+            members.append(int)
+        return tuple(dict.fromkeys(members))
+    return None
 
 
 @dataclass(frozen=True)

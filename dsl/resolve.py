@@ -94,6 +94,8 @@ class Elaborator:
         self.outputs: dict[tuple, Any] = {}  # (meta module, input signatures) -> output meta
         self.weights: list[WeightsSpec] = []
         self._templates: dict[str, list[tuple[str, ir.ExprNode]]] = {}
+        self._names: dict[tuple[int, str], Any] = {}  # (unit, name) -> what lookup found
+        self._arg_spans: dict[int, dict[int | str, Span]] = {}  # by call
 
     def meta_module(self, layer: Layer, bound: dict[str, Any], span: Span) -> tuple[torch.nn.Module, tuple[int, int]]:
         """One meta instance per distinct layer and arguments, with its parameter and
@@ -106,6 +108,15 @@ class Elaborator:
 
     # -- names
     def lookup(self, name: str, unit: Unit) -> Any:
+        """What a name not in scope refers to in `unit` (None if nothing); a block body
+        looks up the same few names each time it is elaborated."""
+        key = (id(unit), name)
+        if key in self._names:
+            return self._names[key]
+        found = self._names[key] = self._find(name, unit)
+        return found
+
+    def _find(self, name: str, unit: Unit) -> Any:
         if name in unit.names:
             return BlockRef(unit.names[name])
         layer = REGISTRY.layer(name)
@@ -131,6 +142,15 @@ class Elaborator:
             if expr is not None:
                 out.append(str(frame.static(expr)))
         return "".join(out)
+
+    def arg_spans(self, call: ir.Call) -> dict[int | str, Span]:
+        """Where each argument of a call is written (positional index or keyword)."""
+        found = self._arg_spans.get(id(call))
+        if found is None:
+            found = {i: a.span for i, a in enumerate(call.args)}
+            found.update({k: v.span for k, v in call.kwargs.items()})
+            self._arg_spans[id(call)] = found
+        return found
 
     # -- steps
     def step(self, span: Span) -> None:
@@ -263,7 +283,7 @@ class Elaborator:
 
     # -- containers
     def container_handle(self, node: ir.Container, frame: Frame) -> Handle:
-        handle = Handle("container", node.span, container=node, frame=frame)
+        handle = Handle("container", node.span, container=node)
         handle.options = {k: frame.static(v) for k, v in node.options.items()}
         _check_container_options(node, handle.options)
         ContainerBody(self, handle, frame).run(node.body)
@@ -489,8 +509,8 @@ class GraphBody(_Body):
     def other(self, stmt: Any) -> None:
         if self.builder.has_return:
             raise StructureError("nothing may follow 'return'", stmt.span)
-        handler = getattr(self, "_" + type(stmt).__name__)
-        handler(stmt)
+        handler = _HANDLERS.get(type(stmt)) or _handler(type(stmt))
+        handler(self, stmt)
 
     def _Input(self, stmt: ir.Input) -> None:
         index = len(self.inputs)
@@ -653,6 +673,15 @@ class GraphBody(_Body):
         for rule in stmt.init:
             name, args, kwargs = self._init_call(rule.init)
             self.builder.init_rules.extend(init.rule_from(rule.match, name, args, kwargs, rule.span))
+
+
+# GraphBody's `_<Statement>` methods by statement type, filled as types are met.
+_HANDLERS: dict[type, Callable[[GraphBody, Any], None]] = {}
+
+
+def _handler(stmt_type: type) -> Callable[[GraphBody, Any], None]:
+    handler = _HANDLERS[stmt_type] = getattr(GraphBody, "_" + stmt_type.__name__)
+    return handler
 
 
 # ============================================================================ entry point

@@ -52,11 +52,14 @@ def _is_meta(value: Any) -> bool:
 
 
 def _float_meta(*tensors: Any) -> bool:
-    return all(_is_meta(t) and t.dtype.is_floating_point for t in tensors)
+    return all([isinstance(t, torch.Tensor) and t.is_meta and t.dtype.is_floating_point for t in tensors])
+
+
+_META = torch.device("meta")
 
 
 def _empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    return torch.empty(tuple(shape), dtype=dtype, device="meta")
+    return torch.empty(tuple(shape), dtype=dtype, device=_META)
 
 
 def _dim(dim: Any, ndim: int, extra: int = 0) -> int | None:
@@ -106,6 +109,8 @@ def _broadcast(*tensors: torch.Tensor) -> Shape | None:
 
 def _broadcast_shapes(*shapes: Shape) -> Shape | None:
     """torch's broadcasting, in plain Python: torch.broadcast_shapes imports sympy."""
+    if all(s == shapes[0] for s in shapes):  # a residual add
+        return shapes[0]
     ndim = max(len(s) for s in shapes)
     out = []
     for sizes in zip(*((1,) * (ndim - len(s)) + s for s in shapes), strict=True):
@@ -433,7 +438,8 @@ def _preserving(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:
         return None
     if isinstance(module, nn.Softmax | nn.LogSoftmax | nn.Softmin) and module.dim is not None and _dim(module.dim, input.dim()) is None:
         return None
-    return input if _float_meta(input) and all(p.dtype == input.dtype for p in module.parameters(recurse=False)) else None
+    own = [p for p in module._parameters.values() if p is not None]  # parameters(recurse=False), without its generators
+    return input if _float_meta(input) and all(p.dtype == input.dtype for p in own) else None
 
 
 def _pool_module(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:

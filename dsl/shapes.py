@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import operator
-import types
-import typing
 from collections.abc import Callable, Iterator, Sequence
 from math import prod
 from typing import Any
@@ -125,31 +122,24 @@ def bind_layer_args(
     arg_spans = arg_spans or {}
     if layer.signature is None or (layer.accepts_var_kwargs and not layer.positional_params):
         return {**{str(i): a for i, a in enumerate(args)}, **kwargs} if args else dict(kwargs)
-    names = layer.keyword_names
-    for key in kwargs:
-        if key not in names and not layer.accepts_var_kwargs:
-            raise UnknownKeywordError(
-                f"{layer.name} has no argument '{key}'",
-                keyword_span(key, arg_spans[key]) if key in arg_spans else span,
-                hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}",
-            )
-    positional = [p for p in layer.positional_params if p.name not in kwargs]
-    required = [p for p in positional if p.default is inspect.Parameter.empty]
-    inferable = [p.name for p in required if p.name in INPUT_SIZE_PARAMS]
-    missing = len(required) - len(args)
-    inferred = inferable[: max(0, min(missing, len(inferable)))]
-    slots = [p for p in positional if p.name not in inferred]
+    plan = layer.binding(tuple(kwargs), len(args))
+    if plan.unknown is not None:
+        key, names = plan.unknown, layer.keyword_names
+        raise UnknownKeywordError(
+            f"{layer.name} has no argument '{key}'",
+            keyword_span(key, arg_spans[key]) if key in arg_spans else span,
+            hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}",
+        )
+    slots = plan.slots
     if len(args) > len(slots):
         raise ArityError(
             f"{layer.name} takes at most {len(slots)} positional argument{'s' if len(slots) != 1 else ''} here, {len(args)} were given",
             arg_spans.get(len(slots), span),
-            hint=f"its positional parameters are: {', '.join(p.name for p in slots)}" if slots else "give its arguments by keyword",
+            hint=f"its positional parameters are: {', '.join(slots)}" if slots else "give its arguments by keyword",
         )
-    bound = {p.name: a for p, a in zip(slots, args)}
-    value_spans = {p.name: arg_spans[i] for i, p in enumerate(slots) if i in arg_spans}
-    value_spans.update({k: v for k, v in arg_spans.items() if isinstance(k, str)})
+    bound = dict(zip(slots, args))
     bound.update(kwargs)
-    for name in inferred:
+    for name in plan.inferred:
         if input_meta is None:
             raise ArgumentError(
                 f"{layer.name} needs '{name}', which is read from its input, but it is never applied to one",
@@ -157,10 +147,10 @@ def bind_layer_args(
                 hint=f"give {name}= explicitly, or apply the layer to a value",
             )
         bound[name] = _input_size(name, input_meta, layer, span)
-    unset = [p.name for p in required if p.name not in bound]
+    unset = [name for name in plan.required if name not in bound]
     if unset:
         raise ArityError(f"{layer.name} is missing required argument{'s' if len(unset) > 1 else ''} {', '.join(repr(u) for u in unset)}", span)
-    _check_types(layer, bound, span, value_spans)
+    _check_types(layer, bound, span, slots, arg_spans)
     return bound
 
 
@@ -202,15 +192,10 @@ def check_input_sizes(
             )
 
 
-def _check_types(layer: Layer, bound: dict[str, Any], span: Span, value_spans: dict[str, Span] | None = None) -> None:
-    sig = layer.signature
-    if sig is None:
-        return
+def _check_types(layer: Layer, bound: dict[str, Any], span: Span, slots: tuple[str, ...], arg_spans: dict[int | str, Span]) -> None:
+    expected_types = layer.expected_types
     for name, value in bound.items():
-        param = sig.parameters.get(name)
-        if param is None or param.annotation is inspect.Parameter.empty:
-            continue
-        expected = _plain_type(param.annotation)
+        expected = expected_types.get(name)
         if expected is None or isinstance(value, expected):
             continue
         if expected in (float,) and isinstance(value, int) and not isinstance(value, bool):
@@ -222,34 +207,18 @@ def _check_types(layer: Layer, bound: dict[str, Any], span: Span, value_spans: d
             hint = f"write {value.strip()} without quotes"
         raise ArgumentTypeError(
             f"{layer.name}'s '{name}' takes {_type_words(expected)}, not {type(value).__name__} {value!r}",
-            (value_spans or {}).get(name, span),
+            _value_span(name, slots, arg_spans, span),
             hint=hint,
         )
 
 
-_SIMPLE = {"int": int, "bool": bool, "float": float, "str": str}
-
-
-def _plain_type(annotation: Any) -> type | tuple[type, ...] | None:
-    """The annotation as isinstance() understands it, for the simple cases only: plain
-    types, and unions of them with tuples (`kernel_size: int | tuple[int, int]`)."""
-    if isinstance(annotation, str):
-        return _SIMPLE.get(annotation)
-    if annotation in (int, float, bool, str):
-        return (int, bool) if annotation is int else annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members: list[type] = []
-        for member in typing.get_args(annotation):
-            if member is type(None) or member in (int, float, bool, str):
-                members.append(member)
-            elif typing.get_origin(member) is tuple or member is tuple:
-                members.extend((tuple, list))
-            else:
-                return None
-        if float in members and int not in members:
-            members.append(int)
-        return tuple(dict.fromkeys(members))
-    return None
+def _value_span(name: str, slots: tuple[str, ...], arg_spans: dict[int | str, Span], span: Span) -> Span:
+    """Where the value of parameter `name` is written: its keyword, its positional
+    argument, or else the whole call."""
+    if name in arg_spans:
+        return arg_spans[name]
+    index = slots.index(name) if name in slots else None
+    return arg_spans.get(index, span) if index is not None else span
 
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a tuple", type(None): "none"}

@@ -9,6 +9,7 @@ writes a graph body as a `torch.fx` graph. `dsl.resolve` evaluates and elaborate
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,11 +49,12 @@ if TYPE_CHECKING:
 MAX_LOOP = 100_000
 MAX_SEQUENCE = 1_000_000
 MAX_INT_BITS = 4096
+STATIC_TYPES = frozenset({int, float, bool, str, type(None)})  # build-time values that are already static
 
 # ============================================================================ values
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Val:
     """A tensor computed in `forward`: its graph node and its meta tensor."""
 
@@ -63,6 +65,8 @@ class Val:
 
 class Dim:
     """A size read from a graph value: an int while building, a node in `forward`."""
+
+    __slots__ = ("_emit", "_node", "name", "value")
 
     def __init__(self, value: int, emit: Callable[[], fx.Node]) -> None:
         self.value = value
@@ -174,6 +178,8 @@ class Handle:
     """A module named in a body. It is built on its first application, when the shapes
     it is applied to are known (to infer `in_channels` and the like)."""
 
+    __slots__ = ("_first", "_runner", "block", "call", "children", "container", "frame", "kind", "layer", "name", "options", "path", "source", "span", "spec")
+
     def __init__(self, kind: str, span: Span, *, layer: Layer | None = None, block: Definition | None = None,
                  container: ir.Container | None = None, call: ir.Call | None = None, frame: Frame | None = None) -> None:
         self.kind = kind  # "layer", "block", "container"
@@ -221,7 +227,8 @@ class Handle:
         """The output meta for these input metas, building the module the first time."""
         if self._runner is None:
             out = self._build(inputs, sources, span, elab)
-            self._first = ([meta_signature(m) for m in inputs], out, inputs, span)
+            if self.kind == "block":
+                self._first = ([meta_signature(m) for m in inputs], out, inputs, span)
             return out
         if self.kind == "block" and self._first is not None:
             if [meta_signature(m) for m in inputs] == self._first[0]:
@@ -279,11 +286,7 @@ class Handle:
         count = len(bound) - len(self.call.args) - len(self.call.kwargs)
         if count <= 0:
             return ()
-        left_out = [
-            p.name for p in self.layer.positional_params
-            if p.name not in self.call.kwargs and p.default is p.empty and p.name in shapes.INPUT_SIZE_PARAMS
-        ]  # fmt: skip
-        return tuple(left_out[:count])
+        return self.layer.binding(tuple(self.call.kwargs), len(self.call.args)).inferred[:count]
 
     def bind(self, input_meta: torch.Tensor | None, elab: Elaborator) -> dict[str, Any]:
         assert self.layer is not None and self.call is not None and self.frame is not None
@@ -296,9 +299,7 @@ class Handle:
         frame = self.frame.child_scope(extra) if extra else self.frame
         args = [frame.static(a) for a in self.call.args]
         kwargs = {k: frame.static(v) for k, v in self.call.kwargs.items()}
-        arg_spans: dict[int | str, Span] = {i: a.span for i, a in enumerate(self.call.args)}
-        arg_spans.update({k: v.span for k, v in self.call.kwargs.items()})
-        return shapes.bind_layer_args(self.layer, args, kwargs, input_meta, self.span, arg_spans)
+        return shapes.bind_layer_args(self.layer, args, kwargs, input_meta, self.span, elab.arg_spans(self.call))
 
     def _build_container(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
         kind = self.container.kind
@@ -309,9 +310,11 @@ class Handle:
                 hint="apply it in a graph body (its run option decides how), or use a Sequential",
             )
 
+        children = self.children  # the runner is kept on this handle: it must not refer back to it
+
         def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
             out, src = metas, srcs
-            for _, child in self.children:
+            for _, child in children:
                 out = [child.call_meta(out, src, child.span, elab)]
                 src = [child.span]
             return out[0]
@@ -345,7 +348,7 @@ _MAX_META_MODULES = 4096
 
 
 def shared_meta_module(layer: Layer, frozen: Any, bound: dict[str, Any], span: Span) -> tuple[torch.nn.Module, tuple[int, int]]:
-    key = (layer.factory, frozen) if _by_value(frozen) else None
+    key = (layer.factory, frozen) if _by_value(bound) else None
     found = _META_MODULES.get(key) if key is not None else None
     if found is None:
         module = shapes.construct_on_meta(layer, bound, span)
@@ -357,21 +360,30 @@ def shared_meta_module(layer: Layer, frozen: Any, bound: dict[str, Any], span: S
     return found
 
 
-def _by_value(frozen: Any) -> bool:
-    """Whether a `frozen_key` key names its values, with nothing kept by identity."""
-    if isinstance(frozen, tuple):
-        if len(frozen) == 2 and frozen[0] in ("id", "block") and isinstance(frozen[1], int):
-            return False
-        return all(_by_value(part) for part in frozen)
+def _by_value(value: Any) -> bool:
+    """Whether `frozen_key(value)` names values only, with nothing kept by identity."""
+    if isinstance(value, dict):
+        return all([type(v) in STATIC_TYPES or _by_value(v) for v in value.values()])
+    if isinstance(value, list | tuple):
+        return all([type(v) in STATIC_TYPES or _by_value(v) for v in value])
+    if isinstance(value, BlockRef):
+        return False
+    try:
+        hash(value)
+    except TypeError:
+        return False
     return True
 
 
 def frozen_key(value: Any) -> Any:
     """A hashable stand-in for a build-time value (blocks and layers by identity)."""
+    if type(value) in STATIC_TYPES:
+        return (type(value).__name__, value)
+    # Below, plain items are frozen in place: a layer's arguments are mostly plain.
     if isinstance(value, dict):
-        return tuple((k, frozen_key(v)) for k, v in value.items())
+        return tuple([(k, (type(v).__name__, v) if type(v) in STATIC_TYPES else frozen_key(v)) for k, v in value.items()])
     if isinstance(value, list | tuple):
-        return (type(value).__name__, *(frozen_key(v) for v in value))
+        return (type(value).__name__, *[(type(v).__name__, v) if type(v) in STATIC_TYPES else frozen_key(v) for v in value])
     if isinstance(value, BlockRef):
         return ("block", id(value.definition.node))
     if isinstance(value, LayerRef):
@@ -422,13 +434,14 @@ class GraphBuilder:
             member.attach(name)
 
     def node(self, op: str, target: Any, args: tuple, kwargs: dict | None = None) -> fx.Node:
-        return self.graph.create_node(op, target, args, kwargs or {})
+        return _new_node(self.graph, op, target, args, kwargs)
 
     def dim(self, val: Val, index: int) -> Dim:
         key = (id(val.node), index)
         if key not in self._dims:
             size = int(val.meta.shape[index])
-            self._dims[key] = Dim(size, lambda: self.node("call_method", "size", (val.node, index)))
+            # Made from the graph, not this builder, which keeps the Dim (no reference cycle).
+            self._dims[key] = Dim(size, functools.partial(_new_node, self.graph, "call_method", "size", (val.node, index)))
         return self._dims[key]
 
     def finish(self, elab: Elaborator) -> GraphSpec:
@@ -437,9 +450,39 @@ class GraphBuilder:
         members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]] = []
         for name, member in self.members:
             members.append((name, member.finish(elab) if isinstance(member, Handle) else member))
+        # The handles' frames refer back to this builder; letting go of them lets reference
+        # counting free the elaboration, instead of the cyclic collector (slower, and later).
+        self.members = []
         return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
 
 
+def _new_node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict | None = None) -> fx.Node:
+    # fx walks a new node's arguments for symbolic ints (a pytree walk per node); ours
+    # never hold any, so the node is made bare and its arguments are set after.
+    node = graph.create_node(op, target, name=_node_name(graph, target))
+    if args:
+        node.args = args
+    if kwargs:
+        node.kwargs = kwargs
+    return node
+
+
+# The name fx gives a node, before it is made unique, depends on the target alone (`conv1`,
+# `add`, `flatten`) and costs a regex each time: worked out once per target. Bounded.
+_NODE_NAMES: dict[Any, str] = {}
+_MAX_NODE_NAMES = 4096
+
+
+def _node_name(graph: fx.Graph, target: Any) -> str:
+    try:
+        name = _NODE_NAMES.get(target)
+    except TypeError:  # an unhashable callable
+        return graph._target_to_str(target)
+    if name is None:
+        if len(_NODE_NAMES) >= _MAX_NODE_NAMES:
+            _NODE_NAMES.clear()
+        name = _NODE_NAMES[target] = graph._target_to_str(target)
+    return name
 
 
 # ============================================================================ working with values
@@ -465,6 +508,8 @@ def kind_of(value: Any) -> str:
 
 
 def to_static(value: Any, span: Span) -> Any:
+    if type(value) in STATIC_TYPES:
+        return value
     if isinstance(value, Dim):
         return value.value
     if isinstance(value, list):
@@ -542,15 +587,19 @@ def as_hashable(value: Any, span: Span) -> Any:
     return value
 
 
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}  # fmt: skip
+_NUMBERS = frozenset({int, float, bool})
+
+
 def python_op(op: str, left: Any, right: Any, span: Span) -> Any:
     _guard_size(op, left, right, span)
     try:
         if op in OPERATORS:
             return OPERATORS[op](left, right)
-        return {
-            "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-            "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-        }[op](left, right)  # fmt: skip
+        return _COMPARISONS[op](left, right)
     except ZeroDivisionError:
         raise EvaluationError("division by zero", span) from None
     except (TypeError, ValueError, OverflowError) as exc:
@@ -564,6 +613,8 @@ def _guard_size(op: str, left: Any, right: Any, span: Span) -> None:
         raise LimitError(f"{left} ** {right} is too large to compute", span)
     if op == "*" and isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
         raise LimitError(f"a product of {left.bit_length()}-bit and {right.bit_length()}-bit integers is too large to compute", span)
+    if type(left) in _NUMBERS and type(right) in _NUMBERS:
+        return  # what follows is about strings and sequences
     if op == "*":
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > 0 and _expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE:

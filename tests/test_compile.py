@@ -76,6 +76,23 @@ def seeded(make_ref: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
     return make_ref()
 
 
+def test_module_registration_hooks_see_every_child() -> None:
+    """The compiler registers children without `add_module` when nothing listens; a
+    global registration hook, when a program adds one, must still see each of them."""
+    seen: list[str] = []
+
+    def hook(parent: nn.Module, name: str, child: nn.Module) -> None:
+        seen.append(name)
+
+    handle = nn.modules.module.register_module_module_registration_hook(hook)
+    try:
+        model = build("mnist_mlp.net", seed=0)
+    finally:
+        handle.remove()
+    expected = [name.rpartition(".")[2] for name, _ in model.named_modules() if name]
+    assert sorted(seen) == sorted(expected)
+
+
 # --------------------------------------------------------------------------- S1: MNIST MLP
 
 
