@@ -5,12 +5,14 @@ weights for the same seed in separate processes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -162,19 +164,32 @@ def test_onnx_export_runs_in_onnxruntime(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- distributed
 
 
-def _init(rank: int, world: int, port: int) -> None:
+@contextlib.contextmanager
+def _process_group(rank: int, world: int, port: int) -> Iterator[None]:
+    """A gloo group for one worker. A worker whose checks all passed leaves with
+    `os._exit(0)` once the group is destroyed: at interpreter shutdown, gloo's threads can
+    still hold tensors that need the GIL, and the process then aborts now and then
+    ("terminate called without an active exception") after the test has passed. A failing
+    worker raises as usual, so that spawn reports its traceback."""
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    try:
+        yield
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it
+    finally:
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _ddp_worker(rank: int, world: int, port: int) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    _init(rank, world, port)
-    try:
+    with _process_group(rank, world, port):
         model = dsl.build_model(SPEC, seed=0)  # the same seed on every rank
         ddp = DistributedDataParallel(model)
         optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
@@ -193,9 +208,6 @@ def _ddp_worker(rank: int, world: int, port: int) -> None:
         gathered = [torch.empty_like(weights) for _ in range(world)]
         dist.all_gather(gathered, weights)
         assert all(torch.equal(w, weights) for w in gathered), "weights differ after the step"
-        dist.barrier()  # neither rank tears gloo down while the other still talks to it
-    finally:
-        dist.destroy_process_group()
 
 
 def test_distributed_data_parallel_gloo() -> None:
@@ -226,8 +238,7 @@ def _fsdp_worker(rank: int, world: int, port: int) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    _init(rank, world, port)
-    try:
+    with _process_group(rank, world, port):
         mesh = init_device_mesh("cpu", (world,))
         direct = dsl.build_model(PLAIN_SPEC, seed=7)
         expected = {k: v.clone() for k, v in direct.state_dict().items()}
@@ -261,9 +272,6 @@ def _fsdp_worker(rank: int, world: int, port: int) -> None:
         gathered = [torch.empty_like(full) for _ in range(world)]
         dist.all_gather(gathered, full)
         assert all(torch.equal(g, full) for g in gathered)
-        dist.barrier()  # neither rank tears gloo down while the other still talks to it
-    finally:
-        dist.destroy_process_group()
 
 
 def test_fsdp2_fully_shard_from_meta_build() -> None:
