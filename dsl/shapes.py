@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from math import prod
 from typing import Any
@@ -242,19 +243,54 @@ _INIT_FUNCTIONS = [name for name in dir(nn.init) if name.endswith("_") and not n
 def on_meta() -> Iterator[None]:
     """Construct modules on meta without running their initialisers: meta tensors hold no
     values, and the init code is most of a meta construction's cost (a conv: 84 µs of 340)."""
-    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
-    for name in _INIT_FUNCTIONS:
-        setattr(nn.init, name, _keep)
+    _META_INITS.enter()
     try:
         with torch.device("meta"):
             yield
     finally:
-        for name, fn in saved.items():
-            setattr(nn.init, name, fn)
+        _META_INITS.leave()
 
 
-def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    return tensor
+class _MetaInitSkipping:
+    """`nn.init`'s functions, swapped for ones that leave meta tensors alone while any
+    thread is inside `on_meta`. The swap is seen by every thread, so on any other tensor
+    the swapped-in function runs torch's: a model another thread initialises meanwhile gets
+    its values. The first thread in swaps, the last one out restores."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.saved: dict[str, Callable[..., Any]] = {}
+        self.wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}  # by torch's function
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.users == 0:
+                self.saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+                for name, fn in self.saved.items():
+                    setattr(nn.init, name, self._wrapper(fn))
+            self.users += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                for name, fn in self.saved.items():
+                    setattr(nn.init, name, fn)
+
+    def _wrapper(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        wrapper = self.wrappers.get(fn)
+        if wrapper is None:
+
+            @functools.wraps(fn)
+            def wrapper(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+                return tensor if tensor.is_meta else fn(tensor, *args, **kwargs)
+
+            self.wrappers[fn] = wrapper
+        return wrapper
+
+
+_META_INITS = _MetaInitSkipping()
 
 
 def construct_on_meta(layer: Layer, bound: dict[str, Any], span: Span) -> nn.Module:

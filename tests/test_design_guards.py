@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import threading
 import weakref
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from torch import nn
 
 import dsl
 import dsl.values
+from dsl import shapes
 from dsl.compile import GeneratedModule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,3 +172,53 @@ def test_validate_allocates_no_weights_on_cpu() -> None:
         stack.extend(node.children)
     # the token embedding alone would be 50257 x 2048 x 4 bytes = 412 MB
     assert largest < 1 << 20, f"a {largest / 2**20:.0f} MB CPU block was allocated while validating"
+
+
+# --------------------------------------------------------------------------- meta builds and threads
+
+
+def _inside_on_meta(inside: threading.Event, leave: threading.Event) -> threading.Thread:
+    """A thread that enters `on_meta` (as validate does for each layer) and stays there."""
+
+    def hold() -> None:
+        with shapes.on_meta():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert inside.wait(10)
+    return thread
+
+
+def test_a_meta_build_in_another_thread_leaves_real_inits_alone() -> None:
+    """Building on meta skips torch's init functions; a thread that initialises a real
+    tensor at that moment must still get its values."""
+    inside, leave = threading.Event(), threading.Event()
+    thread = _inside_on_meta(inside, leave)
+    try:
+        real = torch.zeros(3)
+        nn.init.constant_(real, 2.0)
+        torch.manual_seed(0)
+        linear = nn.Linear(4, 4)
+        meta = torch.empty(3, device="meta")
+        assert nn.init.constant_(meta, 2.0) is meta
+    finally:
+        leave.set()
+        thread.join()
+    assert torch.equal(real, torch.full((3,), 2.0))
+    torch.manual_seed(0)
+    assert torch.equal(linear.weight, nn.Linear(4, 4).weight)
+
+
+def test_overlapping_meta_builds_restore_torch_init() -> None:
+    """Two threads in `on_meta` at once, leaving in the order they came: torch's own
+    functions are back afterwards, whichever left last."""
+    originals = {name: getattr(nn.init, name) for name in ("kaiming_uniform_", "uniform_", "constant_")}
+    events = [(threading.Event(), threading.Event()) for _ in range(2)]
+    threads = [_inside_on_meta(inside, leave) for inside, leave in events]
+    assert nn.init.uniform_ is not originals["uniform_"]
+    for (_, leave), thread in zip(events, threads, strict=True):
+        leave.set()
+        thread.join()
+    assert {name: getattr(nn.init, name) for name in originals} == originals
