@@ -130,9 +130,7 @@ class _Builder:
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
-            if self.stream is None:
-                return spec.layer.factory(**spec.kwargs)
-            with self.stream(path):
+            with self._draws(path):
                 return spec.layer.factory(**spec.kwargs)
         if isinstance(spec, ContainerSpec):
             return self._container(spec, path)

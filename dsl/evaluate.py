@@ -95,9 +95,7 @@ class Frame:
         return expr.value
 
     def _eval_Name(self, expr: ir.Name) -> Any:
-        name = expr.id
-        if "{" in name:
-            name = self.elab.expand_name(name, self, expr.span)
+        name = self.elab.expand_name(expr.id, self, expr.span)
         if name in self.scope:
             return self.scope[name]
         found = self.elab.lookup(name, self.unit)
