@@ -147,10 +147,10 @@ def _on_meta(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
 
 
 def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
-    from dsl import compile as dsl_compile
-    from dsl import loader
-    from dsl.resolve import resolve
-    from dsl.specs import LeafSpec
+    from dsl.build import compile as dsl_compile
+    from dsl.elaborate.resolve import resolve
+    from dsl.plan import LeafSpec
+    from dsl.syntax import loader
 
     rows: list[Row] = []
     for name, path, make_ref, ref_name in BUILD_CASES:
@@ -246,7 +246,7 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
 @contextlib.contextmanager
 def _timed_initialisers(acc: list[float]) -> Iterator[None]:
     """Init rules call torch's nn.init functions: that time is torch's too."""
-    from dsl import init
+    from dsl.torchlib import init
 
     saved = dict(init.INITIALISERS)
     init.INITIALISERS.update({name: _timed(fn, acc) for name, fn in saved.items()})
@@ -268,7 +268,7 @@ def status(key):
                 return int(line.split()[1]) / 1024  # MB
 
 import torch  # the baseline: everything below is beyond `import torch`
-import dsl, dsl.resolve, dsl.parse_net, dsl.registry  # warm imports
+import dsl, dsl.elaborate.resolve, dsl.syntax.parse_net, dsl.torchlib.registry  # warm imports
 from benchmarks import references as refs
 spec, params = {spec!r}, {params!r}
 
@@ -357,9 +357,9 @@ def generated_spec(lines: int = 10_000) -> str:
 def parse(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     import yaml
 
-    from dsl.parse_net import parse_net
-    from dsl.parse_yaml import parse_yaml
-    from dsl.printer import print_yaml
+    from dsl.syntax.parse_net import parse_net
+    from dsl.syntax.parse_yaml import parse_yaml
+    from dsl.syntax.printer import print_yaml
 
     rows: list[Row] = []
     text = generated_spec()
@@ -397,8 +397,8 @@ def parse(settings: Settings, log: Callable[[str], None]) -> list[Row]:
 
 
 def scale(settings: Settings, log: Callable[[str], None]) -> list[Row]:
-    from dsl.compile import compile_resolved
-    from dsl.resolve import resolve
+    from dsl.build.compile import compile_resolved
+    from dsl.elaborate.resolve import resolve
 
     rows: list[Row] = []
     per_layer: dict[str, dict[int, float]] = {"validate": {}, "build": {}}

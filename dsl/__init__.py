@@ -11,22 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsl.elaborate.limits import DEFAULT_MAX_PARAMS, check_params
 from dsl.errors import DSLError
-from dsl.limits import DEFAULT_MAX_PARAMS, check_params
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from dsl.ir import SpecFile
-    from dsl.specs import Resolved
+    from dsl.plan import Resolved
 
 __all__ = ["DSLError", "build_model", "load", "load_model", "materialize", "register", "validate"]
 
 
 def load(path: str | Path) -> SpecFile:
     """Parse a `.net` or YAML file into the IR."""
-    from dsl.loader import read_file
+    from dsl.syntax.loader import read_file
 
     return read_file(Path(path))
 
@@ -43,9 +43,9 @@ def validate(
 
     Returns the resolved network, whose `output` holds the output's meta tensor(s).
     """
-    from dsl.compile import check_init_rules
+    from dsl.build.compile import check_init_rules
+    from dsl.elaborate.resolve import resolve
     from dsl.pauses import gc_paused
-    from dsl.resolve import resolve
 
     with gc_paused():
         resolved = resolve(spec, net=net, params=params, sizes=sizes)
@@ -91,9 +91,9 @@ def build_model(
     """
     import torch
 
-    from dsl.compile import compile_resolved
+    from dsl.build.compile import compile_resolved
+    from dsl.elaborate.resolve import resolve
     from dsl.pauses import gc_paused
-    from dsl.resolve import resolve
 
     with gc_paused():
         resolved = resolve(spec, net=net, params=params, sizes=sizes)  # compiling checks the init rules
@@ -102,7 +102,7 @@ def build_model(
         model = compile_resolved(resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream)
     _load_weights(model, resolved, weights, strict=strict, allow_missing=allow_missing, prefix=prefix, rename=rename)
     if outputs is not None:
-        from dsl.compile import feature_extractor
+        from dsl.build.compile import feature_extractor
 
         return feature_extractor(model, outputs)
     return model
@@ -110,7 +110,7 @@ def build_model(
 
 def _load_weights(model: nn.Module, resolved: Resolved, weights: Any, **options: Any) -> None:
     """`weights=` given to build_model, else the spec's own `weights(...)` statements."""
-    from dsl.weights import load_into
+    from dsl.build.weights import load_into
 
     if weights is not None:
         load_into(model, weights, **options)
@@ -122,7 +122,7 @@ def _load_weights(model: nn.Module, resolved: Resolved, weights: Any, **options:
 def materialize(model: nn.Module, device: str | torch.device, *, seed: int | None = None, init_stream: str = "global") -> nn.Module:
     """Real weights for a model built with `device="meta"`: exactly those a build on
     `device` with the same seed gives."""
-    from dsl.compile import materialize as _materialize
+    from dsl.build.compile import materialize as _materialize
 
     return _materialize(model, device, seed=seed, init_stream=init_stream)
 
@@ -133,13 +133,13 @@ def load_model(path: str | Path, *, device: str | torch.device | None = None) ->
     The file holds the spec text and parameters it was built from; weights load with
     `torch.load(weights_only=True)` or safetensors, never by unpickling code.
     """
-    from dsl.checkpoint import load_model as _load_model
+    from dsl.build.checkpoint import load_model as _load_model
 
     return _load_model(path, device=device)
 
 
 def register(obj: Any = None, *, name: str | None = None) -> Any:
-    """Make a user module class or tensor function nameable in specs (see dsl.registry)."""
-    from dsl.registry import register as _register
+    """Make a user module class or tensor function nameable in specs (see dsl.torchlib.registry)."""
+    from dsl.torchlib.registry import register as _register
 
     return _register(obj, name=name)

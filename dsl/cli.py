@@ -176,8 +176,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 def _literal(text: str, item: str) -> Any:
     from dsl import ir
     from dsl.errors import ArgumentError, DSLError
-    from dsl.parse_net import parse_expression
     from dsl.source import Span
+    from dsl.syntax.parse_net import parse_expression
 
     try:
         node = parse_expression(text, Span(file="--set", line=1, col=1))
@@ -223,12 +223,12 @@ def _validate(args: argparse.Namespace) -> int:
 def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None) -> list[Any]:
     """Every diagnostic for one file: the static checks of all definitions, then each net
     elaborated with shapes (the first error in each)."""
-    from dsl.check import check_unit
-    from dsl.compile import check_init_rules
+    from dsl.build.compile import check_init_rules
+    from dsl.elaborate.check import check_unit
+    from dsl.elaborate.resolve import resolve
     from dsl.errors import DSLError, LimitError
-    from dsl.loader import Library, read_file
-    from dsl.resolve import resolve
     from dsl.source import Span
+    from dsl.syntax.loader import Library, read_file
 
     try:
         spec = read_file(path)
@@ -250,8 +250,8 @@ def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None)
 
 def _fmt(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
-    from dsl.loader import read_file
-    from dsl.printer import print_net, print_yaml
+    from dsl.syntax.loader import read_file
+    from dsl.syntax.printer import print_net, print_yaml
 
     errors: list[DSLError] = []
     changed = []
@@ -277,8 +277,8 @@ def _fmt(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
-    from dsl.loader import read_file
-    from dsl.printer import print_net, print_yaml
+    from dsl.syntax.loader import read_file
+    from dsl.syntax.printer import print_net, print_yaml
 
     try:
         spec = read_file(args.file)
@@ -293,8 +293,8 @@ def _convert(args: argparse.Namespace) -> int:
 def _blocks(args: argparse.Namespace) -> int:
     """The comment header of each library definition is its documentation."""
     from dsl.errors import UnknownNameError, did_you_mean
-    from dsl.loader import read_file, stdlib_dir
-    from dsl.printer import print_expr
+    from dsl.syntax.loader import read_file, stdlib_dir
+    from dsl.syntax.printer import print_expr
 
     found = []
     for path in sorted(stdlib_dir().glob("*.net")):
@@ -345,8 +345,8 @@ def _errors_reported(run: Any) -> Any:
 
 @_errors_reported
 def _summary(args: argparse.Namespace) -> int:
-    from dsl.progress import Progress
-    from dsl.summary import parse_shape, render, render_json, resolve_for_input, summarise
+    from dsl.tools.progress import Progress
+    from dsl.tools.summary import parse_shape, render, render_json, resolve_for_input, summarise
 
     overrides = parse_overrides(args.set)
     shape = parse_shape(args.input) if args.input else None
@@ -362,8 +362,8 @@ def _summary(args: argparse.Namespace) -> int:
 
 @_errors_reported
 def _graph(args: argparse.Namespace) -> int:
-    from dsl.graph import draw, write
-    from dsl.resolve import resolve
+    from dsl.elaborate.resolve import resolve
+    from dsl.tools.graph import draw, write
 
     resolved = resolve(args.file, net=args.net, params=parse_overrides(args.set))
     picture = draw(resolved, depth=max(args.depth, 1), symbols=not args.concrete)
@@ -373,8 +373,8 @@ def _graph(args: argparse.Namespace) -> int:
 
 @_errors_reported
 def _diff(args: argparse.Namespace) -> int:
-    from dsl.diff import compare, render, render_json
-    from dsl.resolve import resolve
+    from dsl.elaborate.resolve import resolve
+    from dsl.tools.diff import compare, render, render_json
 
     overrides = parse_overrides(args.set)
     a = resolve(args.a, params=overrides)
@@ -386,7 +386,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 @_errors_reported
 def _resolve(args: argparse.Namespace) -> int:
-    from dsl.provenance import explain, render, render_json
+    from dsl.tools.provenance import explain, render, render_json
 
     _, entries = explain(args.file, net=args.net, overrides=parse_overrides(args.set))
     print(render_json(entries) if args.format == "json" else render(entries, color=_color(sys.stdout), defaults=not args.no_defaults))
@@ -396,10 +396,10 @@ def _resolve(args: argparse.Namespace) -> int:
 def _build_with_progress(path: Path, overrides: dict[str, Any], net: str | None, seed: int) -> tuple[Any, Any]:
     import torch
 
-    from dsl.checkpoint import count_modules
-    from dsl.compile import compile_resolved
-    from dsl.progress import Progress, counting_modules
-    from dsl.resolve import resolve
+    from dsl.build.checkpoint import count_modules
+    from dsl.build.compile import compile_resolved
+    from dsl.elaborate.resolve import resolve
+    from dsl.tools.progress import Progress, counting_modules
 
     with Progress(f"checking {path.name}") as progress:
         resolved = resolve(path, net=net, params=overrides)
@@ -413,10 +413,10 @@ def _build_with_progress(path: Path, overrides: dict[str, Any], net: str | None,
 
 @_errors_reported
 def _build(args: argparse.Namespace) -> int:
-    from dsl.checkpoint import save
+    from dsl.build.checkpoint import save
     from dsl.errors import ArgumentError
-    from dsl.progress import Progress
-    from dsl.summary import human_bytes
+    from dsl.tools.progress import Progress
+    from dsl.tools.summary import human_bytes
 
     if args.output.suffix not in (".safetensors", ".pt", ".pth"):
         raise ArgumentError(f"cannot save weights as '{args.output.suffix}'", hint="give -o a name ending in .safetensors or .pt")
@@ -431,9 +431,9 @@ def _build(args: argparse.Namespace) -> int:
 
 @_errors_reported
 def _export(args: argparse.Namespace) -> int:
-    from dsl.export import eject, export
-    from dsl.progress import Progress
-    from dsl.resolve import resolve
+    from dsl.elaborate.resolve import resolve
+    from dsl.tools.export import eject, export
+    from dsl.tools.progress import Progress
 
     overrides = parse_overrides(args.set)
     if args.format == "python":

@@ -43,19 +43,19 @@ class Node(BaseModel):
 
 
 def _yaml_expr(value: Any) -> Any:
-    from dsl.parse_yaml import expr_from_yaml  # the YAML spelling of expressions lives there
+    from dsl.syntax.parse_yaml import expr_from_yaml  # the YAML spelling of expressions lives there
 
     return expr_from_yaml(value)
 
 
 def _yaml_dim(value: Any) -> Any:
-    from dsl.parse_yaml import dim_from_yaml
+    from dsl.syntax.parse_yaml import dim_from_yaml
 
     return dim_from_yaml(value)
 
 
 def _yaml_stmts(value: Any) -> Any:
-    from dsl.parse_yaml import stmts_from_yaml
+    from dsl.syntax.parse_yaml import stmts_from_yaml
 
     return stmts_from_yaml(value)
 

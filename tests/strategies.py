@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from dsl import ir
-from dsl.printer import KEYWORDS
 from dsl.source import Span
+from dsl.syntax.printer import KEYWORDS
 
 MAX_EXPR_LEAVES = 8
 

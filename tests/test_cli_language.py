@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dsl.cli import main
-from dsl.loader import read_file
+from dsl.syntax.loader import read_file
 
 ROOT = Path(__file__).parent.parent
 MESSY = """# a doc comment

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 import dsl
+from dsl.build.compile import compile_resolved
 from dsl.cli import main
-from dsl.compile import compile_resolved
-from dsl.export import example_inputs
-from dsl.specs import GraphSpec
+from dsl.plan import GraphSpec
+from dsl.tools.export import example_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -129,7 +129,7 @@ def test_graph_text_mentions_every_member(capsys: pytest.CaptureFixture[str], tm
 
 
 def test_graph_skip_connections_and_depth(tmp_path: Path) -> None:
-    from dsl.graph import draw, to_dot
+    from dsl.tools.graph import draw, to_dot
 
     resolved = dsl.validate(EXAMPLES / "unet.net")
     flat = draw(resolved, depth=1)
@@ -150,7 +150,7 @@ def test_graph_svg_or_clear_fallback(capsys: pytest.CaptureFixture[str], tmp_pat
     if shutil.which("dot"):
         code, _, _ = run(capsys, "graph", EXAMPLES / "unet.net", "-o", out_file)
         assert code == 0 and "<svg" in out_file.read_text()
-    monkeypatch.setattr("dsl.graph.shutil.which", lambda name: None)
+    monkeypatch.setattr("dsl.tools.graph.shutil.which", lambda name: None)
     code, _, err = run(capsys, "graph", EXAMPLES / "unet.net", "-o", tmp_path / "x.png")
     assert code == 1
     assert "'dot' program is not installed" in err and "x.dot" in err
@@ -279,7 +279,7 @@ def test_load_model_refuses_other_files(tmp_path: Path) -> None:
 
 
 def _eject_round_trip(path: Path, tmp_path: Path) -> None:
-    from dsl.export import eject
+    from dsl.tools.export import eject
 
     resolved = dsl.validate(path, sizes=SIZES)
     try:
@@ -396,7 +396,7 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_only_on_a_terminal() -> None:
-    from dsl.progress import Progress
+    from dsl.tools.progress import Progress
 
     piped = io.StringIO()
     with Progress("building", total=3, stream=piped) as p:

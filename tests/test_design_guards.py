@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 import dsl
-import dsl.values
-from dsl import shapes
-from dsl.compile import GeneratedModule
+import dsl.elaborate.values
+from dsl.build.compile import GeneratedModule
+from dsl.torchlib import shapes
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.net"))
@@ -138,7 +138,7 @@ def registered_tensors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, torch
 
     monkeypatch.setattr(nn.Module, "register_parameter", parameter)
     monkeypatch.setattr(nn.Module, "register_buffer", buffer)
-    monkeypatch.setattr(dsl.values, "_META_MODULES", {})  # construct afresh, not from earlier tests
+    monkeypatch.setattr(dsl.elaborate.values, "_META_MODULES", {})  # construct afresh, not from earlier tests
     return seen
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from dsl.cli import validate_file
-from dsl.parse_net import parse_net
-from dsl.parse_yaml import parse_yaml
+from dsl.syntax.parse_net import parse_net
+from dsl.syntax.parse_yaml import parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dsl.loader import read_file
-from dsl.parse_net import parse_net
-from dsl.parse_yaml import parse_yaml
-from dsl.printer import print_net, print_yaml
+from dsl.syntax.loader import read_file
+from dsl.syntax.parse_net import parse_net
+from dsl.syntax.parse_yaml import parse_yaml
+from dsl.syntax.printer import print_net, print_yaml
 
 ROOT = Path(__file__).parent.parent
 SPECS = sorted([*ROOT.glob("examples/*.net"), *ROOT.glob("blocks/*.net")])

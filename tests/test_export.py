@@ -19,7 +19,7 @@ import torch.fx
 from torch import nn
 
 import dsl
-from dsl.compile import GeneratedModule, compile_resolved
+from dsl.build.compile import GeneratedModule, compile_resolved
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.net"))
 # Small representative sizes for the symbolic input dims, so every example builds and runs fast.

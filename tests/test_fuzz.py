@@ -8,10 +8,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsl.check import check_unit
+from dsl.elaborate.check import check_unit
+from dsl.elaborate.resolve import resolve
 from dsl.errors import DSLError
-from dsl.loader import Library, parse_text
-from dsl.resolve import resolve
+from dsl.syntax.loader import Library, parse_text
 from tests.strategies import NET_ALPHABET, mutated_net_texts
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dsl.parse_net import _cache_file
+from dsl.syntax.parse_net import _cache_file
 
 
 def test_cache_goes_to_a_private_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +35,7 @@ def test_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_cached_grammar_parses_the_same(tmp_path: Path) -> None:
     """A fresh process writes the cache, a second one reads it: both give the same IR."""
-    code = "import sys; from dsl.parse_net import parse_net; print(repr(parse_net(open(sys.argv[1]).read(), 'x.net')))"
+    code = "import sys; from dsl.syntax.parse_net import parse_net; print(repr(parse_net(open(sys.argv[1]).read(), 'x.net')))"
     spec = Path(__file__).resolve().parent.parent / "examples" / "unet.net"
     env = {**os.environ, "NETDSL_CACHE_DIR": str(tmp_path)}
     first = subprocess.run([sys.executable, "-c", code, str(spec)], env=env, capture_output=True, text=True, check=True).stdout

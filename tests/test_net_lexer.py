@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsl import parse_net as net
 from dsl.errors import DSLError
-from dsl.parse_net import parse_expression, parse_net
-from dsl.printer import print_expr, print_net
 from dsl.source import Span
+from dsl.syntax import parse_net as net
+from dsl.syntax.parse_net import parse_expression, parse_net
+from dsl.syntax.printer import print_expr, print_net
 from tests.ir_positions import positions
 from tests.strategies import NET_ALPHABET, expressions, mutated_net_texts, spec_files
 

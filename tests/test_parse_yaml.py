@@ -9,8 +9,8 @@ import pytest
 
 from dsl import ir
 from dsl.errors import DSLError, DSLSyntaxError, LimitError, SchemaError, YAMLFormatError
-from dsl.parse_net import parse_net
-from dsl.parse_yaml import parse_yaml
+from dsl.syntax.parse_net import parse_net
+from dsl.syntax.parse_yaml import parse_yaml
 
 UNET_NET = """\
 block DoubleConv(out, mid=none):

@@ -19,9 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dsl
-from dsl import limits
-from dsl.export import eject
-from dsl.parse_net import parse_net
+from dsl.elaborate import limits
+from dsl.syntax.parse_net import parse_net
+from dsl.tools.export import eject
 from tests.spec_gen import GeneratedSpec, specs
 
 BATCHES = (2, 3, 5)  # BatchNorm in training mode needs more than one value per channel
@@ -29,11 +29,11 @@ BATCHES = (2, 3, 5)  # BatchNorm in training mode needs more than one value per 
 
 def _printer():
     try:
-        from dsl import printer
+        from dsl.syntax import printer
 
         printer.print_yaml(parse_net("net A():\n    input x: [B, 3]\n    return x\n"))
     except Exception as exc:  # a broken printer is reported as a skip, not a failure here
-        pytest.skip(f"dsl.printer is not usable: {type(exc).__name__}: {exc}")
+        pytest.skip(f"dsl.syntax.printer is not usable: {type(exc).__name__}: {exc}")
     return printer
 
 
@@ -86,7 +86,7 @@ def test_state_dict_round_trips(gen: GeneratedSpec) -> None:
 @given(specs)
 def test_print_parse_round_trip(gen: GeneratedSpec) -> None:
     printer = _printer()
-    from dsl.parse_yaml import parse_yaml
+    from dsl.syntax.parse_yaml import parse_yaml
 
     spec = parse_net(gen.text)
     text = printer.print_net(spec)

@@ -7,9 +7,9 @@ from hypothesis import given
 
 from dsl import ir
 from dsl.errors import DSLError
-from dsl.parse_net import parse_expression, parse_net
-from dsl.parse_yaml import parse_yaml
-from dsl.printer import print_expr, print_net, print_yaml
+from dsl.syntax.parse_net import parse_expression, parse_net
+from dsl.syntax.parse_yaml import parse_yaml
+from dsl.syntax.printer import print_expr, print_net, print_yaml
 from tests.strategies import expressions, spec_files
 
 

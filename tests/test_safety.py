@@ -30,8 +30,8 @@ import json, os, resource, select, signal, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-import dsl, dsl.resolve, dsl.compile, dsl.parse_yaml
-from dsl.loader import parse_text
+import dsl, dsl.elaborate.resolve, dsl.build.compile, dsl.syntax.parse_yaml
+from dsl.syntax.loader import parse_text
 
 def generate(case):
     if case.get("generate") == "lines":
@@ -50,7 +50,7 @@ def run(case):
         if case["mode"] == "parse":
             parse_text(text, case["file"])
         elif case["mode"] == "validate":
-            dsl.resolve.resolve(parse_text(text, case["file"]), root=Path(case["root"]))
+            dsl.elaborate.resolve.resolve(parse_text(text, case["file"]), root=Path(case["root"]))
         else:
             dsl.build_model(text)
         result = {"outcome": "ok"}

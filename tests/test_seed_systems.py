@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import dsl
+from dsl.build.compile import feature_extractor
 from dsl.cli import main as dsl_main
-from dsl.compile import feature_extractor
 from tests.test_compile import (
     UNet,
     _randomise_bn,

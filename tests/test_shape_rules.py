@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from dsl.shape_rules import infer
+from dsl.torchlib.shape_rules import infer
 
 FLOATS = [torch.float32, torch.float64]
 DTYPES = [torch.float32, torch.float64, torch.int64, torch.bool]

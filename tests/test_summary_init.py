@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import dsl
+from dsl.build.compile import BUILT
 from dsl.cli import main
-from dsl.compile import BUILT
-from dsl.resolve import resolve
-from dsl.summary import init_rows
+from dsl.elaborate.resolve import resolve
+from dsl.tools.summary import init_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

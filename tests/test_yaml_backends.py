@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-import dsl.parse_yaml
+import dsl.syntax.parse_yaml
 from dsl.errors import DSLError, LimitError, YAMLFormatError
-from dsl.parse_net import parse_expression, parse_net
-from dsl.printer import print_yaml
 from dsl.source import Span
+from dsl.syntax.parse_net import parse_expression, parse_net
+from dsl.syntax.printer import print_yaml
 from tests.ir_positions import positions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,49 +90,49 @@ def _example_yaml() -> list[str]:
 
 @contextlib.contextmanager
 def _without_libyaml(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """dsl.parse_yaml as it loads where PyYAML was built without libyaml."""
+    """dsl.syntax.parse_yaml as it loads where PyYAML was built without libyaml."""
     monkeypatch.delattr(yaml, "CSafeLoader")
     try:
-        yield importlib.reload(dsl.parse_yaml)
+        yield importlib.reload(dsl.syntax.parse_yaml)
     finally:
         monkeypatch.undo()
-        importlib.reload(dsl.parse_yaml)
+        importlib.reload(dsl.syntax.parse_yaml)
 
 
 # ----------------------------------------------------------------------------- builder
 
 
 def _refuse(text: str, file: str) -> Any:
-    raise dsl.parse_yaml._Unsupported
+    raise dsl.syntax.parse_yaml._Unsupported
 
 
 @pytest.mark.parametrize("text", [*PLAIN_YAML, *UNUSUAL_YAML, *HOSTILE_YAML])
 def test_the_builder_reads_what_the_full_loader_reads(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    read = _outcome(dsl.parse_yaml._load, text, "t.yaml")
-    monkeypatch.setattr(dsl.parse_yaml, "_build", _refuse)
-    assert read == _outcome(dsl.parse_yaml._load, text, "t.yaml")
+    read = _outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")
+    monkeypatch.setattr(dsl.syntax.parse_yaml, "_build", _refuse)
+    assert read == _outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")
 
 
 def test_the_builder_reads_every_example(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = _example_yaml()
-    built = [positions(dsl.parse_yaml._build(text, "t.yaml")) for text in texts]
-    monkeypatch.setattr(dsl.parse_yaml, "_build", _refuse)
-    assert built == [positions(dsl.parse_yaml._load(text, "t.yaml")) for text in texts]
+    built = [positions(dsl.syntax.parse_yaml._build(text, "t.yaml")) for text in texts]
+    monkeypatch.setattr(dsl.syntax.parse_yaml, "_build", _refuse)
+    assert built == [positions(dsl.syntax.parse_yaml._load(text, "t.yaml")) for text in texts]
 
 
 @pytest.mark.parametrize("text", PLAIN_YAML)
 def test_plain_yaml_is_built_in_one_pass(text: str) -> None:
-    dsl.parse_yaml._build(text, "t.yaml")
+    dsl.syntax.parse_yaml._build(text, "t.yaml")
 
 
 @pytest.mark.parametrize("text", UNUSUAL_YAML)
 def test_unusual_yaml_is_left_to_the_full_loader(text: str) -> None:
-    with pytest.raises((dsl.parse_yaml._Unsupported, yaml.YAMLError, ValueError)):
-        dsl.parse_yaml._build(text, "t.yaml")
+    with pytest.raises((dsl.syntax.parse_yaml._Unsupported, yaml.YAMLError, ValueError)):
+        dsl.syntax.parse_yaml._build(text, "t.yaml")
 
 
 def test_the_builder_keeps_aliases_shared() -> None:
-    data = dsl.parse_yaml._build(PLAIN_YAML[5], "t.yaml")
+    data = dsl.syntax.parse_yaml._build(PLAIN_YAML[5], "t.yaml")
     assert data["a"] is data["c"] and data["l"] is data["m"][0] is data["m"][1]
 
 
@@ -150,7 +150,7 @@ ORIGINS = [Span(file="s.yaml", line=1, col=1), Span(file="s.yaml", line=40, col=
 @pytest.mark.parametrize("origin", ORIGINS)
 def test_a_cached_expression_is_placed_as_if_parsed_there(text: str, origin: Span) -> None:
     expected = _outcome(parse_expression, text, origin)
-    assert _outcome(dsl.parse_yaml._expression_at, text, origin) == expected
+    assert _outcome(dsl.syntax.parse_yaml._expression_at, text, origin) == expected
 
 
 # ----------------------------------------------------------------------------- without libyaml
@@ -159,8 +159,8 @@ def test_a_cached_expression_is_placed_as_if_parsed_there(text: str, origin: Spa
 def test_without_libyaml_specs_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     examples = _example_yaml()
     texts = [*examples, *PLAIN_YAML, *UNUSUAL_YAML]
-    loaded = [_ignoring_wording(_outcome(dsl.parse_yaml._load, text, "t.yaml")) for text in texts]
-    specs = [_outcome(dsl.parse_yaml.parse_yaml, text, "t.yaml") for text in examples]
+    loaded = [_ignoring_wording(_outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")) for text in texts]
+    specs = [_outcome(dsl.syntax.parse_yaml.parse_yaml, text, "t.yaml") for text in examples]
     with _without_libyaml(monkeypatch) as module:
         assert module._BaseLoader is yaml.SafeLoader
         assert [_outcome(module.parse_yaml, text, "t.yaml") for text in examples] == specs

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from dsl import init, shapes
-from dsl.init import InitCall
-from dsl.registry import Layer
 from dsl.source import Span
+from dsl.torchlib import init, shapes
+from dsl.torchlib.init import InitCall
+from dsl.torchlib.registry import Layer
 
 
 @dataclass
@@ -28,7 +28,7 @@ class LeafSpec:
     layer: Layer
     kwargs: dict[str, Any]
     span: Span
-    numel: tuple[int, int] | None = None  # (parameter, buffer) elements, counted on meta (dsl.limits)
+    numel: tuple[int, int] | None = None  # (parameter, buffer) elements, counted on meta (dsl.elaborate.limits)
     inferred: tuple[str, ...] = ()  # the input-size arguments read from the input's shape
 
 

@@ -22,9 +22,9 @@ from dsl.errors import (
     did_you_mean,
     keyword_span,
 )
-from dsl.init import INITIALISERS
-from dsl.loader import Unit
-from dsl.registry import REGISTRY
+from dsl.syntax.loader import Unit
+from dsl.torchlib.init import INITIALISERS
+from dsl.torchlib.registry import REGISTRY
 
 _RECIPES = ("resnet", "vgg", "transformer", "zero_init_residual", "torch_default")
 
@@ -159,7 +159,7 @@ def _check_name(expr: ir.Name, defined: set[str], unit: Unit, called: bool = Fal
     if name[:1].isupper():
         candidates = [*REGISTRY.layer_names(), *unit.names]
         return [UnknownLayerError(f"unknown layer '{name}'", expr.span, hint=did_you_mean(name, candidates) or "layers are torch.nn classes, blocks, or names registered with @dsl.register")]
-    from dsl.values import BUILTINS
+    from dsl.elaborate.values import BUILTINS
 
     if called:
         candidates = [*REGISTRY.functions, *BUILTINS, *defined]
@@ -179,7 +179,7 @@ def _made_by_template(name: str, defined: set[str]) -> bool:
 
 
 def _known(name: str) -> bool:
-    from dsl.values import BUILTINS
+    from dsl.elaborate.values import BUILTINS
 
     return REGISTRY.layer(name) is not None or REGISTRY.function(name) is not None or name in BUILTINS
 

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsl.compile import GeneratedModule, generated_class
+from dsl.build.compile import GeneratedModule, generated_class
 from dsl.errors import ArgumentError
-from dsl.specs import (
+from dsl.plan import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,
@@ -273,7 +273,7 @@ class _Globals:
         elif module.split(".")[0] == "torch" and "." not in qualname:
             self.header[name] = f"from {module} import {qualname}" + (f" as {name}" if name != qualname else "")
         else:
-            from dsl.compile import _resolve_import
+            from dsl.build.compile import _resolve_import
 
             fn = _resolve_import(path)
             if not inspect.isfunction(fn):

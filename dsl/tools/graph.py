@@ -21,9 +21,9 @@ import torch.fx as fx
 from torch import nn
 
 from dsl.errors import ArgumentError
-from dsl.shapes import Symbols, describe
-from dsl.specs import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved
-from dsl.summary import meta_model, trace
+from dsl.plan import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved
+from dsl.tools.summary import meta_model, trace
+from dsl.torchlib.shapes import Symbols, describe
 
 FORMATS = ("svg", "png", "pdf", "dot", "mmd")
 

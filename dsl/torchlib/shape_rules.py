@@ -5,7 +5,7 @@ a process imports `torch._meta_registrations`, sympy and often `torch._dynamo` (
 ~150 MB), and BatchNorm alone costs ~4 ms per call. A rule here gives the same shape and
 dtype from the arguments. A rule answers only when the call is certainly valid; for anything
 else it returns None and the op runs on meta, so torch still reports the mistake and
-`dsl.shapes` explains it. `tests/test_shape_rules.py` checks every rule against torch.
+`dsl.torchlib.shapes` explains it. `tests/test_shape_rules.py` checks every rule against torch.
 """
 
 from __future__ import annotations

@@ -21,14 +21,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsl import init, ir, shapes
+from dsl import ir
+from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.resolve import Elaborator, GraphBody, is_weights_call, resolve_net_in
+from dsl.elaborate.values import BlockRef, GraphBuilder, Handle, LayerRef
 from dsl.errors import ArgumentError, DSLError, StructureError, UnknownKeywordError, did_you_mean
-from dsl.evaluate import Frame
-from dsl.loader import Unit
-from dsl.resolve import Elaborator, GraphBody, is_weights_call, resolve_net_in
+from dsl.plan import DerivedSpec, FreezeOp, ModuleSpec, ReplaceOp, Resolved, SetOp
 from dsl.source import Span
-from dsl.specs import DerivedSpec, FreezeOp, ModuleSpec, ReplaceOp, Resolved, SetOp
-from dsl.values import BlockRef, GraphBuilder, Handle, LayerRef
+from dsl.syntax.loader import Unit
+from dsl.torchlib import init, shapes
 
 SURGERY_CALLS = ("freeze", "unfreeze", "set")
 
@@ -83,7 +84,7 @@ class _Surgeon:
     """Applies the body's statements to a meta copy of the model, recording each change."""
 
     def __init__(self, elab: Elaborator, frame: Frame, node: ir.NetDef | ir.BlockDef, base: ModuleSpec, inputs: list[tuple[str, torch.Tensor]]) -> None:
-        from dsl.compile import build_on_meta  # the meta copy is made as the real one will be
+        from dsl.build.compile import build_on_meta  # the meta copy is made as the real one will be
 
         self.elab = elab
         self.frame = frame
@@ -124,7 +125,7 @@ class _Surgeon:
         handle.attach(path)
         handle.call_meta(received, [stmt.span] * len(received), stmt.span, self.elab)
         spec = handle.finish(self.elab)
-        from dsl.compile import build_on_meta
+        from dsl.build.compile import build_on_meta
 
         parent, _, leaf = path.rpartition(".")
         setattr(self.model.get_submodule(parent), leaf, build_on_meta(spec))

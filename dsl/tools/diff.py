@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from dsl.specs import Resolved
+from dsl.plan import Resolved
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def compare(a: Resolved, b: Resolved, a_name: str = "a", b_name: str = "b") -> Diff:
-    from dsl.summary import meta_model
+    from dsl.tools.summary import meta_model
 
     model_a, model_b = meta_model(a), meta_model(b)
     out = Diff(a_name, b_name)

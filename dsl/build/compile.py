@@ -23,11 +23,11 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from dsl import init, shapes
+from dsl.torchlib import init, shapes
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
-from dsl.registry import REGISTRY
-from dsl.specs import (
+from dsl.torchlib.registry import REGISTRY
+from dsl.plan import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,

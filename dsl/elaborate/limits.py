@@ -16,7 +16,7 @@ from dsl.errors import LimitError, Note
 if TYPE_CHECKING:
     from torch import nn
 
-    from dsl.specs import ModuleSpec, Resolved
+    from dsl.plan import ModuleSpec, Resolved
 
 DEFAULT_MAX_PARAMS = 10**10  # 40 GB of float32: generous, but far below absurd
 
@@ -35,7 +35,7 @@ def count(resolved: Resolved | ModuleSpec) -> tuple[int, int]:
 
 
 def _count(resolved: Resolved | ModuleSpec) -> tuple[int, int, tuple[int, Any]]:
-    from dsl.specs import Resolved
+    from dsl.plan import Resolved
 
     root = resolved.root if isinstance(resolved, Resolved) else resolved
     params = buffers = 0
@@ -52,8 +52,7 @@ def _count(resolved: Resolved | ModuleSpec) -> tuple[int, int, tuple[int, Any]]:
 
 
 def _own(spec: Any, stack: list[Any]) -> tuple[int, int]:
-    from dsl import shapes
-    from dsl.specs import (
+    from dsl.plan import (
         AliasSpec,
         ContainerSpec,
         DerivedSpec,
@@ -63,6 +62,7 @@ def _own(spec: Any, stack: list[Any]) -> tuple[int, int]:
         SourceSpec,
         TensorSpec,
     )
+    from dsl.torchlib import shapes
 
     if isinstance(spec, LeafSpec):
         if spec.numel is None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsl import ops
+from dsl.torchlib import ops
 
 # Constructor arguments that describe the incoming tensor, and the input dimension each one
 # is read from when a spec leaves it out.

@@ -1,7 +1,7 @@
 """The expression evaluator: a spec's expressions, computed by walking the IR (never
 `eval`). A `Frame` is one scope; names resolve through it, then the file's definitions,
 the registry and the builtins. On graph values it records fx nodes through the
-elaborator; on build-time values it computes plain Python under `dsl.values`' limits.
+elaborator; on build-time values it computes plain Python under `dsl.elaborate.values`' limits.
 """
 
 from __future__ import annotations
@@ -12,22 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch.fx as fx
 
-from dsl import ir, shapes
-from dsl.errors import (
-    DSLError,
-    EvaluationError,
-    LimitError,
-    Note,
-    ShapeError,
-    StructureError,
-    UndefinedValueError,
-    UnknownLayerError,
-    did_you_mean,
-)
-from dsl.loader import Unit
-from dsl.registry import OPERATORS, REGISTRY
-from dsl.source import Span
-from dsl.values import (
+from dsl import ir
+from dsl.elaborate.values import (
     BUILTINS,
     STATIC_TYPES,
     BlockRef,
@@ -49,9 +35,24 @@ from dsl.values import (
     to_static,
     vals_in,
 )
+from dsl.errors import (
+    DSLError,
+    EvaluationError,
+    LimitError,
+    Note,
+    ShapeError,
+    StructureError,
+    UndefinedValueError,
+    UnknownLayerError,
+    did_you_mean,
+)
+from dsl.source import Span
+from dsl.syntax.loader import Unit
+from dsl.torchlib import shapes
+from dsl.torchlib.registry import OPERATORS, REGISTRY
 
 if TYPE_CHECKING:
-    from dsl.resolve import Elaborator
+    from dsl.elaborate.resolve import Elaborator
 
 
 class Frame:

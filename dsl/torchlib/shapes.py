@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsl import shape_rules
 from dsl.errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -30,8 +29,9 @@ from dsl.errors import (
     did_you_mean,
     keyword_span,
 )
-from dsl.registry import INPUT_SIZE_PARAMS, Layer
 from dsl.source import Span
+from dsl.torchlib import shape_rules
+from dsl.torchlib.registry import INPUT_SIZE_PARAMS, Layer
 
 BATCH_SIZE = 2  # what a leading symbolic dim (B, N) stands for while shapes are checked
 SPATIAL_SIZES = (32, 48, 64, 80, 96, 112)  # what other symbolic dims stand for, in order of appearance

@@ -23,8 +23,8 @@ from dsl.errors import (
     UnknownNameError,
     did_you_mean,
 )
-from dsl.parse_net import parse_net
 from dsl.source import Span, source_line
+from dsl.syntax.parse_net import parse_net
 
 SPEC_SUFFIXES = (".net", ".yaml", ".yml")
 MAX_FILE_BYTES = 20_000_000
@@ -37,7 +37,7 @@ def stdlib_dir() -> Path:
 def parse_text(text: str, file: str = "<string>") -> ir.SpecFile:
     """Parse `.net` or YAML text; the file name's suffix decides, else the content does."""
     if file.endswith((".yaml", ".yml")) or (not file.endswith(".net") and _looks_like_yaml(text)):
-        from dsl.parse_yaml import parse_yaml
+        from dsl.syntax.parse_yaml import parse_yaml
 
         return parse_yaml(text, file)
     return parse_net(text, file)

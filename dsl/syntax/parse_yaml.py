@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from dsl import ir
 from dsl.errors import DSLError, LimitError, SchemaError, YAMLFormatError, did_you_mean
-from dsl.parse_net import check_source_size, parse_expression
 from dsl.pauses import gc_paused
 from dsl.source import NO_SPAN, Span, register_source
+from dsl.syntax.parse_net import check_source_size, parse_expression
 
 try:
     from yaml import CSafeLoader as _BaseLoader

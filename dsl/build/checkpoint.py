@@ -21,7 +21,7 @@ FORMAT_VERSION = "1"
 
 
 def count_modules(spec: Any) -> int:
-    from dsl.specs import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec
+    from dsl.plan import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec
 
     if isinstance(spec, LeafSpec):
         return 1
@@ -48,8 +48,8 @@ def save(model: nn.Module, output: Path, *, spec_text: str, spec_file: str, net:
 
 def load_model(path: str | Path, *, device: str | torch.device | None = None) -> nn.Module:
     """Rebuild the model saved by `dsl build` (or `save`) and load its weights."""
-    from dsl.compile import compile_resolved
-    from dsl.resolve import resolve
+    from dsl.build.compile import compile_resolved
+    from dsl.elaborate.resolve import resolve
 
     path = Path(path)
     if not path.exists():

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsl.elaborate.resolve import resolve
 from dsl.errors import DSLError
-from dsl.resolve import resolve
-from dsl.specs import (
+from dsl.plan import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,
@@ -51,9 +51,9 @@ class Entry:
 
 def net_params(path: str | Path, net: str | None, overrides: dict[str, Any]) -> list[Arg]:
     """The net's parameters with their values, as defaults or `--set`."""
-    from dsl.loader import Library, load
-    from dsl.resolve import Elaborator, pick_net
-    from dsl.shapes import Symbols
+    from dsl.elaborate.resolve import Elaborator, pick_net
+    from dsl.syntax.loader import Library, load
+    from dsl.torchlib.shapes import Symbols
 
     spec_file, file_path = load(path)
     library = Library(file_path.parent if file_path else Path.cwd())

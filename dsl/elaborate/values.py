@@ -4,7 +4,7 @@ Build-time values are plain Python (ints, tuples, strings) or the classes here: 
 value `Val` (an fx node and its meta tensor), a symbolic size `Dim`, references to layers,
 blocks and functions, and `Handle`, one module of the spec on its way to a resolved spec
 (its meta instance answers shapes; it is built at its first application). `GraphBuilder`
-writes a graph body as a `torch.fx` graph. `dsl.resolve` evaluates and elaborates with them.
+writes a graph body as a `torch.fx` graph. `dsl.elaborate.resolve` evaluates and elaborates with them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.fx as fx
 
-from dsl import init, ir, limits, shapes
+from dsl import ir
+from dsl.elaborate import limits
 from dsl.errors import (
     DSLError,
     DuplicateNameError,
@@ -29,10 +30,7 @@ from dsl.errors import (
     StructureError,
     did_you_mean,
 )
-from dsl.loader import Definition
-from dsl.registry import OPERATORS, Function, Layer
-from dsl.source import Span
-from dsl.specs import (
+from dsl.plan import (
     AliasSpec,
     ContainerSpec,
     GraphSpec,
@@ -42,9 +40,13 @@ from dsl.specs import (
     SourceSpec,
     TensorSpec,
 )
+from dsl.source import Span
+from dsl.syntax.loader import Definition
+from dsl.torchlib import init, shapes
+from dsl.torchlib.registry import OPERATORS, Function, Layer
 
 if TYPE_CHECKING:
-    from dsl.resolve import Elaborator, Frame
+    from dsl.elaborate.resolve import Elaborator, Frame
 
 MAX_LOOP = 100_000
 MAX_SEQUENCE = 1_000_000
@@ -489,7 +491,7 @@ def _node_name(graph: fx.Graph, target: Any) -> str:
 
 
 def qualified_hint(dotted: str) -> str:
-    from dsl.registry import torchvision_names
+    from dsl.torchlib.registry import torchvision_names
 
     head = dotted.split(".")[-1]
     if dotted.startswith(("torch.nn.", "nn.")):

@@ -17,11 +17,9 @@ import torch
 from torch import nn
 
 from dsl import ir
+from dsl.elaborate.resolve import resolve
 from dsl.errors import ArgumentError, ShapeError
-from dsl.resolve import resolve
-from dsl.shapes import Symbols
-from dsl.source import Span
-from dsl.specs import (
+from dsl.plan import (
     AliasSpec,
     ContainerSpec,
     DerivedSpec,
@@ -32,6 +30,8 @@ from dsl.specs import (
     Resolved,
     TensorSpec,
 )
+from dsl.source import Span
+from dsl.torchlib.shapes import Symbols
 
 # ============================================================================ preparing a meta model
 
@@ -75,8 +75,8 @@ def resolve_for_input(path: str | Path, params: dict[str, Any], shape: tuple[int
 
 def _input_symbols(path: str | Path, net: str | None, resolved: Resolved) -> list[str | None]:
     """For each dimension of the first declared input, the symbol written there (or None)."""
-    from dsl.loader import load
-    from dsl.resolve import pick_net
+    from dsl.elaborate.resolve import pick_net
+    from dsl.syntax.loader import load
 
     spec_file, _ = load(path)
     node = pick_net(spec_file, net)
@@ -89,7 +89,7 @@ def _input_symbols(path: str | Path, net: str | None, resolved: Resolved) -> lis
 
 
 def meta_model(resolved: Resolved) -> nn.Module:
-    from dsl.compile import compile_resolved
+    from dsl.build.compile import compile_resolved
 
     return compile_resolved(resolved, device="meta")
 
@@ -181,7 +181,7 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 def shape_text(value: Any, symbols: Symbols | None) -> str:
     if value is None:
         return "-"
-    from dsl.shapes import describe
+    from dsl.torchlib.shapes import describe
 
     return describe(value, symbols)
 
@@ -301,7 +301,7 @@ def init_rows(model: nn.Module, resolved: Resolved) -> list[InitRow]:
     """For each parameter of a model built by `compile_resolved` (on meta or for real), the
     init rule that set it (`BUILT[model]`'s winners), its declared initialiser, or the
     layer's own default."""
-    from dsl.compile import BUILT
+    from dsl.build.compile import BUILT
 
     _, winners = BUILT[model]
     declared: dict[str, TensorSpec] = {}

@@ -3,10 +3,10 @@
 Parameters are bound, expressions evaluated by our own evaluator (never `eval`), `if`/`for`
 and blocks expanded, and every graph value carries a meta tensor, so that input sizes can
 be inferred and `x.shape[1]` read while the network is being elaborated (the way Keras'
-functional API builds a layer on its first call). Shapes come from `dsl.shapes`; this pass
+functional API builds a layer on its first call). Shapes come from `dsl.torchlib.shapes`; this pass
 decides every module's constructor arguments and writes each graph body as a `torch.fx`
 graph. The compiler only instantiates what this pass decided, in declaration order.
-The values it computes with and the modules it is building live in `dsl.values`.
+The values it computes with and the modules it is building live in `dsl.elaborate.values`.
 """
 
 from __future__ import annotations
@@ -18,41 +18,9 @@ from typing import Any
 
 import torch
 
-from dsl import init, ir, shapes
-from dsl.errors import (
-    ArgumentError,
-    ArityError,
-    DSLError,
-    DuplicateNameError,
-    EvaluationError,
-    InitError,
-    LimitError,
-    Note,
-    RecursionError_,
-    ShapeError,
-    StructureError,
-    UndefinedValueError,
-    UnknownKeywordError,
-    did_you_mean,
-    keyword_span,
-)
-from dsl.evaluate import Frame
-from dsl.init import InitCall
-from dsl.loader import Definition, Library, Unit, load
-from dsl.parse_net import parse_expression
-from dsl.pauses import gc_paused
-from dsl.registry import REGISTRY, TENSOR_METHODS, Layer
-from dsl.source import Span
-from dsl.specs import (
-    AliasSpec,
-    LeafSpec,
-    ModuleSpec,
-    Resolved,
-    SourceSpec,
-    TensorSpec,
-    WeightsSpec,
-)
-from dsl.values import (
+from dsl import ir
+from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.values import (
     BUILTINS,
     MAX_LOOP,
     BlockRef,
@@ -75,6 +43,39 @@ from dsl.values import (
     to_static,
     vals_in,
 )
+from dsl.errors import (
+    ArgumentError,
+    ArityError,
+    DSLError,
+    DuplicateNameError,
+    EvaluationError,
+    InitError,
+    LimitError,
+    Note,
+    RecursionError_,
+    ShapeError,
+    StructureError,
+    UndefinedValueError,
+    UnknownKeywordError,
+    did_you_mean,
+    keyword_span,
+)
+from dsl.pauses import gc_paused
+from dsl.plan import (
+    AliasSpec,
+    LeafSpec,
+    ModuleSpec,
+    Resolved,
+    SourceSpec,
+    TensorSpec,
+    WeightsSpec,
+)
+from dsl.source import Span
+from dsl.syntax.loader import Definition, Library, Unit, load
+from dsl.syntax.parse_net import parse_expression
+from dsl.torchlib import init, shapes
+from dsl.torchlib.init import InitCall
+from dsl.torchlib.registry import REGISTRY, TENSOR_METHODS, Layer
 
 MAX_BLOCK_DEPTH = 48
 MAX_STEPS = 2_000_000
@@ -729,7 +730,7 @@ def _resolve_net(elab: Elaborator, unit: Unit, node: ir.NetDef, params: dict[str
 def resolve_net_in(elab: Elaborator, unit: Unit, node: ir.NetDef, scope: dict[str, Any]) -> Resolved:
     """Elaborate a net whose parameters are bound in `scope`."""
     if node.base is not None:
-        from dsl.surgery import resolve_derived
+        from dsl.elaborate.surgery import resolve_derived
 
         return resolve_derived(elab, unit, node, scope)
     frame = Frame(elab, unit, None, scope)
