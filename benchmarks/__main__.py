@@ -14,9 +14,13 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and cases (about 3 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer rounds and cases (about 3 minutes)"
+    )
     parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results.json"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -29,10 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
     settings = Settings(quick=args.quick)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
     meta = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": "python -m benchmarks" + (" --quick" if args.quick else "") + (f" --only {' '.join(names)}" if args.only else ""),
+        "command": "python -m benchmarks"
+        + (" --quick" if args.quick else "")
+        + (f" --only {' '.join(names)}" if args.only else ""),
         "quick": args.quick,
         "commit": commit,
         "python": platform.python_version(),
@@ -61,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_end"] = os.getloadavg()
     write_results(args.out, rows, meta)
     print(table(rows))
-    print(f"\n{meta['command']} on {meta['date']}, {meta['seconds']} s; torch {meta['torch']}, "
-          f"{meta['cpu_count']} CPUs, default threads {meta['default_threads']}, "
-          f"load average {meta['loadavg_start'][0]:.1f} -> {meta['loadavg_end'][0]:.1f}; results in {args.out}")
+    print(
+        f"\n{meta['command']} on {meta['date']}, {meta['seconds']} s; torch {meta['torch']}, "
+        f"{meta['cpu_count']} CPUs, default threads {meta['default_threads']}, "
+        f"load average {meta['loadavg_start'][0]:.1f} -> {meta['loadavg_end'][0]:.1f}; results in {args.out}"
+    )
     return 0
 
 

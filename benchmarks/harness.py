@@ -52,8 +52,13 @@ def calibrate(fn: Callable[[], Any], budget_s: float) -> int:
     return max(1, int(budget_s / max(once, 1e-7)))
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, inner: int | dict[str, int] = 1,
-                setup: Callable[[], Any] | None = None, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved(
+    fns: dict[str, Callable[[], Any]],
+    rounds: int,
+    inner: int | dict[str, int] = 1,
+    setup: Callable[[], Any] | None = None,
+    warmup: int = 1,
+) -> dict[str, list[float]]:
     """Seconds per call of each function, one sample per round; within a round every
     function runs `inner` times back to back, and the order alternates between rounds so
     that drift on the machine falls on all of them alike."""
@@ -81,9 +86,19 @@ def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, inner: int | dic
     return samples
 
 
-def paired_row(section: str, case: str, ours: list[float], ref: list[float] | None, ref_name: str | None,
-               *, scale: float = 1e3, unit: str = "ms", limit: float | None = None, target: str | None = None,
-               note: str = "") -> Row:
+def paired_row(
+    section: str,
+    case: str,
+    ours: list[float],
+    ref: list[float] | None,
+    ref_name: str | None,
+    *,
+    scale: float = 1e3,
+    unit: str = "ms",
+    limit: float | None = None,
+    target: str | None = None,
+    note: str = "",
+) -> Row:
     """A row for times in seconds (shown in ms), with the ratio of medians ours/reference."""
     med, lo, hi = summary([v * scale for v in ours])
     row = Row(section, case, unit, med, lo, hi, len(ours), note=note, target=target)
@@ -131,7 +146,14 @@ def run_child(code: str, timeout: float = 300) -> dict[str, Any]:
     """Run Python `code` in a fresh interpreter (repo root on the path); it prints one JSON line last."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark subprocess failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -160,11 +182,17 @@ def table(rows: list[Row]) -> str:
     lines = [head, "| " + " | ".join("---" for _ in range(9)) + " |"]
     for r in rows:
         ours = f"{_fmt(r.median, r.unit)} ({_fmt(r.min, r.unit)}-{_fmt(r.max, r.unit)})"
-        ref = f"{_fmt(r.ref_median, r.unit)} ({_fmt(r.ref_min, r.unit)}-{_fmt(r.ref_max, r.unit)})" if r.ref_median is not None else ""
+        ref = (
+            f"{_fmt(r.ref_median, r.unit)} ({_fmt(r.ref_min, r.unit)}-{_fmt(r.ref_max, r.unit)})"
+            if r.ref_median is not None
+            else ""
+        )
         ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
         met = {True: "yes", False: "**no**", None: ""}[r.met]
         case = r.case + (f" — {r.note}" if r.note else "")
-        lines.append(f"| {r.section} | {case} | {r.unit} | {ours} | {r.ref_name or ''} | {ref} | {ratio} | {r.target or ''} | {met} |")
+        lines.append(
+            f"| {r.section} | {case} | {r.unit} | {ours} | {r.ref_name or ''} | {ref} | {ratio} | {r.target or ''} | {met} |"
+        )
     return "\n".join(lines)
 
 

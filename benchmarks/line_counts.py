@@ -24,11 +24,23 @@ TESTS = ROOT / "tests"
 REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
     "mnist_mlp": ("S1", [("tests/references.py", ["MnistMLP"])], "references.py `MnistMLP`"),
     "custom_layer": ("S2", [("tests/test_compile.py", ["MyLinear"])], "test_compile.py `MyLinear`"),
-    "sequential_positional": ("S3", [("tests/test_compile.py", ["_positional"])], "test_compile.py `_positional`"),
+    "sequential_positional": (
+        "S3",
+        [("tests/test_compile.py", ["_positional"])],
+        "test_compile.py `_positional`",
+    ),
     "sequential_named": ("S3", [("tests/test_compile.py", ["_named"])], "test_compile.py `_named`"),
     "modulelist": ("S4", [("tests/test_compile.py", ["ListMLP"])], "test_compile.py `ListMLP`"),
-    "modulelist_order": ("S4", [("tests/test_compile.py", ["ListOrder"])], "test_compile.py `ListOrder`"),
-    "moduledict_heads": ("S5", [("tests/test_compile.py", ["MultiHead"])], "test_compile.py `MultiHead`"),
+    "modulelist_order": (
+        "S4",
+        [("tests/test_compile.py", ["ListOrder"])],
+        "test_compile.py `ListOrder`",
+    ),
+    "moduledict_heads": (
+        "S5",
+        [("tests/test_compile.py", ["MultiHead"])],
+        "test_compile.py `MultiHead`",
+    ),
     "unet": (
         "S6",
         [("tests/references.py", ["DoubleConv", "Down", "Up", "OutConv", "UNet"])],
@@ -36,12 +48,22 @@ REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
     ),
     "resnet18": (
         "S7",
-        [("torchvision/models/resnet.py", ["conv3x3", "conv1x1", "BasicBlock", "Bottleneck", "ResNet"])],
+        [
+            (
+                "torchvision/models/resnet.py",
+                ["conv3x3", "conv1x1", "BasicBlock", "Bottleneck", "ResNet"],
+            )
+        ],
         "torchvision source: `conv3x3`, `conv1x1`, `BasicBlock`, `Bottleneck`, `ResNet`",
     ),
     "resnet50": (
         "S7",
-        [("torchvision/models/resnet.py", ["conv3x3", "conv1x1", "BasicBlock", "Bottleneck", "ResNet"])],
+        [
+            (
+                "torchvision/models/resnet.py",
+                ["conv3x3", "conv1x1", "BasicBlock", "Bottleneck", "ResNet"],
+            )
+        ],
         "torchvision source: `conv3x3`, `conv1x1`, `BasicBlock`, `Bottleneck`, `ResNet`",
     ),
     "vgg16_bn": (
@@ -49,16 +71,56 @@ REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
         [("torchvision/models/vgg.py", ["VGG", "make_layers", "cfgs"])],
         "torchvision source: `VGG`, `make_layers`, `cfgs`",
     ),
-    "head_surgery": ("S8", [("tests/test_seed_systems.py", ["_head_surgery_ref"])], "test_seed_systems.py `_head_surgery_ref` (+ torchvision)"),
-    "two_outputs": ("S9", [("tests/test_compile.py", ["TwoOutputs"])], "test_compile.py `TwoOutputs`"),
-    "features": ("S10", [("tests/test_seed_systems.py", ["_hooked"])], "test_seed_systems.py `_hooked`: forward hooks (+ torchvision)"),
-    "finetune": ("S11", [("tests/test_seed_systems.py", ["_finetune_ref"])], "test_seed_systems.py `_finetune_ref` (+ torchvision)"),
-    "registration": ("S12", [("tests/test_seed_systems.py", ["Registration"])], "test_seed_systems.py `Registration`"),
-    "small_conv": ("S13", [("tests/test_compile.py", ["SmallConv"])], "test_compile.py `SmallConv`"),
-    "regression_mlp": ("S14", [("tests/test_seed_systems.py", ["_regression_ref"])], "test_seed_systems.py `_regression_ref`"),
-    "depthwise": ("S16", [("tests/test_seed_systems.py", ["DepthwiseSeparable"])], "test_seed_systems.py `DepthwiseSeparable`"),
-    "dilation": ("S17", [("tests/test_seed_systems.py", ["_dilated_ref"])], "test_seed_systems.py `_dilated_ref` (+ torchvision)"),
-    "residual_block": ("-", [("tests/test_compile.py", ["BasicBlock", "ResidualStage"])], "test_compile.py `BasicBlock`, `ResidualStage`"),
+    "head_surgery": (
+        "S8",
+        [("tests/test_seed_systems.py", ["_head_surgery_ref"])],
+        "test_seed_systems.py `_head_surgery_ref` (+ torchvision)",
+    ),
+    "two_outputs": (
+        "S9",
+        [("tests/test_compile.py", ["TwoOutputs"])],
+        "test_compile.py `TwoOutputs`",
+    ),
+    "features": (
+        "S10",
+        [("tests/test_seed_systems.py", ["_hooked"])],
+        "test_seed_systems.py `_hooked`: forward hooks (+ torchvision)",
+    ),
+    "finetune": (
+        "S11",
+        [("tests/test_seed_systems.py", ["_finetune_ref"])],
+        "test_seed_systems.py `_finetune_ref` (+ torchvision)",
+    ),
+    "registration": (
+        "S12",
+        [("tests/test_seed_systems.py", ["Registration"])],
+        "test_seed_systems.py `Registration`",
+    ),
+    "small_conv": (
+        "S13",
+        [("tests/test_compile.py", ["SmallConv"])],
+        "test_compile.py `SmallConv`",
+    ),
+    "regression_mlp": (
+        "S14",
+        [("tests/test_seed_systems.py", ["_regression_ref"])],
+        "test_seed_systems.py `_regression_ref`",
+    ),
+    "depthwise": (
+        "S16",
+        [("tests/test_seed_systems.py", ["DepthwiseSeparable"])],
+        "test_seed_systems.py `DepthwiseSeparable`",
+    ),
+    "dilation": (
+        "S17",
+        [("tests/test_seed_systems.py", ["_dilated_ref"])],
+        "test_seed_systems.py `_dilated_ref` (+ torchvision)",
+    ),
+    "residual_block": (
+        "-",
+        [("tests/test_compile.py", ["BasicBlock", "ResidualStage"])],
+        "test_compile.py `BasicBlock`, `ResidualStage`",
+    ),
     "weight_sharing": ("-", [("tests/test_compile.py", ["Shared"])], "test_compile.py `Shared`"),
     "gpt": (
         "-",
@@ -108,9 +170,16 @@ def python_lines(path: Path, names: list[str]) -> int:
     tree = ast.parse(source)
     docstrings: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+        ):
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 docstrings.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
     total = 0
     wanted = set(names)
@@ -120,7 +189,11 @@ def python_lines(path: Path, names: list[str]) -> int:
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             targets = [node.name]
         elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = [t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+            targets = [
+                t.id
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(t, ast.Name)
+            ]
         if not wanted.intersection(targets):
             continue
         seen.update(wanted.intersection(targets))
@@ -148,7 +221,9 @@ def rows() -> list[tuple[str, str, int, int | None, int, str]]:
         system, sources, described = REFERENCES[name]
         reference = sum(python_lines(_source_file(rel), names) for rel, names in sources)
         if library and name in WITH_LIBRARY:
-            described += " — compared with the spec plus " + ", ".join(f"blocks/{p.name}" for p in library)
+            described += " — compared with the spec plus " + ", ".join(
+                f"blocks/{p.name}" for p in library
+            )
         elif library:
             with_library = None  # both sides reuse the same base model
         out.append((name, system, own, with_library, reference, described))
@@ -164,7 +239,9 @@ def table() -> str:
     for name, system, own, with_library, reference, described in rows():
         counted = with_library if with_library is not None else own
         ratio = f"{counted / reference:.2f}" if reference else "-"
-        lines.append(f"| `{name}.net` | {system} | {own} | {with_library if with_library is not None else ''} | {reference or '-'} | {ratio} | {described} |")
+        lines.append(
+            f"| `{name}.net` | {system} | {own} | {with_library if with_library is not None else ''} | {reference or '-'} | {ratio} | {described} |"
+        )
         if reference:
             spec_total += counted
             ref_total += reference

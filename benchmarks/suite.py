@@ -27,6 +27,8 @@ from benchmarks.harness import (
 
 EXAMPLES = ROOT / "examples"
 SPECS = ROOT / "benchmarks" / "specs"
+
+
 def _resnet(name: str) -> Path:
     """The project's example once it exists (examples/resnet18.net arrived with the ResNet
     work), else the spec written for the benchmarks; both load torchvision's state_dict."""
@@ -42,7 +44,9 @@ class Settings:
     quick: bool
 
     @property
-    def rounds(self) -> int:  # this 2-core VM's scheduling noise needs many rounds for a stable median
+    def rounds(
+        self,
+    ) -> int:  # this 2-core VM's scheduling noise needs many rounds for a stable median
         return 5 if self.quick else 15
 
     @property
@@ -76,11 +80,32 @@ def _image(batch: int) -> torch.Tensor:
 
 
 FORWARD_CASES = [
-    ForwardCase("S1 MLP", EXAMPLES / "mnist_mlp.net", {}, refs.MnistMLP, lambda b: torch.randn(b, 1, 28, 28), "quick"),
+    ForwardCase(
+        "S1 MLP",
+        EXAMPLES / "mnist_mlp.net",
+        {},
+        refs.MnistMLP,
+        lambda b: torch.randn(b, 1, 28, 28),
+        "quick",
+    ),
     ForwardCase("U-Net w64 3x64x64", EXAMPLES / "unet.net", {}, refs.UNet, _image, ""),
-    ForwardCase("U-Net w16 3x64x64", SPECS / "unet_width.net", {"width": 16}, lambda: refs.UNet(width=16), _image, "full"),
+    ForwardCase(
+        "U-Net w16 3x64x64",
+        SPECS / "unet_width.net",
+        {"width": 16},
+        lambda: refs.UNet(width=16),
+        _image,
+        "full",
+    ),
     ForwardCase("ResNet-18 3x64x64", _resnet("resnet18"), {}, refs.resnet18, _image, "full"),
-    ForwardCase("GPT small T=64", EXAMPLES / "gpt.net", {}, refs.GPT, lambda b: torch.randint(0, 256, (b, 64)), "quick"),
+    ForwardCase(
+        "GPT small T=64",
+        EXAMPLES / "gpt.net",
+        {},
+        refs.GPT,
+        lambda b: torch.randint(0, 256, (b, 64)),
+        "quick",
+    ),
 ]
 
 
@@ -101,23 +126,54 @@ def forward(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     torch.manual_seed(0)
     for case in FORWARD_CASES:
         built, reference = _pair(case)
-        batches = [1] + ([32] if case.batch32 == "quick" or (case.batch32 == "full" and not settings.quick) else [])
+        batches = [1] + (
+            [32]
+            if case.batch32 == "quick" or (case.batch32 == "full" and not settings.quick)
+            else []
+        )
         for batch in batches:
             x = case.make_input(batch)
-            fns = {"built": lambda m=built, x=x: built_call(m, x), "ref": lambda m=reference, x=x: built_call(m, x)}
+            fns = {
+                "built": lambda m=built, x=x: built_call(m, x),
+                "ref": lambda m=reference, x=x: built_call(m, x),
+            }
             for threads in thread_counts:
                 torch.set_num_threads(threads)
                 inner = calibrate(fns["ref"], settings.budget_s)
                 samples = interleaved(fns, settings.rounds, inner)
                 label = f"{case.name} b{batch} threads={threads}"
-                rows.append(paired_row("forward", label, samples["built"], samples["ref"], "hand-written", limit=1.02, target="ratio ≤ 1.02"))
+                rows.append(
+                    paired_row(
+                        "forward",
+                        label,
+                        samples["built"],
+                        samples["ref"],
+                        "hand-written",
+                        limit=1.02,
+                        target="ratio ≤ 1.02",
+                    )
+                )
                 log(f"  {label}: ratio {rows[-1].ratio:.3f}")
             torch.set_num_threads(default_threads)
             peaks = {name: forward_peak_bytes(fn) / 2**20 for name, fn in fns.items()}
-            row = Row("forward", f"{case.name} b{batch} peak memory", "MB", peaks["built"], peaks["built"], peaks["built"], 1,
-                      "hand-written", peaks["ref"], peaks["ref"], peaks["ref"], target="equal or lower")
+            row = Row(
+                "forward",
+                f"{case.name} b{batch} peak memory",
+                "MB",
+                peaks["built"],
+                peaks["built"],
+                peaks["built"],
+                1,
+                "hand-written",
+                peaks["ref"],
+                peaks["ref"],
+                peaks["ref"],
+                target="equal or lower",
+            )
             row.ratio = peaks["built"] / peaks["ref"] if peaks["ref"] else None
-            row.met = peaks["built"] <= 1.01 * peaks["ref"]  # lower: the generated code frees values sooner
+            row.met = (
+                peaks["built"] <= 1.01 * peaks["ref"]
+            )  # lower: the generated code frees values sooner
             rows.append(row)
     torch.set_num_threads(default_threads)
     return rows
@@ -155,18 +211,37 @@ def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     rows: list[Row] = []
     for name, path, make_ref, ref_name in BUILD_CASES:
         for device in ("cpu", "meta"):
-            ours = (lambda p=path: dsl.build_model(p)) if device == "cpu" else (lambda p=path: dsl.build_model(p, device="meta"))
+            ours = (
+                (lambda p=path: dsl.build_model(p))
+                if device == "cpu"
+                else (lambda p=path: dsl.build_model(p, device="meta"))
+            )
             ref = make_ref if device == "cpu" else _on_meta(make_ref)
             samples = interleaved({"ours": ours, "ref": ref}, settings.build_rounds)
             limit = 1.05 if name == "ResNet-50" and device == "cpu" else None
-            rows.append(paired_row("build", f"{name} build_model, device={device}", samples["ours"], samples["ref"], ref_name,
-                                   limit=limit, target="ratio ≤ 1.05" if limit else None))
+            rows.append(
+                paired_row(
+                    "build",
+                    f"{name} build_model, device={device}",
+                    samples["ours"],
+                    samples["ref"],
+                    ref_name,
+                    limit=limit,
+                    target="ratio ≤ 1.05" if limit else None,
+                )
+            )
             log(f"  {rows[-1].case}: ratio {rows[-1].ratio:.3f}")
 
         # Our own passes, called one by one, with torch's module construction and init taken
         # out of compile. Files are parsed afresh each round; compile runs twice: as a first
         # build in a process (generating the forward code) and again (the classes exist).
-        times: dict[str, list[float]] = {"parse": [], "resolve": [], "compile": [], "torch": [], "first compile": []}
+        times: dict[str, list[float]] = {
+            "parse": [],
+            "resolve": [],
+            "compile": [],
+            "torch": [],
+            "first compile": [],
+        }
         for _ in range(settings.build_rounds):
             loader._PARSED.clear()
             in_parse = [0.0]
@@ -189,15 +264,30 @@ def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
             times["resolve"].append(t1 - t0 - in_parse[0])
             times["torch"].append(in_torch[0])
         total = [p + r + c for p, r, c in zip(times["parse"], times["resolve"], times["compile"])]
-        split_ok = sum(times["torch"]) > 0  # the leaf walk found the layers (a derived net may hide them)
-        for part, note in (("parse", ".net text -> IR, imports included"), ("resolve", "incl. shapes"),
-                           ("compile", "our code only: tree walk, classes"), ("first compile", "the same, first build in a process: generates forward code"),
-                           ("torch", "module constructors + init rules, inside compile")):
+        split_ok = (
+            sum(times["torch"]) > 0
+        )  # the leaf walk found the layers (a derived net may hide them)
+        for part, note in (
+            ("parse", ".net text -> IR, imports included"),
+            ("resolve", "incl. shapes"),
+            ("compile", "our code only: tree walk, classes"),
+            ("first compile", "the same, first build in a process: generates forward code"),
+            ("torch", "module constructors + init rules, inside compile"),
+        ):
             if not split_ok and part in ("compile", "first compile", "torch"):
                 note = "torch init NOT separated for this spec: compile includes it"
-            rows.append(paired_row("build", f"{name} pass: {part}", times[part], None, None, note=note))
+            rows.append(
+                paired_row("build", f"{name} pass: {part}", times[part], None, None, note=note)
+            )
         limit = 20e-3 if name == "ResNet-50" else None
-        row = paired_row("build", f"{name} our passes total", total, None, None, target="< 20 ms" if limit else None)
+        row = paired_row(
+            "build",
+            f"{name} our passes total",
+            total,
+            None,
+            None,
+            target="< 20 ms" if limit else None,
+        )
         if limit:
             row.met = row.median < 20
         rows.append(row)
@@ -215,8 +305,12 @@ def _time_factories(spec: Any, acc: list[float], leaf: type, seen: set[int] | No
     if isinstance(spec, leaf):
         spec.layer = dataclasses.replace(spec.layer, factory=_timed(spec.layer.factory, acc))
         return
-    parts = [c for _, c in getattr(spec, "children", None) or []] + [m for _, m in getattr(spec, "members", None) or []]
-    if getattr(spec, "base", None) is not None:  # a derived net: its base, then what replaces parts of it
+    parts = [c for _, c in getattr(spec, "children", None) or []] + [
+        m for _, m in getattr(spec, "members", None) or []
+    ]
+    if (
+        getattr(spec, "base", None) is not None
+    ):  # a derived net: its base, then what replaces parts of it
         parts += [spec.base] + [op.spec for op in spec.ops if getattr(op, "spec", None) is not None]
     for part in parts:
         _time_factories(part, acc, leaf, seen)
@@ -295,25 +389,52 @@ print(json.dumps(dict(first=first, second=second, peak_mb=peak, ref=ref)))
 
 VALIDATE_CASES = [
     # name, spec, params, reference on meta (construct + forward), input the same as validate's
-    ("ResNet-50", str(_resnet("resnet50")), {}, "refs.resnet50()", "(2, 3, 32, 48)", "torch.float32", 150.0),
-    ("GPT 175B", str(EXAMPLES / "gpt.net"), GPT_175B, f"refs.GPT(**{GPT_175B!r})", "(2, 32)", "torch.long", 1000.0),
+    (
+        "ResNet-50",
+        str(_resnet("resnet50")),
+        {},
+        "refs.resnet50()",
+        "(2, 3, 32, 48)",
+        "torch.float32",
+        150.0,
+    ),
+    (
+        "GPT 175B",
+        str(EXAMPLES / "gpt.net"),
+        GPT_175B,
+        f"refs.GPT(**{GPT_175B!r})",
+        "(2, 32)",
+        "torch.long",
+        1000.0,
+    ),
 ]
 
 
 def validate(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     rows: list[Row] = []
     for name, spec, params, reference, shape, dtype, limit_ms in VALIDATE_CASES:
-        code = _VALIDATE_CHILD.format(spec=spec, params=params, reference=reference, input_shape=shape, dtype=dtype)
+        code = _VALIDATE_CHILD.format(
+            spec=spec, params=params, reference=reference, input_shape=shape, dtype=dtype
+        )
         results = [run_child(code) for _ in range(settings.children)]
         first = [r["first"] for r in results]
         second = [r["second"] for r in results]
         ref = [r["ref"] for r in results]
         peak = [r["peak_mb"] for r in results]
         target = f"< {limit_ms:.0f} ms"
-        row = paired_row("validate", f"{name}: first call after import torch", first, ref, "hand-written on meta", target=target)
+        row = paired_row(
+            "validate",
+            f"{name}: first call after import torch",
+            first,
+            ref,
+            "hand-written on meta",
+            target=target,
+        )
         row.met = row.median < limit_ms
         rows.append(row)
-        row = paired_row("validate", f"{name}: again, same process", second, ref, "hand-written on meta")
+        row = paired_row(
+            "validate", f"{name}: again, same process", second, ref, "hand-written on meta"
+        )
         rows.append(row)
         med, lo, hi = summary(peak)
         row = Row("validate", f"{name}: peak RSS beyond import", "MB", med, lo, hi, len(peak))
@@ -343,8 +464,16 @@ def generated_spec(lines: int = 10_000) -> str:
         "    return y",
         "",
     ]
-    net = ["net Generated(width=64, n_classes=10):", "    input x: [B, 3, H, W]", "    stem = Conv2d(width, kernel_size=3, padding=1)"]
-    tail = ["    x = stem(x)", "    x = flatten(mean(x, dim=[2, 3]), 1)", "    return head(x): Linear(n_classes)"]
+    net = [
+        "net Generated(width=64, n_classes=10):",
+        "    input x: [B, 3, H, W]",
+        "    stem = Conv2d(width, kernel_size=3, padding=1)",
+    ]
+    tail = [
+        "    x = stem(x)",
+        "    x = flatten(mean(x, dim=[2, 3]), 1)",
+        "    return head(x): Linear(n_classes)",
+    ]
     i = 0
     while len(out) + len(block) + len(net) + len(tail) + 1 <= lines:
         out.extend(line.format(i=i) for line in block)
@@ -370,19 +499,34 @@ def parse(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     assert parse_yaml(yaml_text, "generated.yaml") == spec
     rounds = 1 if settings.quick else 3  # the parsers are warm: parsed once above
     samples = interleaved({"net": lambda: parse_net(text, "generated.net")}, rounds, warmup=0)
-    row = paired_row("parse", f".net, {n_net:,} lines", samples["net"], None, None, target="≥ 25,000 lines/s")
+    row = paired_row(
+        "parse", f".net, {n_net:,} lines", samples["net"], None, None, target="≥ 25,000 lines/s"
+    )
     rate = n_net / summary(samples["net"])[0]
-    row.note, row.met, row.extra = f"{rate:,.0f} lines/s", rate >= 25_000, {"lines": n_net, "lines_per_s": rate}
+    row.note, row.met, row.extra = (
+        f"{rate:,.0f} lines/s",
+        rate >= 25_000,
+        {"lines": n_net, "lines_per_s": rate},
+    )
     rows.append(row)
     log(f"  .net: {rate:,.0f} lines/s")
 
-    fns = {"ours": lambda: parse_yaml(yaml_text, "generated.yaml"), "safe_load": lambda: yaml.safe_load(yaml_text)}
+    fns = {
+        "ours": lambda: parse_yaml(yaml_text, "generated.yaml"),
+        "safe_load": lambda: yaml.safe_load(yaml_text),
+    }
     if getattr(yaml, "CSafeLoader", None) is not None:
         fns["CSafeLoader"] = lambda: yaml.load(yaml_text, Loader=yaml.CSafeLoader)
     samples = interleaved(fns, rounds, warmup=0)
     ours_rate = n_yaml / summary(samples["ours"])[0]
     for ref_name in [k for k in fns if k != "ours"]:
-        row = paired_row("parse", f"YAML, {n_yaml:,} lines (same spec)", samples["ours"], samples[ref_name], f"yaml {ref_name}")
+        row = paired_row(
+            "parse",
+            f"YAML, {n_yaml:,} lines (same spec)",
+            samples["ours"],
+            samples[ref_name],
+            f"yaml {ref_name}",
+        )
         ref_rate = n_yaml / summary(samples[ref_name])[0]
         row.note = f"{ours_rate:,.0f} vs {ref_rate:,.0f} lines/s"
         row.extra = {"lines": n_yaml, "lines_per_s": ours_rate, "ref_lines_per_s": ref_rate}
@@ -416,7 +560,9 @@ def scale(settings: Settings, log: Callable[[str], None]) -> list[Row]:
             validate_t.append(t1 - t0)
             build_t.append(t2 - t0)
         for what, values in (("validate", validate_t), ("build", build_t)):
-            row = paired_row("scale", f"{what} {layers:,}-layer Sequential (Linear/ReLU)", values, None, None)
+            row = paired_row(
+                "scale", f"{what} {layers:,}-layer Sequential (Linear/ReLU)", values, None, None
+            )
             per_layer[what][layers] = row.median / layers
             row.note = f"{row.median / layers:.2f} ms/layer"
             if what == "validate" and layers == 10_000:
@@ -425,8 +571,22 @@ def scale(settings: Settings, log: Callable[[str], None]) -> list[Row]:
             log(f"  {what} {layers}: {row.median:.0f} ms ({row.median / layers:.2f} ms/layer)")
     for what, by_size in per_layer.items():
         ratio = by_size[10_000] / by_size[1_000]
-        row = Row("scale", f"{what}: time per layer, 10,000 vs 1,000", "ms/layer", by_size[10_000], by_size[10_000], by_size[10_000], 1,
-                  "1,000 layers", by_size[1_000], by_size[1_000], by_size[1_000], ratio, "ratio 0.8-1.2", 0.8 <= ratio <= 1.2)
+        row = Row(
+            "scale",
+            f"{what}: time per layer, 10,000 vs 1,000",
+            "ms/layer",
+            by_size[10_000],
+            by_size[10_000],
+            by_size[10_000],
+            1,
+            "1,000 layers",
+            by_size[1_000],
+            by_size[1_000],
+            by_size[1_000],
+            ratio,
+            "ratio 0.8-1.2",
+            0.8 <= ratio <= 1.2,
+        )
         rows.append(row)
     return rows
 

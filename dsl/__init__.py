@@ -96,11 +96,23 @@ def build_model(
     from dsl.pauses import gc_paused
 
     with gc_paused():
-        resolved = resolve(spec, net=net, params=params, sizes=sizes)  # compiling checks the init rules
+        resolved = resolve(
+            spec, net=net, params=params, sizes=sizes
+        )  # compiling checks the init rules
         if device is None or torch.device(device).type != "meta":
             check_params(resolved, max_params)
-        model = compile_resolved(resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream)
-    _load_weights(model, resolved, weights, strict=strict, allow_missing=allow_missing, prefix=prefix, rename=rename)
+        model = compile_resolved(
+            resolved, device=device, dtype=dtype, seed=seed, init_stream=init_stream
+        )
+    _load_weights(
+        model,
+        resolved,
+        weights,
+        strict=strict,
+        allow_missing=allow_missing,
+        prefix=prefix,
+        rename=rename,
+    )
     if outputs is not None:
         from dsl.build.compile import feature_extractor
 
@@ -119,7 +131,13 @@ def _load_weights(model: nn.Module, resolved: Resolved, weights: Any, **options:
         load_into(model, spec.path, span=spec.span, **spec.options)
 
 
-def materialize(model: nn.Module, device: str | torch.device, *, seed: int | None = None, init_stream: str = "global") -> nn.Module:
+def materialize(
+    model: nn.Module,
+    device: str | torch.device,
+    *,
+    seed: int | None = None,
+    init_stream: str = "global",
+) -> nn.Module:
     """Real weights for a model built with `device="meta"`: exactly those a build on
     `device` with the same seed gives."""
     from dsl.build.compile import materialize as _materialize

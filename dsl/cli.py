@@ -58,27 +58,45 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    validate = command("validate", "check specs: syntax, names, arguments and shapes, without allocating weights")
+    validate = command(
+        "validate", "check specs: syntax, names, arguments and shapes, without allocating weights"
+    )
     validate.add_argument("files", nargs="+", type=Path)
-    validate.add_argument("--set", action="append", default=[], metavar="K=V", help="override a net parameter (repeatable)")
+    validate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="override a net parameter (repeatable)",
+    )
     validate.add_argument("--net", help="which net to check (default: every net in the file)")
     validate.add_argument("--format", choices=("human", "json"), default="human")
     validate.set_defaults(run=_validate)
 
     fmt = command("fmt", "rewrite spec files in canonical form")
     fmt.add_argument("files", nargs="+", type=Path)
-    fmt.add_argument("--check", action="store_true", help="only report files that would change (exit 1 if any)")
+    fmt.add_argument(
+        "--check", action="store_true", help="only report files that would change (exit 1 if any)"
+    )
     fmt.set_defaults(run=_fmt)
 
     convert = command("convert", "convert a spec between .net and YAML, without loss")
     convert.add_argument("file", type=Path)
-    convert.add_argument("-o", "--output", type=Path, required=True, help="the output file; its suffix picks the format")
+    convert.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the output file; its suffix picks the format",
+    )
     convert.set_defaults(run=_convert)
 
     schema = command("schema", "print the JSON Schema of the YAML form (for editors)")
     schema.set_defaults(run=_schema)
 
-    blocks = command("blocks", "list the standard library's blocks and nets, or show one's documentation")
+    blocks = command(
+        "blocks", "list the standard library's blocks and nets, or show one's documentation"
+    )
     blocks.add_argument("name", nargs="?", help="a block or net name, e.g. Bottleneck")
     blocks.set_defaults(run=_blocks)
     _tool_commands(command)
@@ -89,52 +107,120 @@ def _tool_commands(command: Any) -> None:
     """summary, graph, diff, resolve, build, export: the commands that look at a built net."""
 
     def spec_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a net parameter (repeatable)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="K=V",
+            help="override a net parameter (repeatable)",
+        )
         p.add_argument("--net", help="which net of the file (default: the last one)")
 
-    summary = command("summary", "a table of modules: output shapes, parameters, FLOPs and spec lines, measured on the meta device")
+    summary = command(
+        "summary",
+        "a table of modules: output shapes, parameters, FLOPs and spec lines, measured on the meta device",
+    )
     summary.add_argument("file", type=Path)
-    summary.add_argument("--input", metavar="SHAPE", help="the first input's shape, e.g. 1x3x256x256 (default: the symbolic shape the spec declares)")
-    summary.add_argument("--depth", type=int, default=3, help="show modules nested at most this deep (default 3)")
-    summary.add_argument("--init", action="store_true", help="add a table: for every parameter, the init rule (or default) that set it, and its spec line")
+    summary.add_argument(
+        "--input",
+        metavar="SHAPE",
+        help="the first input's shape, e.g. 1x3x256x256 (default: the symbolic shape the spec declares)",
+    )
+    summary.add_argument(
+        "--depth", type=int, default=3, help="show modules nested at most this deep (default 3)"
+    )
+    summary.add_argument(
+        "--init",
+        action="store_true",
+        help="add a table: for every parameter, the init rule (or default) that set it, and its spec line",
+    )
     spec_options(summary)
     summary.add_argument("--format", choices=("human", "json"), default="human")
     summary.set_defaults(run=_summary)
 
-    graph = command("graph", "draw the network: DOT or Mermaid text, or SVG/PNG/PDF through Graphviz's dot")
+    graph = command(
+        "graph", "draw the network: DOT or Mermaid text, or SVG/PNG/PDF through Graphviz's dot"
+    )
     graph.add_argument("file", type=Path)
-    graph.add_argument("-o", "--output", type=Path, required=True, help="net.svg, net.png, net.pdf, net.dot or net.mmd (the suffix picks the format)")
-    graph.add_argument("--depth", type=int, default=2, help="open blocks and Sequentials nested less deep than this (default 2; 1 shows the top level only)")
-    graph.add_argument("--concrete", action="store_true", help="show sizes as numbers rather than symbols (B, H, W)")
+    graph.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="net.svg, net.png, net.pdf, net.dot or net.mmd (the suffix picks the format)",
+    )
+    graph.add_argument(
+        "--depth",
+        type=int,
+        default=2,
+        help="open blocks and Sequentials nested less deep than this (default 2; 1 shows the top level only)",
+    )
+    graph.add_argument(
+        "--concrete",
+        action="store_true",
+        help="show sizes as numbers rather than symbols (B, H, W)",
+    )
     spec_options(graph)
     graph.set_defaults(run=_graph)
 
-    diff = command("diff", "what changed between two networks: modules, parameters, checkpoint keys")
+    diff = command(
+        "diff", "what changed between two networks: modules, parameters, checkpoint keys"
+    )
     diff.add_argument("a", type=Path)
     diff.add_argument("b", type=Path)
-    diff.add_argument("--set", action="append", default=[], metavar="K=V", help="override a parameter of both nets (repeatable)")
+    diff.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="override a parameter of both nets (repeatable)",
+    )
     diff.add_argument("--format", choices=("human", "json"), default="human")
     diff.set_defaults(run=_diff)
 
-    res = command("resolve", "the fully expanded network: every module's constructor arguments and where each came from")
+    res = command(
+        "resolve",
+        "the fully expanded network: every module's constructor arguments and where each came from",
+    )
     res.add_argument("file", type=Path)
     spec_options(res)
-    res.add_argument("--no-defaults", action="store_true", help="leave out the arguments that keep torch's defaults")
+    res.add_argument(
+        "--no-defaults",
+        action="store_true",
+        help="leave out the arguments that keep torch's defaults",
+    )
     res.add_argument("--format", choices=("human", "json"), default="human")
     res.set_defaults(run=_resolve)
 
-    build = command("build", "build a network and save its initialised weights with the spec (load with dsl.load_model)")
+    build = command(
+        "build",
+        "build a network and save its initialised weights with the spec (load with dsl.load_model)",
+    )
     build.add_argument("file", type=Path)
-    build.add_argument("-o", "--output", type=Path, required=True, help="model.safetensors or model.pt")
-    build.add_argument("--seed", type=int, default=0, help="random seed for the initial weights (default 0)")
+    build.add_argument(
+        "-o", "--output", type=Path, required=True, help="model.safetensors or model.pt"
+    )
+    build.add_argument(
+        "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
+    )
     spec_options(build)
     build.set_defaults(run=_build)
 
-    export = command("export", "export a network: ONNX, TorchScript, torch.export program, or standalone PyTorch source")
+    export = command(
+        "export",
+        "export a network: ONNX, TorchScript, torch.export program, or standalone PyTorch source",
+    )
     export.add_argument("file", type=Path)
-    export.add_argument("--format", required=True, choices=("onnx", "torchscript", "exported-program", "python"))
+    export.add_argument(
+        "--format", required=True, choices=("onnx", "torchscript", "exported-program", "python")
+    )
     export.add_argument("-o", "--output", type=Path, required=True)
-    export.add_argument("--seed", type=int, default=0, help="random seed for the weights in the exported file (default 0)")
+    export.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed for the weights in the exported file (default 0)",
+    )
     spec_options(export)
     export.set_defaults(run=_export)
 
@@ -155,7 +241,9 @@ def _report(errors: list[Any], fmt: str, checked: int) -> int:
             print(error.render(color=color), file=sys.stderr)
             print(file=sys.stderr)
         noun = "file" if checked == 1 else "files"
-        summary = f"{checked} {noun} checked: " + (f"{len(errors)} error{'s' if len(errors) != 1 else ''}" if errors else "ok")
+        summary = f"{checked} {noun} checked: " + (
+            f"{len(errors)} error{'s' if len(errors) != 1 else ''}" if errors else "ok"
+        )
         print(summary, file=sys.stderr if errors else sys.stdout)
     return 1 if errors else 0
 
@@ -244,7 +332,9 @@ def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None)
     except DSLError as exc:
         return [exc]
     except RecursionError:
-        return [LimitError("the spec nests too deeply to check", Span(file=str(path), line=1, col=1))]
+        return [
+            LimitError("the spec nests too deeply to check", Span(file=str(path), line=1, col=1))
+        ]
     return []
 
 
@@ -271,7 +361,9 @@ def _fmt(args: argparse.Namespace) -> int:
     verb = "would reformat" if args.check else "reformatted"
     for path in changed:
         print(f"{verb} {path}")
-    print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} {verb}, {len(args.files) - len(changed)} unchanged")
+    print(
+        f"{len(changed)} file{'s' if len(changed) != 1 else ''} {verb}, {len(args.files) - len(changed)} unchanged"
+    )
     return 1 if args.check and changed else 0
 
 
@@ -299,20 +391,28 @@ def _blocks(args: argparse.Namespace) -> int:
     found = []
     for path in sorted(stdlib_dir().glob("*.net")):
         for definition in read_file(path, f"blocks/{path.name}").defs:
-            params = ", ".join(p.name if p.default is None else f"{p.name}={print_expr(p.default)}" for p in definition.params)
+            params = ", ".join(
+                p.name if p.default is None else f"{p.name}={print_expr(p.default)}"
+                for p in definition.params
+            )
             found.append((path.stem, definition, f"{definition.kind} {definition.name}({params})"))
     if args.name is None:
         for module, definition, head in found:
             summary = (definition.doc or "").split("\n")[0]
             print(f"{module:<12} {head}\n{'':<12}   {summary}")
-        print("\nimport with: from MODULE import NAME   (dsl blocks NAME shows the whole documentation)")
+        print(
+            "\nimport with: from MODULE import NAME   (dsl blocks NAME shows the whole documentation)"
+        )
         return 0
     for module, definition, head in found:
         if definition.name == args.name:
             print(f"from {module} import {definition.name}\n\n{head}\n")
             print(definition.doc or "(no documentation)")
             return 0
-    error = UnknownNameError(f"the standard library has no block '{args.name}'", hint=did_you_mean(args.name, [d.name for _, d, _ in found]))
+    error = UnknownNameError(
+        f"the standard library has no block '{args.name}'",
+        hint=did_you_mean(args.name, [d.name for _, d, _ in found]),
+    )
     print(error.render(color=_color(sys.stderr)), file=sys.stderr)
     return 1
 
@@ -338,7 +438,13 @@ def _errors_reported(run: Any) -> Any:
         try:
             return run(args)
         except DSLError as exc:
-            return _report([exc], getattr(args, "format", "human") if getattr(args, "format", "human") == "json" else "human", 1)
+            return _report(
+                [exc],
+                getattr(args, "format", "human")
+                if getattr(args, "format", "human") == "json"
+                else "human",
+                1,
+            )
 
     return wrapper
 
@@ -356,7 +462,9 @@ def _summary(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(render_json(result))
     else:
-        print(render(result, depth=args.depth if args.depth >= 0 else None, color=_color(sys.stdout)))
+        print(
+            render(result, depth=args.depth if args.depth >= 0 else None, color=_color(sys.stdout))
+        )
     return 0
 
 
@@ -380,7 +488,9 @@ def _diff(args: argparse.Namespace) -> int:
     a = resolve(args.a, params=overrides)
     b = resolve(args.b, params=overrides)
     result = compare(a, b, str(args.a), str(args.b))
-    print(render_json(result) if args.format == "json" else render(result, color=_color(sys.stdout)))
+    print(
+        render_json(result) if args.format == "json" else render(result, color=_color(sys.stdout))
+    )
     return 0
 
 
@@ -389,11 +499,17 @@ def _resolve(args: argparse.Namespace) -> int:
     from dsl.tools.provenance import explain, render, render_json
 
     _, entries = explain(args.file, net=args.net, overrides=parse_overrides(args.set))
-    print(render_json(entries) if args.format == "json" else render(entries, color=_color(sys.stdout), defaults=not args.no_defaults))
+    print(
+        render_json(entries)
+        if args.format == "json"
+        else render(entries, color=_color(sys.stdout), defaults=not args.no_defaults)
+    )
     return 0
 
 
-def _build_with_progress(path: Path, overrides: dict[str, Any], net: str | None, seed: int) -> tuple[Any, Any]:
+def _build_with_progress(
+    path: Path, overrides: dict[str, Any], net: str | None, seed: int
+) -> tuple[Any, Any]:
     import torch
 
     from dsl.build.checkpoint import count_modules
@@ -419,13 +535,25 @@ def _build(args: argparse.Namespace) -> int:
     from dsl.tools.summary import human_bytes
 
     if args.output.suffix not in (".safetensors", ".pt", ".pth"):
-        raise ArgumentError(f"cannot save weights as '{args.output.suffix}'", hint="give -o a name ending in .safetensors or .pt")
+        raise ArgumentError(
+            f"cannot save weights as '{args.output.suffix}'",
+            hint="give -o a name ending in .safetensors or .pt",
+        )
     overrides = parse_overrides(args.set)
     resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
     with Progress(f"writing {args.output.name}"):
-        save(model, args.output, spec_text=args.file.read_text(encoding="utf-8"), spec_file=str(args.file), net=resolved.name, params=overrides)
+        save(
+            model,
+            args.output,
+            spec_text=args.file.read_text(encoding="utf-8"),
+            spec_file=str(args.file),
+            net=resolved.name,
+            params=overrides,
+        )
     count = sum(p.numel() for p in model.parameters())
-    print(f"wrote {args.output}: {resolved.name}, {count:,} parameters, {human_bytes(args.output.stat().st_size)}, seed {args.seed}")
+    print(
+        f"wrote {args.output}: {resolved.name}, {count:,} parameters, {human_bytes(args.output.stat().st_size)}, seed {args.seed}"
+    )
     return 0
 
 

@@ -59,7 +59,11 @@ class DSLError(Exception):
         head = f"{style.bold(self.location())}: {style.red(f'error[{self.code}]')}: {style.bold(self.message)}"
         lines = [head, *_snippet(self.span, style)]
         for note in self.notes:
-            lines.append(f"  {style.blue('note')}: {note.message} ({note.span})" if note.span else f"  {style.blue('note')}: {note.message}")
+            lines.append(
+                f"  {style.blue('note')}: {note.message} ({note.span})"
+                if note.span
+                else f"  {style.blue('note')}: {note.message}"
+            )
             lines.extend(_snippet(note.span, style))
         if self.hint:
             lines.append(f"  {style.green('hint')}: {self.hint}")
@@ -81,7 +85,10 @@ class DSLError(Exception):
             "kind": type(self).__name__,
             "message": self.message,
             "hint": self.hint,
-            "notes": [{"message": n.message, "file": n.span.file, "line": n.span.line, "col": n.span.col} for n in self.notes],
+            "notes": [
+                {"message": n.message, "file": n.span.file, "line": n.span.line, "col": n.span.col}
+                for n in self.notes
+            ],
         }
 
 
@@ -179,7 +186,9 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]
     exact_case = [c for c in pool if c.lower() == name.lower() and c != name]
     fuzzy = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
     lowered = {c.lower(): c for c in pool}
-    fuzzy_lower = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
+    fuzzy_lower = [
+        lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
+    ]
     return list(dict.fromkeys([*exact_case, *fuzzy, *fuzzy_lower]))[:n]
 
 
@@ -196,7 +205,9 @@ def keyword_span(key: str, value: Span) -> Span:
     if not value or value.col <= len(key) + 1:
         return value
     start = value.col - len(key) - 1
-    return Span(file=value.file, line=value.line, col=start, end_line=value.line, end_col=start + len(key))
+    return Span(
+        file=value.file, line=value.line, col=start, end_line=value.line, end_col=start + len(key)
+    )
 
 
 def _snippet(span: Span, style: _Style) -> list[str]:
@@ -207,7 +218,11 @@ def _snippet(span: Span, style: _Style) -> list[str]:
         return []
     text = text.replace("\t", " ")
     width = len(str(span.line))
-    end = span.end_col if span.end_line == span.line and span.end_col > span.col else len(text.rstrip()) + 1
+    end = (
+        span.end_col
+        if span.end_line == span.line and span.end_col > span.col
+        else len(text.rstrip()) + 1
+    )
     carets = "^" * max(1, min(end, len(text) + 1) - span.col)
     gutter = " " * (width + 5)
     return [

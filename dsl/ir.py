@@ -36,7 +36,9 @@ class Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     # Not validated: the readers make every span themselves.
-    span: SkipJsonSchema[SkipValidation[Span]] = Field(default=NO_SPAN, alias="__span__", exclude=True, repr=False)
+    span: SkipJsonSchema[SkipValidation[Span]] = Field(
+        default=NO_SPAN, alias="__span__", exclude=True, repr=False
+    )
 
 
 # --------------------------------------------------------------------------- expressions
@@ -102,12 +104,31 @@ class Call(Node):
     kwargs: dict[str, Expr] = {}
 
 
-BINARY_OPS = ("or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**")
+BINARY_OPS = (
+    "or",
+    "and",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "//",
+    "%",
+    "@",
+    "**",
+)
 UNARY_OPS = ("-", "+", "not")
 
 
 class BinOp(Node):
-    op: Literal["or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**"]
+    op: Literal[
+        "or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**"
+    ]
     left: Expr
     right: Expr
 
@@ -144,12 +165,31 @@ class Container(Node):
     body: Stmts = []
 
 
-ExprNode = Union[Const, Name, Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr, DictExpr, Container]
+ExprNode = Union[
+    Const,
+    Name,
+    Attr,
+    Index,
+    Slice,
+    Call,
+    BinOp,
+    UnaryOp,
+    IfExp,
+    ListExpr,
+    TupleExpr,
+    DictExpr,
+    Container,
+]
 Expr = Annotated[ExprNode, BeforeValidator(_yaml_expr), WithJsonSchema(_YAML_EXPR_SCHEMA)]
 ShapeDim = Annotated[
     ExprNode,
     BeforeValidator(_yaml_dim),
-    WithJsonSchema({"description": "a size: an integer, a symbol such as B or H, or '${expr}'", "type": ["integer", "string"]}),
+    WithJsonSchema(
+        {
+            "description": "a size: an integer, a symbol such as B or H, or '${expr}'",
+            "type": ["integer", "string"],
+        }
+    ),
 ]
 
 # --------------------------------------------------------------------------- statements
@@ -300,9 +340,15 @@ def _yaml_params(value: Any) -> Any:
     for item in value:
         if isinstance(item, str):
             out.append({"name": item, "__span__": getattr(item, "span", NO_SPAN)})
-        elif isinstance(item, dict) and "name" not in item and len([k for k in item if k != "__span__"]) == 1:
+        elif (
+            isinstance(item, dict)
+            and "name" not in item
+            and len([k for k in item if k != "__span__"]) == 1
+        ):
             key = next(k for k in item if k != "__span__")
-            out.append({"name": key, "default": item[key], "__span__": item.get("__span__", NO_SPAN)})
+            out.append(
+                {"name": key, "default": item[key], "__span__": item.get("__span__", NO_SPAN)}
+            )
         else:
             out.append(item)
     return out
@@ -320,7 +366,12 @@ DefParams = Annotated[
         {
             "description": "parameters: a bare name is required, {name: default} has a default",
             "type": "array",
-            "items": {"anyOf": [{"type": "string"}, {"type": "object", "minProperties": 1, "maxProperties": 1}]},
+            "items": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "object", "minProperties": 1, "maxProperties": 1},
+                ]
+            },
         }
     ),
 ]
@@ -331,7 +382,10 @@ class Definition(Node):
     # `net ResNet50 = ResNet(Bottleneck, [3, 4, 6, 3]):` — a net that is another net or a
     # torchvision model with its arguments bound, changed by the statements of its body.
     base: Expr | None = None
-    body: Annotated[Union[Container, Stmts], BeforeValidator(lambda v: _yaml_expr(v) if isinstance(v, dict) else v)] = []
+    body: Annotated[
+        Union[Container, Stmts],
+        BeforeValidator(lambda v: _yaml_expr(v) if isinstance(v, dict) else v),
+    ] = []
     doc: str | None = None
 
     @property
@@ -377,14 +431,19 @@ def _definition_tag(value: Any) -> str | None:
     return {"NetDef": "net", "BlockDef": "block"}.get(type(value).__name__)
 
 
-Def = Annotated[Union[Annotated[NetDef, Tag("net")], Annotated[BlockDef, Tag("block")]], Discriminator(_definition_tag)]
+Def = Annotated[
+    Union[Annotated[NetDef, Tag("net")], Annotated[BlockDef, Tag("block")]],
+    Discriminator(_definition_tag),
+]
 
 
 class Import(Node):
     """`from unet import DoubleConv, Down` or `from "./parts.net" import Stem`."""
 
     from_: str = Field(alias="from")
-    import_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(alias="import")
+    import_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = (
+        Field(alias="import")
+    )
 
 
 class SpecFile(Node):
@@ -410,5 +469,23 @@ def dotted(expr: Any) -> str | None:
     return None
 
 
-for _model in (Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr, DictExpr, Container, If, For, Definition, NetDef, BlockDef, SpecFile):
+for _model in (
+    Attr,
+    Index,
+    Slice,
+    Call,
+    BinOp,
+    UnaryOp,
+    IfExp,
+    ListExpr,
+    TupleExpr,
+    DictExpr,
+    Container,
+    If,
+    For,
+    Definition,
+    NetDef,
+    BlockDef,
+    SpecFile,
+):
     _model.model_rebuild()

@@ -28,7 +28,9 @@ class LeafSpec:
     layer: Layer
     kwargs: dict[str, Any]
     span: Span
-    numel: tuple[int, int] | None = None  # (parameter, buffer) elements, counted on meta (dsl.elaborate.limits)
+    numel: tuple[int, int] | None = (
+        None  # (parameter, buffer) elements, counted on meta (dsl.elaborate.limits)
+    )
     inferred: tuple[str, ...] = ()  # the input-size arguments read from the input's shape
 
 

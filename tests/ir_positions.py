@@ -14,7 +14,9 @@ def positions(value: Any) -> Any:
     span = value.get("__span__") if isinstance(value, dict) else getattr(value, "span", None)
     where = span._asdict() if isinstance(span, Span) else None
     if isinstance(value, ir.Node):
-        fields = {name: positions(field) for name, field in value.__dict__.items() if name != "span"}
+        fields = {
+            name: positions(field) for name, field in value.__dict__.items() if name != "span"
+        }
         return type(value).__name__, where, fields
     if isinstance(value, dict):
         items = [(positions(k), positions(v)) for k, v in value.items() if k != "__span__"]

@@ -29,7 +29,9 @@ class MnistMLP(nn.Module):
 
 
 class DoubleConv(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, mid_channels: int | None = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, mid_channels: int | None = None
+    ) -> None:
         super().__init__()
         mid_channels = mid_channels or out_channels
         self.double_conv = nn.Sequential(
@@ -82,7 +84,9 @@ class OutConv(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, n_channels: int = 3, n_classes: int = 2, bilinear: bool = True, width: int = 64) -> None:
+    def __init__(
+        self, n_channels: int = 3, n_classes: int = 2, bilinear: bool = True, width: int = 64
+    ) -> None:
         super().__init__()
         w = width
         factor = 2 if bilinear else 1
@@ -158,7 +162,14 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, n_layer: int = 2, d_model: int = 64, n_head: int = 4, vocab: int = 256, block_size: int = 64) -> None:
+    def __init__(
+        self,
+        n_layer: int = 2,
+        d_model: int = 64,
+        n_head: int = 4,
+        vocab: int = 256,
+        block_size: int = 64,
+    ) -> None:
         super().__init__()
         self.wte = nn.Embedding(vocab, d_model)
         self.wpe = nn.Embedding(block_size, d_model)

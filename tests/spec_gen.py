@@ -48,7 +48,9 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False)
     if not ceil:
         return span // s + 1
     out = -(-span // s) + 1
-    if (out - 1) * s >= size + p:  # torch: the last window must start inside the input or left padding
+    if (
+        out - 1
+    ) * s >= size + p:  # torch: the last window must start inside the input or left padding
         out -= 1
     return out
 
@@ -111,11 +113,16 @@ def _pool(draw: st.DrawFn, shape: Shape) -> _Layer:
         kwargs.append(f"padding={p}")
     if ceil:
         kwargs.append("ceil_mode=true")
-    return _Layer(f"{kind}({', '.join(kwargs)})", (c, _conv_out(h, k, s, p, ceil=ceil), _conv_out(w, k, s, p, ceil=ceil)))
+    return _Layer(
+        f"{kind}({', '.join(kwargs)})",
+        (c, _conv_out(h, k, s, p, ceil=ceil), _conv_out(w, k, s, p, ceil=ceil)),
+    )
 
 
 @st.composite
-def _linear(draw: st.DrawFn, shape: Shape, preserve: bool = False, out: int | None = None) -> _Layer:
+def _linear(
+    draw: st.DrawFn, shape: Shape, preserve: bool = False, out: int | None = None
+) -> _Layer:
     f = shape[-1]
     out = out if out is not None else (f if preserve else draw(st.integers(1, 24)))
     bias = draw(st.booleans())
@@ -140,7 +147,9 @@ def _norm(draw: st.DrawFn, shape: Shape) -> _Layer:
         affine = draw(st.booleans())
         explicit = draw(st.booleans())
         args = ([str(n)] if explicit else []) + ([] if affine else ["elementwise_affine=false"])
-        return _Layer(f"LayerNorm({', '.join(args)})", shape, {"weight": n, "bias": n} if affine else {})
+        return _Layer(
+            f"LayerNorm({', '.join(args)})", shape, {"weight": n, "bias": n} if affine else {}
+        )
     n = shape[0]
     affine = draw(st.integers(0, 3)) > 0
     args = ([str(n)] if draw(st.booleans()) else []) + ([] if affine else ["affine=false"])
@@ -148,7 +157,12 @@ def _norm(draw: st.DrawFn, shape: Shape) -> _Layer:
 
 
 def _activation(draw: st.DrawFn, shape: Shape) -> _Layer:
-    return _Layer(draw(st.sampled_from(["ReLU()", "GELU()", "ReLU(inplace=true)", "GELU(approximate=\"tanh\")"])), shape)
+    return _Layer(
+        draw(
+            st.sampled_from(["ReLU()", "GELU()", "ReLU(inplace=true)", 'GELU(approximate="tanh")'])
+        ),
+        shape,
+    )
 
 
 @st.composite
@@ -176,7 +190,11 @@ def _layer(draw: st.DrawFn, shape: Shape) -> _Layer:
 
 def _preserving(draw: st.DrawFn, shape: Shape) -> _Layer:
     """A layer with parameters whose output has its input's shape."""
-    return draw(_conv(shape, preserve=True)) if len(shape) == 3 else draw(_linear(shape, preserve=True))
+    return (
+        draw(_conv(shape, preserve=True))
+        if len(shape) == 3
+        else draw(_linear(shape, preserve=True))
+    )
 
 
 class _Body:
@@ -213,7 +231,21 @@ class _Body:
     def step(self) -> None:
         draw = self.draw
         src, shape = self.current()
-        kind = draw(st.sampled_from(["layer", "layer", "layer", "split", "residual", "concat", "sequential", "shared", "functional"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "layer",
+                    "layer",
+                    "layer",
+                    "split",
+                    "residual",
+                    "concat",
+                    "sequential",
+                    "shared",
+                    "functional",
+                ]
+            )
+        )
         if kind == "shared" and self.shared:
             name, needs = draw(st.sampled_from(self.shared))
             matching = [v for v, s in self.values if s == needs]
@@ -229,7 +261,11 @@ class _Body:
             self.member(name, layer)
             self.shared.append((name, shape))
             out = self.fresh("h")
-            self.emit(f"{out} = {src} + {value}" if draw(st.booleans()) else f"{out} = add({value}, {src})")
+            self.emit(
+                f"{out} = {src} + {value}"
+                if draw(st.booleans())
+                else f"{out} = add({value}, {src})"
+            )
             self.push(out, shape)
             return
         if kind == "concat":
@@ -237,7 +273,11 @@ class _Body:
             branches = []
             for _ in range(draw(st.integers(2, 3))):
                 width = draw(st.integers(1, 8))
-                layer = draw(_conv(shape, preserve=True, out=width)) if len(shape) == 3 else draw(_linear(shape, out=width))
+                layer = (
+                    draw(_conv(shape, preserve=True, out=width))
+                    if len(shape) == 3
+                    else draw(_linear(shape, out=width))
+                )
                 name, value = self.fresh("branch"), self.fresh("h")
                 self.emit(f"{value} = {name}({src}): {layer.text}")
                 self.member(name, layer)
@@ -309,7 +349,12 @@ def graph_specs(draw: st.DrawFn) -> GeneratedSpec:
         outputs.append(draw(st.sampled_from(body.values[1:-1])))
     ret = ", ".join(v for v, _ in outputs)
     width = draw(st.integers(1, 9))
-    lines = [f"net Gen(width={width}):", f"    input x: [{_dims(shape)}]", *body.lines, f"    return {ret}"]
+    lines = [
+        f"net Gen(width={width}):",
+        f"    input x: [{_dims(shape)}]",
+        *body.lines,
+        f"    return {ret}",
+    ]
     return GeneratedSpec("\n".join(lines) + "\n", shape, [s for _, s in outputs], body.params)
 
 

@@ -17,10 +17,18 @@ from dsl.syntax.printer import KEYWORDS
 
 MAX_EXPR_LEAVES = 8
 
-identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True).filter(lambda s: s not in KEYWORDS and s != "__span__")
-callee_names = st.from_regex(r"[A-Z][A-Za-z0-9_]{0,7}", fullmatch=True).filter(lambda s: s not in KEYWORDS)
+identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True).filter(
+    lambda s: s not in KEYWORDS and s != "__span__"
+)
+callee_names = st.from_regex(r"[A-Z][A-Za-z0-9_]{0,7}", fullmatch=True).filter(
+    lambda s: s not in KEYWORDS
+)
 # `down{i + 1}`: a name that a build-time `for` fills in.
-templated_names = st.builds(lambda base, part: f"{base}{{{part}}}", identifiers, st.sampled_from(["i", "i + 1", "2 * j", "k[0]"]))
+templated_names = st.builds(
+    lambda base, part: f"{base}{{{part}}}",
+    identifiers,
+    st.sampled_from(["i", "i + 1", "2 * j", "k[0]"]),
+)
 names = st.one_of(identifiers, identifiers, templated_names)
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 comment_texts = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=20)
@@ -85,33 +93,53 @@ small_expressions = st.recursive(atoms, _compound, max_leaves=3)
 dims = st.lists(st.one_of(st.builds(ir.Name, id=identifiers), small_expressions), max_size=4)
 dtypes = st.none() | st.sampled_from(["long", "float16", "bool"])
 options = st.dictionaries(identifiers, small_expressions, max_size=2)
-container_options = st.dictionaries(identifiers.filter(lambda s: s != "body"), small_expressions, max_size=2)
+container_options = st.dictionaries(
+    identifiers.filter(lambda s: s != "body"), small_expressions, max_size=2
+)
 comments = st.lists(comment_texts, max_size=2).map(tuple)
 
 
 def _with_comments(strategy: st.SearchStrategy) -> st.SearchStrategy:
     """Attach comments to a statement's span (they must print, but never affect equality)."""
-    return st.tuples(strategy, comments).map(lambda pair: pair[0].model_copy(update={"span": Span(comments=pair[1])}))
+    return st.tuples(strategy, comments).map(
+        lambda pair: pair[0].model_copy(update={"span": Span(comments=pair[1])})
+    )
 
 
 def _containers(body: st.SearchStrategy) -> st.SearchStrategy:
-    return st.builds(ir.Container, kind=st.sampled_from(ir.CONTAINER_KINDS), options=container_options, body=body)
+    return st.builds(
+        ir.Container, kind=st.sampled_from(ir.CONTAINER_KINDS), options=container_options, body=body
+    )
 
 
 @st.composite
 def _inputs(draw: st.DrawFn) -> ir.Input:
     shape = draw(st.none() | dims)
-    return ir.Input(input=draw(identifiers), shape=shape, dtype=None if shape is None else draw(dtypes))
+    return ir.Input(
+        input=draw(identifiers), shape=shape, dtype=None if shape is None else draw(dtypes)
+    )
 
 
 def _tensor_decls() -> st.SearchStrategy:
-    fields = {"shape": dims, "dtype": dtypes, "init": st.none() | small_expressions, "options": options}
-    return st.one_of(st.builds(ir.ParamDecl, param=identifiers, **fields), st.builds(ir.BufferDecl, buffer=identifiers, **fields))
+    fields = {
+        "shape": dims,
+        "dtype": dtypes,
+        "init": st.none() | small_expressions,
+        "options": options,
+    }
+    return st.one_of(
+        st.builds(ir.ParamDecl, param=identifiers, **fields),
+        st.builds(ir.BufferDecl, buffer=identifiers, **fields),
+    )
 
 
 init_rules = st.builds(
     ir.InitRule,
-    match=st.one_of(st.none(), st.sampled_from(["Conv2d.weight", "bn.bias", "layer*.bn2.weight", "true", "a b"]), texts),
+    match=st.one_of(
+        st.none(),
+        st.sampled_from(["Conv2d.weight", "bn.bias", "layer*.bn2.weight", "true", "a b"]),
+        texts,
+    ),
     init=small_expressions,
 )
 
@@ -138,7 +166,12 @@ def _nested_statements(body: st.SearchStrategy) -> st.SearchStrategy:
         st.builds(ir.Return, return_=small_expressions, define=containers),
         st.builds(ir.If, if_=small_expressions, then=body, else_=body),
         # An elif chain: `else_` holding exactly one If.
-        st.builds(ir.If, if_=small_expressions, then=body, else_=st.builds(ir.If, if_=small_expressions, then=body, else_=body).map(lambda s: [s])),
+        st.builds(
+            ir.If,
+            if_=small_expressions,
+            then=body,
+            else_=st.builds(ir.If, if_=small_expressions, then=body, else_=body).map(lambda s: [s]),
+        ),
         st.builds(ir.For, for_=identifiers, in_=small_expressions, body=body),
     )
 
@@ -153,15 +186,24 @@ def statement_lists(depth: int = 2) -> st.SearchStrategy:
 
 
 def _params() -> st.SearchStrategy:
-    param = st.builds(ir.DefParam, name=identifiers | st.just("name"), default=st.none() | small_expressions)
+    param = st.builds(
+        ir.DefParam, name=identifiers | st.just("name"), default=st.none() | small_expressions
+    )
     return st.lists(param, max_size=3, unique_by=lambda p: p.name)
 
 
 def _definitions() -> st.SearchStrategy:
     doc = st.none() | st.lists(comment_texts, min_size=1, max_size=2).map("\n".join)
-    plain = {"params": _params(), "body": st.one_of(statement_lists(), _containers(statement_lists(1))), "doc": doc}
+    plain = {
+        "params": _params(),
+        "body": st.one_of(statement_lists(), _containers(statement_lists(1))),
+        "doc": doc,
+    }
     # A derived net: `net X(p) = Base(args)`, with or without a body of changes.
-    callee = st.one_of(st.builds(ir.Name, id=identifiers), st.builds(ir.Attr, value=st.builds(ir.Name, id=identifiers), attr=identifiers))
+    callee = st.one_of(
+        st.builds(ir.Name, id=identifiers),
+        st.builds(ir.Attr, value=st.builds(ir.Name, id=identifiers), attr=identifiers),
+    )
     base = st.builds(ir.Call, func=callee, args=st.lists(small_expressions, max_size=2))
     derived = {"params": _params(), "base": base, "body": statement_lists(), "doc": doc}
     definition = st.one_of(
@@ -174,18 +216,35 @@ def _definitions() -> st.SearchStrategy:
 
 imports = st.builds(
     ir.Import,
-    from_=st.one_of(st.sampled_from(["unet", "blocks.common", "./parts.net", "net.x", "a b"]), texts),
+    from_=st.one_of(
+        st.sampled_from(["unet", "blocks.common", "./parts.net", "net.x", "a b"]), texts
+    ),
     import_=st.lists(identifiers, min_size=1, max_size=3),
 )
 
-spec_files = st.builds(ir.SpecFile, imports=st.lists(imports, max_size=2), defs=st.lists(_definitions(), max_size=3))
+spec_files = st.builds(
+    ir.SpecFile, imports=st.lists(imports, max_size=2), defs=st.lists(_definitions(), max_size=3)
+)
 
 
 # ----------------------------------------------------------------------- mutated `.net` texts
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SEED_FILES = sorted(p for p in EXAMPLES.glob("*.net") if p.stat().st_size < 4000)
-NET_ALPHABET = [*":=()[]{},.+-*/@#\"'\n\t ", "    ", "if ", "for ", "net ", "input ", "return ", "Sequential", "1", "x", "${", "- "]
+NET_ALPHABET = [
+    *":=()[]{},.+-*/@#\"'\n\t ",
+    "    ",
+    "if ",
+    "for ",
+    "net ",
+    "input ",
+    "return ",
+    "Sequential",
+    "1",
+    "x",
+    "${",
+    "- ",
+]
 
 
 @st.composite
@@ -195,7 +254,9 @@ def mutated_net_texts(draw: st.DrawFn) -> tuple[str, str]:
     text = path.read_text()
     for _ in range(draw(st.integers(1, 4))):
         position = draw(st.integers(0, max(0, len(text) - 1)))
-        action = draw(st.sampled_from(["delete", "insert", "replace", "duplicate_line", "drop_line"]))
+        action = draw(
+            st.sampled_from(["delete", "insert", "replace", "duplicate_line", "drop_line"])
+        )
         if action == "delete":
             text = text[:position] + text[position + draw(st.integers(1, 8)) :]
         elif action == "insert":

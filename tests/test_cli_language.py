@@ -45,10 +45,14 @@ def test_convert_both_ways_is_lossless(tmp_path: Path) -> None:
     assert main(["convert", str(source), "-o", str(tmp_path / "unet.yaml")]) == 0
     assert "defs:" in (tmp_path / "unet.yaml").read_text()
     assert main(["convert", str(tmp_path / "unet.yaml"), "-o", str(tmp_path / "back.net")]) == 0
-    assert read_file(tmp_path / "back.net") == read_file(source) == read_file(tmp_path / "unet.yaml")
+    assert (
+        read_file(tmp_path / "back.net") == read_file(source) == read_file(tmp_path / "unet.yaml")
+    )
 
 
-def test_convert_of_a_broken_spec_is_a_diagnostic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_of_a_broken_spec_is_a_diagnostic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.net"
     path.write_text("net A:\n    input x: [B, 4\n")
     assert main(["convert", str(path), "-o", str(tmp_path / "bad.yaml")]) == 1
@@ -68,7 +72,15 @@ def test_schema_describes_the_yaml_form(capsys: pytest.CaptureFixture[str]) -> N
 def test_blocks_lists_the_library_and_shows_docs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["blocks"]) == 0
     listing = capsys.readouterr().out
-    for name in ("DoubleConv", "Bottleneck", "ResNet", "VGG", "ConvBNAct", "MLP", "TransformerBlock"):
+    for name in (
+        "DoubleConv",
+        "Bottleneck",
+        "ResNet",
+        "VGG",
+        "ConvBNAct",
+        "MLP",
+        "TransformerBlock",
+    ):
         assert name in listing
     assert main(["blocks", "Bottleneck"]) == 0
     shown = capsys.readouterr().out

@@ -43,7 +43,10 @@ def top_members(path: Path) -> list[str]:
 # ----------------------------------------------------------------------------- summary
 
 
-@pytest.mark.parametrize("name", ["unet", "weight_sharing", "gpt", "custom_layer", "moduledict_heads", "sequential_positional"])
+@pytest.mark.parametrize(
+    "name",
+    ["unet", "weight_sharing", "gpt", "custom_layer", "moduledict_heads", "sequential_positional"],
+)
 def test_summary_totals_match_built_model(capsys: pytest.CaptureFixture[str], name: str) -> None:
     path = EXAMPLES / f"{name}.net"
     code, out, _ = run(capsys, "summary", path, "--format", "json")
@@ -61,7 +64,9 @@ def test_summary_totals_match_built_model(capsys: pytest.CaptureFixture[str], na
 def test_output_closed_early_is_no_error() -> None:
     """`dsl summary ... | head`: the reader goes away; the command ends quietly, status 0."""
     code = "from dsl.cli import main; raise SystemExit(main(['summary', 'examples/resnet50.net']))"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     proc.stdout.close()  # type: ignore[union-attr]
     stderr = proc.stderr.read().decode()  # type: ignore[union-attr]
     assert proc.wait(timeout=120) == 0, stderr
@@ -72,7 +77,16 @@ def test_summary_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "summary", EXAMPLES / "unet.net")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["Module", "Type", "Output", "shape", "Params", "Trainable", "FLOPs", "Spec"]
+    assert lines[0].split() == [
+        "Module",
+        "Type",
+        "Output",
+        "shape",
+        "Params",
+        "Trainable",
+        "FLOPs",
+        "Spec",
+    ]
     for member in top_members(EXAMPLES / "unet.net"):
         assert any(line.startswith(f"  {member} ") for line in lines), member
     inc = next(line for line in lines if line.startswith("  inc "))
@@ -84,7 +98,9 @@ def test_summary_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_summary_input_and_depth(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "summary", EXAMPLES / "unet.net", "--input", "1x3x64x64", "--depth", "1")
+    code, out, _ = run(
+        capsys, "summary", EXAMPLES / "unet.net", "--input", "1x3x64x64", "--depth", "1"
+    )
     assert code == 0
     assert "[1, 2, 64, 64]" in out and "[1, 64, 64, 64]" in out
     assert "double_conv" not in out  # deeper than --depth 1
@@ -106,7 +122,9 @@ def test_summary_gpt_attention_flops(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 0
     data = json.loads(out)
     attn = next(r for r in data["rows"] if r["name"] == "h.0.attn")
-    linears = sum(r["flops"] for r in data["rows"] if r["name"] in ("h.0.attn.c_attn", "h.0.attn.c_proj"))
+    linears = sum(
+        r["flops"] for r in data["rows"] if r["name"] in ("h.0.attn.c_attn", "h.0.attn.c_proj")
+    )
     assert attn["flops"] > linears  # q @ k^T and the weighted sum of v count too
 
 
@@ -115,7 +133,9 @@ def test_summary_gpt_attention_flops(capsys: pytest.CaptureFixture[str]) -> None
 
 @pytest.mark.parametrize("name", ["unet", "gpt", "moduledict_heads", "weight_sharing", "mnist_mlp"])
 @pytest.mark.parametrize("suffix", ["dot", "mmd"])
-def test_graph_text_mentions_every_member(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, suffix: str) -> None:
+def test_graph_text_mentions_every_member(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, suffix: str
+) -> None:
     out_file = tmp_path / f"{name}.{suffix}"
     code, out, _ = run(capsys, "graph", EXAMPLES / f"{name}.net", "-o", out_file, "--depth", "1")
     assert code == 0 and "wrote" in out
@@ -143,7 +163,9 @@ def test_graph_skip_connections_and_depth(tmp_path: Path) -> None:
     assert "[B, 1024, 4, 4]" in opened or "1024" in opened
 
 
-def test_graph_svg_or_clear_fallback(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_graph_svg_or_clear_fallback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     out_file = tmp_path / "unet.svg"
@@ -179,7 +201,9 @@ net Small(width=64):
 """
 
 
-def test_diff_reports_keys_that_would_not_load(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_diff_reports_keys_that_would_not_load(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     a, b = tmp_path / "a.net", tmp_path / "b.net"
     a.write_text(SPEC_A)
     b.write_text(SPEC_B)
@@ -188,17 +212,25 @@ def test_diff_reports_keys_that_would_not_load(capsys: pytest.CaptureFixture[str
     data = json.loads(out)
     model_a, model_b = dsl.build_model(a), dsl.build_model(b)
     result = model_b.load_state_dict(
-        {k: v for k, v in model_a.state_dict().items() if k not in model_b.state_dict() or model_b.state_dict()[k].shape == v.shape},
+        {
+            k: v
+            for k, v in model_a.state_dict().items()
+            if k not in model_b.state_dict() or model_b.state_dict()[k].shape == v.shape
+        },
         strict=False,
     )
-    assert sorted(data["missing_keys"]) == sorted(k for k in result.missing_keys if k not in model_a.state_dict())
+    assert sorted(data["missing_keys"]) == sorted(
+        k for k in result.missing_keys if k not in model_a.state_dict()
+    )
     assert sorted(data["missing_keys"]) == ["head.bias", "head.weight", "norm.bias", "norm.weight"]
     assert sorted(data["unexpected_keys"]) == ["fc2.bias", "fc2.weight"]
     assert sorted(k for k, _, _ in data["mismatched_keys"]) == ["fc1.bias", "fc1.weight"]
     assert {c["name"] for c in data["added"]} == {"norm", "head"}
     assert {c["name"] for c in data["removed"]} == {"fc2"}
     assert {c["name"] for c in data["changed"]} == {"fc1"}
-    assert data["params_delta"] == sum(p.numel() for p in model_b.parameters()) - sum(p.numel() for p in model_a.parameters())
+    assert data["params_delta"] == sum(p.numel() for p in model_b.parameters()) - sum(
+        p.numel() for p in model_a.parameters()
+    )
     code, out, _ = run(capsys, "diff", a, b)
     assert "+ head: Linear" in out and "- fc2: Linear" in out and "would not load" in out
     assert "size mismatch: fc1.weight: [32, 16]" in out
@@ -215,7 +247,10 @@ def test_resolve_shows_origins(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("net UNet(n_channels=3, n_classes=5 [--set], bilinear=True)")
     first = next(line for line in lines if "Conv2d(" in line)
-    assert "0: Conv2d(in_channels=3 [inferred], out_channels=64, kernel_size=3, padding=1, bias=False" in first
+    assert (
+        "0: Conv2d(in_channels=3 [inferred], out_channels=64, kernel_size=3, padding=1, bias=False"
+        in first
+    )
     assert "defaults: stride=1, dilation=1, groups=1, padding_mode='zeros'" in first
     last = [line for line in lines if "Conv2d(" in line][-1]
     assert "out_channels=5 [--set]" in last and "kernel_size=1" in last
@@ -242,7 +277,9 @@ def test_resolve_records_inferred_arguments() -> None:
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
 @pytest.mark.parametrize("name", ["weight_sharing", "gpt", "small_conv", "custom_layer"])
-def test_build_then_load_model_is_bit_equal(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, suffix: str) -> None:
+def test_build_then_load_model_is_bit_equal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, suffix: str
+) -> None:
     if suffix == ".safetensors":
         pytest.importorskip("safetensors")
     path = EXAMPLES / f"{name}.net"
@@ -262,7 +299,17 @@ def test_build_then_load_model_is_bit_equal(capsys: pytest.CaptureFixture[str], 
 
 def test_build_keeps_set_params(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_file = tmp_path / "gpt.pt"
-    code, _, _ = run(capsys, "build", EXAMPLES / "gpt.net", "-o", out_file, "--set", "n_layer=3", "--set", "d_model=32")
+    code, _, _ = run(
+        capsys,
+        "build",
+        EXAMPLES / "gpt.net",
+        "-o",
+        out_file,
+        "--set",
+        "n_layer=3",
+        "--set",
+        "d_model=32",
+    )
     assert code == 0
     model = dsl.load_model(out_file)
     assert len(model.h) == 3 and model.wte.weight.shape == (256, 32)
@@ -292,7 +339,9 @@ def _eject_round_trip(path: Path, tmp_path: Path) -> None:
     file = tmp_path / f"{path.stem}_ejected.py"
     file.write_text(source)
     namespace: dict = {"__name__": "ejected"}
-    exec(compile(source, str(file), "exec"), namespace)  # a fresh namespace: only what the file imports
+    exec(
+        compile(source, str(file), "exec"), namespace
+    )  # a fresh namespace: only what the file imports
     cls = namespace[resolved.name]
     torch.manual_seed(0)
     model = compile_resolved(resolved).eval()
@@ -300,7 +349,10 @@ def _eject_round_trip(path: Path, tmp_path: Path) -> None:
     ejected = cls().eval()
     assert list(ejected.state_dict()) == list(model.state_dict())
     if "init rules are not written out" not in source:
-        for key, value in model.state_dict().items():  # constructed in the same order: same initial weights
+        for (
+            key,
+            value,
+        ) in model.state_dict().items():  # constructed in the same order: same initial weights
             assert torch.equal(ejected.state_dict()[key], value), key
     ejected.load_state_dict(model.state_dict(), strict=True)
     inputs = example_inputs(resolved)
@@ -322,12 +374,25 @@ def test_eject_is_readable(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     text = out_file.read_text()
     imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
     assert imports == ["import torch", "import torch.nn as nn", "import torch.nn.functional as F"]
-    assert "def pad_to(x" in text and "y = pad_to(up, x2)" in text  # helper copied in, under its own name
-    for cls in ("class DoubleConv(nn.Module):", "class Down(nn.Module):", "class Up(nn.Module):", "class OutConv(nn.Module):", "class UNet(nn.Module):"):
+    assert (
+        "def pad_to(x" in text and "y = pad_to(up, x2)" in text
+    )  # helper copied in, under its own name
+    for cls in (
+        "class DoubleConv(nn.Module):",
+        "class Down(nn.Module):",
+        "class Up(nn.Module):",
+        "class OutConv(nn.Module):",
+        "class UNet(nn.Module):",
+    ):
         assert cls in text
-    assert "nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=3, padding=1, bias=False)" in text
+    assert (
+        "nn.Conv2d(in_channels=in_channels, out_channels=out_channels, kernel_size=3, padding=1, bias=False)"
+        in text
+    )
     assert "self.inc = DoubleConv(" in text
-    result = subprocess.run([sys.executable, str(out_file)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, str(out_file)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "torch.Size([2, 2," in result.stdout
 
@@ -343,11 +408,15 @@ def _built(name: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
 
 
 @pytest.mark.parametrize("name", ["small_conv", "gpt"])
-def test_export_onnx_runs_in_onnxruntime(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str) -> None:
+def test_export_onnx_runs_in_onnxruntime(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     out_file = tmp_path / f"{name}.onnx"
-    code, _, err = run(capsys, "export", EXAMPLES / f"{name}.net", "--format", "onnx", "-o", out_file)
+    code, _, err = run(
+        capsys, "export", EXAMPLES / f"{name}.net", "--format", "onnx", "-o", out_file
+    )
     assert code == 0, err
     model, inputs = _built(name)
     session = ort.InferenceSession(str(out_file), providers=["CPUExecutionProvider"])
@@ -358,7 +427,9 @@ def test_export_onnx_runs_in_onnxruntime(capsys: pytest.CaptureFixture[str], tmp
     torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_export_torchscript_and_exported_program(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_export_torchscript_and_exported_program(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     model, inputs = _built("unet")
     with torch.no_grad():
         expected = model(*inputs)
@@ -367,7 +438,10 @@ def test_export_torchscript_and_exported_program(capsys: pytest.CaptureFixture[s
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.load(str(ts))(*inputs), expected)
     ep = tmp_path / "unet.pt2"
-    assert run(capsys, "export", EXAMPLES / "unet.net", "--format", "exported-program", "-o", ep)[0] == 0
+    assert (
+        run(capsys, "export", EXAMPLES / "unet.net", "--format", "exported-program", "-o", ep)[0]
+        == 0
+    )
     with torch.no_grad():
         torch.testing.assert_close(torch.export.load(str(ep)).module()(*inputs), expected)
 
@@ -376,7 +450,9 @@ def test_export_torchscript_and_exported_program(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize("command", ["summary", "graph", "diff", "resolve", "build", "export"])
-def test_every_command_has_help_with_examples(capsys: pytest.CaptureFixture[str], command: str) -> None:
+def test_every_command_has_help_with_examples(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
@@ -386,7 +462,9 @@ def test_every_command_has_help_with_examples(capsys: pytest.CaptureFixture[str]
 
 def test_help_does_not_import_torch() -> None:
     code = "import sys; from dsl.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert result.stdout.strip().splitlines()[-1] == "False"
 
 

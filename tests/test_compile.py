@@ -39,11 +39,15 @@ def assert_same_structure(model: nn.Module, ref: nn.Module) -> None:
     for key in want:
         assert got[key].shape == want[key].shape, key
         assert got[key].dtype == want[key].dtype, key
-    assert [(n, p.shape) for n, p in model.named_parameters()] == [(n, p.shape) for n, p in ref.named_parameters()]
+    assert [(n, p.shape) for n, p in model.named_parameters()] == [
+        (n, p.shape) for n, p in ref.named_parameters()
+    ]
     assert [n for n, _ in model.named_buffers()] == [n for n, _ in ref.named_buffers()]
 
 
-def assert_equivalent(model: nn.Module, make_ref: Callable[[], nn.Module], *inputs: torch.Tensor) -> Any:
+def assert_equivalent(
+    model: nn.Module, make_ref: Callable[[], nn.Module], *inputs: torch.Tensor
+) -> Any:
     """Structure, strict loading both ways, and equal outputs (eval mode)."""
     ref = make_ref()
     assert_same_structure(model, ref)
@@ -124,7 +128,11 @@ def _positional() -> nn.Module:
 
 
 def _named() -> nn.Module:
-    return nn.Sequential(OrderedDict([("fc1", nn.Linear(784, 256)), ("relu1", nn.ReLU()), ("fc2", nn.Linear(256, 10))]))
+    return nn.Sequential(
+        OrderedDict(
+            [("fc1", nn.Linear(784, 256)), ("relu1", nn.ReLU()), ("fc2", nn.Linear(256, 10))]
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,7 +168,12 @@ class ListMLP(nn.Module):
 def test_modulelist_chain() -> None:
     model = build("modulelist.net", seed=0)
     assert type(model.linears) is nn.ModuleList
-    assert list(model.state_dict()) == ["linears.0.weight", "linears.0.bias", "linears.2.weight", "linears.2.bias"]
+    assert list(model.state_dict()) == [
+        "linears.0.weight",
+        "linears.0.bias",
+        "linears.2.weight",
+        "linears.2.bias",
+    ]
     assert_same_init(model, seeded(ListMLP))
     assert_equivalent(model, ListMLP, torch.randn(5, 784))
 
@@ -214,7 +227,12 @@ def test_moduledict_heads(act: str) -> None:
     assert type(model.heads) is nn.ModuleDict
     assert type(model.acts) is nn.ModuleDict
     assert list(model.heads.keys()) == ["cls", "box"]
-    assert [k for k in model.state_dict() if k.startswith("heads.")] == ["heads.cls.weight", "heads.cls.bias", "heads.box.weight", "heads.box.bias"]
+    assert [k for k in model.state_dict() if k.startswith("heads.")] == [
+        "heads.cls.weight",
+        "heads.cls.bias",
+        "heads.box.weight",
+        "heads.box.bias",
+    ]
     assert_same_init(model, seeded(lambda: MultiHead(act)))
     out = assert_equivalent(model, lambda: MultiHead(act), torch.randn(6, 128))
     assert isinstance(out, dict)
@@ -248,7 +266,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = None
         if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -304,7 +324,12 @@ def test_residual_block_loads_torchvision_basic_block() -> None:
     model = build("residual_block.net", sizes={"B": 2, "H": 16, "W": 16}).eval()
     tv = nn.Sequential(
         OrderedDict(
-            block1=TVBasicBlock(64, 128, stride=2, downsample=nn.Sequential(conv1x1(64, 128, 2), nn.BatchNorm2d(128))),
+            block1=TVBasicBlock(
+                64,
+                128,
+                stride=2,
+                downsample=nn.Sequential(conv1x1(64, 128, 2), nn.BatchNorm2d(128)),
+            ),
             block2=TVBasicBlock(128, 128),
         )
     ).eval()
@@ -411,8 +436,20 @@ def test_weight_sharing() -> None:
     model = build("weight_sharing.net", seed=0)
     assert model.fc_tied is model.fc
     assert model.fc_tied.weight is model.fc.weight
-    assert list(model.state_dict()) == ["fc.weight", "fc.bias", "head.weight", "head.bias", "fc_tied.weight", "fc_tied.bias"]
-    assert [n for n, _ in model.named_parameters()] == ["fc.weight", "fc.bias", "head.weight", "head.bias"]
+    assert list(model.state_dict()) == [
+        "fc.weight",
+        "fc.bias",
+        "head.weight",
+        "head.bias",
+        "fc_tied.weight",
+        "fc_tied.bias",
+    ]
+    assert [n for n, _ in model.named_parameters()] == [
+        "fc.weight",
+        "fc.bias",
+        "head.weight",
+        "head.bias",
+    ]
     assert len(list(model.parameters())) == 4
     assert model.dsl_source.count("self.fc(") == 3  # the alias runs the one module
     assert_same_init(model, seeded(Shared))
@@ -452,7 +489,9 @@ def test_small_conv_infers_in_features() -> None:
 @pytest.fixture(scope="module", params=[True, False], ids=["bilinear", "transposed"])
 def unet_pair(request: pytest.FixtureRequest) -> tuple[nn.Module, nn.Module, bool]:
     bilinear = request.param
-    model = build("unet.net", seed=0, params={"bilinear": bilinear}, sizes={"B": 1, "H": 17, "W": 33})
+    model = build(
+        "unet.net", seed=0, params={"bilinear": bilinear}, sizes={"B": 1, "H": 17, "W": 33}
+    )
     ref = seeded(lambda: UNet(bilinear=bilinear))
     return model, ref, bilinear
 
@@ -474,7 +513,9 @@ def test_unet_outputs(unet_pair: tuple[nn.Module, nn.Module, bool]) -> None:
     with torch.no_grad():
         _randomise_bn(ref)
     # 17x33 is not a multiple of 16: every Up pads its upsampled map to the skip's size
-    out = assert_equivalent(model, lambda: _with_state(UNet(bilinear=bilinear), ref), torch.randn(1, 3, 17, 33))
+    out = assert_equivalent(
+        model, lambda: _with_state(UNet(bilinear=bilinear), ref), torch.randn(1, 3, 17, 33)
+    )
     assert out.shape == (1, 2, 17, 33)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -484,5 +525,7 @@ def test_unet_outputs(unet_pair: tuple[nn.Module, nn.Module, bool]) -> None:
 
 
 def test_unet_validates_odd_sizes() -> None:
-    resolved = dsl.validate(EXAMPLES / "unet.net", params={"bilinear": False}, sizes={"B": 1, "H": 17, "W": 33})
+    resolved = dsl.validate(
+        EXAMPLES / "unet.net", params={"bilinear": False}, sizes={"B": 1, "H": 17, "W": 33}
+    )
     assert tuple(resolved.output.shape) == (1, 2, 17, 33)

@@ -29,7 +29,9 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.net"))
 
 
 def _generated(model: nn.Module) -> list[tuple[str, GeneratedModule]]:
-    return [(name or "<root>", m) for name, m in model.named_modules() if isinstance(m, GeneratedModule)]
+    return [
+        (name or "<root>", m) for name, m in model.named_modules() if isinstance(m, GeneratedModule)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,14 @@ def built_examples() -> dict[str, nn.Module]:
 
 def test_most_examples_build(built_examples: dict[str, nn.Module]) -> None:
     # The guards below must see the examples that matter, not silently nothing.
-    for name in ("unet.net", "gpt.net", "mnist_mlp.net", "residual_block.net", "two_outputs.net", "weight_sharing.net"):
+    for name in (
+        "unet.net",
+        "gpt.net",
+        "mnist_mlp.net",
+        "residual_block.net",
+        "two_outputs.net",
+        "weight_sharing.net",
+    ):
         assert name in built_examples
 
 
@@ -56,8 +65,14 @@ def test_generated_forward_has_no_loop(path: Path, built_examples: dict[str, nn.
         pytest.skip(f"{path.name} does not build with its defaults")
     for name, module in _generated(model):
         tree = ast.parse(module.dsl_source)
-        loops = [type(node).__name__ for node in ast.walk(tree) if isinstance(node, ast.For | ast.While | ast.AsyncFor | ast.comprehension)]
-        assert not loops, f"{path.name}: {name}.forward loops ({', '.join(loops)}):\n{module.dsl_source}"
+        loops = [
+            type(node).__name__
+            for node in ast.walk(tree)
+            if isinstance(node, ast.For | ast.While | ast.AsyncFor | ast.comprehension)
+        ]
+        assert not loops, (
+            f"{path.name}: {name}.forward loops ({', '.join(loops)}):\n{module.dsl_source}"
+        )
         # and no interpreter: it neither walks a graph nor keeps values in a dict
         assert "environment" not in module.dsl_source and ".nodes" not in module.dsl_source
 
@@ -66,7 +81,11 @@ def _dead_values(src: str) -> set[str]:
     """Names the generated code sets to None (`a = b = None`)."""
     dead = set()
     for node in ast.walk(ast.parse(src)):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value is None:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and node.value.value is None
+        ):
             dead.update(t.id for t in node.targets if isinstance(t, ast.Name))
     return dead
 
@@ -76,7 +95,9 @@ def test_generated_forward_releases_intermediates(built_examples: dict[str, nn.M
     # Each skip connection is dropped right after its last use, not kept until return.
     dead = _dead_values(unet.dsl_source)
     for value in ("x", "x1", "x2", "x3", "x4", "x5"):
-        assert any(d == value or d.startswith(value + "_") for d in dead), f"{value} is never released:\n{unet.dsl_source}"
+        assert any(d == value or d.startswith(value + "_") for d in dead), (
+            f"{value} is never released:\n{unet.dsl_source}"
+        )
     assert {"up", "y", "cat"} <= _dead_values(unet.up1.dsl_source)
 
 
@@ -109,14 +130,20 @@ def test_unet_intermediate_is_freed_before_forward_returns() -> None:
         for hook in hooks:
             hook.remove()
     assert out.shape == (1, 2, 32, 32)
-    assert seen["alive at up2"] is False, "down4's output is still referenced after its last use (up1)"
-    assert seen["upsampled alive at conv"] is False, "up1's upsampled map outlives the cat that consumed it"
+    assert seen["alive at up2"] is False, (
+        "down4's output is still referenced after its last use (up1)"
+    )
+    assert seen["upsampled alive at conv"] is False, (
+        "up1's upsampled map outlives the cat that consumed it"
+    )
 
 
 # --------------------------------------------------------------------------- validation allocates nothing
 
 
-GPT_BIG = dict(n_layer=2, d_model=2048, n_head=16, vocab=50257, block_size=1024)  # ~600 MB of fp32 weights
+GPT_BIG = dict(
+    n_layer=2, d_model=2048, n_head=16, vocab=50257, block_size=1024
+)  # ~600 MB of fp32 weights
 
 
 @pytest.fixture
@@ -131,14 +158,18 @@ def registered_tensors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, torch
             seen.append((f"{type(self).__name__}.{name}", param.device))
         register_parameter(self, name, param)
 
-    def buffer(self: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+    def buffer(
+        self: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True
+    ) -> None:
         if tensor is not None:
             seen.append((f"{type(self).__name__}.{name}", tensor.device))
         register_buffer(self, name, tensor, persistent)
 
     monkeypatch.setattr(nn.Module, "register_parameter", parameter)
     monkeypatch.setattr(nn.Module, "register_buffer", buffer)
-    monkeypatch.setattr(dsl.elaborate.values, "_META_MODULES", {})  # construct afresh, not from earlier tests
+    monkeypatch.setattr(
+        dsl.elaborate.values, "_META_MODULES", {}
+    )  # construct afresh, not from earlier tests
     return seen
 
 
@@ -146,7 +177,9 @@ def registered_tensors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, torch
     ("spec", "params"),
     [("unet.net", {}), ("gpt.net", GPT_BIG), ("mnist_mlp.net", {}), ("residual_block.net", {})],
 )
-def test_validate_puts_every_parameter_on_meta(spec: str, params: dict, registered_tensors: list) -> None:
+def test_validate_puts_every_parameter_on_meta(
+    spec: str, params: dict, registered_tensors: list
+) -> None:
     try:
         dsl.validate(ROOT / "examples" / spec, params=params)
     except dsl.DSLError as exc:  # pragma: no cover - a spec that needs registration elsewhere
@@ -214,7 +247,9 @@ def test_a_meta_build_in_another_thread_leaves_real_inits_alone() -> None:
 def test_overlapping_meta_builds_restore_torch_init() -> None:
     """Two threads in `on_meta` at once, leaving in the order they came: torch's own
     functions are back afterwards, whichever left last."""
-    originals = {name: getattr(nn.init, name) for name in ("kaiming_uniform_", "uniform_", "constant_")}
+    originals = {
+        name: getattr(nn.init, name) for name in ("kaiming_uniform_", "uniform_", "constant_")
+    }
     events = [(threading.Event(), threading.Event()) for _ in range(2)]
     threads = [_inside_on_meta(inside, leave) for inside, leave in events]
     assert nn.init.uniform_ is not originals["uniform_"]

@@ -36,7 +36,9 @@ def blocks(tag: str) -> list[tuple[str, str]]:
 
 
 NET_BLOCKS = blocks("net")
-YAML_SPECS = [(where, text) for where, text in blocks("yaml") if re.search(r"^defs:", text, re.MULTILINE)]
+YAML_SPECS = [
+    (where, text) for where, text in blocks("yaml") if re.search(r"^defs:", text, re.MULTILINE)
+]
 
 
 def test_the_docs_have_specs() -> None:
@@ -55,7 +57,9 @@ def _validate(tmp_path: Path, name: str, text: str) -> None:
 
 @pytest.mark.parametrize(("where", "text"), NET_BLOCKS, ids=[w for w, _ in NET_BLOCKS])
 def test_net_block_is_a_complete_valid_spec(tmp_path: Path, where: str, text: str) -> None:
-    assert DEFINITION.search(text), f"{where}: a ```net block must be a complete spec (define a net or block); tag fragments ```text"
+    assert DEFINITION.search(text), (
+        f"{where}: a ```net block must be a complete spec (define a net or block); tag fragments ```text"
+    )
     parse_net(text, f"{where}.net")
     _validate(tmp_path, "doc.net", text)
 
@@ -69,4 +73,7 @@ def test_yaml_block_is_a_valid_spec(tmp_path: Path, where: str, text: str) -> No
 def test_fence_pattern_finds_tagged_blocks() -> None:
     sample = "x\n```net\nnet A = Sequential:\n    input x: [N, 2]\n    Linear(2)\n```\n```text\nfoo\n```\n"
     found = [(m.group(1), m.group(2)) for m in FENCE.finditer(sample)]
-    assert found == [("net", "net A = Sequential:\n    input x: [N, 2]\n    Linear(2)\n"), ("text", "foo\n")]
+    assert found == [
+        ("net", "net A = Sequential:\n    input x: [N, 2]\n    Linear(2)\n"),
+        ("text", "foo\n"),
+    ]

@@ -108,7 +108,9 @@ def test_save_whole_model_loads_in_a_fresh_process(tmp_path: Path) -> None:
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
 
@@ -174,7 +176,13 @@ def _process_group(rank: int, world: int, port: int) -> Iterator[None]:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=60),
+    )
     try:
         yield
         dist.barrier()  # neither rank tears gloo down while the other still talks to it
@@ -260,7 +268,11 @@ def _fsdp_worker(rank: int, world: int, port: int) -> None:
         sharded = meta.state_dict()
         assert list(sharded) == list(expected)
         assert all(tuple(sharded[k].shape) == tuple(expected[k].shape) for k in expected)
-        set_model_state_dict(meta, {k: v.clone() for k, v in expected.items()}, options=StateDictOptions(full_state_dict=True))
+        set_model_state_dict(
+            meta,
+            {k: v.clone() for k, v in expected.items()},
+            options=StateDictOptions(full_state_dict=True),
+        )
         for key, value in meta.state_dict().items():
             assert torch.equal(value.full_tensor(), expected[key]), key
 
@@ -323,7 +335,16 @@ _HASH = (
 def test_same_seed_gives_identical_weights_across_processes() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "random"}
     code = _HASH.format(spec=SPEC)
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
     digests = []
     for proc in procs:
         try:

@@ -31,7 +31,9 @@ def _example_input(meta: torch.Tensor, generator: torch.Generator) -> torch.Tens
         return torch.randn(tuple(meta.shape), dtype=meta.dtype, generator=generator)
     if meta.dtype == torch.bool:
         return torch.ones(tuple(meta.shape), dtype=torch.bool)
-    return torch.randint(0, 2, tuple(meta.shape), dtype=meta.dtype, generator=generator)  # valid for any vocabulary
+    return torch.randint(
+        0, 2, tuple(meta.shape), dtype=meta.dtype, generator=generator
+    )  # valid for any vocabulary
 
 
 class Built:
@@ -113,7 +115,9 @@ _LOOP = re.compile(r"^\s*(for|while)\b", re.MULTILINE)
 def test_generated_forward_is_straight_line(built: Built) -> None:
     generated = [m for m in built.model.modules() if isinstance(m, GeneratedModule)]
     if not generated:  # a torch container, or a torchvision model changed by name
-        assert type(built.model) in (nn.Sequential, nn.ModuleList, nn.ModuleDict) or type(built.model).__module__.startswith("torchvision.")
+        assert type(built.model) in (nn.Sequential, nn.ModuleList, nn.ModuleDict) or type(
+            built.model
+        ).__module__.startswith("torchvision.")
         return
     for module in generated:
         source = type(module).dsl_source

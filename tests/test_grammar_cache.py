@@ -20,7 +20,9 @@ def test_cache_goes_to_a_private_directory(tmp_path: Path, monkeypatch: pytest.M
     assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
 
 
-def test_no_cache_in_a_directory_others_can_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_cache_in_a_directory_others_can_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
@@ -38,7 +40,11 @@ def test_a_cached_grammar_parses_the_same(tmp_path: Path) -> None:
     code = "import sys; from dsl.syntax.parse_net import parse_net; print(repr(parse_net(open(sys.argv[1]).read(), 'x.net')))"
     spec = Path(__file__).resolve().parent.parent / "examples" / "unet.net"
     env = {**os.environ, "NETDSL_CACHE_DIR": str(tmp_path)}
-    first = subprocess.run([sys.executable, "-c", code, str(spec)], env=env, capture_output=True, text=True, check=True).stdout
+    first = subprocess.run(
+        [sys.executable, "-c", code, str(spec)], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grammar-start.lark-cache"]
-    second = subprocess.run([sys.executable, "-c", code, str(spec)], env=env, capture_output=True, text=True, check=True).stdout
+    second = subprocess.run(
+        [sys.executable, "-c", code, str(spec)], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert first == second and "SpecFile" in first

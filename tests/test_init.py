@@ -114,7 +114,10 @@ def test_vgg16_bn_equals_torchvision() -> None:
         expected = ref(x)
     del ref
     gc.collect()
-    for spec, params in ((EXAMPLES / "vgg16_bn.net", {}), (BLOCKS / "vgg.net", {"batch_norm": True})):
+    for spec, params in (
+        (EXAMPLES / "vgg16_bn.net", {}),
+        (BLOCKS / "vgg.net", {"batch_norm": True}),
+    ):
         model = dsl.build_model(spec, seed=5, params=params).eval()
         assert_bit_equal(model.state_dict(), want)
         with torch.no_grad():
@@ -151,7 +154,10 @@ def test_later_and_more_specific_rules_win() -> None:
     assert not model.a.weight.any()
     assert torch.equal(model.b.weight, torch.ones(16, 16))
     # the other order: the type rule comes last and wins everywhere
-    swapped = body.replace('Linear.weight: zeros()\n        "b.weight": ones()', '"b.weight": ones()\n        Linear.weight: zeros()')
+    swapped = body.replace(
+        'Linear.weight: zeros()\n        "b.weight": ones()',
+        '"b.weight": ones()\n        Linear.weight: zeros()',
+    )
     model = dsl.build_model(net(swapped), seed=0)
     assert not model.a.weight.any() and not model.b.weight.any()
 
@@ -182,7 +188,10 @@ def test_rules_leave_unmatched_tensors_at_torch_defaults() -> None:
     """A rule on one tensor changes nothing else: every other tensor is what the layer's
     own reset_parameters gave (the rule draws after every module is constructed)."""
     plain = dsl.build_model(net("a = Linear(16)\nb = Linear(8)\nreturn b(a(x))"), seed=4)
-    ruled = dsl.build_model(net('init:\n    "a.bias": constant(0.5)\na = Linear(16)\nb = Linear(8)\nreturn b(a(x))'), seed=4)
+    ruled = dsl.build_model(
+        net('init:\n    "a.bias": constant(0.5)\na = Linear(16)\nb = Linear(8)\nreturn b(a(x))'),
+        seed=4,
+    )
     for name, tensor in plain.state_dict().items():
         if name != "a.bias":
             assert torch.equal(ruled.state_dict()[name], tensor), name
@@ -193,7 +202,13 @@ def test_rules_leave_unmatched_tensors_at_torch_defaults() -> None:
 
 LAYER_KINDS = ("Linear", "Conv1d", "Conv2d", "Conv3d")
 NONLINEARITIES = ("relu", "leaky_relu", "tanh", "linear", "sigmoid", "conv2d")
-GAINS = {"1.0": 1.0, "0.5": 0.5, "2 ** 0.5": 2**0.5, 'calculate_gain("tanh")': nn.init.calculate_gain("tanh"), 'calculate_gain("leaky_relu", 0.2)': nn.init.calculate_gain("leaky_relu", 0.2)}
+GAINS = {
+    "1.0": 1.0,
+    "0.5": 0.5,
+    "2 ** 0.5": 2**0.5,
+    'calculate_gain("tanh")': nn.init.calculate_gain("tanh"),
+    'calculate_gain("leaky_relu", 0.2)': nn.init.calculate_gain("leaky_relu", 0.2),
+}
 
 
 @st.composite
@@ -206,7 +221,9 @@ def fan_cases(draw: st.DrawFn) -> dict[str, Any]:
         cin = groups * draw(st.integers(1, 6))
         cout = groups * draw(st.integers(1, 6))
         kernel = tuple(draw(st.integers(1, 3)) for _ in range(int(kind[-2])))
-    init_name = draw(st.sampled_from(("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal")))
+    init_name = draw(
+        st.sampled_from(("kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal"))
+    )
     if init_name.startswith("kaiming"):
         nonlinearity = draw(st.sampled_from(NONLINEARITIES))
         mode = draw(st.sampled_from(("fan_in", "fan_out")))
@@ -217,14 +234,31 @@ def fan_cases(draw: st.DrawFn) -> dict[str, Any]:
         gain_text = draw(st.sampled_from(sorted(GAINS)))
         text_kwargs, kwargs = f"gain={gain_text}", {"gain": GAINS[gain_text]}
     by_type = draw(st.booleans())
-    return {"kind": kind, "cin": cin, "cout": cout, "groups": groups, "kernel": kernel, "init": init_name, "text_kwargs": text_kwargs, "kwargs": kwargs, "by_type": by_type, "seed": draw(SEEDS)}
+    return {
+        "kind": kind,
+        "cin": cin,
+        "cout": cout,
+        "groups": groups,
+        "kernel": kernel,
+        "init": init_name,
+        "text_kwargs": text_kwargs,
+        "kwargs": kwargs,
+        "by_type": by_type,
+        "seed": draw(SEEDS),
+    }
 
 
 @given(fan_cases())
 def test_fan_in_and_fan_out_as_torch_computes_them(case: dict[str, Any]) -> None:
     """A rule on a random (grouped) Linear/ConvNd gives exactly torch's own init call on
     the layer's weight: the same fan_in/fan_out, the same draws."""
-    kind, cin, cout, groups, kernel = case["kind"], case["cin"], case["cout"], case["groups"], case["kernel"]
+    kind, cin, cout, groups, kernel = (
+        case["kind"],
+        case["cin"],
+        case["cout"],
+        case["groups"],
+        case["kernel"],
+    )
     if kind == "Linear":
         inputs, call = f"input x: [2, {cin}]", f"Linear({cin}, {cout})"
         make = lambda: nn.Linear(cin, cout)  # noqa: E731
@@ -240,7 +274,9 @@ def test_fan_in_and_fan_out_as_torch_computes_them(case: dict[str, Any]) -> None
     with torch.no_grad():
         getattr(nn.init, case["init"] + "_")(ref.weight, **case["kwargs"])
     assert tuple(model.layer.weight.shape) == tuple(ref.weight.shape)
-    assert_bit_equal({k.removeprefix("layer."): v for k, v in model.state_dict().items()}, ref.state_dict())
+    assert_bit_equal(
+        {k.removeprefix("layer."): v for k, v in model.state_dict().items()}, ref.state_dict()
+    )
 
 
 # =========================================================================== statistics
@@ -273,7 +309,9 @@ def build_linear(rule: str, seed: int, n: int = N) -> torch.Tensor:
     return dsl.build_model(net(body, f"input x: [2, {n}]"), seed=seed).fc.weight
 
 
-def build_conv_weight(rule: str, seed: int, cin: int, cout: int, k: int, groups: int = 1) -> torch.Tensor:
+def build_conv_weight(
+    rule: str, seed: int, cin: int, cout: int, k: int, groups: int = 1
+) -> torch.Tensor:
     body = f"init:\n    Conv2d.weight: {rule}\nconv = Conv2d({cin}, {cout}, kernel_size={k}, padding={k // 2}, groups={groups})\nreturn conv(x)"
     return dsl.build_model(net(body, f"input x: [2, {cin}, 8, 8]"), seed=seed).conv.weight
 
@@ -316,7 +354,9 @@ def test_constant_zeros_ones(seed: int, value: float) -> None:
 def test_eye() -> None:
     assert torch.equal(build_linear("eye()", 0, n=32), torch.eye(32))
     body = 'init:\n    "fc.weight": eye()\nfc = Linear(12, 5)\nreturn fc(x)'
-    assert torch.equal(dsl.build_model(net(body, "input x: [2, 12]"), seed=0).fc.weight, torch.eye(5, 12))
+    assert torch.equal(
+        dsl.build_model(net(body, "input x: [2, 12]"), seed=0).fc.weight, torch.eye(5, 12)
+    )
 
 
 @STAT
@@ -324,7 +364,9 @@ def test_eye() -> None:
 def test_dirac_preserves_the_input(channels: int, k: int, groups: int) -> None:
     """dirac() on a conv weight: the conv (bias aside) is the identity."""
     cin = channels * groups
-    weight = build_conv_weight(f"dirac(groups={groups})" if groups > 1 else "dirac()", 0, cin, cin, k, groups=1)
+    weight = build_conv_weight(
+        f"dirac(groups={groups})" if groups > 1 else "dirac()", 0, cin, cin, k, groups=1
+    )
     expected = torch.empty(cin, cin, k, k)
     nn.init.dirac_(expected, groups=groups)
     assert torch.equal(weight, expected)
@@ -340,12 +382,21 @@ def test_orthogonal(seed: int, gain: float, shape: tuple[int, int]) -> None:
     body = f'init:\n    "fc.weight": orthogonal(gain={gain!r})\nfc = Linear({cols}, {rows})\nreturn fc(x)'
     w = dsl.build_model(net(body, f"input x: [2, {cols}]"), seed=seed).fc.weight.detach().double()
     gram = w @ w.T if rows <= cols else w.T @ w
-    torch.testing.assert_close(gram, gain**2 * torch.eye(min(rows, cols), dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        gram, gain**2 * torch.eye(min(rows, cols), dtype=torch.float64), atol=1e-5, rtol=0
+    )
 
 
 @STAT
-@given(SEEDS, st.sampled_from(sorted(GAINS)), st.sampled_from(((256, 256), (128, 512), (512, 128))), st.booleans())
-def test_xavier_statistics(seed: int, gain_text: str, shape: tuple[int, int], uniform: bool) -> None:
+@given(
+    SEEDS,
+    st.sampled_from(sorted(GAINS)),
+    st.sampled_from(((256, 256), (128, 512), (512, 128))),
+    st.booleans(),
+)
+def test_xavier_statistics(
+    seed: int, gain_text: str, shape: tuple[int, int], uniform: bool
+) -> None:
     fan_out, fan_in = shape
     body = f'init:\n    "fc.weight": xavier_{"uniform" if uniform else "normal"}(gain={gain_text})\nfc = Linear({fan_in}, {fan_out})\nreturn fc(x)'
     w = dsl.build_model(net(body, f"input x: [2, {fan_in}]"), seed=seed).fc.weight
@@ -356,12 +407,28 @@ def test_xavier_statistics(seed: int, gain_text: str, shape: tuple[int, int], un
 
 
 @STAT
-@given(SEEDS, st.sampled_from(NONLINEARITIES), st.sampled_from((0, 0.2, 5**0.5)), st.sampled_from(("fan_in", "fan_out")), st.booleans(), st.sampled_from((1, 4)))
-def test_kaiming_statistics(seed: int, nonlinearity: str, a: float, mode: str, uniform: bool, groups: int) -> None:
+@given(
+    SEEDS,
+    st.sampled_from(NONLINEARITIES),
+    st.sampled_from((0, 0.2, 5**0.5)),
+    st.sampled_from(("fan_in", "fan_out")),
+    st.booleans(),
+    st.sampled_from((1, 4)),
+)
+def test_kaiming_statistics(
+    seed: int, nonlinearity: str, a: float, mode: str, uniform: bool, groups: int
+) -> None:
     """On a grouped 3x3 conv, weight [128, 128 / groups, 3, 3]: fan_in = 9 * 128 / groups
     and fan_out = 9 * 128, as torch computes them from the weight's own shape."""
     kind = "uniform" if uniform else "normal"
-    w = build_conv_weight(f'kaiming_{kind}(a={a!r}, mode="{mode}", nonlinearity="{nonlinearity}")', seed, 128, 128, 3, groups)
+    w = build_conv_weight(
+        f'kaiming_{kind}(a={a!r}, mode="{mode}", nonlinearity="{nonlinearity}")',
+        seed,
+        128,
+        128,
+        3,
+        groups,
+    )
     fan_in = (128 // groups) * 9
     fan_out = 128 * 9
     gain = nn.init.calculate_gain(nonlinearity, a)
@@ -383,6 +450,7 @@ def test_sparse(seed: int, sparsity: float, std: float) -> None:
 def test_recipes_statistics() -> None:
     """The recipes' tensors: resnet's conv fan_out/relu std and BN 1/0, vgg's Linear
     normal(0, 0.01) and zero biases, transformer's trunc_normal(0.02) and LayerNorm 1/0."""
+
     def body(recipe: str | None) -> str:
         init = f"init:\n    {recipe}\n" if recipe else ""
         return (
@@ -413,13 +481,22 @@ def test_recipes_statistics() -> None:
 
 
 @fewer(10)
-@given(st.sampled_from(("basic", "bottleneck")), st.lists(st.integers(1, 2), min_size=4, max_size=4), st.sampled_from((4, 8)), SEEDS)
-def test_zero_init_residual_zeroes_exactly_the_last_bn(block: str, layers: list[int], width: int, seed: int) -> None:
+@given(
+    st.sampled_from(("basic", "bottleneck")),
+    st.lists(st.integers(1, 2), min_size=4, max_size=4),
+    st.sampled_from((4, 8)),
+    SEEDS,
+)
+def test_zero_init_residual_zeroes_exactly_the_last_bn(
+    block: str, layers: list[int], width: int, seed: int
+) -> None:
     spec = BLOCKS / "resnet.net" if block == "basic" else SPECS / "resnet50.net"
     last = "bn2" if block == "basic" else "bn3"
     params = {"layers": layers, "width": width, "num_classes": 10}
     plain = dsl.build_model(spec, seed=seed, params=params).state_dict()
-    zeroed = dsl.build_model(spec, seed=seed, params={**params, "zero_init_residual": True}).state_dict()
+    zeroed = dsl.build_model(
+        spec, seed=seed, params={**params, "zero_init_residual": True}
+    ).state_dict()
     expected = {f"layer{s + 1}.{i}.{last}.weight" for s, n in enumerate(layers) for i in range(n)}
     changed = {k for k in plain if not torch.equal(plain[k], zeroed[k])}
     assert changed == expected
@@ -431,14 +508,20 @@ def test_zero_init_residual_zeroes_exactly_the_last_bn(block: str, layers: list[
 def test_zero_init_residual_on_own_blocks() -> None:
     """The recipe finds residual blocks by their `+`: not a plain block's last BN, not the
     BN inside a downsample Sequential, not the net's own BN."""
-    spec = (EXAMPLES / "residual_block.net").read_text().replace(
-        "net ResidualStage(width=64, planes=128):\n    input x: [B, width, H, W]\n",
-        "block Plain(planes):\n    input x\n    conv = Conv2d(planes, kernel_size=3, padding=1)\n    bn = BatchNorm2d()\n    return bn(conv(x))\n\n"
-        "net ResidualStage(width=64, planes=128):\n    input x: [B, width, H, W]\n    init:\n        zero_init_residual()\n"
-        "    stem = BatchNorm2d()\n    x = stem(x)\n    x = plain(x): Plain(width)\n",
+    spec = (
+        (EXAMPLES / "residual_block.net")
+        .read_text()
+        .replace(
+            "net ResidualStage(width=64, planes=128):\n    input x: [B, width, H, W]\n",
+            "block Plain(planes):\n    input x\n    conv = Conv2d(planes, kernel_size=3, padding=1)\n    bn = BatchNorm2d()\n    return bn(conv(x))\n\n"
+            "net ResidualStage(width=64, planes=128):\n    input x: [B, width, H, W]\n    init:\n        zero_init_residual()\n"
+            "    stem = BatchNorm2d()\n    x = stem(x)\n    x = plain(x): Plain(width)\n",
+        )
     )
     assert "zero_init_residual()" in spec
-    model = dsl.build_model(spec, seed=0, params={"width": 8, "planes": 16}, sizes={"B": 2, "H": 8, "W": 8})
+    model = dsl.build_model(
+        spec, seed=0, params={"width": 8, "planes": 16}, sizes={"B": 2, "H": 8, "W": 8}
+    )
     zeroed = {n for n, p in model.named_parameters() if n.endswith("weight") and not p.any()}
     assert zeroed == {"block1.bn2.weight", "block2.bn2.weight"}
     assert torch.equal(model.block1.downsample[1].weight, torch.ones(16))
@@ -473,7 +556,10 @@ net SmallVGG:
 
 MATERIALIZE_SPECS: dict[str, tuple[Any, dict[str, Any]]] = {
     "mnist_mlp": (EXAMPLES / "mnist_mlp.net", {}),
-    "resnet": (BLOCKS / "resnet.net", {"width": 8, "layers": [1, 1, 1, 1], "num_classes": 10, "zero_init_residual": True}),
+    "resnet": (
+        BLOCKS / "resnet.net",
+        {"width": 8, "layers": [1, 1, 1, 1], "num_classes": 10, "zero_init_residual": True},
+    ),
     "bottleneck": (SPECS / "resnet50.net", {"width": 4, "layers": [1, 2, 1, 1], "num_classes": 10}),
     "vgg_features": (SMALL_VGG, {}),
     "own_tensors": (OWN_TENSORS, {}),
@@ -484,7 +570,13 @@ MATERIALIZE_SPECS: dict[str, tuple[Any, dict[str, Any]]] = {
 @given(st.sampled_from(sorted(MATERIALIZE_SPECS)), SEEDS, st.sampled_from(("global", "per-module")))
 def test_meta_then_materialize_equals_direct(name: str, seed: int, stream: str) -> None:
     spec, params = MATERIALIZE_SPECS[name]
-    meta = dsl.build_model(spec, params=params, device="meta", init_stream=stream, seed=seed if stream == "per-module" else None)
+    meta = dsl.build_model(
+        spec,
+        params=params,
+        device="meta",
+        init_stream=stream,
+        seed=seed if stream == "per-module" else None,
+    )
     assert all(t.is_meta for t in all_tensors(meta).values())
     direct = dsl.build_model(spec, params=params, seed=seed, init_stream=stream)
     real = dsl.materialize(meta, "cpu", seed=seed, init_stream=stream)
@@ -523,13 +615,21 @@ def chain_spec(names: list[str], style: str, rule: bool) -> str:
 
 @fewer(25)
 @given(st.integers(1, 5), st.data(), st.sampled_from(("sequential", "graph")), st.booleans(), SEEDS)
-def test_per_module_stream_inserting_a_layer_changes_no_other(n: int, data: st.DataObject, style: str, rule: bool, seed: int) -> None:
+def test_per_module_stream_inserting_a_layer_changes_no_other(
+    n: int, data: st.DataObject, style: str, rule: bool, seed: int
+) -> None:
     names = [f"l{i}" for i in range(n)]
     where = data.draw(st.integers(0, n), label="where")
     longer = [*names[:where], "inserted", *names[where:]]
-    a = dsl.build_model(chain_spec(names, style, rule), seed=seed, init_stream="per-module").state_dict()
-    b = dsl.build_model(chain_spec(longer, style, rule), seed=seed, init_stream="per-module").state_dict()
-    again = dsl.build_model(chain_spec(names, style, rule), seed=seed, init_stream="per-module").state_dict()
+    a = dsl.build_model(
+        chain_spec(names, style, rule), seed=seed, init_stream="per-module"
+    ).state_dict()
+    b = dsl.build_model(
+        chain_spec(longer, style, rule), seed=seed, init_stream="per-module"
+    ).state_dict()
+    again = dsl.build_model(
+        chain_spec(names, style, rule), seed=seed, init_stream="per-module"
+    ).state_dict()
     assert_bit_equal(again, a)
     for key, tensor in a.items():
         assert torch.equal(b[key], tensor), key
@@ -599,7 +699,10 @@ def test_two_processes_give_bit_identical_weights() -> None:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         outs.append(out.split())
-    here = [state_hash(dsl.build_model(spec, seed=1234, init_stream=stream, params={"width": 16})) for stream in ("global", "per-module")]
+    here = [
+        state_hash(dsl.build_model(spec, seed=1234, init_stream=stream, params={"width": 16}))
+        for stream in ("global", "per-module")
+    ]
     assert here[0] != here[1]
     assert outs == [here, here]
 
@@ -608,7 +711,10 @@ def test_two_processes_give_bit_identical_weights() -> None:
 
 
 def conv_net(rule: str) -> str:
-    return net(f"init:\n    {rule}\nconv = Conv2d(8, kernel_size=3, bias=false)\nbn = BatchNorm2d()\nreturn bn(conv(x))", "input x: [2, 3, 8, 8]")
+    return net(
+        f"init:\n    {rule}\nconv = Conv2d(8, kernel_size=3, bias=false)\nbn = BatchNorm2d()\nreturn bn(conv(x))",
+        "input x: [2, 3, 8, 8]",
+    )
 
 
 RULE_LINE = 4  # `net T:`, input, `init:`, then the rule
@@ -723,7 +829,9 @@ def test_mnist_mlp_trains() -> None:
 def test_validate_finds_a_rule_that_matches_nothing_without_building(tmp_path: Path) -> None:
     """`dsl validate` never builds real weights, yet reports a rule that matches nothing."""
     spec = tmp_path / "rules.net"
-    spec.write_text("net A:\n    input x: [B, 4]\n    init:\n        GRU.weight: zeros()\n    fc = Linear(2)\n    return fc(x)\n")
+    spec.write_text(
+        "net A:\n    input x: [B, 4]\n    init:\n        GRU.weight: zeros()\n    fc = Linear(2)\n    return fc(x)\n"
+    )
     with pytest.raises(InitError) as info:
         dsl.validate(spec)
     assert (info.value.span.line, info.value.span.col) == (4, 9)

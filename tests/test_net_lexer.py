@@ -21,7 +21,13 @@ from tests.ir_positions import positions
 from tests.strategies import NET_ALPHABET, expressions, mutated_net_texts, spec_files
 
 ROOT = Path(__file__).resolve().parent.parent
-NET_FILES = sorted([*ROOT.glob("examples/*.net"), *ROOT.glob("tests/specs/*.net"), *ROOT.glob("tests/golden/diagnostics/*.net")])
+NET_FILES = sorted(
+    [
+        *ROOT.glob("examples/*.net"),
+        *ROOT.glob("tests/specs/*.net"),
+        *ROOT.glob("tests/golden/diagnostics/*.net"),
+    ]
+)
 
 # Texts that Lark's lexer and the indenter read in their own way: the fast lexer must leave
 # them (the parse then goes the slow way) or read them the same.

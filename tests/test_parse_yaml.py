@@ -115,7 +115,9 @@ defs:
 
 def test_unet_in_both_formats_gives_the_same_ir() -> None:
     net = parse_net(UNET_NET)
-    yaml_spec = parse_yaml(UNET_YAML.replace("define: {Conv2d: null}", "define: {DoubleConv: [64]}"))
+    yaml_spec = parse_yaml(
+        UNET_YAML.replace("define: {Conv2d: null}", "define: {DoubleConv: [64]}")
+    )
     assert yaml_spec == net
 
 
@@ -137,7 +139,9 @@ def test_nodes_carry_yaml_positions() -> None:
     assert (let_y.span.line, let_y.span.col) == _position(UNET_YAML, "let: y")
     # `${pad_to(up(x1), x2)}`: the expression's position is inside the `${...}`.
     assert (let_y.value.span.line, let_y.value.span.col) == _position(UNET_YAML, "pad_to(")
-    assert (let_y.value.args[0].span.line, let_y.value.args[0].span.col) == _position(UNET_YAML, "up(x1)")
+    assert (let_y.value.args[0].span.line, let_y.value.args[0].span.col) == _position(
+        UNET_YAML, "up(x1)"
+    )
     shape = spec.defs[2].body[0].shape
     assert shape[0] == ir.Name(id="B")
     assert (shape[0].span.line, shape[0].span.col) == _position(UNET_YAML, "[B, ", 1)
@@ -155,18 +159,30 @@ def test_nodes_carry_yaml_positions() -> None:
         ("{ReLU: null}", ir.Call(func=ir.Name(id="ReLU"))),
         ("{ReLU: {}}", ir.Call(func=ir.Name(id="ReLU"))),
         ("{Linear: [10]}", ir.Call(func=ir.Name(id="Linear"), args=[ir.Const(value=10)])),
-        ("{Linear: {out_features: 10}}", ir.Call(func=ir.Name(id="Linear"), kwargs={"out_features": ir.Const(value=10)})),
+        (
+            "{Linear: {out_features: 10}}",
+            ir.Call(func=ir.Name(id="Linear"), kwargs={"out_features": ir.Const(value=10)}),
+        ),
         (
             "{torchvision.ops.SqueezeExcitation: {args: [3], squeeze_channels: 4}}",
             ir.Call(
-                func=ir.Attr(value=ir.Attr(value=ir.Name(id="torchvision"), attr="ops"), attr="SqueezeExcitation"),
+                func=ir.Attr(
+                    value=ir.Attr(value=ir.Name(id="torchvision"), attr="ops"),
+                    attr="SqueezeExcitation",
+                ),
                 args=[ir.Const(value=3)],
                 kwargs={"squeeze_channels": ir.Const(value=4)},
             ),
         ),
         ('{"down{i}": [x]}', ir.Call(func=ir.Name(id="down{i}"), args=[ir.Const(value="x")])),
-        ("{Sequential: [{layer: 1}]}", ir.Container(kind="Sequential", body=[ir.Layer(layer=ir.Const(value=1))])),
-        ("{ModuleDict: {run: parallel, body: []}}", ir.Container(kind="ModuleDict", options={"run": ir.Const(value="parallel")})),
+        (
+            "{Sequential: [{layer: 1}]}",
+            ir.Container(kind="Sequential", body=[ir.Layer(layer=ir.Const(value=1))]),
+        ),
+        (
+            "{ModuleDict: {run: parallel, body: []}}",
+            ir.Container(kind="ModuleDict", options={"run": ir.Const(value="parallel")}),
+        ),
     ],
 )
 def test_expression_spellings(value: str, expected: ir.ExprNode) -> None:
@@ -200,7 +216,8 @@ def test_unknown_tags_are_refused() -> None:
 
 
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n" for prev, name in zip("abcdefgh", "bcdefghi")
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi")
 )
 
 
@@ -265,7 +282,9 @@ def test_missing_key() -> None:
 
 
 def test_error_inside_a_container_body_is_located() -> None:
-    error = _error("defs:\n  - net: X\n    body:\n      - layer:\n          Sequential:\n            - let: a\n              valu: 1\n")
+    error = _error(
+        "defs:\n  - net: X\n    body:\n      - layer:\n          Sequential:\n            - let: a\n              valu: 1\n"
+    )
     assert isinstance(error, SchemaError)
     assert error.span.line == 7
     assert error.hint == "did you mean 'value'?"

@@ -72,7 +72,7 @@ def test_unprintable_values_are_dsl_errors() -> None:
         print_expr(ir.Container(kind="Sequential"))
 
 
-CANONICAL = '''\
+CANONICAL = """\
 from blocks.common import Down
 from "./parts.net" import Stem
 
@@ -115,7 +115,7 @@ net UNet(n_channels=3):
         ReLU()
 
 # the end
-'''
+"""
 
 
 def test_canonical_text_is_a_fixed_point() -> None:

@@ -106,7 +106,11 @@ class Case:
 
 
 def _net(*body: str, params: str = "") -> str:
-    return f"net Hostile({params}):\n    input x: [B, 3]\n" + "".join(f"    {line}\n" for line in body) + "    return x\n"
+    return (
+        f"net Hostile({params}):\n    input x: [B, 3]\n"
+        + "".join(f"    {line}\n" for line in body)
+        + "    return x\n"
+    )
 
 
 YAML_HEAD = "defs:\n- net: Hostile\n  body:\n  - {input: x, shape: [B, 3]}\n"
@@ -128,40 +132,107 @@ BILLION_LAUGHS = "\n".join(
 
 CASES = [
     # YAML that would construct Python objects or run commands under an unsafe loader.
-    Case("yaml_python_apply", f'defs: !!python/object/apply:os.system ["touch {PWNED}"]\n', file="hostile.yaml", expect="YAMLFormatError"),
-    Case("yaml_python_object_new", f'defs:\n- !!python/object/new:subprocess.Popen [["touch", "{PWNED}"]]\n', file="hostile.yaml", expect="YAMLFormatError"),
-    Case("yaml_python_name", "defs: !!python/name:os.system\n", file="hostile.yaml", expect="YAMLFormatError"),
-    Case("yaml_tag_in_value", YAML_HEAD + f'  - let: y\n    value: !!python/object/apply:os.system ["touch {PWNED}"]\n  - return: x\n', file="hostile.yaml", expect="YAMLFormatError"),
+    Case(
+        "yaml_python_apply",
+        f'defs: !!python/object/apply:os.system ["touch {PWNED}"]\n',
+        file="hostile.yaml",
+        expect="YAMLFormatError",
+    ),
+    Case(
+        "yaml_python_object_new",
+        f'defs:\n- !!python/object/new:subprocess.Popen [["touch", "{PWNED}"]]\n',
+        file="hostile.yaml",
+        expect="YAMLFormatError",
+    ),
+    Case(
+        "yaml_python_name",
+        "defs: !!python/name:os.system\n",
+        file="hostile.yaml",
+        expect="YAMLFormatError",
+    ),
+    Case(
+        "yaml_tag_in_value",
+        YAML_HEAD
+        + f'  - let: y\n    value: !!python/object/apply:os.system ["touch {PWNED}"]\n  - return: x\n',
+        file="hostile.yaml",
+        expect="YAMLFormatError",
+    ),
     Case("yaml_billion_laughs", BILLION_LAUGHS, mode="parse", file="hostile.yaml"),
-    Case("yaml_deep_nesting", "defs: " + "[" * 100_000 + "]" * 100_000 + "\n", mode="parse", file="hostile.yaml"),
+    Case(
+        "yaml_deep_nesting",
+        "defs: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        mode="parse",
+        file="hostile.yaml",
+    ),
     # Expressions reaching for Python internals.
     Case("dunder_attribute", _net("y = x.__class__"), expect="EvaluationError"),
     Case("dunder_on_constant", _net('y = "".__class__.__mro__'), expect="EvaluationError"),
     Case("dunder_import", _net(f'y = __import__("os").system("touch {PWNED}")'), expect="DSLError"),
     Case("os_system", _net(f'y = os.system("touch {PWNED}")'), expect="DSLError"),
-    Case("eval_call", _net(f"y = eval(\"__import__('os').system('touch {PWNED}')\")"), expect="UndefinedValueError"),
+    Case(
+        "eval_call",
+        _net(f"y = eval(\"__import__('os').system('touch {PWNED}')\")"),
+        expect="UndefinedValueError",
+    ),
     Case("exec_call", _net(f"y = exec(\"open('{PWNED}', 'w')\")"), expect="UndefinedValueError"),
     Case("open_call", _net(f'y = open("{PWNED}", "w")'), expect="UndefinedValueError"),
     Case("getattr_call", _net('y = getattr(x, "__class__")'), expect="UndefinedValueError"),
     Case("torch_hub_layer", _net('m = torch.hub.load("x/y", "z")'), expect="DSLError"),
     Case("builtin_attribute", _net("y = len.__self__"), expect="EvaluationError"),
-    Case("yaml_dunder_expression", YAML_HEAD + "  - let: y\n    value: ${x.__class__}\n  - return: x\n", file="hostile.yaml", expect="EvaluationError"),
+    Case(
+        "yaml_dunder_expression",
+        YAML_HEAD + "  - let: y\n    value: ${x.__class__}\n  - return: x\n",
+        file="hostile.yaml",
+        expect="EvaluationError",
+    ),
     # Imports that leave the spec's directory.
-    Case("import_parent_path", 'from "../../../etc/x.net" import A\n' + _net(), expect="ImportError_"),
-    Case("import_absolute_path", 'from "/etc/passwd.net" import A\n' + _net(), expect="ImportError_"),
-    Case("import_passwd", 'from "../../../../../../../../etc/passwd" import A\n' + _net(), expect=("ImportError_", "DSLSyntaxError")),
+    Case(
+        "import_parent_path", 'from "../../../etc/x.net" import A\n' + _net(), expect="ImportError_"
+    ),
+    Case(
+        "import_absolute_path", 'from "/etc/passwd.net" import A\n' + _net(), expect="ImportError_"
+    ),
+    Case(
+        "import_passwd",
+        'from "../../../../../../../../etc/passwd" import A\n' + _net(),
+        expect=("ImportError_", "DSLSyntaxError"),
+    ),
     # Sizes and arithmetic that would eat the machine.
-    Case("linear_1e12_build", "net Big():\n    input x: [B, 10]\n    fc = Linear(10 ** 12)\n    return fc(x)\n", mode="build", expect="LimitError"),
-    Case("param_tensor_1e12_build", "net Big():\n    input x: [B, 10]\n    param w: [10 ** 6, 10 ** 6] = zeros()\n    return x\n", mode="build", expect="LimitError"),
+    Case(
+        "linear_1e12_build",
+        "net Big():\n    input x: [B, 10]\n    fc = Linear(10 ** 12)\n    return fc(x)\n",
+        mode="build",
+        expect="LimitError",
+    ),
+    Case(
+        "param_tensor_1e12_build",
+        "net Big():\n    input x: [B, 10]\n    param w: [10 ** 6, 10 ** 6] = zeros()\n    return x\n",
+        mode="build",
+        expect="LimitError",
+    ),
     Case("power_tower", _net("n = 2 ** 10 ** 10"), expect="LimitError"),
     Case("power_tower_param", _net(params="n=9 ** 9 ** 9"), expect="LimitError"),
-    Case("squaring_loop", _net("n = 3", "for i in range(64):", "    n = n * n"), expect="LimitError"),
-    Case("doubling_string_loop", _net('s = "ab"', "for i in range(64):", "    s = s + s"), expect="LimitError"),
+    Case(
+        "squaring_loop", _net("n = 3", "for i in range(64):", "    n = n * n"), expect="LimitError"
+    ),
+    Case(
+        "doubling_string_loop",
+        _net('s = "ab"', "for i in range(64):", "    s = s + s"),
+        expect="LimitError",
+    ),
     Case("string_repetition", _net('s = "a" * 10 ** 9'), expect="LimitError"),
-    Case("nested_repetition", _net("s = [[0] * 1000] * 1000000", "t = sum(s, [])"), expect="LimitError"),
+    Case(
+        "nested_repetition",
+        _net("s = [[0] * 1000] * 1000000", "t = sum(s, [])"),
+        expect="LimitError",
+    ),
     Case("string_format_width", _net('s = "%0999999999d" % 1'), expect="EvaluationError"),
     Case("huge_range", _net("for i in range(10 ** 18):", "    pass"), expect="LimitError"),
-    Case("nested_empty_loops", _net("for i in range(100000):", "    for j in range(100000):", "        pass"), expect="LimitError"),
+    Case(
+        "nested_empty_loops",
+        _net("for i in range(100000):", "    for j in range(100000):", "        pass"),
+        expect="LimitError",
+    ),
     Case("huge_int_literal", _net("n = " + "9" * 100_000), allow_ok=True),
     # Recursion and nesting.
     Case(
@@ -170,11 +241,27 @@ CASES = [
         "net Hostile():\n    input x: [B, 3]\n    return r(x): R(10 ** 6)\n",
         expect="RecursionError_",
     ),
-    Case("block_self_recursion", "block R():\n    input x\n    return r(x): R()\n\nnet Hostile():\n    input x: [B, 3]\n    return r(x): R()\n", expect="RecursionError_"),
-    Case("parens_1e5", mode="parse", extra=(("generate", "parens"), ("n", 100_000)), expect="LimitError"),
-    Case("indent_1e4", "net A():\n" + "".join("    " * (i + 1) + "if true:\n" for i in range(10_000)), mode="parse", expect=("LimitError", "DSLSyntaxError")),
+    Case(
+        "block_self_recursion",
+        "block R():\n    input x\n    return r(x): R()\n\nnet Hostile():\n    input x: [B, 3]\n    return r(x): R()\n",
+        expect="RecursionError_",
+    ),
+    Case(
+        "parens_1e5",
+        mode="parse",
+        extra=(("generate", "parens"), ("n", 100_000)),
+        expect="LimitError",
+    ),
+    Case(
+        "indent_1e4",
+        "net A():\n" + "".join("    " * (i + 1) + "if true:\n" for i in range(10_000)),
+        mode="parse",
+        expect=("LimitError", "DSLSyntaxError"),
+    ),
     # A file of a million lines: read (and elaborated) or refused, within the time limit.
-    Case("lines_1e6", mode="validate", extra=(("generate", "lines"), ("n", 1_000_000)), allow_ok=True),
+    Case(
+        "lines_1e6", mode="validate", extra=(("generate", "lines"), ("n", 1_000_000)), allow_ok=True
+    ),
 ]
 
 
@@ -184,12 +271,26 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     root.mkdir(parents=True)
     PWNED.unlink(missing_ok=True)
     payload = [
-        {"name": c.name, "text": c.text, "mode": c.mode, "file": c.file, "root": str(root), "headroom": MEMORY_HEADROOM, "limit": TIME_LIMIT, **dict(c.extra)}
+        {
+            "name": c.name,
+            "text": c.text,
+            "mode": c.mode,
+            "file": c.file,
+            "root": str(root),
+            "headroom": MEMORY_HEADROOM,
+            "limit": TIME_LIMIT,
+            **dict(c.extra),
+        }
         for c in CASES
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", RUNNER], input=json.dumps(payload), capture_output=True, text=True, timeout=TIME_LIMIT * (len(CASES) + 2), env=env
+        [sys.executable, "-c", RUNNER],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT * (len(CASES) + 2),
+        env=env,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
     assert lines, f"the runner failed: {proc.stderr[-3000:]}"
@@ -206,7 +307,9 @@ def test_hostile_spec_is_refused(case: Case, results: dict[str, dict]) -> None:
         assert case.allow_ok, f"{case.name} was accepted, but must be refused"
         return
     expected = (case.expect,) if isinstance(case.expect, str) else case.expect
-    assert "DSLError" in expected or result["kind"] in expected, f"{case.name}: {result['kind']}: {result['message']}"
+    assert "DSLError" in expected or result["kind"] in expected, (
+        f"{case.name}: {result['kind']}: {result['message']}"
+    )
     # A clear error: one line of message, a location, no Python traceback.
     assert result["message"] and "\n" not in result["message"]
     assert "Traceback" not in result["rendered"]

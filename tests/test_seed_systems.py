@@ -73,7 +73,9 @@ def randomised(model: nn.Module) -> nn.Module:
     return model
 
 
-def assert_loads_both_ways(model: nn.Module, ref: nn.Module, x: torch.Tensor, atol: float = 1e-5) -> None:
+def assert_loads_both_ways(
+    model: nn.Module, ref: nn.Module, x: torch.Tensor, atol: float = 1e-5
+) -> None:
     """Same keys in the same order; `ref`'s weights load strictly into `model` and give the
     same outputs in eval mode; `model`'s load strictly back into a copy of `ref`."""
     assert_same_structure(model, ref)
@@ -111,7 +113,12 @@ def test_yaml_twin_builds_the_same_model() -> None:
 def test_s6_unet_other_sizes(bilinear: bool) -> None:
     """One input channel; 100x75 and 17x33 (neither a multiple of 16). test_compile covers
     3 channels at 17x33 and 64x64."""
-    model = build("unet.net", seed=0, params={"n_channels": 1, "bilinear": bilinear}, sizes={"B": 1, "H": 17, "W": 33})
+    model = build(
+        "unet.net",
+        seed=0,
+        params={"n_channels": 1, "bilinear": bilinear},
+        sizes={"B": 1, "H": 17, "W": 33},
+    )
     ref = randomised(seeded(lambda: UNet(n_channels=1, bilinear=bilinear)))
     for shape in ((1, 1, 17, 33), (1, 1, 100, 75)):
         x = torch.randn(shape)
@@ -123,7 +130,9 @@ def test_s6_unet_other_sizes(bilinear: bool) -> None:
 # =========================================================================== S7: ResNet-18/50
 
 
-@pytest.mark.parametrize(("name", "make_ref"), [("resnet18.net", "resnet18"), ("resnet50.net", "resnet50")])
+@pytest.mark.parametrize(
+    ("name", "make_ref"), [("resnet18.net", "resnet18"), ("resnet50.net", "resnet50")]
+)
 def test_s7_resnet_loads_torchvision(name: str, make_ref: str) -> None:
     model = build(name)
     ref = randomised(getattr(torchvision.models, make_ref)())
@@ -168,7 +177,9 @@ def test_s8_head_surgery() -> None:
     assert_same_init(model, ref)  # the backbone first, then the new head, as the code above
     keys = list(model.state_dict())
     with torch.device("meta"):
-        backbone = [k for k in torchvision.models.resnet50().state_dict() if not k.startswith("fc.")]
+        backbone = [
+            k for k in torchvision.models.resnet50().state_dict() if not k.startswith("fc.")
+        ]
     assert keys[:-4] == backbone  # unchanged
     assert keys[-4:] == ["fc.fc1.weight", "fc.fc1.bias", "fc.fc2.weight", "fc.fc2.bias"]
     x = torch.randn(2, 3, 64, 64)
@@ -189,7 +200,9 @@ def _hooked(ref: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """What forward hooks on the named modules see: the user code S10 makes unnecessary."""
     seen: dict[str, torch.Tensor] = {}
     handles = [
-        ref.get_submodule(name).register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach().clone()))
+        ref.get_submodule(name).register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach().clone())
+        )
         for name in FEATURES
     ]
     try:
@@ -215,7 +228,9 @@ def test_s10_features_equal_forward_hooks(name: str) -> None:
     model = build(name, seed=3, outputs=FEATURES)
     ref = seeded(torchvision.models.resnet18, 3)
     want = ref.state_dict()
-    assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())  # same seed, same weights
+    assert all(
+        torch.equal(v, want[k]) for k, v in model.state_dict().items()
+    )  # same seed, same weights
     load_kept(model, randomised(ref).eval())
     model.eval()
     x = torch.randn(2, 3, 64, 64)
@@ -285,7 +300,15 @@ class Registration(nn.Module):
 def test_s12_registration() -> None:
     model = build("registration.net", seed=0)
     ref = Registration()
-    order = ["my_param", "my_buffer", "fc.weight", "conv.weight", "conv.bias", "fc2.weight", "f3.weight"]
+    order = [
+        "my_param",
+        "my_buffer",
+        "fc.weight",
+        "conv.weight",
+        "conv.bias",
+        "fc2.weight",
+        "f3.weight",
+    ]
     assert list(model.state_dict()) == list(ref.state_dict()) == order
     # f3 is fc: one module, one weight, listed once by named_parameters
     assert model.f3 is model.fc
@@ -347,7 +370,9 @@ def test_s14_regression_mlp_trains() -> None:
 class DepthwiseSeparable(nn.Module):
     def __init__(self, channels: int = 32, out: int = 64, kernel: int = 3) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels, bias=False)
+        self.depthwise = nn.Conv2d(
+            channels, channels, kernel, padding=kernel // 2, groups=channels, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(channels)
         self.pointwise = nn.Conv2d(channels, out, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out)
@@ -360,10 +385,17 @@ class DepthwiseSeparable(nn.Module):
 def test_s16_depthwise(channels: int, kernel: int) -> None:
     model = build("depthwise.net", seed=0, params={"channels": channels, "kernel": kernel})
     assert model.depthwise.weight.shape == (channels, 1, kernel, kernel)
-    assert model.depthwise.groups == model.depthwise.in_channels == model.depthwise.out_channels == channels
+    assert (
+        model.depthwise.groups
+        == model.depthwise.in_channels
+        == model.depthwise.out_channels
+        == channels
+    )
     assert_same_init(model, seeded(lambda: DepthwiseSeparable(channels, kernel=kernel)))
     x = torch.randn(2, channels, 9, 11)
-    out = assert_equivalent(model, lambda: randomised(DepthwiseSeparable(channels, kernel=kernel)), x)
+    out = assert_equivalent(
+        model, lambda: randomised(DepthwiseSeparable(channels, kernel=kernel)), x
+    )
     assert out.shape == (2, 64, 9, 11)
 
 
@@ -389,7 +421,11 @@ def test_s17_dilation_output_stride_8() -> None:
     for name, module in ref.named_modules():
         if isinstance(module, nn.Conv2d):
             got = full.get_submodule(name)
-            assert (got.dilation, got.padding, got.stride) == (module.dilation, module.padding, module.stride), name
+            assert (got.dilation, got.padding, got.stride) == (
+                module.dilation,
+                module.padding,
+                module.stride,
+            ), name
     assert full.get_submodule("layer3.0.conv2").dilation == (2, 2)
     assert full.get_submodule("layer4.0.downsample.0").stride == (1, 1)
     ref = randomised(ref).eval()
@@ -428,7 +464,10 @@ def test_s20_save_and_load(tmp_path: Path) -> None:
         opt.step()
 
     step(model, optimizer)
-    torch.save({"epoch": 3, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp_path / "ckpt.pt")
+    torch.save(
+        {"epoch": 3, "model": model.state_dict(), "optimizer": optimizer.state_dict()},
+        tmp_path / "ckpt.pt",
+    )
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     resumed = build("regression_mlp.net", seed=5)
     resumed.load_state_dict(ckpt["model"], strict=True)
@@ -443,7 +482,9 @@ def test_s20_save_and_load(tmp_path: Path) -> None:
     # a spec plus weights file (`dsl build`) that rebuilds the same model
     for suffix in (".pt", ".safetensors"):
         out = tmp_path / f"mnist{suffix}"
-        assert dsl_main(["build", str(EXAMPLES / "mnist_mlp.net"), "-o", str(out), "--seed", "6"]) == 0
+        assert (
+            dsl_main(["build", str(EXAMPLES / "mnist_mlp.net"), "-o", str(out), "--seed", "6"]) == 0
+        )
         assert_same_init(dsl.load_model(out), build("mnist_mlp.net", seed=6))
 
 

@@ -40,12 +40,18 @@ def test_shape_error_rendering(name: str, monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(DSLError) as info:
         dsl.validate(str(path))
     error = info.value
-    assert isinstance(error, KINDS.get(name, ShapeError)), f"{type(error).__name__}: {error.message}"
+    assert isinstance(error, KINDS.get(name, ShapeError)), (
+        f"{type(error).__name__}: {error.message}"
+    )
     rendered = error.render(color=False)
     assert "Traceback" not in rendered
-    assert rendered.startswith(f"{path.as_posix()}:{error.span.line}:{error.span.col}: error[{error.code}]: ")
+    assert rendered.startswith(
+        f"{path.as_posix()}:{error.span.line}:{error.span.col}: error[{error.code}]: "
+    )
     expected_file = ROOT / GOLDEN / f"{name}.expected"
     if UPDATE:
         expected_file.write_text(rendered + "\n")
-    assert expected_file.exists(), f"no {expected_file.name}; run with NETDSL_UPDATE_GOLDEN=1 to write it"
+    assert expected_file.exists(), (
+        f"no {expected_file.name}; run with NETDSL_UPDATE_GOLDEN=1 to write it"
+    )
     assert rendered == expected_file.read_text().rstrip("\n")

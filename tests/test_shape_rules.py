@@ -45,10 +45,16 @@ def agrees(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> torch.Tensor | 
         with torch.no_grad():
             expected = fn(*args, **kwargs)
     except Exception:
-        assert ours is None, f"torch refuses {fn}{[getattr(a, 'shape', a) for a in args]} {kwargs}, but the rule answered {ours.shape}"
+        assert ours is None, (
+            f"torch refuses {fn}{[getattr(a, 'shape', a) for a in args]} {kwargs}, but the rule answered {ours.shape}"
+        )
         return None
     if ours is not None:
-        assert (tuple(ours.shape), ours.dtype) == (tuple(expected.shape), expected.dtype), (fn, args, kwargs)
+        assert (tuple(ours.shape), ours.dtype) == (tuple(expected.shape), expected.dtype), (
+            fn,
+            args,
+            kwargs,
+        )
         assert ours.is_meta
     return ours
 
@@ -61,12 +67,21 @@ def method(name: str, tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.
         assert ours is None
         return None
     if ours is not None:
-        assert (tuple(ours.shape), ours.dtype) == (tuple(expected.shape), expected.dtype), (name, tensor.shape, args, kwargs)
+        assert (tuple(ours.shape), ours.dtype) == (tuple(expected.shape), expected.dtype), (
+            name,
+            tensor.shape,
+            args,
+            kwargs,
+        )
     return ours
 
 
 def tensor(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.zeros(shape, dtype=dtype) if not dtype.is_floating_point else torch.randn(shape, dtype=dtype)
+    return (
+        torch.zeros(shape, dtype=dtype)
+        if not dtype.is_floating_point
+        else torch.randn(shape, dtype=dtype)
+    )
 
 
 shapes = st.lists(st.integers(1, 4), min_size=0, max_size=4).map(tuple)
@@ -76,16 +91,50 @@ shapes = st.lists(st.integers(1, 4), min_size=0, max_size=4).map(tuple)
 
 
 @given(
-    n=st.integers(1, 3), transposed=st.booleans(), cin=st.integers(1, 4), cout=st.integers(1, 3), k=st.integers(1, 4),
-    stride=st.integers(1, 3), padding=st.sampled_from([0, 1, 2, "same", "valid"]), dilation=st.integers(1, 2),
-    output_padding=st.integers(0, 2), size=st.integers(1, 8), batched=st.booleans(), channel_slip=st.sampled_from([0, 0, 0, 1]),
+    n=st.integers(1, 3),
+    transposed=st.booleans(),
+    cin=st.integers(1, 4),
+    cout=st.integers(1, 3),
+    k=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    padding=st.sampled_from([0, 1, 2, "same", "valid"]),
+    dilation=st.integers(1, 2),
+    output_padding=st.integers(0, 2),
+    size=st.integers(1, 8),
+    batched=st.booleans(),
+    channel_slip=st.sampled_from([0, 0, 0, 1]),
     dtype=st.sampled_from(FLOATS),
 )
-def test_conv(n, transposed, cin, cout, k, stride, padding, dilation, output_padding, size, batched, channel_slip, dtype) -> None:
-    cls = [[nn.Conv1d, nn.Conv2d, nn.Conv3d], [nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d]][transposed][n - 1]
+def test_conv(
+    n,
+    transposed,
+    cin,
+    cout,
+    k,
+    stride,
+    padding,
+    dilation,
+    output_padding,
+    size,
+    batched,
+    channel_slip,
+    dtype,
+) -> None:
+    cls = [
+        [nn.Conv1d, nn.Conv2d, nn.Conv3d],
+        [nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d],
+    ][transposed][n - 1]
     try:
         if transposed:
-            module = cls(cin, cout, k, stride=stride, padding=padding if isinstance(padding, int) else 0, dilation=dilation, output_padding=output_padding)
+            module = cls(
+                cin,
+                cout,
+                k,
+                stride=stride,
+                padding=padding if isinstance(padding, int) else 0,
+                dilation=dilation,
+                output_padding=output_padding,
+            )
         else:
             module = cls(cin, cout, k, stride=stride, padding=padding, dilation=dilation)
     except (ValueError, RuntimeError):
@@ -98,12 +147,22 @@ def test_conv(n, transposed, cin, cout, k, stride, padding, dilation, output_pad
 def test_conv_answers() -> None:
     assert agrees(nn.Conv2d(3, 8, 3, stride=2, padding=1), tensor((2, 3, 9, 9))) is not None
     assert agrees(nn.ConvTranspose2d(3, 8, 2, stride=2), tensor((2, 3, 4, 4))) is not None
-    assert agrees(nn.Conv1d(3, 8, 3, padding="same", padding_mode="reflect"), tensor((2, 3, 9))) is not None
+    assert (
+        agrees(nn.Conv1d(3, 8, 3, padding="same", padding_mode="reflect"), tensor((2, 3, 9)))
+        is not None
+    )
 
 
 @given(
-    n=st.integers(1, 3), kind=st.sampled_from(["Max", "Avg"]), k=st.integers(1, 4), stride=st.sampled_from([None, 1, 2, 3]),
-    padding=st.integers(0, 2), dilation=st.integers(1, 2), ceil_mode=st.booleans(), size=st.integers(1, 9), batched=st.booleans(),
+    n=st.integers(1, 3),
+    kind=st.sampled_from(["Max", "Avg"]),
+    k=st.integers(1, 4),
+    stride=st.sampled_from([None, 1, 2, 3]),
+    padding=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    ceil_mode=st.booleans(),
+    size=st.integers(1, 9),
+    batched=st.booleans(),
 )
 def test_pool(n, kind, k, stride, padding, dilation, ceil_mode, size, batched) -> None:
     cls = getattr(nn, f"{kind}Pool{n}d")
@@ -116,7 +175,12 @@ def test_pool(n, kind, k, stride, padding, dilation, ceil_mode, size, batched) -
         agrees(fn, x, k, stride, padding, **extra, ceil_mode=ceil_mode)
 
 
-@given(n=st.integers(1, 3), kind=st.sampled_from(["Max", "Avg"]), out=st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=1, max_size=3), size=st.integers(1, 6))
+@given(
+    n=st.integers(1, 3),
+    kind=st.sampled_from(["Max", "Avg"]),
+    out=st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=1, max_size=3),
+    size=st.integers(1, 6),
+)
 def test_adaptive_pool(n, kind, out, size) -> None:
     module = getattr(nn, f"Adaptive{kind}Pool{n}d")(out[0] if len(out) == 1 else tuple(out))
     x = tensor((2, 3) + (size,) * n)
@@ -131,7 +195,14 @@ def test_pools_answer() -> None:
     assert agrees(nn.AdaptiveAvgPool2d((1, None)), tensor((2, 8, 7, 5))) is not None
 
 
-@given(cin=st.integers(1, 5), cout=st.integers(1, 5), lead=shapes, slip=st.sampled_from([0, 0, 1]), bias=st.booleans(), dtype=st.sampled_from(DTYPES))
+@given(
+    cin=st.integers(1, 5),
+    cout=st.integers(1, 5),
+    lead=shapes,
+    slip=st.sampled_from([0, 0, 1]),
+    bias=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+)
 def test_linear(cin, cout, lead, slip, bias, dtype) -> None:
     module = nn.Linear(cin, cout, bias=bias)
     x = tensor((*lead, cin + slip), dtype)
@@ -139,7 +210,13 @@ def test_linear(cin, cout, lead, slip, bias, dtype) -> None:
     agrees(F.linear, x, module.weight.detach(), module.bias.detach() if bias else None)
 
 
-@given(vocab=st.integers(1, 6), dim=st.integers(1, 4), lead=shapes, dtype=st.sampled_from([torch.int64, torch.int32, torch.float32]), padding_idx=st.sampled_from([None, 0, -1]))
+@given(
+    vocab=st.integers(1, 6),
+    dim=st.integers(1, 4),
+    lead=shapes,
+    dtype=st.sampled_from([torch.int64, torch.int32, torch.float32]),
+    padding_idx=st.sampled_from([None, 0, -1]),
+)
 def test_embedding(vocab, dim, lead, dtype, padding_idx) -> None:
     module = nn.Embedding(vocab, dim, padding_idx=padding_idx)
     idx = torch.zeros(lead, dtype=dtype)
@@ -148,8 +225,13 @@ def test_embedding(vocab, dim, lead, dtype, padding_idx) -> None:
 
 
 @given(
-    kind=st.sampled_from(["bn1", "bn2", "bn3", "in2", "gn", "ln"]), channels=st.integers(1, 6), slip=st.sampled_from([0, 0, 1]),
-    ndim=st.integers(1, 5), affine=st.booleans(), training=st.booleans(), one=st.booleans(),
+    kind=st.sampled_from(["bn1", "bn2", "bn3", "in2", "gn", "ln"]),
+    channels=st.integers(1, 6),
+    slip=st.sampled_from([0, 0, 1]),
+    ndim=st.integers(1, 5),
+    affine=st.booleans(),
+    training=st.booleans(),
+    one=st.booleans(),
 )
 def test_norms(kind, channels, slip, ndim, affine, training, one) -> None:
     make = {
@@ -160,7 +242,7 @@ def test_norms(kind, channels, slip, ndim, affine, training, one) -> None:
     module = make[kind]().train(training)
     shape = [1 if one else 2] + [channels + slip] + [1 if one else 3] * (ndim - 2)
     if kind == "ln":
-        shape = [*shape[:ndim - 1], channels + slip]
+        shape = [*shape[: ndim - 1], channels + slip]
     agrees(module, tensor(tuple(shape[:ndim])))
 
 
@@ -168,17 +250,47 @@ def test_norms_answer() -> None:
     assert agrees(nn.BatchNorm2d(8), tensor((2, 8, 4, 4))) is not None
     assert agrees(nn.GroupNorm(2, 8), tensor((2, 8, 4))) is not None
     assert agrees(nn.LayerNorm(8), tensor((2, 5, 8))) is not None
-    assert agrees(nn.BatchNorm2d(8), tensor((2, 4, 4, 4))) is None  # the wrong channels: torch must say so
+    assert (
+        agrees(nn.BatchNorm2d(8), tensor((2, 4, 4, 4))) is None
+    )  # the wrong channels: torch must say so
 
 
-@given(cls=st.sampled_from([nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Dropout, nn.Identity, nn.Softmax, nn.PReLU, nn.LocalResponseNorm]), shape=shapes, dtype=st.sampled_from(DTYPES))
+@given(
+    cls=st.sampled_from(
+        [
+            nn.ReLU,
+            nn.GELU,
+            nn.SiLU,
+            nn.Tanh,
+            nn.Dropout,
+            nn.Identity,
+            nn.Softmax,
+            nn.PReLU,
+            nn.LocalResponseNorm,
+        ]
+    ),
+    shape=shapes,
+    dtype=st.sampled_from(DTYPES),
+)
 def test_preserving_modules(cls, shape, dtype) -> None:
-    module = {nn.Softmax: lambda: nn.Softmax(dim=-1), nn.PReLU: lambda: nn.PReLU(3), nn.LocalResponseNorm: lambda: nn.LocalResponseNorm(2)}.get(cls, cls)()
+    module = {
+        nn.Softmax: lambda: nn.Softmax(dim=-1),
+        nn.PReLU: lambda: nn.PReLU(3),
+        nn.LocalResponseNorm: lambda: nn.LocalResponseNorm(2),
+    }.get(cls, cls)()
     agrees(module.eval(), tensor(shape, dtype))
 
 
-@given(mode=st.sampled_from(["nearest", "nearest-exact", "bilinear", "linear", "bicubic", "trilinear", "area"]), ndim=st.integers(3, 5),
-       by_size=st.booleans(), factor=st.sampled_from([0.5, 1.5, 2, 2.0, 3]), size=st.integers(1, 6), align=st.sampled_from([None, False, True]))
+@given(
+    mode=st.sampled_from(
+        ["nearest", "nearest-exact", "bilinear", "linear", "bicubic", "trilinear", "area"]
+    ),
+    ndim=st.integers(3, 5),
+    by_size=st.booleans(),
+    factor=st.sampled_from([0.5, 1.5, 2, 2.0, 3]),
+    size=st.integers(1, 6),
+    align=st.sampled_from([None, False, True]),
+)
 def test_interpolate(mode, ndim, by_size, factor, size, align) -> None:
     x = tensor((2, 3) + (5,) * (ndim - 2))
     kwargs = {"size": size} if by_size else {"scale_factor": factor}
@@ -187,15 +299,38 @@ def test_interpolate(mode, ndim, by_size, factor, size, align) -> None:
 
 
 def test_interpolate_answers() -> None:
-    assert agrees(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), tensor((2, 3, 5, 7))) is not None
+    assert (
+        agrees(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), tensor((2, 3, 5, 7))
+        )
+        is not None
+    )
     assert agrees(F.interpolate, tensor((2, 3, 5, 7)), size=(9, 4)) is not None
 
 
 # ============================================================================ functions and methods
 
 
-@given(a=shapes, b=shapes, op=st.sampled_from([operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod, operator.pow, torch.add, torch.div]),
-       da=st.sampled_from(DTYPES), db=st.sampled_from(DTYPES), scalar=st.sampled_from([None, 2, 0.5, True]))
+@given(
+    a=shapes,
+    b=shapes,
+    op=st.sampled_from(
+        [
+            operator.add,
+            operator.sub,
+            operator.mul,
+            operator.truediv,
+            operator.floordiv,
+            operator.mod,
+            operator.pow,
+            torch.add,
+            torch.div,
+        ]
+    ),
+    da=st.sampled_from(DTYPES),
+    db=st.sampled_from(DTYPES),
+    scalar=st.sampled_from([None, 2, 0.5, True]),
+)
 def test_binary(a, b, op, da, db, scalar) -> None:
     x = tensor(a, da)
     y = scalar if scalar is not None else tensor(b, db)
@@ -212,8 +347,13 @@ def test_matmul(a, b, lead, dtype) -> None:
     agrees(torch.matmul, x, y)
 
 
-@given(shape=shapes, dims=st.one_of(st.none(), st.integers(-5, 4), st.lists(st.integers(-4, 3), max_size=3)), keepdim=st.booleans(),
-       fn=st.sampled_from(["mean", "sum", "amax", "amin"]), dtype=st.sampled_from(DTYPES))
+@given(
+    shape=shapes,
+    dims=st.one_of(st.none(), st.integers(-5, 4), st.lists(st.integers(-4, 3), max_size=3)),
+    keepdim=st.booleans(),
+    fn=st.sampled_from(["mean", "sum", "amax", "amin"]),
+    dtype=st.sampled_from(DTYPES),
+)
 def test_reductions(shape, dims, keepdim, fn, dtype) -> None:
     x = tensor(shape, dtype)
     function = getattr(torch, fn)
@@ -225,14 +365,25 @@ def test_reductions(shape, dims, keepdim, fn, dtype) -> None:
             method(fn, x, dim=dims, keepdim=keepdim)
 
 
-@given(parts=st.lists(shapes, min_size=1, max_size=3), dim=st.integers(-4, 4), same=st.booleans(), dtype=st.sampled_from(DTYPES))
+@given(
+    parts=st.lists(shapes, min_size=1, max_size=3),
+    dim=st.integers(-4, 4),
+    same=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+)
 def test_cat_stack(parts, dim, same, dtype) -> None:
     tensors = [tensor(parts[0] if same else p, dtype) for p in parts]
     agrees(torch.cat, tensors, dim)
     agrees(torch.stack, tensors, dim=dim)
 
 
-@given(q=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)), s=st.integers(1, 4), ev=st.integers(1, 4), slip=st.sampled_from([0, 0, 1]), causal=st.booleans())
+@given(
+    q=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
+    s=st.integers(1, 4),
+    ev=st.integers(1, 4),
+    slip=st.sampled_from([0, 0, 1]),
+    causal=st.booleans(),
+)
 def test_attention(q, s, ev, slip, causal) -> None:
     query = tensor(q)
     key = tensor((*q[:2], s, q[3] + slip))
@@ -240,7 +391,12 @@ def test_attention(q, s, ev, slip, causal) -> None:
     agrees(F.scaled_dot_product_attention, query, key, value, is_causal=causal)
 
 
-@given(args=st.lists(st.one_of(st.integers(-3, 6), st.sampled_from([0.5, 2.5])), min_size=1, max_size=3), dtype=st.sampled_from([None, torch.float32, torch.int64]))
+@given(
+    args=st.lists(
+        st.one_of(st.integers(-3, 6), st.sampled_from([0.5, 2.5])), min_size=1, max_size=3
+    ),
+    dtype=st.sampled_from([None, torch.float32, torch.int64]),
+)
 def test_arange(args, dtype) -> None:
     ours = infer(torch.arange, tuple(args), {"device": "meta", "dtype": dtype})
     try:
@@ -252,12 +408,22 @@ def test_arange(args, dtype) -> None:
         assert (ours.shape, ours.dtype) == (expected.shape, expected.dtype)
 
 
-@given(shape=shapes, dtype=st.sampled_from(DTYPES), name=st.sampled_from(["exp", "sqrt", "abs", "relu", "sigmoid", "tanh"]))
+@given(
+    shape=shapes,
+    dtype=st.sampled_from(DTYPES),
+    name=st.sampled_from(["exp", "sqrt", "abs", "relu", "sigmoid", "tanh"]),
+)
 def test_elementwise_methods(shape, dtype, name) -> None:
     method(name, tensor(shape, dtype))
 
 
-@given(shape=shapes, mask=shapes, dim=st.integers(-4, 4), dtype=st.sampled_from(DTYPES), repeats=st.lists(st.integers(0, 3), min_size=0, max_size=5))
+@given(
+    shape=shapes,
+    mask=shapes,
+    dim=st.integers(-4, 4),
+    dtype=st.sampled_from(DTYPES),
+    repeats=st.lists(st.integers(0, 3), min_size=0, max_size=5),
+)
 def test_other_methods(shape, mask, dim, dtype, repeats) -> None:
     x = tensor(shape, dtype)
     method("softmax", x, dim)
@@ -289,4 +455,6 @@ def test_validate_imports_no_meta_kernels() -> None:
         "heavy = [m for m in ('torch._dynamo', 'sympy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=pytest.importorskip("dsl").__path__[0] + "/..")
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=pytest.importorskip("dsl").__path__[0] + "/.."
+    )

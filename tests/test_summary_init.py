@@ -26,10 +26,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, st
 
 def recipe_line() -> int:
     lines = (ROOT / "blocks" / "resnet.net").read_text(encoding="utf-8").splitlines()
-    return next(i for i, line in enumerate(lines, 1) if line.strip().startswith("resnet(zero_init_residual"))
+    return next(
+        i for i, line in enumerate(lines, 1) if line.strip().startswith("resnet(zero_init_residual")
+    )
 
 
-def test_resnet_json_names_the_recipe_rule_for_every_parameter(capsys: pytest.CaptureFixture[str]) -> None:
+def test_resnet_json_names_the_recipe_rule_for_every_parameter(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = run(capsys, "summary", EXAMPLES / "resnet18.net", "--init", "--format", "json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)["init"]}
@@ -46,7 +50,9 @@ def test_resnet_json_names_the_recipe_rule_for_every_parameter(capsys: pytest.Ca
     assert rows["layer4.1.bn2.bias"]["rule"] == "BatchNorm2d.bias"
     for name in ("fc.weight", "fc.bias"):  # no rule for Linear: its own reset_parameters
         assert rows[name]["init"] == "default (reset_parameters)"
-        assert rows[name]["rule"] == "" and rows[name]["recipe"] is None and rows[name]["spec"] == ""
+        assert (
+            rows[name]["rule"] == "" and rows[name]["recipe"] is None and rows[name]["spec"] == ""
+        )
     assert rows["conv1.weight"]["shape"] == [64, 3, 7, 7]
 
 
@@ -55,7 +61,11 @@ def test_resnet_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     table = out[out.index("Initialised by") :]
     conv = next(line for line in table.splitlines() if line.startswith("conv1.weight "))
-    assert KAIMING in conv and "Conv2d.weight (resnet() recipe)" in conv and conv.endswith(f"resnet.net:{recipe_line()}")
+    assert (
+        KAIMING in conv
+        and "Conv2d.weight (resnet() recipe)" in conv
+        and conv.endswith(f"resnet.net:{recipe_line()}")
+    )
     fc = next(line for line in table.splitlines() if line.startswith("fc.weight "))
     assert fc.split()[-2:] == ["default", "(reset_parameters)"]
 
@@ -63,12 +73,16 @@ def test_resnet_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_without_flag_there_is_no_init_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "summary", EXAMPLES / "resnet18.net", "--depth", "0")
     assert code == 0 and "Initialised by" not in out
-    code, out, _ = run(capsys, "summary", EXAMPLES / "resnet18.net", "--depth", "0", "--format", "json")
+    code, out, _ = run(
+        capsys, "summary", EXAMPLES / "resnet18.net", "--depth", "0", "--format", "json"
+    )
     assert "init" not in json.loads(out)
 
 
 def test_declared_params_show_their_initialiser(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "summary", EXAMPLES / "custom_layer.net", "--init", "--format", "json")
+    code, out, _ = run(
+        capsys, "summary", EXAMPLES / "custom_layer.net", "--init", "--format", "json"
+    )
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)["init"]}
     assert set(rows) == {"w", "b"}

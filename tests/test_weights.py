@@ -42,7 +42,9 @@ def _outputs_equal(a: nn.Module, b: nn.Module) -> None:
 def test_state_dict_file_with_wrapper_and_prefix(tmp_path: Path) -> None:
     ref = Ref()
     path = tmp_path / "ckpt.pth"
-    torch.save({"epoch": 7, "state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, path)
+    torch.save(
+        {"epoch": 7, "state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, path
+    )
     model = dsl.build_model(SPEC, weights=path, prefix="module.")
     _outputs_equal(model, ref)
 
@@ -55,12 +57,14 @@ def test_safetensors_file(tmp_path: Path) -> None:
     _outputs_equal(dsl.build_model(SPEC, weights=tmp_path / "w.safetensors"), ref)
 
 
-def test_prefixed_keys_are_reported_with_a_prefix_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prefixed_keys_are_reported_with_a_prefix_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "ckpt.pth"
     torch.save({f"module.{k}": v for k, v in Ref().state_dict().items()}, path)
     with pytest.raises(WeightsError) as info:
         dsl.build_model(SPEC, weights=path)
-    assert "prefix=\"module.\"" in info.value.hint
+    assert 'prefix="module."' in info.value.hint
     report = capsys.readouterr().err
     assert "0 of 4 model tensors loaded" in report
     assert "missing     fc.weight" in report and "did you mean 'module.fc.weight'?" in report
@@ -89,17 +93,30 @@ def test_partial_load_needs_an_allow_list(tmp_path: Path) -> None:
     torch.testing.assert_close(model.body[0].weight, ref.body[0].weight, rtol=0, atol=0)
 
 
-def test_weights_statement_in_the_spec_with_rename(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_weights_statement_in_the_spec_with_rename(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ref = Ref()
-    renamed = collections.OrderedDict((k.replace("fc.", "head."), v) for k, v in ref.state_dict().items())
+    renamed = collections.OrderedDict(
+        (k.replace("fc.", "head."), v) for k, v in ref.state_dict().items()
+    )
     torch.save(renamed, tmp_path / "old.pth")
-    (tmp_path / "net.net").write_text(SPEC.replace("    input x: [B, 8]\n", '    input x: [B, 8]\n    weights("old.pth", rename={"head.": "fc."})\n'))
+    (tmp_path / "net.net").write_text(
+        SPEC.replace(
+            "    input x: [B, 8]\n",
+            '    input x: [B, 8]\n    weights("old.pth", rename={"head.": "fc."})\n',
+        )
+    )
     _outputs_equal(dsl.build_model(tmp_path / "net.net"), ref)
     assert "4 of 4 model tensors loaded" in capsys.readouterr().err
 
 
 def test_weights_path_may_not_leave_the_spec_directory(tmp_path: Path) -> None:
-    (tmp_path / "net.net").write_text(SPEC.replace("    input x: [B, 8]\n", '    input x: [B, 8]\n    weights("../../etc/x.pth")\n'))
+    (tmp_path / "net.net").write_text(
+        SPEC.replace(
+            "    input x: [B, 8]\n", '    input x: [B, 8]\n    weights("../../etc/x.pth")\n'
+        )
+    )
     with pytest.raises(DSLError, match="outside the spec's directory"):
         dsl.validate(tmp_path / "net.net")
 

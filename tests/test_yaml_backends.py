@@ -57,7 +57,8 @@ UNUSUAL_YAML = [
 ]
 
 LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n" for prev, name in zip("abcdefgh", "bcdefghi")
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi")
 )
 HOSTILE_YAML = [
     LAUGHS,
@@ -107,7 +108,9 @@ def _refuse(text: str, file: str) -> Any:
 
 
 @pytest.mark.parametrize("text", [*PLAIN_YAML, *UNUSUAL_YAML, *HOSTILE_YAML])
-def test_the_builder_reads_what_the_full_loader_reads(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_builder_reads_what_the_full_loader_reads(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     read = _outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")
     monkeypatch.setattr(dsl.syntax.parse_yaml, "_build", _refuse)
     assert read == _outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")
@@ -143,7 +146,10 @@ EXPRESSIONS = [
     *["x", "relu(y + x)", "a if b else c", "x.shape[1:2, ::3] // 2", "-1", "- 1", "f(a, b=2)"],
     *["{'k': [1, 2.5]}", "(a,)", "down{i + 1}", "f(\n  1,\n  2)", "a + * b", "f(a=1, a=2)"],
 ]
-ORIGINS = [Span(file="s.yaml", line=1, col=1), Span(file="s.yaml", line=40, col=17, end_line=40, end_col=30)]
+ORIGINS = [
+    Span(file="s.yaml", line=1, col=1),
+    Span(file="s.yaml", line=40, col=17, end_line=40, end_col=30),
+]
 
 
 @pytest.mark.parametrize("text", EXPRESSIONS)
@@ -159,15 +165,21 @@ def test_a_cached_expression_is_placed_as_if_parsed_there(text: str, origin: Spa
 def test_without_libyaml_specs_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     examples = _example_yaml()
     texts = [*examples, *PLAIN_YAML, *UNUSUAL_YAML]
-    loaded = [_ignoring_wording(_outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")) for text in texts]
+    loaded = [
+        _ignoring_wording(_outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")) for text in texts
+    ]
     specs = [_outcome(dsl.syntax.parse_yaml.parse_yaml, text, "t.yaml") for text in examples]
     with _without_libyaml(monkeypatch) as module:
         assert module._BaseLoader is yaml.SafeLoader
         assert [_outcome(module.parse_yaml, text, "t.yaml") for text in examples] == specs
-        assert [_ignoring_wording(_outcome(module._load, text, "t.yaml")) for text in texts] == loaded
+        assert [
+            _ignoring_wording(_outcome(module._load, text, "t.yaml")) for text in texts
+        ] == loaded
 
 
 @pytest.mark.parametrize("text, error", list(zip(HOSTILE_YAML, HOSTILE_ERRORS, strict=True)))
-def test_without_libyaml_hostile_yaml_is_refused(monkeypatch: pytest.MonkeyPatch, text: str, error: type) -> None:
+def test_without_libyaml_hostile_yaml_is_refused(
+    monkeypatch: pytest.MonkeyPatch, text: str, error: type
+) -> None:
     with _without_libyaml(monkeypatch) as module, pytest.raises(error):
         module.parse_yaml(text, "hostile.yaml")

@@ -73,7 +73,11 @@ def _defined_names(stmts: list) -> Iterator[str]:
             yield stmt.input
         elif isinstance(stmt, ir.Let):
             yield from stmt.let
-            if stmt.define is not None and isinstance(stmt.value, ir.Call) and isinstance(stmt.value.func, ir.Name):
+            if (
+                stmt.define is not None
+                and isinstance(stmt.value, ir.Call)
+                and isinstance(stmt.value.func, ir.Name)
+            ):
                 yield stmt.value.func.id
         elif isinstance(stmt, ir.Return) and stmt.define is not None:
             if isinstance(stmt.return_, ir.Call) and isinstance(stmt.return_.func, ir.Name):
@@ -100,7 +104,10 @@ def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         exprs = [*stmt.shape, *stmt.options.values()]
         if stmt.init is not None:
             exprs.extend(_initialiser_args(stmt.init))
-            return [*_check_initialiser(stmt.init), *[e for x in exprs for e in _check_expr(x, defined, unit)]]
+            return [
+                *_check_initialiser(stmt.init),
+                *[e for x in exprs for e in _check_expr(x, defined, unit)],
+            ]
     errors: list[DSLError] = []
     for expr in exprs:
         errors.extend(_check_expr(expr, defined, unit))
@@ -114,8 +121,14 @@ def _initialiser_args(expr: ir.ExprNode) -> list[ir.ExprNode]:
 
 
 def _check_initialiser(expr: ir.ExprNode) -> list[DSLError]:
-    if isinstance(expr, ir.Call) and isinstance(expr.func, ir.Name) and expr.func.id not in INITIALISERS:
-        hint = did_you_mean(expr.func.id, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}"
+    if (
+        isinstance(expr, ir.Call)
+        and isinstance(expr.func, ir.Name)
+        and expr.func.id not in INITIALISERS
+    ):
+        hint = (
+            did_you_mean(expr.func.id, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}"
+        )
         return [InitError(f"unknown initialiser '{expr.func.id}'", expr.func.span, hint=hint)]
     return []
 
@@ -152,20 +165,46 @@ def _own_input_sizes(name: str, defined: set[str], unit: Unit) -> set[str]:
     return set(layer.input_size_params) if layer is not None else set()
 
 
-def _check_name(expr: ir.Name, defined: set[str], unit: Unit, called: bool = False) -> list[DSLError]:
+def _check_name(
+    expr: ir.Name, defined: set[str], unit: Unit, called: bool = False
+) -> list[DSLError]:
     name = expr.id
-    if "{" in name or name in defined or name in unit.names or _known(name) or _made_by_template(name, defined):
+    if (
+        "{" in name
+        or name in defined
+        or name in unit.names
+        or _known(name)
+        or _made_by_template(name, defined)
+    ):
         return []
     if name[:1].isupper():
         candidates = [*REGISTRY.layer_names(), *unit.names]
-        return [UnknownLayerError(f"unknown layer '{name}'", expr.span, hint=did_you_mean(name, candidates) or "layers are torch.nn classes, blocks, or names registered with @dsl.register")]
+        return [
+            UnknownLayerError(
+                f"unknown layer '{name}'",
+                expr.span,
+                hint=did_you_mean(name, candidates)
+                or "layers are torch.nn classes, blocks, or names registered with @dsl.register",
+            )
+        ]
     from dsl.elaborate.values import BUILTINS
 
     if called:
         candidates = [*REGISTRY.functions, *BUILTINS, *defined]
-        return [UndefinedValueError(f"unknown function '{name}'", expr.span, hint=did_you_mean(name, candidates) or "functions are torch ops such as cat, relu, softmax, or names registered with @dsl.register")]
+        return [
+            UndefinedValueError(
+                f"unknown function '{name}'",
+                expr.span,
+                hint=did_you_mean(name, candidates)
+                or "functions are torch ops such as cat, relu, softmax, or names registered with @dsl.register",
+            )
+        ]
     candidates = [*defined, *REGISTRY.functions, *BUILTINS, *unit.names]
-    return [UndefinedValueError(f"'{name}' is not defined here", expr.span, hint=did_you_mean(name, candidates))]
+    return [
+        UndefinedValueError(
+            f"'{name}' is not defined here", expr.span, hint=did_you_mean(name, candidates)
+        )
+    ]
 
 
 def _made_by_template(name: str, defined: set[str]) -> bool:
@@ -181,7 +220,9 @@ def _made_by_template(name: str, defined: set[str]) -> bool:
 def _known(name: str) -> bool:
     from dsl.elaborate.values import BUILTINS
 
-    return REGISTRY.layer(name) is not None or REGISTRY.function(name) is not None or name in BUILTINS
+    return (
+        REGISTRY.layer(name) is not None or REGISTRY.function(name) is not None or name in BUILTINS
+    )
 
 
 def _check_keywords(call: ir.Call, defined: set[str], unit: Unit) -> list[DSLError]:
@@ -192,7 +233,11 @@ def _check_keywords(call: ir.Call, defined: set[str], unit: Unit) -> list[DSLErr
         return []
     names = layer.keyword_names
     return [
-        UnknownKeywordError(f"{layer.name} has no argument '{key}'", keyword_span(key, value.span), hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}")
+        UnknownKeywordError(
+            f"{layer.name} has no argument '{key}'",
+            keyword_span(key, value.span),
+            hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}",
+        )
         for key, value in call.kwargs.items()
         if key not in names
     ]
@@ -209,4 +254,3 @@ def _children(expr: Any) -> Iterator[Any]:
             yield from (v for v in value if isinstance(v, ir.Node))
         elif isinstance(value, dict):
             yield from (v for v in value.values() if isinstance(v, ir.Node))
-

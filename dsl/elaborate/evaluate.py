@@ -60,7 +60,9 @@ class Frame:
 
     __slots__ = ("builder", "elab", "scope", "unit")
 
-    def __init__(self, elab: Elaborator, unit: Unit, builder: GraphBuilder | None, scope: dict[str, Any]) -> None:
+    def __init__(
+        self, elab: Elaborator, unit: Unit, builder: GraphBuilder | None, scope: dict[str, Any]
+    ) -> None:
         self.elab = elab
         self.unit = unit
         self.builder = builder
@@ -108,9 +110,16 @@ class Frame:
         local = [k for k in self.scope if not k.startswith("_")]
         if name[:1].isupper():
             candidates = [*REGISTRY.layer_names(), *self.unit.names, *local]
-            return UnknownLayerError(f"unknown layer '{name}'", span, hint=did_you_mean(name, candidates) or "layers are torch.nn classes, blocks, or names registered with @dsl.register")
+            return UnknownLayerError(
+                f"unknown layer '{name}'",
+                span,
+                hint=did_you_mean(name, candidates)
+                or "layers are torch.nn classes, blocks, or names registered with @dsl.register",
+            )
         candidates = [*local, *REGISTRY.functions, *BUILTINS, *self.unit.names]
-        return UndefinedValueError(f"'{name}' is not defined here", span, hint=did_you_mean(name, candidates))
+        return UndefinedValueError(
+            f"'{name}' is not defined here", span, hint=did_you_mean(name, candidates)
+        )
 
     # -- compound values
     def _eval_ListExpr(self, expr: ir.ListExpr) -> list:
@@ -120,7 +129,10 @@ class Frame:
         return tuple(self.eval(i) for i in expr.items)
 
     def _eval_DictExpr(self, expr: ir.DictExpr) -> dict:
-        return {as_hashable(self.static(k), k.span): self.eval(v) for k, v in zip(expr.keys, expr.values)}
+        return {
+            as_hashable(self.static(k), k.span): self.eval(v)
+            for k, v in zip(expr.keys, expr.values)
+        }
 
     def _eval_Slice(self, expr: ir.Slice) -> slice:
         part = lambda e: None if e is None else self.eval(e)  # noqa: E731
@@ -135,7 +147,11 @@ class Frame:
     def condition(self, expr: ir.ExprNode) -> bool:
         value = self.eval(expr)
         if isinstance(value, Val):
-            raise EvaluationError("a build-time condition cannot depend on tensor values", expr.span, hint="conditions may use parameters and shapes (x.shape[1]), not tensor data")
+            raise EvaluationError(
+                "a build-time condition cannot depend on tensor values",
+                expr.span,
+                hint="conditions may use parameters and shapes (x.shape[1]), not tensor data",
+            )
         return bool(to_static(value, expr.span))
 
     # -- operators
@@ -149,7 +165,9 @@ class Frame:
         try:
             return -value if expr.op == "-" else +value
         except TypeError:
-            raise EvaluationError(f"cannot apply '{expr.op}' to {kind_of(value)}", expr.span) from None
+            raise EvaluationError(
+                f"cannot apply '{expr.op}' to {kind_of(value)}", expr.span
+            ) from None
 
     def _eval_BinOp(self, expr: ir.BinOp) -> Any:
         if expr.op == "and":
@@ -160,12 +178,19 @@ class Frame:
         if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
             return python_op(expr.op, left, right, expr.span)
         if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
-            return self.elab.graph_call(self.builder, OPERATORS[expr.op], (left, right), {}, f"'{expr.op}'", expr.span)
+            return self.elab.graph_call(
+                self.builder, OPERATORS[expr.op], (left, right), {}, f"'{expr.op}'", expr.span
+            )
         if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
             return self._dim_op(expr.op, left, right, expr.span)
         if isinstance(left, Val) or isinstance(right, Val):
-            raise EvaluationError(f"'{expr.op}' compares tensors computed in forward; build-time code cannot", expr.span)
-        return python_op(expr.op, to_static(left, expr.span), to_static(right, expr.span), expr.span)
+            raise EvaluationError(
+                f"'{expr.op}' compares tensors computed in forward; build-time code cannot",
+                expr.span,
+            )
+        return python_op(
+            expr.op, to_static(left, expr.span), to_static(right, expr.span), expr.span
+        )
 
     def _dim_op(self, op: str, left: Any, right: Any, span: Span) -> Dim:
         fn = OPERATORS[op]
@@ -185,7 +210,9 @@ class Frame:
             if layer is not None:
                 return LayerRef(layer)
             if dotted.split(".")[0] in ("torchvision", "torch", "nn"):
-                raise UnknownLayerError(f"unknown layer '{dotted}'", expr.span, hint=qualified_hint(dotted))
+                raise UnknownLayerError(
+                    f"unknown layer '{dotted}'", expr.span, hint=qualified_hint(dotted)
+                )
         value = self.eval(expr.value)
         return self.elab.attribute(value, expr.attr, self.builder, expr.span)
 
@@ -207,14 +234,20 @@ class Frame:
                     f"a shape of {len(dims)} dimension{'s' if len(dims) != 1 else ''} has no index {key!r}: "
                     f"the value has shape {shapes.describe(value.val.meta, self.elab.symbols)} (indices {where})",
                     expr.span,
-                    notes=[Note("the value was produced here", value.val.span)] if value.val.span else [],
+                    notes=[Note("the value was produced here", value.val.span)]
+                    if value.val.span
+                    else [],
                 ) from None
         if isinstance(value, Val):
-            return self.elab.graph_call(self.builder, operator.getitem, (value, index), {}, "indexing", expr.span)
+            return self.elab.graph_call(
+                self.builder, operator.getitem, (value, index), {}, "indexing", expr.span
+            )
         try:
             return value[to_static(index, expr.index.span)]
         except (IndexError, KeyError, TypeError) as exc:
-            raise EvaluationError(f"cannot index {kind_of(value)} with {index!r}: {exc}", expr.span) from None
+            raise EvaluationError(
+                f"cannot index {kind_of(value)} with {index!r}: {exc}", expr.span
+            ) from None
 
     # -- calls
     def _eval_Call(self, expr: ir.Call) -> Any:
@@ -222,7 +255,9 @@ class Frame:
         if isinstance(func, LayerRef):
             return Handle("layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot())
         if isinstance(func, BlockRef):
-            return Handle("block", expr.span, block=func.definition, call=expr, frame=self.snapshot())
+            return Handle(
+                "block", expr.span, block=func.definition, call=expr, frame=self.snapshot()
+            )
         args = [self.eval(a) for a in expr.args]
         kwargs = {k: self.eval(v) for k, v in expr.kwargs.items()}
         if isinstance(func, Handle):
@@ -230,17 +265,24 @@ class Frame:
         if isinstance(func, Builtin) and func.name == "parts":
             return self.elab.parts(args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name == "weights":
-            raise StructureError("weights(...) is a statement of its own in a net's body", expr.span)
+            raise StructureError(
+                "weights(...) is a statement of its own in a net's body", expr.span
+            )
         if isinstance(func, Builtin) and not vals_in((args, kwargs)):
             return call_builtin(func, args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name in REGISTRY.functions:
             func = FunctionRef(REGISTRY.functions[func.name])
         if isinstance(func, FunctionRef):
-            return self.elab.graph_call(self.builder, func.function.fn, tuple(args), kwargs, func.function.name, expr.span)
+            return self.elab.graph_call(
+                self.builder, func.function.fn, tuple(args), kwargs, func.function.name, expr.span
+            )
         if isinstance(func, MethodRef):
             return self.elab.method_call(self.builder, func, args, kwargs, expr.span)
         if isinstance(func, Builtin):
-            raise EvaluationError(f"{func.name}() works on build-time values, not tensors computed in forward", expr.span)
+            raise EvaluationError(
+                f"{func.name}() works on build-time values, not tensors computed in forward",
+                expr.span,
+            )
         raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
 
 

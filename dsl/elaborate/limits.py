@@ -96,8 +96,14 @@ def check_params(resolved: Resolved, max_params: int | None) -> None:
     total = params + buffers
     if total <= max_params:
         return
-    what = f"{_human(params)} parameters" + (f" and {_human(buffers)} buffer elements" if buffers else "")
-    notes = [Note(f"the largest single part has {_human(biggest)} elements", where.span)] if where is not None and where.span else []
+    what = f"{_human(params)} parameters" + (
+        f" and {_human(buffers)} buffer elements" if buffers else ""
+    )
+    notes = (
+        [Note(f"the largest single part has {_human(biggest)} elements", where.span)]
+        if where is not None and where.span
+        else []
+    )
     raise LimitError(
         f"{resolved.name} has {what}; the limit is {max_params:,} (max_params)",
         resolved.root.span,

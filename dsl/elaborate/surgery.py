@@ -34,11 +34,15 @@ from dsl.torchlib import init, shapes
 SURGERY_CALLS = ("freeze", "unfreeze", "set")
 
 
-def resolve_derived(elab: Elaborator, unit: Unit, node: ir.NetDef | ir.BlockDef, scope: dict[str, Any]) -> Resolved:
+def resolve_derived(
+    elab: Elaborator, unit: Unit, node: ir.NetDef | ir.BlockDef, scope: dict[str, Any]
+) -> Resolved:
     frame = Frame(elab, unit, None, scope)
     base_spec, inputs, output = _base(elab, frame, node)
     if not node.body and output is not None:
-        return Resolved(node.name, DerivedSpec(base_spec, [], node.span), inputs, output, elab.symbols)
+        return Resolved(
+            node.name, DerivedSpec(base_spec, [], node.span), inputs, output, elab.symbols
+        )
     surgeon = _Surgeon(elab, frame, node, base_spec, inputs)
     for stmt in node.body:
         elab.step(stmt.span)
@@ -51,17 +55,25 @@ def resolve_derived(elab: Elaborator, unit: Unit, node: ir.NetDef | ir.BlockDef,
     return Resolved(node.name, spec, inputs, output, elab.symbols)
 
 
-def _base(elab: Elaborator, frame: Frame, node: ir.NetDef | ir.BlockDef) -> tuple[ModuleSpec, list[tuple[str, torch.Tensor]], Any]:
+def _base(
+    elab: Elaborator, frame: Frame, node: ir.NetDef | ir.BlockDef
+) -> tuple[ModuleSpec, list[tuple[str, torch.Tensor]], Any]:
     """The base module's spec, the inputs the derived net takes, and the base's output
     when it is already known (a net base)."""
     base = node.base
     if not isinstance(base, ir.Call):
-        raise StructureError("a derived net names its base as a call, e.g. '= torchvision.models.resnet18()'", base.span)
+        raise StructureError(
+            "a derived net names its base as a call, e.g. '= torchvision.models.resnet18()'",
+            base.span,
+        )
     func = frame.eval(base.func)
     declared = [s for s in node.body if isinstance(s, ir.Input)]
     if isinstance(func, BlockRef) and isinstance(func.definition.node, ir.NetDef):
         if declared:
-            raise StructureError(f"'{func.definition.node.name}' declares the inputs; a net derived from it takes the same", declared[0].span)
+            raise StructureError(
+                f"'{func.definition.node.name}' declares the inputs; a net derived from it takes the same",
+                declared[0].span,
+            )
         base_scope = elab.bind_params(func.definition.node, base, frame, func.definition.unit)
         resolved = resolve_net_in(elab, func.definition.unit, func.definition.node, base_scope)
         return resolved.root, resolved.inputs, resolved.output
@@ -72,7 +84,9 @@ def _base(elab: Elaborator, frame: Frame, node: ir.NetDef | ir.BlockDef) -> tupl
             hint="to reuse a block, apply it in a graph body instead",
         )
     if not declared:
-        raise StructureError(f"'{node.name}' needs its inputs declared, e.g. 'input x: [B, 3, 224, 224]'", node.span)
+        raise StructureError(
+            f"'{node.name}' needs its inputs declared, e.g. 'input x: [B, 3, 224, 224]'", node.span
+        )
     body = GraphBody(elab, GraphBuilder(node.name, node.span), frame)
     inputs = [(stmt.input, body._declared_meta(stmt)) for stmt in declared]
     handle = frame.eval(base)
@@ -83,7 +97,14 @@ def _base(elab: Elaborator, frame: Frame, node: ir.NetDef | ir.BlockDef) -> tupl
 class _Surgeon:
     """Applies the body's statements to a meta copy of the model, recording each change."""
 
-    def __init__(self, elab: Elaborator, frame: Frame, node: ir.NetDef | ir.BlockDef, base: ModuleSpec, inputs: list[tuple[str, torch.Tensor]]) -> None:
+    def __init__(
+        self,
+        elab: Elaborator,
+        frame: Frame,
+        node: ir.NetDef | ir.BlockDef,
+        base: ModuleSpec,
+        inputs: list[tuple[str, torch.Tensor]],
+    ) -> None:
         from dsl.build.compile import build_on_meta  # the meta copy is made as the real one will be
 
         self.elab = elab
@@ -103,7 +124,12 @@ class _Surgeon:
             return
         if isinstance(stmt, ir.Let) and len(stmt.let) == 1 and stmt.define is None:
             self._replace(self.elab.expand_name(stmt.let[0], self.frame, stmt.span), stmt)
-        elif isinstance(stmt, ir.Layer) and isinstance(stmt.layer, ir.Call) and isinstance(stmt.layer.func, ir.Name) and stmt.layer.func.id in SURGERY_CALLS:
+        elif (
+            isinstance(stmt, ir.Layer)
+            and isinstance(stmt.layer, ir.Call)
+            and isinstance(stmt.layer.func, ir.Name)
+            and stmt.layer.func.id in SURGERY_CALLS
+        ):
             self._call(stmt.layer)
         elif isinstance(stmt, ir.InitBlock):
             self._rules._InitBlock(stmt)
@@ -121,7 +147,9 @@ class _Surgeon:
         received = self._inputs_of(current, path, stmt.span)
         handle = self.frame.eval(stmt.value)
         if not isinstance(handle, Handle) or handle.name is not None:
-            raise StructureError(f"'{path}' is replaced by a new layer, e.g. '{path} = Linear(10)'", stmt.value.span)
+            raise StructureError(
+                f"'{path}' is replaced by a new layer, e.g. '{path} = Linear(10)'", stmt.value.span
+            )
         handle.attach(path)
         handle.call_meta(received, [stmt.span] * len(received), stmt.span, self.elab)
         spec = handle.finish(self.elab)
@@ -136,18 +164,25 @@ class _Surgeon:
             return self.model.get_submodule(path)
         except AttributeError:
             names = [n for n, _ in self.model.named_modules() if n]
-            raise StructureError(f"the base has no member '{path}' to replace", span, hint=did_you_mean(path, names)) from None
+            raise StructureError(
+                f"the base has no member '{path}' to replace", span, hint=did_you_mean(path, names)
+            ) from None
 
     def _inputs_of(self, module: nn.Module, path: str, span: Span) -> list[Any]:
         """What `module` receives in the model's forward (run on meta)."""
         seen: list[tuple] = []
-        handle = module.register_forward_pre_hook(lambda _m, args: seen.append(args) if not seen else None)
+        handle = module.register_forward_pre_hook(
+            lambda _m, args: seen.append(args) if not seen else None
+        )
         try:
             self.run(span)
         finally:
             handle.remove()
         if not seen:
-            raise StructureError(f"'{path}' is never applied by the base's forward, so what it receives is unknown", span)
+            raise StructureError(
+                f"'{path}' is never applied by the base's forward, so what it receives is unknown",
+                span,
+            )
         return [a for a in seen[0] if isinstance(a, torch.Tensor)]
 
     # -- freeze / unfreeze / set
@@ -156,7 +191,9 @@ class _Surgeon:
         args = [self.frame.static(a) for a in call.args]
         kwargs = {k: self.frame.static(v) for k, v in call.kwargs.items()}
         if len(args) != 1 or not isinstance(args[0], str):
-            raise ArgumentError(f"{name}() takes one name pattern first, e.g. {name}(\"layer1.*\")", call.span)
+            raise ArgumentError(
+                f'{name}() takes one name pattern first, e.g. {name}("layer1.*")', call.span
+            )
         pattern = args[0]
         if name == "set":
             self._set(pattern, kwargs, call.span)
@@ -165,18 +202,32 @@ class _Surgeon:
             raise UnknownKeywordError(f"{name}() takes only a name pattern", call.span)
         names = [n for n, _ in self.model.named_parameters()]
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-            raise ArgumentError(f"{name}(\"{pattern}\") matches no parameter", call.span, hint=did_you_mean(pattern, names))
+            raise ArgumentError(
+                f'{name}("{pattern}") matches no parameter',
+                call.span,
+                hint=did_you_mean(pattern, names),
+            )
         self.ops.append(FreezeOp(pattern, name == "unfreeze", call.span))
 
     def _set(self, pattern: str, attrs: dict[str, Any], span: Span) -> None:
-        matched = [(n, m) for n, m in self.model.named_modules() if n and fnmatch.fnmatchcase(n, pattern)]
+        matched = [
+            (n, m) for n, m in self.model.named_modules() if n and fnmatch.fnmatchcase(n, pattern)
+        ]
         if not matched:
             names = [n for n, _ in self.model.named_modules() if n]
-            raise ArgumentError(f"set(\"{pattern}\") matches no module", span, hint=did_you_mean(pattern, names))
+            raise ArgumentError(
+                f'set("{pattern}") matches no module', span, hint=did_you_mean(pattern, names)
+            )
         for path, module in matched:
             for key, value in attrs.items():
-                if key.startswith("_") or not hasattr(module, key) or isinstance(getattr(module, key), nn.Module | torch.Tensor):
-                    raise UnknownKeywordError(f"{path} ({type(module).__name__}) has no setting '{key}'", span)
+                if (
+                    key.startswith("_")
+                    or not hasattr(module, key)
+                    or isinstance(getattr(module, key), nn.Module | torch.Tensor)
+                ):
+                    raise UnknownKeywordError(
+                        f"{path} ({type(module).__name__}) has no setting '{key}'", span
+                    )
                 setattr(module, key, value)
         self.ops.append(SetOp(pattern, attrs, span))
 
@@ -184,5 +235,6 @@ class _Surgeon:
         metas = [meta for _, meta in self.inputs]
         what = f"{self.node.name} after its changes"
         with shapes.fast_meta(self.model):
-            return shapes.run(self.model, metas, {}, what, span, [(m, None) for m in metas], self.elab.symbols)
-
+            return shapes.run(
+                self.model, metas, {}, what, span, [(m, None) for m in metas], self.elab.symbols
+            )

@@ -51,7 +51,9 @@ if TYPE_CHECKING:
 MAX_LOOP = 100_000
 MAX_SEQUENCE = 1_000_000
 MAX_INT_BITS = 4096
-STATIC_TYPES = frozenset({int, float, bool, str, type(None)})  # build-time values that are already static
+STATIC_TYPES = frozenset(
+    {int, float, bool, str, type(None)}
+)  # build-time values that are already static
 
 # ============================================================================ values
 
@@ -110,7 +112,9 @@ class Parts:
             self.meta.get_submodule(path)
         except AttributeError:
             names = [n for n, _ in self.meta.named_modules() if n]
-            raise EvaluationError(f"the source has no part '{path}'", span, hint=did_you_mean(path, names)) from None
+            raise EvaluationError(
+                f"the source has no part '{path}'", span, hint=did_you_mean(path, names)
+            ) from None
         handle = Handle("part", span)
         handle.source = self
         handle.path = path
@@ -180,10 +184,35 @@ class Handle:
     """A module named in a body. It is built on its first application, when the shapes
     it is applied to are known (to infer `in_channels` and the like)."""
 
-    __slots__ = ("_first", "_runner", "block", "call", "children", "container", "frame", "kind", "layer", "name", "options", "path", "source", "span", "spec")
+    __slots__ = (
+        "_first",
+        "_runner",
+        "block",
+        "call",
+        "children",
+        "container",
+        "frame",
+        "kind",
+        "layer",
+        "name",
+        "options",
+        "path",
+        "source",
+        "span",
+        "spec",
+    )
 
-    def __init__(self, kind: str, span: Span, *, layer: Layer | None = None, block: Definition | None = None,
-                 container: ir.Container | None = None, call: ir.Call | None = None, frame: Frame | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        span: Span,
+        *,
+        layer: Layer | None = None,
+        block: Definition | None = None,
+        container: ir.Container | None = None,
+        call: ir.Call | None = None,
+        frame: Frame | None = None,
+    ) -> None:
         self.kind = kind  # "layer", "block", "container"
         self.span = span
         self.layer = layer
@@ -196,7 +225,9 @@ class Handle:
         self.options: dict[str, Any] = {}
         self.spec: ModuleSpec | None = None
         self._runner: Callable[[list[Any]], Any] | None = None
-        self._first: tuple[list[tuple], Any, list[Any], Span] | None = None  # signatures, output, inputs, where
+        self._first: tuple[list[tuple], Any, list[Any], Span] | None = (
+            None  # signatures, output, inputs, where
+        )
         self.source: Parts | None = None  # for kind "part": the parts(...) it comes from
         self.path = ""
 
@@ -216,16 +247,29 @@ class Handle:
     def child(self, key: Any, span: Span) -> Handle:
         names = [n for n, _ in self.children]
         key_text = str(key)
-        if isinstance(key, int) and not isinstance(key, bool) and self.kind == "container" and self.container.kind != "ModuleDict":
+        if (
+            isinstance(key, int)
+            and not isinstance(key, bool)
+            and self.kind == "container"
+            and self.container.kind != "ModuleDict"
+        ):
             if -len(names) <= key < len(names):
                 return self.children[key][1]
-            raise EvaluationError(f"{self.name} has {len(names)} children; index {key} is out of range", span)
+            raise EvaluationError(
+                f"{self.name} has {len(names)} children; index {key} is out of range", span
+            )
         for name, child in self.children:
             if name == key_text:
                 return child
-        raise EvaluationError(f"{self.name} has no child '{key_text}'", span, hint=did_you_mean(key_text, names) or f"its children are: {', '.join(names)}")
+        raise EvaluationError(
+            f"{self.name} has no child '{key_text}'",
+            span,
+            hint=did_you_mean(key_text, names) or f"its children are: {', '.join(names)}",
+        )
 
-    def call_meta(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+    def call_meta(
+        self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator
+    ) -> Any:
         """The output meta for these input metas, building the module the first time."""
         if self._runner is None:
             out = self._build(inputs, sources, span, elab)
@@ -240,12 +284,18 @@ class Handle:
                 f"block '{self.name}' ({self.title}) was built for inputs of shape {described(self._first[2])} "
                 f"and is applied again to {described(inputs)}",
                 span,
-                notes=[Note(f"it was first applied here, to {described(self._first[2])}", self._first[3])],
+                notes=[
+                    Note(
+                        f"it was first applied here, to {described(self._first[2])}", self._first[3]
+                    )
+                ],
                 hint="a shared block must see the same input shapes each time; define a second block for the other shape",
             )
         return self._runner(inputs, sources, span)
 
-    def _build(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+    def _build(
+        self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator
+    ) -> Any:
         if self.kind == "layer":
             return self._build_layer(inputs, sources, span, elab)
         if self.kind == "part":
@@ -264,11 +314,21 @@ class Handle:
             return out
         return self._build_container(inputs, sources, span, elab)
 
-    def _build_layer(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+    def _build_layer(
+        self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator
+    ) -> Any:
         first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         bound = self.bind(first, elab)
         if first is not None:
-            shapes.check_input_sizes(self.layer, bound, first, self.span, sources[0] if sources else None, elab.symbols, span)
+            shapes.check_input_sizes(
+                self.layer,
+                bound,
+                first,
+                self.span,
+                sources[0] if sources else None,
+                elab.symbols,
+                span,
+            )
         module, numel = elab.meta_module(self.layer, bound, self.span)
         self.spec = LeafSpec(self.layer, bound, self.span, numel, self._inferred(bound))
         what = f"{self.name} ({self.layer.name})"
@@ -276,7 +336,9 @@ class Handle:
         def runner(metas: list[Any], srcs: list[Span | None], at: Span) -> Any:
             key = (id(module), tuple(meta_signature(m) for m in metas))
             if key not in elab.outputs:
-                elab.outputs[key] = shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols)
+                elab.outputs[key] = shapes.run(
+                    module, metas, {}, what, at, list(zip(metas, srcs)), elab.symbols
+                )
             return elab.outputs[key]
 
         self._runner = runner
@@ -301,9 +363,13 @@ class Handle:
         frame = self.frame.child_scope(extra) if extra else self.frame
         args = [frame.static(a) for a in self.call.args]
         kwargs = {k: frame.static(v) for k, v in self.call.kwargs.items()}
-        return shapes.bind_layer_args(self.layer, args, kwargs, input_meta, self.span, elab.arg_spans(self.call))
+        return shapes.bind_layer_args(
+            self.layer, args, kwargs, input_meta, self.span, elab.arg_spans(self.call)
+        )
 
-    def _build_container(self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator) -> Any:
+    def _build_container(
+        self, inputs: list[Any], sources: list[Span | None], span: Span, elab: Elaborator
+    ) -> Any:
         kind = self.container.kind
         if kind != "Sequential":
             raise StructureError(
@@ -327,7 +393,9 @@ class Handle:
     def finish(self, elab: Elaborator) -> ModuleSpec:
         """The resolved spec; a module never applied is built without an input, if it can be."""
         if self.kind == "container":
-            return ContainerSpec(self.container.kind, [(n, c.finish(elab)) for n, c in self.children], self.span)
+            return ContainerSpec(
+                self.container.kind, [(n, c.finish(elab)) for n, c in self.children], self.span
+            )
         if self.kind == "part":
             return PartSpec(self.source.key, self.path, self.span)
         if self.spec is None:
@@ -349,7 +417,9 @@ _META_MODULES: dict[tuple, tuple[torch.nn.Module, tuple[int, int]]] = {}
 _MAX_META_MODULES = 4096
 
 
-def shared_meta_module(layer: Layer, frozen: Any, bound: dict[str, Any], span: Span) -> tuple[torch.nn.Module, tuple[int, int]]:
+def shared_meta_module(
+    layer: Layer, frozen: Any, bound: dict[str, Any], span: Span
+) -> tuple[torch.nn.Module, tuple[int, int]]:
     key = (layer.factory, frozen) if _by_value(bound) else None
     found = _META_MODULES.get(key) if key is not None else None
     if found is None:
@@ -383,9 +453,17 @@ def frozen_key(value: Any) -> Any:
         return (type(value).__name__, value)
     # Below, plain items are frozen in place: a layer's arguments are mostly plain.
     if isinstance(value, dict):
-        return tuple([(k, (type(v).__name__, v) if type(v) in STATIC_TYPES else frozen_key(v)) for k, v in value.items()])
+        return tuple(
+            [
+                (k, (type(v).__name__, v) if type(v) in STATIC_TYPES else frozen_key(v))
+                for k, v in value.items()
+            ]
+        )
     if isinstance(value, list | tuple):
-        return (type(value).__name__, *[(type(v).__name__, v) if type(v) in STATIC_TYPES else frozen_key(v) for v in value])
+        return (
+            type(value).__name__,
+            *[(type(v).__name__, v) if type(v) in STATIC_TYPES else frozen_key(v) for v in value],
+        )
     if isinstance(value, BlockRef):
         return ("block", id(value.definition.node))
     if isinstance(value, LayerRef):
@@ -420,7 +498,9 @@ class GraphBuilder:
         self.init_rules: list[init.Rule] = []
         self._dims: dict[tuple[int, int], Dim] = {}
 
-    def add_member(self, name: str, member: Handle | TensorSpec | AliasSpec | SourceSpec, span: Span) -> None:
+    def add_member(
+        self, name: str, member: Handle | TensorSpec | AliasSpec | SourceSpec, span: Span
+    ) -> None:
         if name in self.member_spans:
             raise DuplicateNameError(
                 f"'{name}' is already a member of {self.class_name}",
@@ -443,12 +523,19 @@ class GraphBuilder:
         if key not in self._dims:
             size = int(val.meta.shape[index])
             # Made from the graph, not this builder, which keeps the Dim (no reference cycle).
-            self._dims[key] = Dim(size, functools.partial(_new_node, self.graph, "call_method", "size", (val.node, index)))
+            self._dims[key] = Dim(
+                size,
+                functools.partial(_new_node, self.graph, "call_method", "size", (val.node, index)),
+            )
         return self._dims[key]
 
     def finish(self, elab: Elaborator) -> GraphSpec:
         if not self.has_return:
-            raise StructureError(f"{self.class_name} has no return", self.span, hint="end the body with 'return <value>'")
+            raise StructureError(
+                f"{self.class_name} has no return",
+                self.span,
+                hint="end the body with 'return <value>'",
+            )
         members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]] = []
         for name, member in self.members:
             members.append((name, member.finish(elab) if isinstance(member, Handle) else member))
@@ -458,7 +545,9 @@ class GraphBuilder:
         return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
 
 
-def _new_node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict | None = None) -> fx.Node:
+def _new_node(
+    graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict | None = None
+) -> fx.Node:
     # fx walks a new node's arguments for symbolic ints (a pytree walk per node); ours
     # never hold any, so the node is made bare and its arguments are set after.
     node = graph.create_node(op, target, name=_node_name(graph, target))
@@ -496,7 +585,10 @@ def qualified_hint(dotted: str) -> str:
     head = dotted.split(".")[-1]
     if dotted.startswith(("torch.nn.", "nn.")):
         return f"torch.nn layers are named by their class name alone: '{head}'"
-    return did_you_mean(dotted, torchvision_names()) or "torchvision models and ops are named torchvision.models.NAME and torchvision.ops.NAME"
+    return (
+        did_you_mean(dotted, torchvision_names())
+        or "torchvision models and ops are named torchvision.models.NAME and torchvision.ops.NAME"
+    )
 
 
 def kind_of(value: Any) -> str:
@@ -521,7 +613,11 @@ def to_static(value: Any, span: Span) -> Any:
     if isinstance(value, dict):
         return {k: to_static(v, span) for k, v in value.items()}
     if isinstance(value, Val):
-        raise EvaluationError("this needs a value known when the model is built, but it is a tensor computed in forward", span, hint="sizes are read with x.shape[i]")
+        raise EvaluationError(
+            "this needs a value known when the model is built, but it is a tensor computed in forward",
+            span,
+            hint="sizes are read with x.shape[i]",
+        )
     if isinstance(value, ShapeView):
         return tuple(d.value for d in value.dims())
     if isinstance(value, Handle | FunctionRef | MethodRef | Builtin):
@@ -547,7 +643,11 @@ def _map_leaves(value: Any, leaf: Callable[[Any], Any]) -> Any:
     if isinstance(value, dict):
         return {k: _map_leaves(v, leaf) for k, v in value.items()}
     if isinstance(value, slice):
-        return slice(_map_leaves(value.start, leaf), _map_leaves(value.stop, leaf), _map_leaves(value.step, leaf))
+        return slice(
+            _map_leaves(value.start, leaf),
+            _map_leaves(value.stop, leaf),
+            _map_leaves(value.step, leaf),
+        )
     return leaf(value)
 
 
@@ -605,27 +705,62 @@ def python_op(op: str, left: Any, right: Any, span: Span) -> Any:
     except ZeroDivisionError:
         raise EvaluationError("division by zero", span) from None
     except (TypeError, ValueError, OverflowError) as exc:
-        raise EvaluationError(f"cannot compute {kind_of(left)} {op} {kind_of(right)}: {exc}", span) from None
+        raise EvaluationError(
+            f"cannot compute {kind_of(left)} {op} {kind_of(right)}: {exc}", span
+        ) from None
 
 
 def _guard_size(op: str, left: Any, right: Any, span: Span) -> None:
     """Build-time arithmetic may not make numbers or sequences that eat the machine (also
     when an operation is repeated in a loop: `n = n * n`, `s = s + s`)."""
-    if op == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > MAX_INT_BITS:
+    if (
+        op == "**"
+        and isinstance(left, int)
+        and isinstance(right, int)
+        and abs(left) > 1
+        and right * max(abs(left).bit_length(), 1) > MAX_INT_BITS
+    ):
         raise LimitError(f"{left} ** {right} is too large to compute", span)
-    if op == "*" and isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
-        raise LimitError(f"a product of {left.bit_length()}-bit and {right.bit_length()}-bit integers is too large to compute", span)
+    if (
+        op == "*"
+        and isinstance(left, int)
+        and isinstance(right, int)
+        and left.bit_length() + right.bit_length() > MAX_INT_BITS
+    ):
+        raise LimitError(
+            f"a product of {left.bit_length()}-bit and {right.bit_length()}-bit integers is too large to compute",
+            span,
+        )
     if type(left) in _NUMBERS and type(right) in _NUMBERS:
         return  # what follows is about strings and sequences
     if op == "*":
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int) and count > 0 and _expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE:
-                raise LimitError(f"repeating a {type(seq).__name__} {count} times is over the limit of {MAX_SEQUENCE} items", span)
-    joined = op == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
-    if joined and _expanded_size(left, MAX_SEQUENCE) + _expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE:
-        raise LimitError(f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span)
+            if (
+                isinstance(seq, str | list | tuple)
+                and isinstance(count, int)
+                and count > 0
+                and _expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE
+            ):
+                raise LimitError(
+                    f"repeating a {type(seq).__name__} {count} times is over the limit of {MAX_SEQUENCE} items",
+                    span,
+                )
+    joined = (
+        op == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    )
+    if (
+        joined
+        and _expanded_size(left, MAX_SEQUENCE) + _expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE
+    ):
+        raise LimitError(
+            f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span
+        )
     if op == "%" and isinstance(left, str):
-        raise EvaluationError("'%' formatting of strings is not supported", span, hint="build names with templates instead: name{i}")
+        raise EvaluationError(
+            "'%' formatting of strings is not supported",
+            span,
+            hint="build names with templates instead: name{i}",
+        )
 
 
 def _expanded_size(value: Any, limit: int) -> int:
@@ -645,7 +780,10 @@ def _expanded_size(value: Any, limit: int) -> int:
 
 def call_builtin(func: Builtin, args: list, kwargs: dict, span: Span) -> Any:
     try:
-        return func.fn(*[to_static(a, span) for a in args], **{k: to_static(v, span) for k, v in kwargs.items()})
+        return func.fn(
+            *[to_static(a, span) for a in args],
+            **{k: to_static(v, span) for k, v in kwargs.items()},
+        )
     except DSLError as exc:
         raise exc.with_span(span) from None
     except (TypeError, ValueError, OverflowError) as exc:

@@ -67,7 +67,9 @@ def read_file(path: Path, name: str | None = None) -> ir.SpecFile:
         if size > MAX_FILE_BYTES:
             from dsl.errors import LimitError
 
-            raise LimitError(f"{path} is {size} bytes; the limit is {MAX_FILE_BYTES}", Span(file=str(path)))
+            raise LimitError(
+                f"{path} is {size} bytes; the limit is {MAX_FILE_BYTES}", Span(file=str(path))
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ImportError_(f"no such file: {path}", Span(file=str(path))) from None
@@ -96,11 +98,19 @@ def _part_span(span: Span, pattern: str) -> Span:
     match = re.compile(pattern).search(line, span.col - 1) if line is not None else None
     if match is None:
         return span
-    return Span(file=span.file, line=span.line, col=match.start() + 1, end_line=span.line, end_col=match.end() + 1)
+    return Span(
+        file=span.file,
+        line=span.line,
+        col=match.start() + 1,
+        end_line=span.line,
+        end_col=match.end() + 1,
+    )
 
 
 def _source_span(imp: ir.Import) -> Span:
-    return _part_span(imp.span, r"([\"'])" + re.escape(imp.from_) + r"\1|\b" + re.escape(imp.from_) + r"\b")
+    return _part_span(
+        imp.span, r"([\"'])" + re.escape(imp.from_) + r"\1|\b" + re.escape(imp.from_) + r"\b"
+    )
 
 
 def _name_span(imp: ir.Import, name: str) -> Span:
@@ -158,7 +168,11 @@ class Library:
         for definition in unit.spec.defs:
             if definition.name in unit.names:
                 first = unit.names[definition.name].node
-                raise DuplicateNameError(f"'{definition.name}' is defined twice", definition.span, notes=[Note("first defined here", first.span)])
+                raise DuplicateNameError(
+                    f"'{definition.name}' is defined twice",
+                    definition.span,
+                    notes=[Note("first defined here", first.span)],
+                )
             unit.names[definition.name] = Definition(definition, unit)
         for imp in unit.spec.imports:
             imported = self._import(imp, unit)
@@ -167,10 +181,13 @@ class Library:
                     raise UnknownNameError(
                         f"'{imp.from_}' defines no '{name}'",
                         _name_span(imp, name),
-                        hint=did_you_mean(name, imported.names) or f"it defines: {', '.join(imported.names) or 'nothing'}",
+                        hint=did_you_mean(name, imported.names)
+                        or f"it defines: {', '.join(imported.names) or 'nothing'}",
                     )
                 if name in unit.names and unit.names[name].unit is unit:
-                    raise DuplicateNameError(f"'{name}' is both imported and defined here", unit.names[name].node.span)
+                    raise DuplicateNameError(
+                        f"'{name}' is both imported and defined here", unit.names[name].node.span
+                    )
                 unit.names[name] = imported.names[name]
 
     def _import(self, imp: ir.Import, unit: Unit) -> Unit:
@@ -178,9 +195,15 @@ class Library:
         if path in self._loading:
             start = self._loading.index(path)
             chain = " -> ".join(p.name for p in [*self._loading[start:], path])
-            notes = [Note(f"'{p.name}' is imported here", span) for p, span in zip(self._loading[start + 1 :], self._import_spans[start + 1 :])]
+            notes = [
+                Note(f"'{p.name}' is imported here", span)
+                for p, span in zip(self._loading[start + 1 :], self._import_spans[start + 1 :])
+            ]
             raise ImportCycleError(
-                f"import cycle: {chain}", _source_span(imp), notes=notes, hint="move the shared blocks into a third file that both import"
+                f"import cycle: {chain}",
+                _source_span(imp),
+                notes=notes,
+                hint="move the shared blocks into a third file that both import",
             )
         if path in self._units:
             return self._units[path]
@@ -214,7 +237,9 @@ class Library:
                 return resolved
         looked = ", ".join(str(c) for c in candidates[:4])
         hint = did_you_mean(source, self._available()) if not is_path else None
-        raise ImportError_(f"cannot find '{source}' (looked for {looked})", _source_span(imp), hint=hint)
+        raise ImportError_(
+            f"cannot find '{source}' (looked for {looked})", _source_span(imp), hint=hint
+        )
 
     def _check_inside(self, path: Path, imp: ir.Import) -> None:
         if path.is_relative_to(self.root) or path.is_relative_to(self.stdlib):
@@ -235,7 +260,9 @@ def load(source: str | Path | ir.SpecFile) -> tuple[ir.SpecFile, Path | None]:
     """A spec from a path, from `.net`/YAML text, or as IR already; with its file's path."""
     if isinstance(source, ir.SpecFile):
         return source, None
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith(SPEC_SUFFIXES)):
+    if isinstance(source, Path) or (
+        isinstance(source, str) and "\n" not in source and source.endswith(SPEC_SUFFIXES)
+    ):
         path = Path(source)
         return read_file(path), path
     return parse_text(source), None

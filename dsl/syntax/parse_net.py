@@ -38,7 +38,9 @@ from dsl.pauses import gc_paused
 from dsl.source import Span, register_source
 
 MAX_SOURCE_BYTES = 20_000_000
-MAX_SOURCE_LINES = 100_000  # far beyond any real spec (loops write repetition), and parsed in seconds
+MAX_SOURCE_LINES = (
+    100_000  # far beyond any real spec (loops write repetition), and parsed in seconds
+)
 MAX_NESTING = 200
 MAX_DEPTH = 500  # rules inside rules; later passes walk the IR recursively
 
@@ -70,7 +72,10 @@ class _Indenter(Indenter):
         indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
         if indent > self.indent_level[-1]:
             if len(self.indent_level) > MAX_NESTING:
-                raise LimitError(f"blocks nest more than {MAX_NESTING} levels deep", _token_end_span(self.file, token))
+                raise LimitError(
+                    f"blocks nest more than {MAX_NESTING} levels deep",
+                    _token_end_span(self.file, token),
+                )
             self.indent_level.append(indent)
             yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
             return
@@ -87,7 +92,11 @@ class _Indenter(Indenter):
 
     def _process(self, stream: Iterator[Token]) -> Iterator[Token]:
         token = None
-        newline, opening, closing = self.NL_type, frozenset(self.OPEN_PAREN_types), frozenset(self.CLOSE_PAREN_types)
+        newline, opening, closing = (
+            self.NL_type,
+            frozenset(self.OPEN_PAREN_types),
+            frozenset(self.CLOSE_PAREN_types),
+        )
         for token in stream:
             kind = token.type
             if kind == newline:
@@ -100,13 +109,17 @@ class _Indenter(Indenter):
                 self.paren_level -= 1
         while len(self.indent_level) > 1:
             self.indent_level.pop()
-            yield Token.new_borrow_pos(self.DEDENT_type, "", token) if token else Token(self.DEDENT_type, "")
+            yield (
+                Token.new_borrow_pos(self.DEDENT_type, "", token)
+                if token
+                else Token(self.DEDENT_type, "")
+            )
 
 
 def _token_end_span(file: str, token: Token) -> Span:
     """The position right after a newline token: where the next line's text begins."""
-    line = (token.end_line or token.line or 1)
-    col = (token.end_column or 1)
+    line = token.end_line or token.line or 1
+    col = token.end_column or 1
     return Span(file=file, line=line, col=col, end_line=line, end_col=col + 1)
 
 
@@ -145,7 +158,9 @@ def _lark(start: str, **options: Any) -> Lark:
     cached per user; Lark checks the grammar, its options and versions, and redoes it on
     any change."""
     cache = _cache_file(f"grammar-{start}.lark-cache")
-    return Lark(_grammar(), parser="lalr", lexer="contextual", start=start, cache=cache or False, **options)
+    return Lark(
+        _grammar(), parser="lalr", lexer="contextual", start=start, cache=cache or False, **options
+    )
 
 
 def _cache_file(name: str) -> str | None:
@@ -156,7 +171,11 @@ def _cache_file(name: str) -> str | None:
     if chosen == "":
         return None
     try:
-        directory = Path(chosen) if chosen else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netdsl"
+        directory = (
+            Path(chosen)
+            if chosen
+            else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netdsl"
+        )
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = directory.stat()
     except (OSError, RuntimeError):  # RuntimeError: no home directory
@@ -172,10 +191,17 @@ def _cache_file(name: str) -> str | None:
 def check_source_size(text: str, file: str) -> None:
     """Refuse, before parsing, a file too large to read in bounded time and memory."""
     if len(text) > MAX_SOURCE_BYTES:
-        raise LimitError(f"the file is {len(text)} characters long; the limit is {MAX_SOURCE_BYTES}", Span(file=file, line=1, col=1))
+        raise LimitError(
+            f"the file is {len(text)} characters long; the limit is {MAX_SOURCE_BYTES}",
+            Span(file=file, line=1, col=1),
+        )
     lines = text.count("\n") + 1
     if lines > MAX_SOURCE_LINES:
-        raise LimitError(f"the file has {lines} lines; the limit is {MAX_SOURCE_LINES}", Span(file=file, line=1, col=1), hint="write repeated parts with a build-time 'for' loop or a block")
+        raise LimitError(
+            f"the file has {lines} lines; the limit is {MAX_SOURCE_LINES}",
+            Span(file=file, line=1, col=1),
+            hint="write repeated parts with a build-time 'for' loop or a block",
+        )
 
 
 def parse_net(text: str, file: str = "<string>") -> ir.SpecFile:
@@ -199,11 +225,17 @@ def _read_spec(text: str, file: str) -> ir.SpecFile:
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, file) from None
     except VisitError as exc:
-        raise DSLSyntaxError(f"could not read this spec: {exc.orig_exc}", Span(file=file, line=1, col=1)) from None
+        raise DSLSyntaxError(
+            f"could not read this spec: {exc.orig_exc}", Span(file=file, line=1, col=1)
+        ) from None
     except LarkError as exc:
-        raise DSLSyntaxError(f"could not read this spec: {exc}", Span(file=file, line=1, col=1)) from None
+        raise DSLSyntaxError(
+            f"could not read this spec: {exc}", Span(file=file, line=1, col=1)
+        ) from None
     except _TooDeep:
-        raise LimitError("the spec nests too deeply to read", Span(file=file, line=1, col=1)) from None
+        raise LimitError(
+            "the spec nests too deeply to read", Span(file=file, line=1, col=1)
+        ) from None
 
 
 def parse_expression(text: str, span: Span | None = None) -> ir.ExprNode:
@@ -287,7 +319,9 @@ def _describe_token(token: Token) -> str:
     return f"'{token}'"
 
 
-def _syntax_error(exc: UnexpectedInput, text: str, file: str, origin: Span | None = None) -> DSLSyntaxError:
+def _syntax_error(
+    exc: UnexpectedInput, text: str, file: str, origin: Span | None = None
+) -> DSLSyntaxError:
     line, col = _error_position(exc, text)
     if origin is not None and origin:
         col = col + origin.col - 1 if line == 1 else col
@@ -296,7 +330,9 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str, origin: Span | Non
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         if char == "\t":
-            return IndentationError_("a tab where the line's content was expected", span, hint="indent with spaces")
+            return IndentationError_(
+                "a tab where the line's content was expected", span, hint="indent with spaces"
+            )
         hint = _hint_for_char(char)
         return DSLSyntaxError(f"unexpected character '{char}'", span, hint=hint)
     what = "the expression" if origin is not None else "the file"
@@ -312,14 +348,23 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str, origin: Span | Non
     expected = set(exc.accepts or exc.expected)
     found = _describe_token(token)
     if token.type == "_INDENT":
-        return IndentationError_("unexpected indentation", span, hint="this line is indented more than the statement before it, which does not open a block with ':'")
+        return IndentationError_(
+            "unexpected indentation",
+            span,
+            hint="this line is indented more than the statement before it, which does not open a block with ':'",
+        )
     if token.type == "$END" or (token.type == "_DEDENT" and token == ""):
         notes = _bracket_note(text, len(text), file, origin)
         bracket = _unclosed_bracket(text, len(text))
         hint = "an opening bracket may be left unclosed" if _open_brackets(text) else None
         if bracket is not None:
             hint = f"close the '{bracket[0]}' with '{_CLOSERS[bracket[0]]}'"
-        return DSLSyntaxError(f"{what} ends too early: expected {_describe_expected(expected)}", span, hint=hint, notes=notes)
+        return DSLSyntaxError(
+            f"{what} ends too early: expected {_describe_expected(expected)}",
+            span,
+            hint=hint,
+            notes=notes,
+        )
     hint = None
     open_bracket = _unclosed_bracket(text, token.start_pos) if token.start_pos is not None else None
     if open_bracket is not None and open_bracket[1] < (token.line or 0):
@@ -327,16 +372,22 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str, origin: Span | Non
         char, bracket_line, _ = open_bracket
         hint = f"the '{char}' opened on line {bracket_line + (origin.line - 1 if origin else 0)} is not closed"
         notes = _bracket_note(text, token.start_pos, file, origin)
-        return DSLSyntaxError(f"expected {_describe_expected(expected)}, found {found}", span, hint=hint, notes=notes)
+        return DSLSyntaxError(
+            f"expected {_describe_expected(expected)}, found {found}", span, hint=hint, notes=notes
+        )
     if token.type == "_NEWLINE" and "COLON" in expected:
         hint = "a line that opens a block ends with ':'"
-    elif token.type == "_NEWLINE" and ("RPAR" in expected or "RSQB" in expected or "RBRACE" in expected):
+    elif token.type == "_NEWLINE" and (
+        "RPAR" in expected or "RSQB" in expected or "RBRACE" in expected
+    ):
         hint = "a bracket opened on this line is not closed"
     elif token.type == "NAME" and str(token) in _PYTHON_WORDS:
         hint = _PYTHON_WORDS[str(token)]
     elif token.type == "EQUAL" and "COLON" in expected:
         hint = "compare with '==', or bind a name on its own line"
-    return DSLSyntaxError(f"expected {_describe_expected(expected)}, found {found}", span, hint=hint)
+    return DSLSyntaxError(
+        f"expected {_describe_expected(expected)}, found {found}", span, hint=hint
+    )
 
 
 _PYTHON_WORDS = {
@@ -398,7 +449,9 @@ def _token_width(exc: UnexpectedInput) -> int:
 def _unclosed_bracket(text: str, upto: int) -> tuple[str, int, int] | None:
     """The innermost bracket still open at offset `upto`: (char, line, column)."""
     stack: list[int] = []
-    for match in re.finditer(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}]", text[:upto]):
+    for match in re.finditer(
+        r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}]", text[:upto]
+    ):
         char = match.group()
         if char in "([{":
             stack.append(match.start())
@@ -422,7 +475,12 @@ def _bracket_note(text: str, upto: int, file: str, origin: Span | None) -> list[
     if origin is not None and origin:
         col = col + origin.col - 1 if line == 1 else col
         line = line + origin.line - 1
-    return [Note(f"this '{char}' is not closed", Span(file=file, line=line, col=col, end_line=line, end_col=col + 1))]
+    return [
+        Note(
+            f"this '{char}' is not closed",
+            Span(file=file, line=line, col=col, end_line=line, end_col=col + 1),
+        )
+    ]
 
 
 def _open_brackets(text: str) -> bool:
@@ -462,7 +520,10 @@ _new = object.__new__
 _new_tuple = tuple.__new__  # Span(...) without its keyword handling
 _set = object.__setattr__
 # pydantic keeps these in slots; setting a slot through its descriptor is the cheapest way
-_set_fields_set, _set_extra, _set_private = (BaseModel.__dict__[slot].__set__ for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
+_set_fields_set, _set_extra, _set_private = (
+    BaseModel.__dict__[slot].__set__
+    for slot in ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+)
 
 
 def _constructor(model: type[BaseModel]) -> Callable[..., Any]:
@@ -478,7 +539,12 @@ def _constructor(model: type[BaseModel]) -> Callable[..., Any]:
     assert not (model.__pydantic_post_init__ or model.__pydantic_root_model__)
     fields = model.model_fields
     # defaults that pydantic itself shares between instances rather than copies: None, (), ...
-    template = {name: field.default if not field.is_required() and field.get_default() is field.default else None for name, field in fields.items()}
+    template = {
+        name: field.default
+        if not field.is_required() and field.get_default() is field.default
+        else None
+        for name, field in fields.items()
+    }
     all_fields = set(fields)
     count = len(fields)
 
@@ -555,7 +621,13 @@ class _ToIR:
         if "{" in text:
             for match in _NAME_TEMPLATE_PART.finditer(text):
                 span = self._tok(token)
-                part_span = Span(file=span.file, line=span.line, col=span.col + match.start(1), end_line=span.line, end_col=span.col + match.end(1))
+                part_span = Span(
+                    file=span.file,
+                    line=span.line,
+                    col=span.col + match.start(1),
+                    end_line=span.line,
+                    end_col=span.col + match.end(1),
+                )
                 parse_expression(match.group(1), part_span)
         return text
 
@@ -568,12 +640,18 @@ class _ToIR:
             if isinstance(item, ir.NetDef | ir.BlockDef):
                 seen_def = True
             elif isinstance(item, ir.Import) and seen_def:
-                raise DSLSyntaxError("imports must come before the first net or block", item.span, hint="move this import to the top of the file")
+                raise DSLSyntaxError(
+                    "imports must come before the first net or block",
+                    item.span,
+                    hint="move this import to the top of the file",
+                )
         return _SpecFile(imports=imports, defs=defs, span=Span(file=self.file, line=1, col=1))
 
     def import_stmt(self, items: list, first: _Token, last: _Token) -> ir.Import:
         source, *names = items
-        return _Import(from_=source, import_=[n[_TEXT] for n in names], span=self._span(first, last))
+        return _Import(
+            from_=source, import_=[n[_TEXT] for n in names], span=self._span(first, last)
+        )
 
     def import_source(self, items: list, first: _Token, last: _Token) -> str:
         (item,) = items
@@ -595,10 +673,14 @@ class _ToIR:
             return _NetDef(net=name[_TEXT], params=params, body=body, doc=None, span=span)
         return _BlockDef(block=name[_TEXT], params=params, body=body, doc=None, span=span)
 
-    def derived_definition(self, items: list, first: _Token, last: _Token) -> ir.NetDef | ir.BlockDef:
+    def derived_definition(
+        self, items: list, first: _Token, last: _Token
+    ) -> ir.NetDef | ir.BlockDef:
         kind, name, params, base, *rest = items
         body = rest[0] if rest else []
-        fields = dict(params=params or [], base=base, body=body, doc=None, span=self._span(first, last))
+        fields = dict(
+            params=params or [], base=base, body=body, doc=None, span=self._span(first, last)
+        )
         if kind == "net":
             return _NetDef(net=name[_TEXT], **fields)
         return _BlockDef(block=name[_TEXT], **fields)
@@ -637,7 +719,12 @@ class _ToIR:
 
     def input_decl(self, items: list, first: _Token, last: _Token) -> ir.Input:
         name, dtype, dims = items
-        return _Input(input=name[_TEXT], shape=dims, dtype=dtype[_TEXT] if dtype is not None else None, span=self._span(first, last))
+        return _Input(
+            input=name[_TEXT],
+            shape=dims,
+            dtype=dtype[_TEXT] if dtype is not None else None,
+            span=self._span(first, last),
+        )
 
     def dims(self, items: list, first: _Token, last: _Token) -> list:
         return [d for d in items if d is not None]
@@ -663,7 +750,13 @@ class _ToIR:
         kind, name, dtype, dims, init, *options = items
         span = self._span(first, last)
         _check_unique([(k, span) for k, _ in options], "option")
-        fields = dict(shape=dims, dtype=dtype[_TEXT] if dtype is not None else None, init=init, options=dict(options), span=span)
+        fields = dict(
+            shape=dims,
+            dtype=dtype[_TEXT] if dtype is not None else None,
+            init=init,
+            options=dict(options),
+            span=span,
+        )
         if kind == "param":
             return _ParamDecl(param=name[_TEXT], **fields)
         return _BufferDecl(buffer=name[_TEXT], **fields)
@@ -680,12 +773,16 @@ class _ToIR:
     def container_let(self, items: list, first: _Token, last: _Token) -> ir.Let:
         targets, kind, options, body = items
         span = self._span(first, last)
-        return _Let(let=targets, value=self._container(kind, options, body, span), define=None, span=span)
+        return _Let(
+            let=targets, value=self._container(kind, options, body, span), define=None, span=span
+        )
 
     def container_apply(self, items: list, first: _Token, last: _Token) -> ir.Let:
         targets, value, kind, options, body = items
         span = self._span(first, last)
-        return _Let(let=targets, value=value, define=self._container(kind, options, body, span), span=span)
+        return _Let(
+            let=targets, value=value, define=self._container(kind, options, body, span), span=span
+        )
 
     def container_return(self, items: list, first: _Token, last: _Token) -> ir.Return:
         value, kind, options, body = items
@@ -701,7 +798,11 @@ class _ToIR:
         (arguments,) = items
         args, kwargs = arguments if arguments is not None else ([], {})
         if args:
-            raise DSLSyntaxError("container options are keywords", args[0].span, hint='write e.g. ModuleList(run="parallel", merge="cat")')
+            raise DSLSyntaxError(
+                "container options are keywords",
+                args[0].span,
+                hint='write e.g. ModuleList(run="parallel", merge="cat")',
+            )
         return kwargs
 
     def if_stmt(self, items: list, first: _Token, last: _Token) -> ir.If:
@@ -755,7 +856,11 @@ class _ToIR:
     def unary(self, items: list, first: _Token, last: _Token) -> ir.ExprNode:
         op, operand = items
         span = self._span(first, last)
-        if op[_TEXT] == "-" and _is_number(operand) and (operand.span.line, operand.span.col) == (span.line, span.col + 1):
+        if (
+            op[_TEXT] == "-"
+            and _is_number(operand)
+            and (operand.span.line, operand.span.col) == (span.line, span.col + 1)
+        ):
             # `-1` is a number, as Python users read it; `-(1)` and `- 1` stay operations.
             return _Const(value=-operand.value, span=span)
         return _UnaryOp(op=op[_TEXT], operand=operand, span=span)
@@ -773,12 +878,20 @@ class _ToIR:
             if isinstance(item, tuple):
                 key, value, span = item
                 if key in kwargs:
-                    raise DSLSyntaxError(f"keyword argument '{key}' is given twice", span, notes=[Note("first given here", key_spans[key])])
+                    raise DSLSyntaxError(
+                        f"keyword argument '{key}' is given twice",
+                        span,
+                        notes=[Note("first given here", key_spans[key])],
+                    )
                 kwargs[key] = value
                 key_spans[key] = span
             else:
                 if kwargs:
-                    raise DSLSyntaxError("a positional argument follows a keyword argument", item.span, hint="put positional arguments first")
+                    raise DSLSyntaxError(
+                        "a positional argument follows a keyword argument",
+                        item.span,
+                        hint="put positional arguments first",
+                    )
                 args.append(item)
         return args, kwargs
 
@@ -835,14 +948,20 @@ class _ToIR:
 
     def dict(self, items: list, first: _Token, last: _Token) -> ir.DictExpr:
         pairs = [i for i in items if i is not None]
-        return _DictExpr(keys=[k for k, _ in pairs], values=[v for _, v in pairs], span=self._span(first, last))
+        return _DictExpr(
+            keys=[k for k, _ in pairs], values=[v for _, v in pairs], span=self._span(first, last)
+        )
 
     def dict_item(self, items: list, first: _Token, last: _Token) -> tuple:
         return items[0], items[1]
 
 
 def _is_number(node: Any) -> bool:
-    return isinstance(node, ir.Const) and isinstance(node.value, int | float) and not isinstance(node.value, bool)
+    return (
+        isinstance(node, ir.Const)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    )
 
 
 def _pattern_text(node: ir.ExprNode) -> str:
@@ -915,10 +1034,22 @@ def _prepare(lark: Lark) -> _Parser:
     indented = isinstance(lark.options.postlex, _Indenter)
     contextual = lark.parser.lexer.lexer if indented else lark.parser.lexer
     (terminals,) = contextual.root_lexer.scanner._mres  # one regex: far fewer than 100 terminals
-    (spaces,) = [t.pattern.to_regexp() for t in lark.terminals if t.name in lark.lexer_conf.ignore and re.fullmatch(t.pattern.to_regexp(), " ")]
+    (spaces,) = [
+        t.pattern.to_regexp()
+        for t in lark.terminals
+        if t.name in lark.lexer_conf.ignore and re.fullmatch(t.pattern.to_regexp(), " ")
+    ]
     # spaces go with the token after them: a fifth fewer matches
     with_spaces = re.compile(f"(?:{spaces})?+(?:{terminals.pattern})", terminals.flags)
-    return _Parser(lark, actions, conf.end_state, with_spaces, re.compile(spaces), _keywords(contextual), indented)
+    return _Parser(
+        lark,
+        actions,
+        conf.end_state,
+        with_spaces,
+        re.compile(spaces),
+        _keywords(contextual),
+        indented,
+    )
 
 
 def _keywords(contextual: Any) -> dict[int, dict[str, str]]:
@@ -969,7 +1100,11 @@ def _child_plan(rule: Rule) -> tuple | None:
             steps.append((index, not symbol.is_term and symbol.name.startswith("_"), pending))
             pending = 0
     trailing = pending + nones[len(expansion)]
-    if trailing or len(steps) < len(expansion) or any(splice or before for _, splice, before in steps):
+    if (
+        trailing
+        or len(steps) < len(expansion)
+        or any(splice or before for _, splice, before in steps)
+    ):
         return tuple(steps), trailing
     return None
 
@@ -1083,7 +1218,15 @@ _ROLES = {**_ROLES_UNINDENTED, "_NEWLINE": _BREAK}
 def _lark_tokens(interactive: Any) -> Iterator[_Token]:
     """The tokens of Lark's lexer and `_Indenter`, for `_run`."""
     for token in interactive.lexer_thread.lex(interactive.parser_state):
-        yield token.type, token.value, token.line, token.column, token.end_line, token.end_column, token
+        yield (
+            token.type,
+            token.value,
+            token.line,
+            token.column,
+            token.end_line,
+            token.end_column,
+            token,
+        )
 
 
 def _end_of_input(last: _Token | None) -> _Token:
@@ -1092,7 +1235,15 @@ def _end_of_input(last: _Token | None) -> _Token:
         token = Token.new_borrow_pos("$END", "", last[_LARK])
     else:
         token = Token("$END", "", 0, 1, 1)
-    return token.type, token.value, token.line, token.column, token.end_line, token.end_column, token
+    return (
+        token.type,
+        token.value,
+        token.line,
+        token.column,
+        token.end_line,
+        token.end_column,
+        token,
+    )
 
 
 def _parse(parser: _Parser, text: str, builder: _ToIR) -> Any:
@@ -1118,8 +1269,18 @@ def _run(parser: _Parser, text: str, builder: _ToIR, fast: bool) -> Any:
     states, values = parser_state.state_stack, parser_state.value_stack
     firsts: list[_Token | None] = []
     depths: list[int] = []
-    push_state, push_value, push_first, push_depth = states.append, values.append, firsts.append, depths.append
-    actions, end_state, unit_chains, keywords = parser.actions, parser.end_state, parser.unit_chains, parser.keywords
+    push_state, push_value, push_first, push_depth = (
+        states.append,
+        values.append,
+        firsts.append,
+        depths.append,
+    )
+    actions, end_state, unit_chains, keywords = (
+        parser.actions,
+        parser.end_state,
+        parser.unit_chains,
+        parser.keywords,
+    )
     failure: Exception | None = None
     state = states[-1]
     last = None
@@ -1144,7 +1305,11 @@ def _run(parser: _Parser, text: str, builder: _ToIR, fast: bool) -> Any:
                 if action is None:
                     if fast:
                         raise _Unusual
-                    raise UnexpectedToken(token[_LARK], {name for name in actions[state] if name.isupper()}, state=parser_state)
+                    raise UnexpectedToken(
+                        token[_LARK],
+                        {name for name in actions[state] if name.isupper()},
+                        state=parser_state,
+                    )
                 size, goto, kind, build, plan = action
                 if kind == _UNIT:
                     key = (states[-2], state, symbol)
@@ -1172,7 +1337,9 @@ def _run(parser: _Parser, text: str, builder: _ToIR, fast: bool) -> Any:
                         value = build(builder, items, first, end)
                     except Exception as exc:
                         # Later rules may fail on the None left here; only the first error counts.
-                        failure = failure or (exc if isinstance(exc, DSLError) else VisitError(goto, items, exc))
+                        failure = failure or (
+                            exc if isinstance(exc, DSLError) else VisitError(goto, items, exc)
+                        )
                         value = None
                 state = actions[states[-1]][goto]
                 if state == end_state:
@@ -1306,7 +1473,9 @@ def _attach_comments(spec: ir.SpecFile, comments: dict[float, str]) -> ir.SpecFi
     new_imports = []
     for imp in spec.imports:
         leading = take(imp.span.line)
-        new_imports.append(imp.model_copy(update={"span": _with_comments(imp.span, leading)}) if leading else imp)
+        new_imports.append(
+            imp.model_copy(update={"span": _with_comments(imp.span, leading)}) if leading else imp
+        )
     new_defs = []
     for definition in spec.defs:
         doc = doc_block(definition.span.line)

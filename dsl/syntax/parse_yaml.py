@@ -44,7 +44,11 @@ _STATEMENT_MODELS: dict[str, type[BaseModel]] = {
     "init": ir.InitBlock,
 }
 _DEFINITION_MODELS: dict[str, type[BaseModel]] = {"net": ir.NetDef, "block": ir.BlockDef}
-_LIST_ITEM_MODELS: dict[str, type[BaseModel]] = {"imports": ir.Import, "params": ir.DefParam, "init": ir.InitRule}
+_LIST_ITEM_MODELS: dict[str, type[BaseModel]] = {
+    "imports": ir.Import,
+    "params": ir.DefParam,
+    "init": ir.InitRule,
+}
 
 
 # ----------------------------------------------------------------------------- public API
@@ -69,7 +73,9 @@ def _parse(text: str, file: str) -> ir.SpecFile:
             )
         return _validate(ir.SpecFile, data)
     except RecursionError:
-        raise LimitError("the spec nests too deeply to read", Span(file=file, line=1, col=1)) from None
+        raise LimitError(
+            "the spec nests too deeply to read", Span(file=file, line=1, col=1)
+        ) from None
 
 
 def expr_from_yaml(value: Any) -> ir.ExprNode:
@@ -85,7 +91,9 @@ def expr_from_yaml(value: Any) -> ir.ExprNode:
     if isinstance(value, str):
         return _expr_from_str(value)
     if isinstance(value, list):
-        return ir.ListExpr(items=[_expr_within(item, _span_of(value)) for item in value], span=_span_of(value))
+        return ir.ListExpr(
+            items=[_expr_within(item, _span_of(value)) for item in value], span=_span_of(value)
+        )
     if isinstance(value, dict):
         return _expr_from_mapping(value)
     raise SchemaError(f"expected a value, found {_describe(value)}", _span_of(value))
@@ -111,7 +119,11 @@ def stmts_from_yaml(value: Any) -> Any:
         # A value without a position (null, a boolean) is left to pydantic, whose error
         # carries the location of the key that holds it.
         return value
-    raise SchemaError(f"expected a list of statements, found {_describe(value)}", _span_of(value), hint="write each statement as a '- ' item")
+    raise SchemaError(
+        f"expected a list of statements, found {_describe(value)}",
+        _span_of(value),
+        hint="write each statement as a '- ' item",
+    )
 
 
 # ----------------------------------------------------------------------------- loading
@@ -146,10 +158,20 @@ class _Loader(_BaseLoader):
 
     def span_at(self, start: yaml.Mark, end: yaml.Mark, quoted: bool = False) -> Span:
         # A quoted scalar's text starts after its quote.
-        return Span(file=self.file, line=start.line + 1, col=start.column + 1 + int(quoted), end_line=end.line + 1, end_col=end.column + 1)
+        return Span(
+            file=self.file,
+            line=start.line + 1,
+            col=start.column + 1 + int(quoted),
+            end_line=end.line + 1,
+            end_col=end.column + 1,
+        )
 
     def node_span(self, node: yaml.Node) -> Span:
-        return self.span_at(node.start_mark, node.end_mark, isinstance(node, yaml.ScalarNode) and node.style in ('"', "'"))
+        return self.span_at(
+            node.start_mark,
+            node.end_mark,
+            isinstance(node, yaml.ScalarNode) and node.style in ('"', "'"),
+        )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         self._check_duplicate_keys(node)
@@ -160,10 +182,16 @@ class _Loader(_BaseLoader):
     def _check_duplicate_keys(self, node: yaml.MappingNode) -> None:
         seen: set[str] = set()
         for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            if (
+                not isinstance(key_node, yaml.ScalarNode)
+                or key_node.tag == "tag:yaml.org,2002:merge"
+            ):
                 continue
             if key_node.value in seen:
-                raise SchemaError(f"key '{key_node.value}' is given twice in this mapping", self.node_span(key_node))
+                raise SchemaError(
+                    f"key '{key_node.value}' is given twice in this mapping",
+                    self.node_span(key_node),
+                )
             seen.add(key_node.value)
 
     def construct_spanned_map(self, node: yaml.MappingNode) -> Any:
@@ -210,7 +238,9 @@ def _load(text: str, file: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         raise _format_error(exc, text, file) from None
     except (yaml.YAMLError, ValueError) as exc:  # a reader error, or a bad date in a timestamp
-        raise YAMLFormatError(f"this is not valid YAML: {exc}", Span(file=file, line=1, col=1)) from None
+        raise YAMLFormatError(
+            f"this is not valid YAML: {exc}", Span(file=file, line=1, col=1)
+        ) from None
 
 
 def _construct(text: str, file: str) -> Any:
@@ -253,7 +283,9 @@ class _Limits:
             self._add(event.anchor, 1, event)
         elif kind in _STARTS:
             if len(self.open) >= MAX_DEPTH:
-                raise LimitError(f"the document nests more than {MAX_DEPTH} levels deep", self._span(event))
+                raise LimitError(
+                    f"the document nests more than {MAX_DEPTH} levels deep", self._span(event)
+                )
             self.open.append([event.anchor, 1])
         elif kind in _ENDS:
             anchor, size = self.open.pop()
@@ -264,9 +296,15 @@ class _Limits:
     def _alias(self, event: yaml.AliasEvent) -> None:
         self.aliases += 1
         if self.aliases > MAX_ALIASES:
-            raise LimitError(f"the document uses aliases more than {MAX_ALIASES} times", self._span(event))
+            raise LimitError(
+                f"the document uses aliases more than {MAX_ALIASES} times", self._span(event)
+            )
         if any(anchor == event.anchor for anchor, _ in self.open):
-            raise LimitError(f"alias '*{event.anchor}' refers to a node that contains it", self._span(event), hint="a spec cannot be a recursive structure")
+            raise LimitError(
+                f"alias '*{event.anchor}' refers to a node that contains it",
+                self._span(event),
+                hint="a spec cannot be a recursive structure",
+            )
         self._add(None, self.anchors.get(event.anchor, 1), event)
 
     def _add(self, anchor: str | None, size: int, event: yaml.Event) -> None:
@@ -353,7 +391,10 @@ class _Builder:
         loader = self.loader
         tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == _STR:
-            value = _Str(event.value, loader.span_at(event.start_mark, event.end_mark, event.style in ('"', "'")))
+            value = _Str(
+                event.value,
+                loader.span_at(event.start_mark, event.end_mark, event.style in ('"', "'")),
+            )
         elif tag in _OTHER_SCALARS:
             node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
             value = loader.yaml_constructors[tag](loader, node)
@@ -365,7 +406,9 @@ class _Builder:
     def _start(self, event: yaml.CollectionStartEvent) -> None:
         if event.tag not in (None, "!"):
             raise _Unsupported
-        self.open.append(_Open({} if type(event) is yaml.MappingStartEvent else _List(NO_SPAN), event))
+        self.open.append(
+            _Open({} if type(event) is yaml.MappingStartEvent else _List(NO_SPAN), event)
+        )
 
     def _end(self, event: yaml.CollectionEndEvent) -> None:
         done = self.open.pop()
@@ -415,7 +458,9 @@ def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> DSLError:
         # libyaml's own limit (newer releases): its scanner, looking ahead for a key in
         # flow collections, can meet it before `_Limits` has seen MAX_DEPTH levels.
         return LimitError(f"the document nests more than {MAX_DEPTH} levels deep", span)
-    if exc.context and exc.context.startswith("expected") and exc.problem:  # "expected X, but found Y"
+    if (
+        exc.context and exc.context.startswith("expected") and exc.problem
+    ):  # "expected X, but found Y"
         message = f"{exc.context}, {exc.problem}"
     lines = text.splitlines()
     source = lines[line - 1] if 0 < line <= len(lines) else ""
@@ -424,7 +469,9 @@ def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> DSLError:
         if tag:
             span = Span(file=file, line=line, col=col, end_line=line, end_col=col + tag.end())
         return YAMLFormatError(
-            f"the YAML tag '{tag.group()}' is not allowed in a spec" if tag else "this YAML tag is not allowed in a spec",
+            f"the YAML tag '{tag.group()}' is not allowed in a spec"
+            if tag
+            else "this YAML tag is not allowed in a spec",
             span,
             hint="specs are plain data: remove the '!' tag (loading a spec never runs code)",
         )
@@ -432,7 +479,11 @@ def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> DSLError:
     if "\t" in indentation:
         tab = indentation.index("\t") + 1
         span = Span(file=file, line=line, col=tab, end_line=line, end_col=tab + 1)
-        return YAMLFormatError("a tab in the indentation", span, hint="YAML indents with spaces only; replace the tab with spaces")
+        return YAMLFormatError(
+            "a tab in the indentation",
+            span,
+            hint="YAML indents with spaces only; replace the tab with spaces",
+        )
     return YAMLFormatError(message, span)
 
 
@@ -442,7 +493,17 @@ def _format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> DSLError:
 def _expr_from_str(text: str) -> ir.ExprNode:
     span = _span_of(text)
     if text.startswith("${") and text.endswith("}"):
-        inner = Span(file=span.file, line=span.line, col=span.col + 2, end_line=span.end_line, end_col=span.end_col) if span else NO_SPAN
+        inner = (
+            Span(
+                file=span.file,
+                line=span.line,
+                col=span.col + 2,
+                end_line=span.end_line,
+                end_col=span.end_col,
+            )
+            if span
+            else NO_SPAN
+        )
         return _expression_at(text[2:-1], inner)
     return ir.Const(value=str(text), span=span)
 
@@ -471,7 +532,9 @@ def _moved(value: Any, origin: Span) -> Any:
     """A tree parsed at line 1, column 1, as if it had been parsed at `origin`."""
     if isinstance(value, ir.Node):
         node = value.__copy__()
-        node.__dict__.update({name: _moved(field, origin) for name, field in value.__dict__.items()})
+        node.__dict__.update(
+            {name: _moved(field, origin) for name, field in value.__dict__.items()}
+        )
         return node
     if isinstance(value, Span):
         return _moved_span(value, origin)
@@ -522,7 +585,9 @@ def _container(kind: str, value: Any, span: Span) -> ir.Container:
             _span_of(value) or span,
             hint=f"write {{{kind}: [...]}} or {{{kind}: {{run: parallel, body: [...]}}}}",
         )
-    return _validate(ir.Container, {"kind": kind, "options": options, "body": body, "__span__": span})
+    return _validate(
+        ir.Container, {"kind": kind, "options": options, "body": body, "__span__": span}
+    )
 
 
 def _call(callee: Any, value: Any, span: Span) -> ir.Call:
@@ -534,7 +599,11 @@ def _call(callee: Any, value: Any, span: Span) -> ir.Call:
     elif isinstance(value, dict):
         args = value.get("args", [])
         if not isinstance(args, list):
-            raise SchemaError("'args' holds a list of positional arguments", _span_of(args) or span, hint="write args: [64, 3]")
+            raise SchemaError(
+                "'args' holds a list of positional arguments",
+                _span_of(args) or span,
+                hint="write args: [64, 3]",
+            )
         kwargs = {k: v for k, v in value.items() if k != "args"}
     else:
         raise SchemaError(
@@ -542,7 +611,12 @@ def _call(callee: Any, value: Any, span: Span) -> ir.Call:
             _span_of(value) or span,
             hint=f"write {{{callee}: [{value!r}]}}",
         )
-    return ir.Call(func=func, args=[_expr_within(a, span) for a in args], kwargs=_keywords(kwargs, span), span=span)
+    return ir.Call(
+        func=func,
+        args=[_expr_within(a, span) for a in args],
+        kwargs=_keywords(kwargs, span),
+        span=span,
+    )
 
 
 def _callee(key: Any, span: Span) -> ir.ExprNode:
@@ -594,18 +668,28 @@ def _schema_error(exc: ValidationError, data: dict) -> SchemaError:
     steps, error = max(located, key=lambda item: len(item[0]))
     value = steps[-1][1]
     # The mapping that holds the offending key: the value itself when the key is missing.
-    holder = len(steps) - 1 if error["type"] == "missing" and isinstance(value, dict) else _holder(steps)
+    holder = (
+        len(steps) - 1 if error["type"] == "missing" and isinstance(value, dict) else _holder(steps)
+    )
     mapping = steps[holder][1]
     span = _span_of(value) or _span_of(mapping)
     field = next((seg for seg in reversed(error["loc"]) if isinstance(seg, str)), None)
     kind = error["type"]
     if _list_key(steps, holder) == "params" and kind in ("missing", "extra_forbidden"):
-        return SchemaError("a parameter is written as a name, or as {name: default}", _span_of(mapping), hint="write params: [out, {mid: 64}]")
+        return SchemaError(
+            "a parameter is written as a name, or as {name: default}",
+            _span_of(mapping),
+            hint="write params: [out, {mid: 64}]",
+        )
     if kind == "missing":
         return SchemaError(f"missing key '{field}'", _span_of(mapping))
     if kind == "extra_forbidden":
         key_span = next((_span_of(k) for k in mapping if k == field), span)
-        return SchemaError(f"unknown key '{field}'", key_span, hint=did_you_mean(str(field), _allowed_keys(steps, holder)))
+        return SchemaError(
+            f"unknown key '{field}'",
+            key_span,
+            hint=did_you_mean(str(field), _allowed_keys(steps, holder)),
+        )
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         return _tag_error(value, _list_key(steps, len(steps) - 1), span)
     where = f"'{field}': " if field else ""
@@ -620,7 +704,11 @@ def _walk(data: Any, loc: tuple) -> list[tuple[Any, Any]]:
     after_index = False
     for segment in loc:
         current = steps[-1][1]
-        if isinstance(current, dict) and segment in current and not (after_index and segment == _tag(current)):
+        if (
+            isinstance(current, dict)
+            and segment in current
+            and not (after_index and segment == _tag(current))
+        ):
             steps.append((segment, current[segment]))
         elif isinstance(current, list) and isinstance(segment, int) and 0 <= segment < len(current):
             steps.append((segment, current[segment]))
@@ -641,7 +729,9 @@ def _list_key(steps: list[tuple[Any, Any]], index: int) -> Any:
 
 
 def _tag(mapping: dict) -> str | None:
-    return next((key for key in mapping if key in _STATEMENT_MODELS or key in _DEFINITION_MODELS), None)
+    return next(
+        (key for key in mapping if key in _STATEMENT_MODELS or key in _DEFINITION_MODELS), None
+    )
 
 
 def _allowed_keys(steps: list[tuple[Any, Any]], holder: int) -> list[str]:

@@ -18,7 +18,23 @@ from dsl.source import Span
 
 INDENT = "    "
 KEYWORDS = frozenset(
-    {"net", "block", "from", "import", "input", "return", "pass", "param", "buffer", "if", "elif", "else", "for", "in", "init"}
+    {
+        "net",
+        "block",
+        "from",
+        "import",
+        "input",
+        "return",
+        "pass",
+        "param",
+        "buffer",
+        "if",
+        "elif",
+        "else",
+        "for",
+        "in",
+        "init",
+    }
     | {"not", "and", "or", "true", "false", "none", "True", "False", "None", *ir.CONTAINER_KINDS}
 )
 
@@ -43,7 +59,9 @@ def print_net(spec: ir.SpecFile) -> str:
     """The canonical `.net` text of a spec."""
     sections = []
     if spec.imports:
-        sections.append([line for imp in spec.imports for line in (*_comments(imp.span, 0), _import(imp))])
+        sections.append(
+            [line for imp in spec.imports for line in (*_comments(imp.span, 0), _import(imp))]
+        )
     sections.extend(_definition(d) for d in spec.defs)
     if spec.span.comments:
         sections.append(_comments(spec.span, 0))
@@ -101,7 +119,12 @@ def _suite(stmts: list, depth: int) -> list[str]:
 def _continues_inputs(stmts: list, index: int) -> bool:
     """Consecutive inputs share one line, `input x1, x2`, unless a comment sits between them."""
     stmt = stmts[index]
-    return index > 0 and isinstance(stmt, ir.Input) and isinstance(stmts[index - 1], ir.Input) and not stmt.span.comments
+    return (
+        index > 0
+        and isinstance(stmt, ir.Input)
+        and isinstance(stmts[index - 1], ir.Input)
+        and not stmt.span.comments
+    )
 
 
 def _stmt(stmt: Any, depth: int) -> list[str]:
@@ -122,16 +145,25 @@ def _stmt(stmt: Any, depth: int) -> list[str]:
     if isinstance(stmt, ir.If):
         return [*lines, *_if(stmt, depth)]
     if isinstance(stmt, ir.For):
-        return [*lines, f"{pad}for {stmt.for_} in {print_expr(stmt.in_)}:", *_suite(stmt.body, depth + 1)]
+        return [
+            *lines,
+            f"{pad}for {stmt.for_} in {print_expr(stmt.in_)}:",
+            *_suite(stmt.body, depth + 1),
+        ]
     if isinstance(stmt, ir.InitBlock):
         return [*lines, *_init_block(stmt, depth)]
-    raise StructureError(f"cannot print a {type(stmt).__name__} as a statement", getattr(stmt, "span", None))
+    raise StructureError(
+        f"cannot print a {type(stmt).__name__} as a statement", getattr(stmt, "span", None)
+    )
 
 
 def _input_decl(stmt: ir.Input) -> str:
     if stmt.shape is None:
         if stmt.dtype is not None:
-            raise StructureError(f"input '{stmt.input}' has a dtype but no shape; .net writes the dtype before the shape", stmt.span)
+            raise StructureError(
+                f"input '{stmt.input}' has a dtype but no shape; .net writes the dtype before the shape",
+                stmt.span,
+            )
         return stmt.input
     return f"{stmt.input}: {stmt.dtype or ''}{_dims(stmt.shape)}"
 
@@ -160,7 +192,10 @@ def _with_define(head: str, define: ir.ExprNode | None, depth: int) -> list[str]
 
 
 def _container_lines(prefix: str, container: ir.Container, depth: int) -> list[str]:
-    return [f"{INDENT * depth}{prefix}{_container_head(container)}:", *_suite(container.body, depth + 1)]
+    return [
+        f"{INDENT * depth}{prefix}{_container_head(container)}:",
+        *_suite(container.body, depth + 1),
+    ]
 
 
 def _return_value(value: ir.ExprNode) -> str:
@@ -186,7 +221,11 @@ def _if(stmt: ir.If, depth: int) -> list[str]:
     lines = [f"{pad}if {print_expr(stmt.if_)}:", *_suite(stmt.then, depth + 1)]
     while len(stmt.else_) == 1 and isinstance(stmt.else_[0], ir.If):
         stmt = stmt.else_[0]
-        lines += [*_comments(stmt.span, depth), f"{pad}elif {print_expr(stmt.if_)}:", *_suite(stmt.then, depth + 1)]
+        lines += [
+            *_comments(stmt.span, depth),
+            f"{pad}elif {print_expr(stmt.if_)}:",
+            *_suite(stmt.then, depth + 1),
+        ]
     if stmt.else_:
         lines += [f"{pad}else:", *_suite(stmt.else_, depth + 1)]
     return lines
@@ -261,7 +300,10 @@ def _render(node: ir.ExprNode) -> tuple[str, int]:
     if isinstance(node, ir.UnaryOp):
         return _unary(node)
     if isinstance(node, ir.IfExp):
-        return f"{_expr(node.then, OR)} if {_expr(node.cond, OR)} else {_expr(node.orelse, TEST)}", TEST
+        return (
+            f"{_expr(node.then, OR)} if {_expr(node.cond, OR)} else {_expr(node.orelse, TEST)}",
+            TEST,
+        )
     if isinstance(node, ir.ListExpr):
         return "[" + ", ".join(_expr(item, TEST) for item in node.items) + "]", ATOM
     if isinstance(node, ir.TupleExpr):
@@ -272,8 +314,13 @@ def _render(node: ir.ExprNode) -> tuple[str, int]:
     if isinstance(node, ir.Slice):
         raise StructureError("a slice can only be written inside brackets: x[a:b]", node.span)
     if isinstance(node, ir.Container):
-        raise StructureError(f"a {node.kind} can only be written as a statement's value, with its body below it", node.span)
-    raise StructureError(f"cannot print a {type(node).__name__} as an expression", getattr(node, "span", None))
+        raise StructureError(
+            f"a {node.kind} can only be written as a statement's value, with its body below it",
+            node.span,
+        )
+    raise StructureError(
+        f"cannot print a {type(node).__name__} as an expression", getattr(node, "span", None)
+    )
 
 
 def _binop(node: ir.BinOp) -> tuple[str, int]:
@@ -339,7 +386,11 @@ def _string(text: str) -> str:
 
 
 def _is_number(node: Any) -> bool:
-    return isinstance(node, ir.Const) and isinstance(node.value, int | float) and not isinstance(node.value, bool)
+    return (
+        isinstance(node, ir.Const)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    )
 
 
 # ----------------------------------------------------------------------------- YAML
@@ -352,7 +403,14 @@ def print_yaml(spec: ir.SpecFile) -> str:
         data["imports"] = [{"from": imp.from_, "import": list(imp.import_)} for imp in spec.imports]
     if spec.defs:
         data["defs"] = [_definition_data(d) for d in spec.defs]
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=None, width=1_000_000)
+    return yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=None,
+        width=1_000_000,
+    )
 
 
 class _Dumper(yaml.SafeDumper):
@@ -397,7 +455,9 @@ def _stmts_data(stmts: list) -> list:
 
 def _stmt_data(stmt: Any) -> dict:
     if isinstance(stmt, ir.Input):
-        return _without_none({"input": stmt.input, "shape": _dims_data(stmt.shape), "dtype": stmt.dtype})
+        return _without_none(
+            {"input": stmt.input, "shape": _dims_data(stmt.shape), "dtype": stmt.dtype}
+        )
     if isinstance(stmt, ir.Let):
         targets = stmt.let[0] if len(stmt.let) == 1 else list(stmt.let)
         return _define_data({"let": targets, "value": _expr_data(stmt.value)}, stmt.define)
@@ -408,14 +468,20 @@ def _stmt_data(stmt: Any) -> dict:
     if isinstance(stmt, ir.ParamDecl | ir.BufferDecl):
         return _tensor_decl_data(stmt)
     if isinstance(stmt, ir.If):
-        out = {"if": _expr_data(stmt.if_), "then": _stmts_data(stmt.then), "else": _stmts_data(stmt.else_)}
+        out = {
+            "if": _expr_data(stmt.if_),
+            "then": _stmts_data(stmt.then),
+            "else": _stmts_data(stmt.else_),
+        }
         return {key: value for key, value in out.items() if key == "if" or value}
     if isinstance(stmt, ir.For):
         out = {"for": stmt.for_, "in": _expr_data(stmt.in_), "body": _stmts_data(stmt.body)}
         return {key: value for key, value in out.items() if key != "body" or value}
     if isinstance(stmt, ir.InitBlock):
         return {"init": [_init_rule_data(rule) for rule in stmt.init]}
-    raise StructureError(f"cannot print a {type(stmt).__name__} as a statement", getattr(stmt, "span", None))
+    raise StructureError(
+        f"cannot print a {type(stmt).__name__} as a statement", getattr(stmt, "span", None)
+    )
 
 
 def _init_rule_data(rule: ir.InitRule) -> dict:
@@ -429,7 +495,12 @@ def _define_data(out: dict, define: ir.ExprNode | None) -> dict:
 
 def _tensor_decl_data(stmt: ir.ParamDecl | ir.BufferDecl) -> dict:
     kind = "param" if isinstance(stmt, ir.ParamDecl) else "buffer"
-    out = {kind: stmt.name, "shape": _dims_data(stmt.shape), "dtype": stmt.dtype, "init": _optional_data(stmt.init)}
+    out = {
+        kind: stmt.name,
+        "shape": _dims_data(stmt.shape),
+        "dtype": stmt.dtype,
+        "init": _optional_data(stmt.init),
+    }
     if stmt.options:
         out["options"] = {key: _expr_data(value) for key, value in stmt.options.items()}
     return _without_none(out)
@@ -444,7 +515,11 @@ def _dim_data(dim: ir.ExprNode) -> Any:
     # is written as an expression.
     if isinstance(dim, ir.Name) and ir.IDENTIFIER.fullmatch(dim.id):
         return dim.id
-    if isinstance(dim, ir.Const) and isinstance(dim.value, str) and ir.IDENTIFIER.fullmatch(dim.value):
+    if (
+        isinstance(dim, ir.Const)
+        and isinstance(dim.value, str)
+        and ir.IDENTIFIER.fullmatch(dim.value)
+    ):
         return _dollar(dim)
     return _expr_data(dim)
 
@@ -467,7 +542,11 @@ def _expr_data(node: ir.ExprNode) -> Any:
         return _container_data(node)
     if isinstance(node, ir.Call):
         callee = _callee_text(node.func)
-        if callee is not None and (callee[0].isupper() or "." in callee) and not {"args", "__span__"} & node.kwargs.keys():
+        if (
+            callee is not None
+            and (callee[0].isupper() or "." in callee)
+            and not {"args", "__span__"} & node.kwargs.keys()
+        ):
             return {callee: _call_args_data(node)}
     return _dollar(node)
 
@@ -498,11 +577,12 @@ def _container_data(container: ir.Container) -> dict:
     if not container.options:
         return {container.kind: body}
     if {"body", "__span__"} & container.options.keys():
-        raise StructureError(f"a {container.kind} option cannot be named 'body' in YAML", container.span)
+        raise StructureError(
+            f"a {container.kind} option cannot be named 'body' in YAML", container.span
+        )
     options = {key: _expr_data(value) for key, value in container.options.items()}
     return {container.kind: {**options, "body": body}}
 
 
 def _without_none(mapping: dict) -> dict:
     return {key: value for key, value in mapping.items() if value is not None}
-

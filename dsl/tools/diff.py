@@ -29,7 +29,9 @@ class Diff:
     b: str
     added: list[ModuleChange] = field(default_factory=list)
     removed: list[ModuleChange] = field(default_factory=list)
-    changed: list[ModuleChange] = field(default_factory=list)  # another type, or other tensor shapes
+    changed: list[ModuleChange] = field(
+        default_factory=list
+    )  # another type, or other tensor shapes
     params_a: int = 0
     params_b: int = 0
     missing_keys: list[str] = field(default_factory=list)  # in b, not in a's checkpoint
@@ -38,18 +40,32 @@ class Diff:
 
     @property
     def same(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.missing_keys or self.unexpected_keys or self.mismatched_keys)
+        return not (
+            self.added
+            or self.removed
+            or self.changed
+            or self.missing_keys
+            or self.unexpected_keys
+            or self.mismatched_keys
+        )
 
     @property
     def loads(self) -> bool:
         return not (self.missing_keys or self.unexpected_keys or self.mismatched_keys)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "params_delta": self.params_b - self.params_a, "checkpoint_loads": self.loads}
+        return {
+            **asdict(self),
+            "params_delta": self.params_b - self.params_a,
+            "checkpoint_loads": self.loads,
+        }
 
 
 def _describe(module: nn.Module) -> str:
-    shapes = ", ".join(f"{n}: [{', '.join(map(str, t.shape))}]" for n, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)])
+    shapes = ", ".join(
+        f"{n}: [{', '.join(map(str, t.shape))}]"
+        for n, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    )
     return f"{type(module).__name__}" + (f" ({shapes})" if shapes else "")
 
 
@@ -80,7 +96,9 @@ def compare(a: Resolved, b: Resolved, a_name: str = "a", b_name: str = "b") -> D
     state_b = {k: list(v.shape) for k, v in model_b.state_dict().items()}
     out.missing_keys = [k for k in state_b if k not in state_a]
     out.unexpected_keys = [k for k in state_a if k not in state_b]
-    out.mismatched_keys = [(k, state_a[k], state_b[k]) for k in state_a if k in state_b and state_a[k] != state_b[k]]
+    out.mismatched_keys = [
+        (k, state_a[k], state_b[k]) for k in state_a if k in state_b and state_a[k] != state_b[k]
+    ]
     return out
 
 
@@ -95,7 +113,9 @@ def render(diff: Diff, *, color: bool = False) -> str:
     yellow = (lambda s: f"\x1b[33m{s}\x1b[0m") if color else (lambda s: s)
     lines = [f"--- {diff.a}", f"+++ {diff.b}"]
     if diff.same:
-        lines.append("the two networks have the same modules and the same checkpoint keys and shapes")
+        lines.append(
+            "the two networks have the same modules and the same checkpoint keys and shapes"
+        )
         return "\n".join(lines)
     if diff.removed or diff.added or diff.changed:
         lines.append("modules:")
@@ -104,15 +124,24 @@ def render(diff: Diff, *, color: bool = False) -> str:
         for c in diff.changed:
             lines.append(yellow(f"  ~ {c.name}: {c.a}  ->  {c.b}"))
     delta = diff.params_b - diff.params_a
-    lines.append(f"parameters: {diff.params_a:,} -> {diff.params_b:,} ({'+' if delta >= 0 else ''}{delta:,})")
+    lines.append(
+        f"parameters: {diff.params_a:,} -> {diff.params_b:,} ({'+' if delta >= 0 else ''}{delta:,})"
+    )
     if diff.loads:
         lines.append(f"checkpoint: a state_dict of {diff.a} loads into {diff.b} with strict=True")
     else:
-        lines.append(f"checkpoint: a state_dict of {diff.a} would not load into {diff.b} with strict=True:")
+        lines.append(
+            f"checkpoint: a state_dict of {diff.a} would not load into {diff.b} with strict=True:"
+        )
         if diff.missing_keys:
-            lines.append(f"  missing keys ({len(diff.missing_keys)}): " + ", ".join(diff.missing_keys))
+            lines.append(
+                f"  missing keys ({len(diff.missing_keys)}): " + ", ".join(diff.missing_keys)
+            )
         if diff.unexpected_keys:
-            lines.append(f"  unexpected keys ({len(diff.unexpected_keys)}): " + ", ".join(diff.unexpected_keys))
+            lines.append(
+                f"  unexpected keys ({len(diff.unexpected_keys)}): "
+                + ", ".join(diff.unexpected_keys)
+            )
         for key, sa, sb in diff.mismatched_keys:
             lines.append(f"  size mismatch: {key}: {sa} in {diff.a}, {sb} in {diff.b}")
     return "\n".join(lines)

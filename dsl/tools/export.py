@@ -47,7 +47,9 @@ class _Group:
     name: str
     cls: type[GeneratedModule]
     instances: list[GraphSpec] = field(default_factory=list)
-    params: list[tuple[str, int]] = field(default_factory=list)  # (name, a value position it stands for)
+    params: list[tuple[str, int]] = field(
+        default_factory=list
+    )  # (name, a value position it stands for)
     by_position: dict[int, str] = field(default_factory=dict)  # value position -> param name
 
 
@@ -69,7 +71,11 @@ class _Ejector:
     # -- grouping instances into classes
     def key(self, spec: ModuleSpec) -> Any:
         if not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
-            what = "a net derived from another model ('net X = Base(...):')" if isinstance(spec, DerivedSpec) else f"a {type(spec).__name__}"
+            what = (
+                "a net derived from another model ('net X = Base(...):')"
+                if isinstance(spec, DerivedSpec)
+                else f"a {type(spec).__name__}"
+            )
             raise ArgumentError(
                 f"{what} cannot be ejected yet",
                 getattr(spec, "span", None),
@@ -87,7 +93,15 @@ class _Ejector:
                 if isinstance(m, AliasSpec):
                     members.append((name, "alias", m.target))
                 elif isinstance(m, TensorSpec):
-                    members.append((name, m.kind, m.init.name if m.init else None, m.persistent, m.requires_grad))
+                    members.append(
+                        (
+                            name,
+                            m.kind,
+                            m.init.name if m.init else None,
+                            m.persistent,
+                            m.requires_grad,
+                        )
+                    )
                 else:
                     members.append((name, self.key(m)))
             key = ("graph", generated_class(spec.class_name, spec.graph), tuple(members))
@@ -140,7 +154,9 @@ class _Ejector:
             columns: dict[tuple, str] = {}
             used: set[str] = set()
             for position, label in enumerate(label for label, _ in table[0]):
-                column = tuple((type(row[position][1]).__name__, repr(row[position][1])) for row in table)
+                column = tuple(
+                    (type(row[position][1]).__name__, repr(row[position][1])) for row in table
+                )
                 if len(set(column)) == 1:
                     continue
                 if column not in columns:
@@ -159,7 +175,9 @@ class _Ejector:
         lines = []
         for name, member in spec.members:
             if isinstance(member, AliasSpec):
-                lines.append(f"self.{name} = self.{member.target}  # the same module under a second name")
+                lines.append(
+                    f"self.{name} = self.{member.target}  # the same module under a second name"
+                )
             elif isinstance(member, TensorSpec):
                 lines.extend(self.tensor(name, member, val))
             else:
@@ -176,9 +194,13 @@ class _Ejector:
         else:
             persistent = "" if spec.persistent else ", persistent=False"
             make = "empty" if spec.init is not None else "zeros"
-            lines.append(f'self.register_buffer("{name}", torch.{make}({shape}{dtype}){persistent})')
+            lines.append(
+                f'self.register_buffer("{name}", torch.{make}({shape}{dtype}){persistent})'
+            )
         if spec.init is not None:
-            args = [repr(a) for a in spec.init.args] + [f"{k}={v!r}" for k, v in spec.init.kwargs.items()]
+            args = [repr(a) for a in spec.init.args] + [
+                f"{k}={v!r}" for k, v in spec.init.kwargs.items()
+            ]
             lines.append(f"nn.init.{spec.init.name}_(self.{name}{''.join(', ' + a for a in args)})")
         elif spec.kind == "param":
             lines.append(f"nn.init.zeros_(self.{name})")
@@ -190,21 +212,37 @@ class _Ejector:
         if isinstance(spec, GraphSpec):
             group = self.group(spec)
             values = self.values(spec)
-            args = ", ".join(f"{name}={val(name, values[position][1])}" for name, position in group.params)
+            args = ", ".join(
+                f"{name}={val(name, values[position][1])}" for name, position in group.params
+            )
             return f"{group.name}({args})"
         inner = indent + "    "
         children = [(n, self.expr(c, val, inner)) for n, c in spec.children]
         if not children:
-            return {"Sequential": "nn.Sequential()", "ModuleList": "nn.ModuleList()", "ModuleDict": "nn.ModuleDict()"}[spec.kind]
+            return {
+                "Sequential": "nn.Sequential()",
+                "ModuleList": "nn.ModuleList()",
+                "ModuleDict": "nn.ModuleDict()",
+            }[spec.kind]
         if spec.kind == "Sequential":
             if all(n == str(i) for i, (n, _) in enumerate(children)):
                 items = [e for _, e in children]
                 return "nn.Sequential(\n" + "".join(f"{inner}{e},\n" for e in items) + f"{indent})"
             self.needs_ordered_dict = True
-            return "nn.Sequential(OrderedDict([\n" + "".join(f'{inner}("{n}", {e}),\n' for n, e in children) + f"{indent}]))"
+            return (
+                "nn.Sequential(OrderedDict([\n"
+                + "".join(f'{inner}("{n}", {e}),\n' for n, e in children)
+                + f"{indent}]))"
+            )
         if spec.kind == "ModuleList":
-            return "nn.ModuleList([\n" + "".join(f"{inner}{e},\n" for _, e in children) + f"{indent}])"
-        return "nn.ModuleDict({\n" + "".join(f'{inner}"{n}": {e},\n' for n, e in children) + f"{indent}}})"
+            return (
+                "nn.ModuleList([\n" + "".join(f"{inner}{e},\n" for _, e in children) + f"{indent}])"
+            )
+        return (
+            "nn.ModuleDict({\n"
+            + "".join(f'{inner}"{n}": {e},\n' for n, e in children)
+            + f"{indent}}})"
+        )
 
     def leaf(self, spec: LeafSpec, val: Val) -> str:
         layer = spec.layer
@@ -214,11 +252,16 @@ class _Ejector:
             self.needs_torchvision = True
             ref = layer.name
         else:
-            raise ArgumentError(f"{layer.name} is a layer registered from Python (@dsl.register); an ejected file cannot construct it", spec.span)
+            raise ArgumentError(
+                f"{layer.name} is a layer registered from Python (@dsl.register); an ejected file cannot construct it",
+                spec.span,
+            )
         positional = [k for k in spec.kwargs if k.isdigit()]
         args = [val(f"arg{k}", spec.kwargs[k]) for k in positional]
         order = {name: i for i, name in enumerate(layer.keyword_names)}
-        named = sorted((k for k in spec.kwargs if not k.isdigit()), key=lambda k: order.get(k, len(order)))
+        named = sorted(
+            (k for k in spec.kwargs if not k.isdigit()), key=lambda k: order.get(k, len(order))
+        )
         args += [f"{k}={val(k, spec.kwargs[k])}" for k in named]
         return f"{ref}({', '.join(args)})"
 
@@ -233,7 +276,11 @@ class _Ejector:
 
         body = self.init_body(spec, use)
         params = "".join(f", {name}" for name, _ in group.params)
-        lines = [f"class {group.name}(nn.Module):", f"    def __init__(self{params}):", "        super().__init__()"]
+        lines = [
+            f"class {group.name}(nn.Module):",
+            f"    def __init__(self{params}):",
+            "        super().__init__()",
+        ]
         lines += [textwrap.indent(line, " " * 8) for line in body]
         forward = _rename(group.cls.dsl_source.strip("\n").rstrip(), self.renames) + "\n"
         return "\n".join(lines) + "\n\n" + textwrap.indent(forward, "    ")
@@ -271,13 +318,17 @@ class _Globals:
             if name != qualname:
                 self.header[name] = f"{name} = {qualname}"
         elif module.split(".")[0] == "torch" and "." not in qualname:
-            self.header[name] = f"from {module} import {qualname}" + (f" as {name}" if name != qualname else "")
+            self.header[name] = f"from {module} import {qualname}" + (
+                f" as {name}" if name != qualname else ""
+            )
         else:
             from dsl.build.compile import _resolve_import
 
             fn = _resolve_import(path)
             if not inspect.isfunction(fn):
-                raise ArgumentError(f"the generated forward uses {path}, which cannot be copied into an ejected file")
+                raise ArgumentError(
+                    f"the generated forward uses {path}, which cannot be copied into an ejected file"
+                )
             text = textwrap.dedent(inspect.getsource(fn))
             short = fn.__name__
             self.renames[name] = short
@@ -296,7 +347,9 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
     ej = _Ejector(resolved)
     glob = _Globals()
     root = resolved.root
-    while isinstance(root, DerivedSpec) and not root.ops:  # `net ResNet18 = ResNet(...)`: the base itself
+    while (
+        isinstance(root, DerivedSpec) and not root.ops
+    ):  # `net ResNet18 = ResNet(...)`: the base itself
         root = root.base
     ej.collect(root)
     ej.settle()
@@ -311,7 +364,10 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
             raise ArgumentError("internal: the root class has parameters")
     else:
         if not (isinstance(root, ContainerSpec) and root.kind == "Sequential"):
-            raise ArgumentError(f"a {getattr(root, 'kind', type(root).__name__)} net cannot be ejected yet", hint="export it as onnx, torchscript or exported-program instead")
+            raise ArgumentError(
+                f"a {getattr(root, 'kind', type(root).__name__)} net cannot be ejected yet",
+                hint="export it as onnx, torchscript or exported-program instead",
+            )
         entry = resolved.name
 
         def literal(label: str, value: Any) -> str:
@@ -319,7 +375,9 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
 
         inner = ej.expr(root, literal, "        ")
         args = inner[len("nn.Sequential(") : -1].rstrip()
-        classes.append(f"class {entry}(nn.Sequential):\n    def __init__(self):\n        super().__init__({args.strip()}\n        )\n")
+        classes.append(
+            f"class {entry}(nn.Sequential):\n    def __init__(self):\n        super().__init__({args.strip()}\n        )\n"
+        )
     imports = ["import torch", "import torch.nn as nn"]
     if glob.needs_functional:
         imports.append("import torch.nn.functional as F")
@@ -328,10 +386,16 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
     if ej.needs_ordered_dict:
         imports.insert(0, "from collections import OrderedDict\n")
     parts = [
-        f'"""{resolved.name}, as plain PyTorch: ejected by netdsl' + (f" from {source_name}" if source_name else "") + '.\n\n'
+        f'"""{resolved.name}, as plain PyTorch: ejected by netdsl'
+        + (f" from {source_name}" if source_name else "")
+        + ".\n\n"
         "The state_dict keys are those of the model dsl.build_model builds, so its checkpoints load here.\n"
-        + ("The spec's init rules are not written out here: modules start with torch's own initialisation;\n"
-           "load the built model's weights for the same numbers.\n" if ej.init_rules else "")
+        + (
+            "The spec's init rules are not written out here: modules start with torch's own initialisation;\n"
+            "load the built model's weights for the same numbers.\n"
+            if ej.init_rules
+            else ""
+        )
         + '"""',
         "\n".join(imports),
     ]
@@ -343,7 +407,9 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
         parts.append(f"{resolved.name} = {entry}")
         entry = resolved.name
     example = ", ".join(_example_text(meta) for _, meta in resolved.inputs)
-    parts.append(f'if __name__ == "__main__":\n    model = {entry}()\n    out = model({example})\n    print(out.shape if isinstance(out, torch.Tensor) else out)')
+    parts.append(
+        f'if __name__ == "__main__":\n    model = {entry}()\n    out = model({example})\n    print(out.shape if isinstance(out, torch.Tensor) else out)'
+    )
     return "\n\n\n".join(parts) + "\n"
 
 
@@ -372,7 +438,9 @@ def example_inputs(resolved: Resolved, seed: int = 0) -> tuple[torch.Tensor, ...
     return tuple(out)
 
 
-def export(model: nn.Module, resolved: Resolved, fmt: str, output: Path, *, source_name: str = "") -> None:
+def export(
+    model: nn.Module, resolved: Resolved, fmt: str, output: Path, *, source_name: str = ""
+) -> None:
     """Write `model` (built from `resolved`) to `output` in `fmt`."""
     import warnings
 
@@ -385,7 +453,10 @@ def export(model: nn.Module, resolved: Resolved, fmt: str, output: Path, *, sour
         try:
             import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
         except ImportError:
-            raise ArgumentError("ONNX export needs the 'onnx' and 'onnxscript' packages", hint="pip install onnx onnxscript") from None
+            raise ArgumentError(
+                "ONNX export needs the 'onnx' and 'onnxscript' packages",
+                hint="pip install onnx onnxscript",
+            ) from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(model, inputs, dynamo=True, verbose=False)

@@ -53,7 +53,9 @@ class Picture:
 
 
 class _Drawer:
-    def __init__(self, resolved: Resolved, model: nn.Module, depth: int, symbols: Symbols | None) -> None:
+    def __init__(
+        self, resolved: Resolved, model: nn.Module, depth: int, symbols: Symbols | None
+    ) -> None:
         self.resolved = resolved
         self.model = model
         self.depth = depth
@@ -81,9 +83,17 @@ class _Drawer:
         if isinstance(root, GraphSpec):
             self.graph(root, self.model, "", 0, cluster, None)
         else:
-            ids = [self.new(cluster, f"input {n}", self.shape(m), "input") for n, m in self.resolved.inputs]
+            ids = [
+                self.new(cluster, f"input {n}", self.shape(m), "input")
+                for n, m in self.resolved.inputs
+            ]
             outs = self.module(root, self.model, "", 0, cluster, ids, force=True)
-            out = self.new(cluster, "output", self.shape(self.calls.get(id(self.model), (None, None))[1]), "output")
+            out = self.new(
+                cluster,
+                "output",
+                self.shape(self.calls.get(id(self.model), (None, None))[1]),
+                "output",
+            )
             self.edges(outs, out)
         return self.picture
 
@@ -92,21 +102,48 @@ class _Drawer:
             self.picture.edges.append((s, target))
 
     # -- one module: a box, or a cluster when it is shallow enough to open
-    def module(self, spec: ModuleSpec, module: nn.Module, name: str, level: int, cluster: Cluster, sources: list[str], force: bool = False, local: str | None = None) -> list[str]:
+    def module(
+        self,
+        spec: ModuleSpec,
+        module: nn.Module,
+        name: str,
+        level: int,
+        cluster: Cluster,
+        sources: list[str],
+        force: bool = False,
+        local: str | None = None,
+    ) -> list[str]:
         """`name` is the qualified name, `local` the name in the enclosing body (`h.0`)."""
         call = self.calls.get(id(module))
         opens = force or (level < self.depth and not isinstance(spec, LeafSpec))
         if opens and call is not None and isinstance(spec, GraphSpec):
-            inner = Cluster(f"c{len(self.picture.nodes)}_{name}", f"{name or self.resolved.name}: {spec.class_name}")
+            inner = Cluster(
+                f"c{len(self.picture.nodes)}_{name}",
+                f"{name or self.resolved.name}: {spec.class_name}",
+            )
             cluster.clusters.append(inner)
             return self.graph(spec, module, name, level, inner, sources)
-        if opens and isinstance(spec, ContainerSpec) and spec.kind == "Sequential" and call is not None:
-            inner = Cluster(f"c{len(self.picture.nodes)}_{name}", f"{name or self.resolved.name}: Sequential")
+        if (
+            opens
+            and isinstance(spec, ContainerSpec)
+            and spec.kind == "Sequential"
+            and call is not None
+        ):
+            inner = Cluster(
+                f"c{len(self.picture.nodes)}_{name}", f"{name or self.resolved.name}: Sequential"
+            )
             cluster.clusters.append(inner)
             outs = sources
             for child_name, child_spec in spec.children:
                 child = module._modules[child_name]
-                outs = self.module(child_spec, child, f"{name}.{child_name}" if name else child_name, level + 1, inner, outs)
+                outs = self.module(
+                    child_spec,
+                    child,
+                    f"{name}.{child_name}" if name else child_name,
+                    level + 1,
+                    inner,
+                    outs,
+                )
             return outs
         title = f"{local or (name.rsplit('.', 1)[-1] if name else self.resolved.name)}: {type(module).__name__}"
         node = self.new(cluster, title, self.shape(call[1]) if call else "", "module")
@@ -114,7 +151,15 @@ class _Drawer:
         return [node]
 
     # -- a graph body: its fx graph, node by node
-    def graph(self, spec: GraphSpec, module: nn.Module, prefix: str, level: int, cluster: Cluster, sources: list[str] | None) -> list[str]:
+    def graph(
+        self,
+        spec: GraphSpec,
+        module: nn.Module,
+        prefix: str,
+        level: int,
+        cluster: Cluster,
+        sources: list[str] | None,
+    ) -> list[str]:
         call = self.calls.get(id(module))
         metas = _node_values(spec.graph, module, call[0]) if call else {}
         members = dict(spec.members)
@@ -126,7 +171,9 @@ class _Drawer:
             value = metas.get(node)
             if node.op == "placeholder":
                 if sources is None:
-                    env[node] = [self.new(cluster, f"input {node.target}", self.shape(value), "input")]
+                    env[node] = [
+                        self.new(cluster, f"input {node.target}", self.shape(value), "input")
+                    ]
                 else:
                     env[node] = [sources[placeholder]] if placeholder < len(sources) else []
                 placeholder += 1
@@ -141,10 +188,19 @@ class _Drawer:
                 child_spec = _member_spec(members, target)
                 qualified = f"{prefix}.{target}" if prefix else target
                 if child_spec is None:
-                    env[node] = [self.new(cluster, f"{target}: {type(child).__name__}", self.shape(value), "module")]
+                    env[node] = [
+                        self.new(
+                            cluster,
+                            f"{target}: {type(child).__name__}",
+                            self.shape(value),
+                            "module",
+                        )
+                    ]
                     self.edges(inputs, env[node][0])
                 else:
-                    env[node] = self.module(child_spec, child, qualified, level + 1, cluster, inputs, local=target)
+                    env[node] = self.module(
+                        child_spec, child, qualified, level + 1, cluster, inputs, local=target
+                    )
             elif node.op == "get_attr":
                 env[node] = [self.new(cluster, str(node.target), self.shape(value), "tensor")]
             elif not _has_tensor(value):
@@ -199,7 +255,15 @@ def _node_values(graph: fx.Graph, module: nn.Module, args: tuple[Any, ...]) -> d
     return values
 
 
-_FUNCTION_NAMES = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@", "floordiv": "//", "getitem": "[ ]"}
+_FUNCTION_NAMES = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "truediv": "/",
+    "matmul": "@",
+    "floordiv": "//",
+    "getitem": "[ ]",
+}
 
 
 def _function_name(node: fx.Node) -> str:
@@ -246,7 +310,9 @@ def to_dot(picture: Picture) -> str:
             lines.append(node_line(picture.nodes[node_id], indent))
         for inner in c.clusters:
             lines.append(f"{indent}subgraph cluster_{inner.id.replace('.', '_')} {{")
-            lines.append(f'{indent}  label="{_dot_text(inner.label)}"; style="rounded,dashed"; color="#8899aa"; fontcolor="#445566";')
+            lines.append(
+                f'{indent}  label="{_dot_text(inner.label)}"; style="rounded,dashed"; color="#8899aa"; fontcolor="#445566";'
+            )
             cluster(inner, indent + "  ")
             lines.append(f"{indent}}}")
 
@@ -268,11 +334,15 @@ def to_mermaid(picture: Picture) -> str:
     def cluster(c: Cluster, indent: str) -> None:
         for node_id in c.nodes:
             node = picture.nodes[node_id]
-            label = _mermaid_text(node.title) + (f"<br/>{_mermaid_text(node.detail)}" if node.detail else "")
+            label = _mermaid_text(node.title) + (
+                f"<br/>{_mermaid_text(node.detail)}" if node.detail else ""
+            )
             left, right = shapes.get(node.kind, ('["', '"]'))
             lines.append(f"{indent}{node.id}{left}{label}{right}")
         for inner in c.clusters:
-            lines.append(f'{indent}subgraph {inner.id.replace(".", "_")}["{_mermaid_text(inner.label)}"]')
+            lines.append(
+                f'{indent}subgraph {inner.id.replace(".", "_")}["{_mermaid_text(inner.label)}"]'
+            )
             cluster(inner, indent + "  ")
             lines.append(f"{indent}end")
 
@@ -293,7 +363,10 @@ def write(picture: Picture, output: Path) -> str:
         output.write_text(f"```mermaid\n{text}```\n" if fmt == "md" else text, encoding="utf-8")
         return f"wrote {output}"
     if fmt not in ("svg", "png", "pdf"):
-        raise ArgumentError(f"cannot write a picture as '.{fmt}'", hint="give -o a name ending in .svg, .png, .pdf, .dot or .mmd")
+        raise ArgumentError(
+            f"cannot write a picture as '.{fmt}'",
+            hint="give -o a name ending in .svg, .png, .pdf, .dot or .mmd",
+        )
     dot = shutil.which("dot")
     if dot is None:
         fallback = output.with_suffix(".dot")
@@ -302,7 +375,13 @@ def write(picture: Picture, output: Path) -> str:
             f"Graphviz's 'dot' program is not installed, so {output} cannot be rendered; wrote {fallback} instead",
             hint="install Graphviz (apt-get install graphviz, brew install graphviz), or write .dot / .mmd text",
         )
-    result = subprocess.run([dot, f"-T{fmt}", "-o", str(output)], input=to_dot(picture), text=True, capture_output=True, check=False)
+    result = subprocess.run(
+        [dot, f"-T{fmt}", "-o", str(output)],
+        input=to_dot(picture),
+        text=True,
+        capture_output=True,
+        check=False,
+    )
     if result.returncode != 0:
         raise ArgumentError(f"dot failed: {result.stderr.strip()}")
     return f"wrote {output}"

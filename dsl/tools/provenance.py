@@ -60,10 +60,15 @@ def net_params(path: str | Path, net: str | None, overrides: dict[str, Any]) -> 
     unit = library.unit(spec_file, file_path)
     node = pick_net(spec_file, net)
     scope = Elaborator(library, Symbols()).bind_params(node, None, None, unit, overrides)
-    return [Arg(p.name, repr(scope[p.name]), SET if p.name in overrides else DEFAULT) for p in node.params]
+    return [
+        Arg(p.name, repr(scope[p.name]), SET if p.name in overrides else DEFAULT)
+        for p in node.params
+    ]
 
 
-def _leaves(spec: ModuleSpec, prefix: str = "", out: dict[str, ModuleSpec] | None = None) -> dict[str, ModuleSpec]:
+def _leaves(
+    spec: ModuleSpec, prefix: str = "", out: dict[str, ModuleSpec] | None = None
+) -> dict[str, ModuleSpec]:
     out = {} if out is None else out
     out[prefix] = spec
     if isinstance(spec, ContainerSpec):
@@ -80,7 +85,9 @@ def _where(span: Any) -> str:
     return f"{Path(span.file).name}:{span.line}" if span else ""
 
 
-def explain(path: str | Path, *, net: str | None = None, overrides: dict[str, Any] | None = None) -> tuple[Resolved, list[Entry]]:
+def explain(
+    path: str | Path, *, net: str | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[Resolved, list[Entry]]:
     overrides = overrides or {}
     resolved = resolve(path, net=net, params=overrides)
     baseline: dict[str, ModuleSpec] = {}
@@ -89,22 +96,40 @@ def explain(path: str | Path, *, net: str | None = None, overrides: dict[str, An
             baseline = _leaves(resolve(path, net=net).root)
         except DSLError:
             baseline = {}
-    entries = [Entry(resolved.name, 0, "net", resolved.name, _where(resolved.root.span), net_params(path, net, overrides))]
+    entries = [
+        Entry(
+            resolved.name,
+            0,
+            "net",
+            resolved.name,
+            _where(resolved.root.span),
+            net_params(path, net, overrides),
+        )
+    ]
 
     def leaf_args(name: str, spec: LeafSpec) -> list[Arg]:
         before = baseline.get(name)
         args = []
         order = {n: i for i, n in enumerate(spec.layer.keyword_names)}
-        for key in sorted(spec.kwargs, key=lambda k: order.get(k, -1 if k.isdigit() else len(order))):
+        for key in sorted(
+            spec.kwargs, key=lambda k: order.get(k, -1 if k.isdigit() else len(order))
+        ):
             value = spec.kwargs[key]
             origin = INFERRED if key in spec.inferred else SPEC
-            if overrides and (not isinstance(before, LeafSpec) or repr(before.kwargs.get(key, _MISSING)) != repr(value)):
+            if overrides and (
+                not isinstance(before, LeafSpec)
+                or repr(before.kwargs.get(key, _MISSING)) != repr(value)
+            ):
                 origin = f"{origin}, {SET}" if origin == INFERRED else SET
             args.append(Arg(key, repr(value), origin))
         signature = spec.layer.signature
         if signature is not None:
             for p in signature.parameters.values():
-                if p.name in spec.kwargs or p.default is inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                if (
+                    p.name in spec.kwargs
+                    or p.default is inspect.Parameter.empty
+                    or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                ):
                     continue
                 if p.name in ("device", "dtype") and p.default is None:
                     continue
@@ -113,31 +138,78 @@ def explain(path: str | Path, *, net: str | None = None, overrides: dict[str, An
 
     def walk(spec: ModuleSpec, name: str, depth: int) -> None:
         if isinstance(spec, LeafSpec):
-            entries.append(Entry(name, depth, "layer", spec.layer.name, _where(spec.span), leaf_args(name, spec)))
+            entries.append(
+                Entry(
+                    name, depth, "layer", spec.layer.name, _where(spec.span), leaf_args(name, spec)
+                )
+            )
         elif isinstance(spec, ContainerSpec):
             entries.append(Entry(name, depth, "container", spec.kind, _where(spec.span)))
             for child_name, child in spec.children:
                 walk(child, f"{name}.{child_name}" if name else child_name, depth + 1)
         elif isinstance(spec, DerivedSpec):
-            base = spec.base.layer.name if isinstance(spec.base, LeafSpec) else type(spec.base).__name__
-            entries.append(Entry(name, depth, "derived", base, _where(spec.span), note=f"derived from {base}, with {len(spec.ops)} change(s)"))
+            base = (
+                spec.base.layer.name
+                if isinstance(spec.base, LeafSpec)
+                else type(spec.base).__name__
+            )
+            entries.append(
+                Entry(
+                    name,
+                    depth,
+                    "derived",
+                    base,
+                    _where(spec.span),
+                    note=f"derived from {base}, with {len(spec.ops)} change(s)",
+                )
+            )
             walk(spec.base, name, depth + 1)
             for op in spec.ops:
                 if isinstance(op, ReplaceOp):
                     walk(op.spec, f"{name}.{op.path}" if name else op.path, depth + 1)
         elif not isinstance(spec, GraphSpec):
-            entries.append(Entry(name, depth, "container", type(spec).__name__, _where(getattr(spec, "span", None))))
+            entries.append(
+                Entry(
+                    name,
+                    depth,
+                    "container",
+                    type(spec).__name__,
+                    _where(getattr(spec, "span", None)),
+                )
+            )
         else:
             if depth:
                 entries.append(Entry(name, depth, "block", spec.class_name, _where(spec.span)))
             for member_name, member in spec.members:
                 qualified = f"{name}.{member_name}" if name else member_name
                 if isinstance(member, AliasSpec):
-                    entries.append(Entry(qualified, depth + 1, "alias", "", _where(member.span), note=f"the same module as {member.target}"))
+                    entries.append(
+                        Entry(
+                            qualified,
+                            depth + 1,
+                            "alias",
+                            "",
+                            _where(member.span),
+                            note=f"the same module as {member.target}",
+                        )
+                    )
                 elif isinstance(member, TensorSpec):
-                    init = f"{member.init.name}({', '.join([*map(repr, member.init.args), *(f'{k}={v!r}' for k, v in member.init.kwargs.items())])})" if member.init else "zeros()"
+                    init = (
+                        f"{member.init.name}({', '.join([*map(repr, member.init.args), *(f'{k}={v!r}' for k, v in member.init.kwargs.items())])})"
+                        if member.init
+                        else "zeros()"
+                    )
                     dtype = str(member.dtype).removeprefix("torch.")
-                    entries.append(Entry(qualified, depth + 1, member.kind, dtype, _where(member.span), note=f"[{', '.join(map(str, member.shape))}] = {init}"))
+                    entries.append(
+                        Entry(
+                            qualified,
+                            depth + 1,
+                            member.kind,
+                            dtype,
+                            _where(member.span),
+                            note=f"[{', '.join(map(str, member.shape))}] = {init}",
+                        )
+                    )
                 else:
                     walk(member, qualified, depth + 1)
 
@@ -172,7 +244,10 @@ def render(entries: list[Entry], *, color: bool = False, defaults: bool = True) 
         label = entry.name.rsplit(".", 1)[-1] or "base"
         where = paint(f"  # {entry.where}", "2") if entry.where else ""
         if entry.kind == "net":
-            params = ", ".join(f"{a.name}={a.value}" + (f" [{a.origin}]" if a.origin == SET else "") for a in entry.args)
+            params = ", ".join(
+                f"{a.name}={a.value}" + (f" [{a.origin}]" if a.origin == SET else "")
+                for a in entry.args
+            )
             lines.append(paint(f"net {entry.type}({params})", "1") + where)
         elif entry.kind == "layer":
             written = [arg_text(a) for a in entry.args if a.origin != DEFAULT]
@@ -190,7 +265,9 @@ def render(entries: list[Entry], *, color: bool = False, defaults: bool = True) 
         else:
             lines.append(f"{indent}{entry.kind} {label}: {entry.type}{entry.note}" + where)
     lines.append("")
-    lines.append("[inferred]: read from the input's shape; [--set]: changed by --set; defaults: torch's own, not written in the spec")
+    lines.append(
+        "[inferred]: read from the input's shape; [--set]: changed by --set; defaults: torch's own, not written in the spec"
+    )
     return "\n".join(lines)
 
 

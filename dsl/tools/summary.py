@@ -48,19 +48,25 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def resolve_for_input(path: str | Path, params: dict[str, Any], shape: tuple[int, ...] | None, net: str | None = None) -> Resolved:
+def resolve_for_input(
+    path: str | Path, params: dict[str, Any], shape: tuple[int, ...] | None, net: str | None = None
+) -> Resolved:
     """Resolve a spec; `shape` (the first input's concrete shape) sets its symbolic dims."""
     resolved = resolve(path, net=net, params=params)
     if shape is None:
         return resolved
     name, meta = resolved.inputs[0]
     if len(shape) != meta.dim():
-        raise ShapeError(f"--input gives {len(shape)} dimensions, but input '{name}' has {meta.dim()}: {resolved.symbols.describe(meta.shape)}")
+        raise ShapeError(
+            f"--input gives {len(shape)} dimensions, but input '{name}' has {meta.dim()}: {resolved.symbols.describe(meta.shape)}"
+        )
     sizes = {}
     for position, symbol in enumerate(_input_symbols(path, net, resolved)):
         if symbol is not None:
             if symbol in sizes and sizes[symbol] != shape[position]:
-                raise ShapeError(f"--input gives two sizes ({sizes[symbol]} and {shape[position]}) for '{symbol}'")
+                raise ShapeError(
+                    f"--input gives two sizes ({sizes[symbol]} and {shape[position]}) for '{symbol}'"
+                )
             sizes[symbol] = shape[position]
     resolved = resolve(path, net=net, params=params, sizes=sizes)
     got = tuple(resolved.inputs[0][1].shape)
@@ -85,7 +91,12 @@ def _input_symbols(path: str | Path, net: str | None, resolved: Resolved) -> lis
     if first is None or first.shape is None:
         return []
     params = {p.name for p in node.params}
-    return [e.id if isinstance(e, ir.Name) and e.id not in params and e.id in resolved.symbols.sizes else None for e in first.shape]
+    return [
+        e.id
+        if isinstance(e, ir.Name) and e.id not in params and e.id in resolved.symbols.sizes
+        else None
+        for e in first.shape
+    ]
 
 
 def meta_model(resolved: Resolved) -> nn.Module:
@@ -94,7 +105,9 @@ def meta_model(resolved: Resolved) -> nn.Module:
     return compile_resolved(resolved, device="meta")
 
 
-def spec_spans(spec: ModuleSpec, prefix: str = "", out: dict[str, Span] | None = None) -> dict[str, Span]:
+def spec_spans(
+    spec: ModuleSpec, prefix: str = "", out: dict[str, Span] | None = None
+) -> dict[str, Span]:
     """Qualified module name -> where the spec wrote it."""
     out = {} if out is None else out
     out[prefix] = spec.span
@@ -107,7 +120,9 @@ def spec_spans(spec: ModuleSpec, prefix: str = "", out: dict[str, Span] | None =
                 out[_join(prefix, name)] = member.span
             elif isinstance(member, LeafSpec | ContainerSpec | GraphSpec | DerivedSpec):
                 spec_spans(member, _join(prefix, name), out)
-    elif isinstance(spec, DerivedSpec):  # `net X = Base(...)`: the base, then what replaced parts of it
+    elif isinstance(
+        spec, DerivedSpec
+    ):  # `net X = Base(...)`: the base, then what replaced parts of it
         spec_spans(spec.base, prefix, out)
         out[prefix] = spec.span
         for op in spec.ops:
@@ -140,7 +155,9 @@ def trace(model: nn.Module, inputs: list[torch.Tensor], *, count_flops: bool = T
     def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         calls.setdefault(id(module), (args, out))
         if not module._modules:
-            activations[0] += sum(t.numel() * t.element_size() for t in _tensors(out) if not any(t is a for a in args))
+            activations[0] += sum(
+                t.numel() * t.element_size() for t in _tensors(out) if not any(t is a for a in args)
+            )
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
@@ -282,7 +299,17 @@ def summarise(resolved: Resolved, *, concrete: bool = False, init: bool = False)
             if id(child) in seen:
                 span = spans.get(qualified)
                 summary.rows.append(
-                    Row(qualified, depth + 1, type(child).__name__, "-", 0, 0, None, f"{Path(span.file).name}:{span.line}" if span else "", shared_with=seen[id(child)])
+                    Row(
+                        qualified,
+                        depth + 1,
+                        type(child).__name__,
+                        "-",
+                        0,
+                        0,
+                        None,
+                        f"{Path(span.file).name}:{span.line}" if span else "",
+                        shared_with=seen[id(child)],
+                    )
                 )
                 continue
             seen[id(child)] = qualified
@@ -312,16 +339,36 @@ def init_rows(model: nn.Module, resolved: Resolved) -> list[InitRow]:
         shape = list(param.shape)
         rule = winners.get(name)
         if rule is not None:
-            rows.append(InitRow(name, shape, init_call_text(rule.init), rule.target, rule.recipe, _where(rule.span)))
+            rows.append(
+                InitRow(
+                    name,
+                    shape,
+                    init_call_text(rule.init),
+                    rule.target,
+                    rule.recipe,
+                    _where(rule.span),
+                )
+            )
         elif name in declared and declared[name].init is not None:
             tensor = declared[name]
-            rows.append(InitRow(name, shape, "declared: " + init_call_text(tensor.init), "", None, _where(tensor.span)))
+            rows.append(
+                InitRow(
+                    name,
+                    shape,
+                    "declared: " + init_call_text(tensor.init),
+                    "",
+                    None,
+                    _where(tensor.span),
+                )
+            )
         else:
             rows.append(InitRow(name, shape, _default_text(name, leaves), "", None, ""))
     return rows
 
 
-def _spec_tensors(spec: Any, prefix: str, declared: dict[str, TensorSpec], leaves: dict[str, LeafSpec]) -> None:
+def _spec_tensors(
+    spec: Any, prefix: str, declared: dict[str, TensorSpec], leaves: dict[str, LeafSpec]
+) -> None:
     """Qualified names of declared `param`s, and of every leaf layer (for its default)."""
     if isinstance(spec, LeafSpec):
         leaves[prefix] = spec
@@ -360,7 +407,9 @@ def _where(span: Span | None) -> str:
 
 def init_call_text(call: Any) -> str:
     """An initialiser as a spec writes it: kaiming_normal(mode="fan_out", nonlinearity="relu")."""
-    args = [_value_text(a) for a in call.args] + [f"{k}={_value_text(v)}" for k, v in call.kwargs.items()]
+    args = [_value_text(a) for a in call.args] + [
+        f"{k}={_value_text(v)}" for k, v in call.kwargs.items()
+    ]
     return f"{call.name}({', '.join(args)})"
 
 
@@ -401,10 +450,18 @@ def render(summary: Summary, *, depth: int | None = 3, color: bool = False) -> s
     for row in summary.rows:
         if depth is not None and row.depth > depth:
             continue
-        name = row.name if row.depth == 0 else row.name.rsplit(".", 1)[-1] if "." in row.name else row.name
+        name = (
+            row.name
+            if row.depth == 0
+            else row.name.rsplit(".", 1)[-1]
+            if "." in row.name
+            else row.name
+        )
         label = "  " * row.depth + name
         if row.shared_with is not None:
-            body.append((label, row.type, f"(shared with {row.shared_with})", "-", "-", "-", row.spec))
+            body.append(
+                (label, row.type, f"(shared with {row.shared_with})", "-", "-", "-", row.spec)
+            )
             continue
         body.append(
             (
@@ -417,18 +474,25 @@ def render(summary: Summary, *, depth: int | None = 3, color: bool = False) -> s
                 row.spec,
             )
         )
-    widths = [max(len(header[i]), *(len(r[i]) for r in body)) if body else len(header[i]) for i in range(len(header))]
+    widths = [
+        max(len(header[i]), *(len(r[i]) for r in body)) if body else len(header[i])
+        for i in range(len(header))
+    ]
     right = {3, 4, 5}
 
     def line(cells: tuple[str, ...]) -> str:
-        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ]
         return "  ".join(parts).rstrip()
 
     rule = "-" * len(line(tuple("x" * w for w in widths)))
     out = [bold(line(header)), rule]
     for cells in body:
         text = line(cells)
-        out.append(text[: -len(cells[6])] + dim(cells[6]) if cells[6] and text.endswith(cells[6]) else text)
+        out.append(
+            text[: -len(cells[6])] + dim(cells[6]) if cells[6] and text.endswith(cells[6]) else text
+        )
     out.append(rule)
     inputs = ", ".join(f"{n}: {s}" for n, s in summary.inputs)
     sizes = ", ".join(f"{k}={v}" for k, v in summary.sizes.items())
@@ -437,9 +501,16 @@ def render(summary: Summary, *, depth: int | None = 3, color: bool = False) -> s
     out.append(f"Total parameters:     {summary.params:,} ({human_count(summary.params)})")
     out.append(f"Trainable parameters: {summary.trainable:,}")
     out.append(f"Non-trainable:        {summary.params - summary.trainable:,}")
-    out.append(f"Parameter memory:     {human_bytes(summary.param_bytes)}" + (f" (+ {human_bytes(summary.buffer_bytes)} buffers)" if summary.buffer_bytes else ""))
-    out.append(f"Activation memory:    {human_bytes(summary.activation_bytes)} (module outputs in one forward pass, estimate)")
-    out.append(f"FLOPs:                {human_count(summary.flops)} ({summary.flops:,}; {human_count(summary.flops / 2)} MACs)")
+    out.append(
+        f"Parameter memory:     {human_bytes(summary.param_bytes)}"
+        + (f" (+ {human_bytes(summary.buffer_bytes)} buffers)" if summary.buffer_bytes else "")
+    )
+    out.append(
+        f"Activation memory:    {human_bytes(summary.activation_bytes)} (module outputs in one forward pass, estimate)"
+    )
+    out.append(
+        f"FLOPs:                {human_count(summary.flops)} ({summary.flops:,}; {human_count(summary.flops / 2)} MACs)"
+    )
     if summary.init is not None:
         out += ["", render_init(summary.init, bold=bold, dim=dim)]
     return "\n".join(out)
@@ -452,7 +523,10 @@ def render_init(rows: list[InitRow], *, bold: Any = str, dim: Any = str) -> str:
     for row in rows:
         rule = row.rule + (f" ({row.recipe}() recipe)" if row.recipe else "")
         body.append((row.name, str(row.shape), row.init, rule, row.spec))
-    widths = [max(len(header[i]), *(len(r[i]) for r in body)) if body else len(header[i]) for i in range(len(header))]
+    widths = [
+        max(len(header[i]), *(len(r[i]) for r in body)) if body else len(header[i])
+        for i in range(len(header))
+    ]
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
@@ -461,7 +535,9 @@ def render_init(rows: list[InitRow], *, bold: Any = str, dim: Any = str) -> str:
     out = [bold(line(header)), rule_line]
     for cells in body:
         text = line(cells)
-        out.append(text[: -len(cells[4])] + dim(cells[4]) if cells[4] and text.endswith(cells[4]) else text)
+        out.append(
+            text[: -len(cells[4])] + dim(cells[4]) if cells[4] and text.endswith(cells[4]) else text
+        )
     out.append(rule_line)
     return "\n".join(out)
 

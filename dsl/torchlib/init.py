@@ -80,7 +80,10 @@ class Rule:
 
 
 def _recipe_rules(name: str, span: Span, rules: list[tuple[str, str, tuple, dict]]) -> list[Rule]:
-    return [Rule(target, InitCall(init, args, kwargs, span), span, name) for target, init, args, kwargs in rules]
+    return [
+        Rule(target, InitCall(init, args, kwargs, span), span, name)
+        for target, init, args, kwargs in rules
+    ]
 
 
 def resnet(span: Span, zero_init_residual: bool = False) -> list[Rule]:
@@ -130,7 +133,9 @@ def transformer(span: Span, std: float = 0.02) -> list[Rule]:
 def zero_init_residual_rules(span: Span) -> list[Rule]:
     """Zero the weight of the last norm layer registered directly in each block whose
     forward adds a residual (BasicBlock's bn2, Bottleneck's bn3)."""
-    return _recipe_rules("zero_init_residual", span, [(f"{RESIDUAL_LAST_NORM}.weight", "constant", (0,), {})])
+    return _recipe_rules(
+        "zero_init_residual", span, [(f"{RESIDUAL_LAST_NORM}.weight", "constant", (0,), {})]
+    )
 
 
 RECIPES: dict[str, Callable[..., list[Rule]]] = {
@@ -143,21 +148,31 @@ RECIPES: dict[str, Callable[..., list[Rule]]] = {
 
 def check_initialiser(name: str, span: Span) -> None:
     if name not in INITIALISERS:
-        raise InitError(f"unknown initialiser '{name}'", span, hint=did_you_mean(name, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}")
+        raise InitError(
+            f"unknown initialiser '{name}'",
+            span,
+            hint=did_you_mean(name, INITIALISERS) or f"initialisers: {', '.join(INITIALISERS)}",
+        )
 
 
 def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Span) -> list[Rule]:
     """One `init:` line, its call already evaluated: a recipe, or `target: initialiser(...)`."""
     if target is None:
         if name not in RECIPES:
-            hint = f"'{name}' is an initialiser: write 'Conv2d.weight: {name}(...)'" if name in INITIALISERS else did_you_mean(name, RECIPES) or f"recipes: {', '.join(RECIPES)}"
+            hint = (
+                f"'{name}' is an initialiser: write 'Conv2d.weight: {name}(...)'"
+                if name in INITIALISERS
+                else did_you_mean(name, RECIPES) or f"recipes: {', '.join(RECIPES)}"
+            )
             raise InitError(f"unknown init recipe '{name}'", span, hint=hint)
         try:
             return RECIPES[name](span, *args, **kwargs)
         except TypeError as exc:
             raise InitError(f"{name}(): {exc}", span) from None
     if name in RECIPES:
-        raise InitError(f"'{name}' is a recipe; it stands alone on its line, without a target", span)
+        raise InitError(
+            f"'{name}' is a recipe; it stands alone on its line, without a target", span
+        )
     check_initialiser(name, span)
     return [Rule(target, InitCall(name, args, kwargs, span), span)]
 
@@ -165,14 +180,21 @@ def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Sp
 # ----------------------------------------------------------------------------- matching
 
 
-def _matches(scope: nn.Module, modules: list[tuple[str, nn.Module]], rule: Rule, layer_types: Callable[[str], type | None]) -> Iterator[str]:
+def _matches(
+    scope: nn.Module,
+    modules: list[tuple[str, nn.Module]],
+    rule: Rule,
+    layer_types: Callable[[str], type | None],
+) -> Iterator[str]:
     """Qualified names (relative to `scope`, whose named modules are `modules`) of the
     tensors a rule targets."""
     owner, _, tensor = rule.target.rpartition(".")
     if owner == RESIDUAL_LAST_NORM:
         for path, module in modules:
             if _adds_residual(module):
-                norms = [n for n, child in module.named_children() if isinstance(child, NORM_LAYERS)]
+                norms = [
+                    n for n, child in module.named_children() if isinstance(child, NORM_LAYERS)
+                ]
                 if norms and getattr(module.get_submodule(norms[-1]), tensor, None) is not None:
                     yield _join(path, f"{norms[-1]}.{tensor}")
         return
@@ -182,7 +204,9 @@ def _matches(scope: nn.Module, modules: list[tuple[str, nn.Module]], rule: Rule,
         for path, module in modules:
             if isinstance(module, kind) if kind is not None else type(module).__name__ == owner:
                 for name, value in module._parameters.items():
-                    if value is not None and (name == tensor if literal else fnmatch.fnmatchcase(name, tensor)):
+                    if value is not None and (
+                        name == tensor if literal else fnmatch.fnmatchcase(name, tensor)
+                    ):
                         yield _join(path, name)
         return
     for name, _ in scope.named_parameters():
@@ -199,7 +223,12 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_types: Callable[[str], type | None], stream: Callable[[str], Any] | None = None) -> dict[str, Rule]:
+def initialise(
+    root: nn.Module,
+    scoped: list[tuple[str, list[Rule]]],
+    layer_types: Callable[[str], type | None],
+    stream: Callable[[str], Any] | None = None,
+) -> dict[str, Rule]:
     """Apply init rules; `scoped` lists (module path, its rules), outer modules first.
 
     Returns which rule set each parameter (by qualified name), for `dsl summary --init`.
@@ -214,7 +243,11 @@ def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_type
         for rule in rules:
             hits = [_join(prefix, name) for name in _matches(scope, modules, rule, layer_types)]
             if not hits and rule.recipe is None:
-                raise InitError(f"the init rule '{rule.target}' matches no tensor", rule.span, hint=_no_match_hint(scope, rule, layer_types))
+                raise InitError(
+                    f"the init rule '{rule.target}' matches no tensor",
+                    rule.span,
+                    hint=_no_match_hint(scope, rule, layer_types),
+                )
             winners.update(dict.fromkeys(hits, rule))
     if not winners:
         return winners
@@ -232,7 +265,9 @@ def initialise(root: nn.Module, scoped: list[tuple[str, list[Rule]]], layer_type
     return winners
 
 
-def _named_parameters(modules: Iterable[tuple[str, nn.Module]]) -> Iterator[tuple[str, nn.Parameter]]:
+def _named_parameters(
+    modules: Iterable[tuple[str, nn.Module]],
+) -> Iterator[tuple[str, nn.Parameter]]:
     """`root.named_parameters()` from `root.named_modules()`, which initialise has most
     often walked already: the tree is walked once, not twice."""
     seen: set[int] = set()
@@ -248,15 +283,26 @@ def _no_match_hint(scope: nn.Module, rule: Rule, layer_types: Callable[[str], ty
     owner, _, tensor = rule.target.rpartition(".")
     if owner[:1].isupper():
         kind = layer_types(owner)
-        layers = [m for m in scope.modules() if (isinstance(m, kind) if kind is not None else type(m).__name__ == owner)]
+        layers = [
+            m
+            for m in scope.modules()
+            if (isinstance(m, kind) if kind is not None else type(m).__name__ == owner)
+        ]
         if not layers:
             present = sorted({type(m).__name__ for m in scope.modules()})
-            return f"there is no {owner} layer here" + (f"; {close}" if (close := did_you_mean(owner, present)) else "")
+            return f"there is no {owner} layer here" + (
+                f"; {close}" if (close := did_you_mean(owner, present)) else ""
+            )
         if tensor == "bias":
             return f"no {owner} here has a bias (a layer built with bias=false has none)"
         tensors = sorted({n for m in layers for n, p in m._parameters.items() if p is not None})
-        return f"no {owner} here has a '{tensor}'; " + (did_you_mean(tensor, tensors) or f"its tensors: {', '.join(tensors)}")
-    return did_you_mean(rule.target, names) or f"parameters here: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+        return f"no {owner} here has a '{tensor}'; " + (
+            did_you_mean(tensor, tensors) or f"its tensors: {', '.join(tensors)}"
+        )
+    return (
+        did_you_mean(rule.target, names)
+        or f"parameters here: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+    )
 
 
 # ----------------------------------------------------------------------------- streams
@@ -291,4 +337,3 @@ class _seeded:
 
     def __exit__(self, *exc: object) -> None:
         self._fork.__exit__(*exc)
-

@@ -66,14 +66,20 @@ class Layer:
     @functools.cached_property
     def accepts_var_kwargs(self) -> bool:
         sig = self.signature
-        return sig is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+        return sig is None or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
+        )
 
     @functools.cached_property
     def keyword_names(self) -> tuple[str, ...]:
         sig = self.signature
         if sig is None:
             return ()
-        return tuple(p.name for p in sig.parameters.values() if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
+        return tuple(
+            p.name
+            for p in sig.parameters.values()
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        )
 
     @functools.cached_property
     def input_size_params(self) -> tuple[str, ...]:
@@ -85,7 +91,11 @@ class Layer:
         sig = self.signature
         if sig is None:
             return {}
-        types_ = {p.name: _plain_type(p.annotation) for p in sig.parameters.values() if p.annotation is not inspect.Parameter.empty}
+        types_ = {
+            p.name: _plain_type(p.annotation)
+            for p in sig.parameters.values()
+            if p.annotation is not inspect.Parameter.empty
+        }
         return {name: expected for name, expected in types_.items() if expected is not None}
 
     def binding(self, keywords: tuple[str, ...], count: int) -> Binding:
@@ -105,7 +115,11 @@ class Layer:
 
     def _bind(self, keywords: tuple[str, ...], count: int) -> Binding:
         names = self.keyword_names
-        unknown = next((k for k in keywords if k not in names), None) if not self.accepts_var_kwargs else None
+        unknown = (
+            next((k for k in keywords if k not in names), None)
+            if not self.accepts_var_kwargs
+            else None
+        )
         positional = [p for p in self.positional_params if p.name not in keywords]
         required = [p.name for p in positional if p.default is inspect.Parameter.empty]
         inferable = [name for name in required if name in INPUT_SIZE_PARAMS]
@@ -185,7 +199,12 @@ def _torch_nn_layers() -> dict[str, Layer]:
     out = {}
     for name in nn.modules.__all__:
         obj = getattr(nn, name, None)
-        if inspect.isclass(obj) and issubclass(obj, nn.Module) and obj not in (nn.Module, nn.Container) and not name.startswith("Lazy"):
+        if (
+            inspect.isclass(obj)
+            and issubclass(obj, nn.Module)
+            and obj not in (nn.Module, nn.Container)
+            and not name.startswith("Lazy")
+        ):
             out[name] = Layer(name, obj, "torch.nn")
     return out
 
@@ -203,7 +222,9 @@ def _torchvision_layer(qualified: str) -> Layer | None:
     import torchvision.ops
 
     module = torchvision.models if namespace == "torchvision.models" else torchvision.ops
-    if namespace == "torchvision.models" and attr in torchvision.models.list_models(module=torchvision.models):
+    if namespace == "torchvision.models" and attr in torchvision.models.list_models(
+        module=torchvision.models
+    ):
         return Layer(qualified, torchvision.models.get_model_builder(attr), "torchvision")
     obj = getattr(module, attr, None) if attr in getattr(module, "__all__", ()) else None
     if inspect.isclass(obj) and issubclass(obj, nn.Module):
@@ -215,11 +236,14 @@ def torchvision_names() -> list[str]:
     import torchvision.models
     import torchvision.ops
 
-    models = [f"torchvision.models.{m}" for m in torchvision.models.list_models(module=torchvision.models)]
+    models = [
+        f"torchvision.models.{m}" for m in torchvision.models.list_models(module=torchvision.models)
+    ]
     op_classes = [
         f"torchvision.ops.{n}"
         for n in torchvision.ops.__all__
-        if inspect.isclass(getattr(torchvision.ops, n, None)) and issubclass(getattr(torchvision.ops, n), nn.Module)
+        if inspect.isclass(getattr(torchvision.ops, n, None))
+        and issubclass(getattr(torchvision.ops, n), nn.Module)
     ]
     return models + op_classes
 
@@ -309,11 +333,11 @@ REGISTRY = _default_registry()
 def register(obj: Any = None, *, name: str | None = None) -> Any:
     """Make a user module class (or module factory) or a tensor function nameable in specs.
 
-        @dsl.register
-        class Mish(nn.Module): ...
+    @dsl.register
+    class Mish(nn.Module): ...
 
-        @dsl.register(name="swish")
-        def swish(x): return x * torch.sigmoid(x)
+    @dsl.register(name="swish")
+    def swish(x): return x * torch.sigmoid(x)
     """
 
     def add(target: Any) -> Any:

@@ -28,7 +28,11 @@ def infer(fn: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any | None:
     try:
         if isinstance(fn, nn.Module):
             rule = _module_rule(fn)
-            return None if rule is None or kwargs or len(args) != 1 or not _is_meta(args[0]) else rule(fn, args[0])
+            return (
+                None
+                if rule is None or kwargs or len(args) != 1 or not _is_meta(args[0])
+                else rule(fn, args[0])
+            )
         owner = getattr(fn, "__self__", None)
         if isinstance(owner, torch.Tensor):
             method = METHOD_RULES.get(getattr(fn, "__name__", ""))
@@ -52,7 +56,9 @@ def _is_meta(value: Any) -> bool:
 
 
 def _float_meta(*tensors: Any) -> bool:
-    return all([isinstance(t, torch.Tensor) and t.is_meta and t.dtype.is_floating_point for t in tensors])
+    return all(
+        [isinstance(t, torch.Tensor) and t.is_meta and t.dtype.is_floating_point for t in tensors]
+    )
 
 
 _META = torch.device("meta")
@@ -79,6 +85,7 @@ def _tuple(value: Any, n: int) -> Shape | None:
 
 # ============================================================================ elementwise
 
+
 def _same(input: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor | None:
     return input if _float_meta(input) else None
 
@@ -92,7 +99,11 @@ def _bound(fn: Callable[..., Any]) -> Callable[..., torch.Tensor | None]:
 
     def rule(*args: Any, **kwargs: Any) -> torch.Tensor | None:
         bound = signature.bind(*args, **kwargs)
-        if "dim" in bound.arguments and bound.arguments["dim"] is not None and _dim(bound.arguments["dim"], args[0].dim()) is None:
+        if (
+            "dim" in bound.arguments
+            and bound.arguments["dim"] is not None
+            and _dim(bound.arguments["dim"], args[0].dim()) is None
+        ):
             return None
         if fn is F.dropout and not 0.0 <= bound.arguments.get("p", 0.5) <= 1.0:
             return None
@@ -123,14 +134,18 @@ def _broadcast_shapes(*shapes: Shape) -> Shape | None:
 
 def _binary(kind: Callable[..., Any]) -> Callable[..., torch.Tensor | None]:
     def rule(a: Any, b: Any, **kwargs: Any) -> torch.Tensor | None:
-        if kwargs or not all(isinstance(v, torch.Tensor | int | float) and not isinstance(v, bool) for v in (a, b)):
+        if kwargs or not all(
+            isinstance(v, torch.Tensor | int | float) and not isinstance(v, bool) for v in (a, b)
+        ):
             return None
         tensors = [v for v in (a, b) if isinstance(v, torch.Tensor)]
         if not tensors or not all(t.is_meta and t.dtype != torch.bool for t in tensors):
             return None
         shape = _broadcast(*tensors)
         dtype = torch.result_type(a, b)
-        if kind in (operator.truediv, torch.div) and not (dtype.is_floating_point or dtype.is_complex):
+        if kind in (operator.truediv, torch.div) and not (
+            dtype.is_floating_point or dtype.is_complex
+        ):
             dtype = torch.get_default_dtype()
         if kind in (operator.floordiv, operator.mod, operator.pow) and not dtype.is_floating_point:
             return None  # integer division by zero and negative powers are errors torch must see
@@ -141,7 +156,11 @@ def _binary(kind: Callable[..., Any]) -> Callable[..., torch.Tensor | None]:
 
 def _where(condition: Any, input: Any, other: Any) -> torch.Tensor | None:
     tensors = [v for v in (condition, input, other) if isinstance(v, torch.Tensor)]
-    if not _is_meta(condition) or condition.dtype != torch.bool or not all(t.is_meta for t in tensors):
+    if (
+        not _is_meta(condition)
+        or condition.dtype != torch.bool
+        or not all(t.is_meta for t in tensors)
+    ):
         return None
     if not all(isinstance(v, torch.Tensor | int | float) for v in (input, other)):
         return None
@@ -150,15 +169,31 @@ def _where(condition: Any, input: Any, other: Any) -> torch.Tensor | None:
 
 
 def _masked_fill(self: torch.Tensor, mask: Any, value: Any) -> torch.Tensor | None:
-    if not _is_meta(mask) or mask.dtype != torch.bool or not isinstance(value, int | float) or isinstance(value, bool):
+    if (
+        not _is_meta(mask)
+        or mask.dtype != torch.bool
+        or not isinstance(value, int | float)
+        or isinstance(value, bool)
+    ):
         return None
-    return self if _broadcast(self, mask) == tuple(self.shape) and self.dtype.is_floating_point else None
+    return (
+        self
+        if _broadcast(self, mask) == tuple(self.shape) and self.dtype.is_floating_point
+        else None
+    )
 
 
 # ============================================================================ reductions
 
+
 def _reduce(kind: str) -> Callable[..., torch.Tensor | None]:
-    def rule(input: torch.Tensor, dim: Any = None, keepdim: bool = False, *, dtype: torch.dtype | None = None) -> torch.Tensor | None:
+    def rule(
+        input: torch.Tensor,
+        dim: Any = None,
+        keepdim: bool = False,
+        *,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor | None:
         if not _is_meta(input) or not isinstance(keepdim, bool):
             return None
         dims = _reduced_dims(input.dim(), dim, kind)
@@ -171,7 +206,11 @@ def _reduce(kind: str) -> Callable[..., torch.Tensor | None]:
             out_dtype = torch.int64
         if kind in ("amax", "amin") and (dtype is not None or input.numel() == 0):
             return None
-        shape = [1 if i in dims else n for i, n in enumerate(input.shape)] if keepdim else [n for i, n in enumerate(input.shape) if i not in dims]
+        shape = (
+            [1 if i in dims else n for i, n in enumerate(input.shape)]
+            if keepdim
+            else [n for i, n in enumerate(input.shape) if i not in dims]
+        )
         return _empty(shape, out_dtype)
 
     return rule
@@ -189,10 +228,19 @@ def _reduced_dims(ndim: int, dim: Any, kind: str) -> set[int] | None:
 
 # ============================================================================ joining
 
+
 def _joined(tensors: Any) -> list[torch.Tensor] | None:
-    if not isinstance(tensors, list | tuple) or not tensors or not all(_is_meta(t) for t in tensors):
+    if (
+        not isinstance(tensors, list | tuple)
+        or not tensors
+        or not all(_is_meta(t) for t in tensors)
+    ):
         return None
-    if len({t.dtype for t in tensors}) != 1 or len({t.dim() for t in tensors}) != 1 or tensors[0].dim() == 0:
+    if (
+        len({t.dtype for t in tensors}) != 1
+        or len({t.dim() for t in tensors}) != 1
+        or tensors[0].dim() == 0
+    ):
         return None
     return list(tensors)
 
@@ -222,8 +270,15 @@ def _stack(tensors: Any, dim: int = 0) -> torch.Tensor | None:
 
 # ============================================================================ linear algebra
 
+
 def _matmul(a: Any, b: Any) -> torch.Tensor | None:
-    if not (_is_meta(a) and _is_meta(b)) or a.dtype != b.dtype or a.dim() == 0 or b.dim() == 0 or not a.dtype.is_floating_point:
+    if (
+        not (_is_meta(a) and _is_meta(b))
+        or a.dtype != b.dtype
+        or a.dim() == 0
+        or b.dim() == 0
+        or not a.dtype.is_floating_point
+    ):
         return None
     a_shape = (1, *a.shape) if a.dim() == 1 else tuple(a.shape)
     b_shape = (*b.shape, 1) if b.dim() == 1 else tuple(b.shape)
@@ -232,42 +287,100 @@ def _matmul(a: Any, b: Any) -> torch.Tensor | None:
     batch = _broadcast_shapes(a_shape[:-2], b_shape[:-2])
     if batch is None:
         return None
-    shape = [*batch, *([a_shape[-2]] if a.dim() > 1 else []), *([b_shape[-1]] if b.dim() > 1 else [])]
+    shape = [
+        *batch,
+        *([a_shape[-2]] if a.dim() > 1 else []),
+        *([b_shape[-1]] if b.dim() > 1 else []),
+    ]
     return _empty(shape, a.dtype)
 
 
 def _linear(input: Any, weight: Any, bias: Any = None) -> torch.Tensor | None:
-    if not _float_meta(input, weight) or weight.dim() != 2 or input.dim() < 1 or input.dtype != weight.dtype:
+    if (
+        not _float_meta(input, weight)
+        or weight.dim() != 2
+        or input.dim() < 1
+        or input.dtype != weight.dtype
+    ):
         return None
     if input.shape[-1] != weight.shape[1]:
         return None
-    if bias is not None and (not _is_meta(bias) or bias.dtype != weight.dtype or tuple(bias.shape) not in ((weight.shape[0],), ())):
+    if bias is not None and (
+        not _is_meta(bias)
+        or bias.dtype != weight.dtype
+        or tuple(bias.shape) not in ((weight.shape[0],), ())
+    ):
         return None
     return _empty((*input.shape[:-1], weight.shape[0]), input.dtype)
 
 
-def _embedding(input: Any, weight: Any, padding_idx: int | None = None, max_norm: float | None = None, *args: Any, **kwargs: Any) -> torch.Tensor | None:
-    if not (_is_meta(input) and _is_meta(weight)) or input.dtype not in (torch.int64, torch.int32) or weight.dim() != 2:
+def _embedding(
+    input: Any,
+    weight: Any,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    *args: Any,
+    **kwargs: Any,
+) -> torch.Tensor | None:
+    if (
+        not (_is_meta(input) and _is_meta(weight))
+        or input.dtype not in (torch.int64, torch.int32)
+        or weight.dim() != 2
+    ):
         return None
-    if max_norm is not None or (padding_idx is not None and not -weight.shape[0] <= padding_idx < weight.shape[0]):
+    if max_norm is not None or (
+        padding_idx is not None and not -weight.shape[0] <= padding_idx < weight.shape[0]
+    ):
         return None
     return _empty((*input.shape, weight.shape[1]), weight.dtype)
 
 
-def _layer_norm(input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> torch.Tensor | None:
-    listed = normalized_shape if isinstance(normalized_shape, list | tuple | torch.Size) else (normalized_shape,)
+def _layer_norm(
+    input: Any, normalized_shape: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5
+) -> torch.Tensor | None:
+    listed = (
+        normalized_shape
+        if isinstance(normalized_shape, list | tuple | torch.Size)
+        else (normalized_shape,)
+    )
     shape = _tuple(listed, len(listed))
-    if not _float_meta(input) or shape is None or not shape or tuple(input.shape[-len(shape):]) != shape or input.dim() < len(shape):
+    if (
+        not _float_meta(input)
+        or shape is None
+        or not shape
+        or tuple(input.shape[-len(shape) :]) != shape
+        or input.dim() < len(shape)
+    ):
         return None
-    if any(p is not None and (not _is_meta(p) or tuple(p.shape) != shape or p.dtype != input.dtype) for p in (weight, bias)):
+    if any(
+        p is not None and (not _is_meta(p) or tuple(p.shape) != shape or p.dtype != input.dtype)
+        for p in (weight, bias)
+    ):
         return None
     return input
 
 
-def _attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> torch.Tensor | None:
-    if not _float_meta(query, key, value) or attn_mask is not None or enable_gqa or len({query.dtype, key.dtype, value.dtype}) != 1:
+def _attention(
+    query: Any,
+    key: Any,
+    value: Any,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor | None:
+    if (
+        not _float_meta(query, key, value)
+        or attn_mask is not None
+        or enable_gqa
+        or len({query.dtype, key.dtype, value.dtype}) != 1
+    ):
         return None
-    if min(t.dim() for t in (query, key, value)) < 2 or not query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
+    if (
+        min(t.dim() for t in (query, key, value)) < 2
+        or not query.shape[:-2] == key.shape[:-2] == value.shape[:-2]
+    ):
         return None
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         return None
@@ -276,12 +389,17 @@ def _attention(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_
 
 # ============================================================================ factories
 
-def _arange(*args: Any, dtype: torch.dtype | None = None, device: Any = None, **kwargs: Any) -> torch.Tensor | None:
+
+def _arange(
+    *args: Any, dtype: torch.dtype | None = None, device: Any = None, **kwargs: Any
+) -> torch.Tensor | None:
     if kwargs or device is None or torch.device(device).type != "meta" or not 1 <= len(args) <= 3:
         return None
     if not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args):
         return None
-    start, end, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) == 3 else 1)
+    start, end, step = (
+        (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) == 3 else 1)
+    )
     if step == 0 or (end - start) * step < 0:
         return None
     length = math.ceil((end - start) / step)
@@ -305,8 +423,15 @@ def _repeat(self: torch.Tensor, *sizes: Any) -> torch.Tensor | None:
     return _empty([n * r for n, r in zip(shape, repeats, strict=True)], self.dtype)
 
 
-def _argmax(self: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> torch.Tensor | None:
-    if self.numel() == 0 or self.dtype == torch.bool or (dim is None and keepdim) or isinstance(dim, list | tuple):
+def _argmax(
+    self: torch.Tensor, dim: int | None = None, keepdim: bool = False
+) -> torch.Tensor | None:
+    if (
+        self.numel() == 0
+        or self.dtype == torch.bool
+        or (dim is None and keepdim)
+        or isinstance(dim, list | tuple)
+    ):
         return None
     result = _reduce("amax")(self, dim, keepdim)
     return None if result is None else _empty(result.shape, torch.int64)
@@ -314,7 +439,10 @@ def _argmax(self: torch.Tensor, dim: int | None = None, keepdim: bool = False) -
 
 # ============================================================================ convolution and pooling
 
-def _window(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool = False) -> int:
+
+def _window(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool = False
+) -> int:
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
@@ -336,48 +464,113 @@ def _conv(module: nn.modules.conv._ConvNd, input: torch.Tensor) -> torch.Tensor 
     if input.shape[-n - 1] != module.in_channels:
         return None
     if module.transposed:
-        if module.output_padding and any(op >= max(s, d) for op, s, d in zip(module.output_padding, module.stride, module.dilation, strict=True)):
+        if module.output_padding and any(
+            op >= max(s, d)
+            for op, s, d in zip(module.output_padding, module.stride, module.dilation, strict=True)
+        ):
             return None
         padding = module.padding if isinstance(module.padding, tuple) else (0,) * n
-        out = [(size - 1) * s - 2 * p + d * (k - 1) + op + 1 for size, k, s, p, d, op in zip(sizes, module.kernel_size, module.stride, padding, module.dilation, module.output_padding, strict=True)]
+        out = [
+            (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+            for size, k, s, p, d, op in zip(
+                sizes,
+                module.kernel_size,
+                module.stride,
+                padding,
+                module.dilation,
+                module.output_padding,
+                strict=True,
+            )
+        ]
     elif module.padding == "same":
         out = list(sizes)
     else:
         padding = (0,) * n if module.padding == "valid" else module.padding
-        out = [_window(size, k, s, p, d) for size, k, s, p, d in zip(sizes, module.kernel_size, module.stride, padding, module.dilation, strict=True)]
+        out = [
+            _window(size, k, s, p, d)
+            for size, k, s, p, d in zip(
+                sizes, module.kernel_size, module.stride, padding, module.dilation, strict=True
+            )
+        ]
     if min(out) <= 0:
         return None
     return _empty((*input.shape[: -n - 1], module.out_channels, *out), input.dtype)
 
 
-def _pool(n: int, input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False) -> torch.Tensor | None:
+def _pool(
+    n: int,
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> torch.Tensor | None:
     sizes = _spatial(input, n) if _float_meta(input) else None
     kernel = _tuple(kernel_size, n)
     strides = kernel if stride is None or stride == [] else _tuple(stride, n)
     pads, dilations = _tuple(padding, n), _tuple(dilation, n)
-    if sizes is None or None in (kernel, strides, pads, dilations) or not isinstance(ceil_mode, bool):
+    if (
+        sizes is None
+        or None in (kernel, strides, pads, dilations)
+        or not isinstance(ceil_mode, bool)
+    ):
         return None
-    if min(kernel + strides + dilations) <= 0 or any(2 * p > k or size < k for p, k, size in zip(pads, kernel, sizes, strict=True)):  # type: ignore[operator]
+    if min(kernel + strides + dilations) <= 0 or any(
+        2 * p > k or size < k for p, k, size in zip(pads, kernel, sizes, strict=True)
+    ):  # type: ignore[operator]
         return None  # some of torch's pools refuse an input smaller than the window, padding or not
-    out = [_window(*args, ceil_mode) for args in zip(sizes, kernel, strides, pads, dilations, strict=True)]  # type: ignore[arg-type]
+    out = [
+        _window(*args, ceil_mode)
+        for args in zip(sizes, kernel, strides, pads, dilations, strict=True)
+    ]  # type: ignore[arg-type]
     if min(out) <= 0:
         return None
     return _empty((*input.shape[:-n], *out), input.dtype)
 
 
-def _max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> torch.Tensor | None:
-    return None if return_indices else _pool(2, input, kernel_size, stride, padding, dilation, ceil_mode)
+def _max_pool2d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> torch.Tensor | None:
+    return (
+        None
+        if return_indices
+        else _pool(2, input, kernel_size, stride, padding, dilation, ceil_mode)
+    )
 
 
-def _avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None) -> torch.Tensor | None:
-    return None if divisor_override == 0 else _pool(2, input, kernel_size, stride, padding, 1, ceil_mode)
+def _avg_pool2d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> torch.Tensor | None:
+    return (
+        None
+        if divisor_override == 0
+        else _pool(2, input, kernel_size, stride, padding, 1, ceil_mode)
+    )
 
 
 def _adaptive(n: int, input: Any, output_size: Any) -> torch.Tensor | None:
     sizes = _spatial(input, n) if _float_meta(input) else None
     wanted = tuple(output_size) if isinstance(output_size, list | tuple) else (output_size,) * n
     free = None in wanted  # keep that dim's size: only inside a tuple, and not for 1-d pools
-    if sizes is None or len(wanted) != n or min(sizes) <= 0 or (free and (n == 1 or not isinstance(output_size, list | tuple))):
+    if (
+        sizes is None
+        or len(wanted) != n
+        or min(sizes) <= 0
+        or (free and (n == 1 or not isinstance(output_size, list | tuple)))
+    ):
         return None
     out = [size if w is None else w for size, w in zip(sizes, wanted, strict=True)]
     if not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in out):
@@ -388,8 +581,21 @@ def _adaptive(n: int, input: Any, output_size: Any) -> torch.Tensor | None:
 _INTERPOLATE_MODES = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
 
 
-def _interpolate(input: Any, size: Any = None, scale_factor: Any = None, mode: str = "nearest", align_corners: bool | None = None, recompute_scale_factor: bool | None = None, antialias: bool = False) -> torch.Tensor | None:
-    if not _float_meta(input) or input.dim() not in (3, 4, 5) or antialias or (size is None) == (scale_factor is None):
+def _interpolate(
+    input: Any,
+    size: Any = None,
+    scale_factor: Any = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> torch.Tensor | None:
+    if (
+        not _float_meta(input)
+        or input.dim() not in (3, 4, 5)
+        or antialias
+        or (size is None) == (scale_factor is None)
+    ):
         return None
     if mode in ("nearest", "nearest-exact", "area"):
         if align_corners is not None:
@@ -400,8 +606,12 @@ def _interpolate(input: Any, size: Any = None, scale_factor: Any = None, mode: s
     if size is not None:
         out = _tuple(size, n)
     else:
-        scales = tuple(scale_factor) if isinstance(scale_factor, list | tuple) else (scale_factor,) * n
-        if len(scales) != n or not all(isinstance(s, int | float) and not isinstance(s, bool) and s > 0 for s in scales):
+        scales = (
+            tuple(scale_factor) if isinstance(scale_factor, list | tuple) else (scale_factor,) * n
+        )
+        if len(scales) != n or not all(
+            isinstance(s, int | float) and not isinstance(s, bool) and s > 0 for s in scales
+        ):
             return None
         out = tuple(math.floor(float(s) * f) for s, f in zip(sizes, scales, strict=True))
     if out is None or min(out) <= 0:
@@ -411,18 +621,29 @@ def _interpolate(input: Any, size: Any = None, scale_factor: Any = None, mode: s
 
 # ============================================================================ modules
 
+
 def _norm(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:
     """BatchNorm, InstanceNorm, GroupNorm: the input's shape, when the channels fit."""
     if not _float_meta(input) or input.dim() < 2:
         return None
     stats = [t for t in (module.weight, getattr(module, "running_mean", None)) if t is not None]
     if isinstance(module, nn.GroupNorm):
-        fits = input.shape[1] == module.num_channels and input.shape[1] % module.num_groups == 0 and input.numel() > module.num_groups
+        fits = (
+            input.shape[1] == module.num_channels
+            and input.shape[1] % module.num_groups == 0
+            and input.numel() > module.num_groups
+        )
     else:
         module._check_input_dim(input)  # raises torch's own ValueError (BatchNorm2d on a 2-d input)
         instance = isinstance(module, nn.modules.instancenorm._InstanceNorm)
-        batched = not instance or (input.dim() == module._get_no_batch_dim() + 1 and input[0, 0].numel() > 1)
-        one_value = module.training and isinstance(module, nn.modules.batchnorm._BatchNorm) and input.numel() == input.shape[1]
+        batched = not instance or (
+            input.dim() == module._get_no_batch_dim() + 1 and input[0, 0].numel() > 1
+        )
+        one_value = (
+            module.training
+            and isinstance(module, nn.modules.batchnorm._BatchNorm)
+            and input.numel() == input.shape[1]
+        )
         fits = batched and not one_value and (not stats or input.shape[1] == module.num_features)
     return input if fits and all(t.dtype == input.dtype for t in stats) else None
 
@@ -432,13 +653,23 @@ def _layer_norm_module(module: nn.LayerNorm, input: torch.Tensor) -> torch.Tenso
 
 
 def _preserving(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:
-    if isinstance(module, nn.PReLU) and module.num_parameters != 1 and (input.dim() < 2 or input.shape[1] != module.num_parameters):
+    if (
+        isinstance(module, nn.PReLU)
+        and module.num_parameters != 1
+        and (input.dim() < 2 or input.shape[1] != module.num_parameters)
+    ):
         return None
     if isinstance(module, nn.LocalResponseNorm) and input.dim() < 3:
         return None
-    if isinstance(module, nn.Softmax | nn.LogSoftmax | nn.Softmin) and module.dim is not None and _dim(module.dim, input.dim()) is None:
+    if (
+        isinstance(module, nn.Softmax | nn.LogSoftmax | nn.Softmin)
+        and module.dim is not None
+        and _dim(module.dim, input.dim()) is None
+    ):
         return None
-    own = [p for p in module._parameters.values() if p is not None]  # parameters(recurse=False), without its generators
+    own = [
+        p for p in module._parameters.values() if p is not None
+    ]  # parameters(recurse=False), without its generators
     return input if _float_meta(input) and all(p.dtype == input.dtype for p in own) else None
 
 
@@ -446,7 +677,15 @@ def _pool_module(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:
     n = int(type(module).__name__[-2])
     if getattr(module, "return_indices", False) or getattr(module, "divisor_override", None) == 0:
         return None
-    return _pool(n, input, module.kernel_size, module.stride, module.padding, getattr(module, "dilation", 1), module.ceil_mode)
+    return _pool(
+        n,
+        input,
+        module.kernel_size,
+        module.stride,
+        module.padding,
+        getattr(module, "dilation", 1),
+        module.ceil_mode,
+    )
 
 
 def _adaptive_module(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:
@@ -475,10 +714,42 @@ MODULE_RULES: dict[type, ModuleRule] = {
     nn.LayerNorm: _layer_norm_module,
     nn.Linear: lambda m, x: _linear(x, m.weight, m.bias),
     nn.Embedding: lambda m, x: _embedding(x, m.weight, m.padding_idx, m.max_norm),
-    nn.Upsample: lambda m, x: _interpolate(x, m.size, m.scale_factor, m.mode, m.align_corners, m.recompute_scale_factor),
-    **{cls: _conv for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)},
-    **{cls: _pool_module for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)},
-    **{cls: _adaptive_module for cls in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)},
+    nn.Upsample: lambda m, x: _interpolate(
+        x, m.size, m.scale_factor, m.mode, m.align_corners, m.recompute_scale_factor
+    ),
+    **{
+        cls: _conv
+        for cls in (
+            nn.Conv1d,
+            nn.Conv2d,
+            nn.Conv3d,
+            nn.ConvTranspose1d,
+            nn.ConvTranspose2d,
+            nn.ConvTranspose3d,
+        )
+    },
+    **{
+        cls: _pool_module
+        for cls in (
+            nn.MaxPool1d,
+            nn.MaxPool2d,
+            nn.MaxPool3d,
+            nn.AvgPool1d,
+            nn.AvgPool2d,
+            nn.AvgPool3d,
+        )
+    },
+    **{
+        cls: _adaptive_module
+        for cls in (
+            nn.AdaptiveAvgPool1d,
+            nn.AdaptiveAvgPool2d,
+            nn.AdaptiveAvgPool3d,
+            nn.AdaptiveMaxPool1d,
+            nn.AdaptiveMaxPool2d,
+            nn.AdaptiveMaxPool3d,
+        )
+    },
 }
 
 
@@ -488,13 +759,45 @@ def _module_rule(module: nn.Module) -> ModuleRule | None:
 
 
 _SOFTMAX = _bound(F.softmax)
-_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.leaky_relu, F.dropout, F.softmax, F.log_softmax, F.normalize)
+_ACTIVATIONS = (
+    F.relu,
+    F.gelu,
+    F.silu,
+    F.leaky_relu,
+    F.dropout,
+    F.softmax,
+    F.log_softmax,
+    F.normalize,
+)
 
 FUNCTION_RULES: dict[Any, Callable[..., torch.Tensor | None]] = {
     **{fn: _bound(fn) for fn in _ACTIVATIONS},
     **{fn: _same for fn in (torch.sigmoid, torch.tanh, torch.exp, torch.sqrt)},
-    **{fn: _binary(fn) for fn in (operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod, operator.pow, torch.add, torch.sub, torch.mul, torch.div)},
-    **{fn: _reduce(name) for fn, name in ((torch.mean, "mean"), (torch.sum, "sum"), (torch.amax, "amax"), (torch.amin, "amin"))},
+    **{
+        fn: _binary(fn)
+        for fn in (
+            operator.add,
+            operator.sub,
+            operator.mul,
+            operator.truediv,
+            operator.floordiv,
+            operator.mod,
+            operator.pow,
+            torch.add,
+            torch.sub,
+            torch.mul,
+            torch.div,
+        )
+    },
+    **{
+        fn: _reduce(name)
+        for fn, name in (
+            (torch.mean, "mean"),
+            (torch.sum, "sum"),
+            (torch.amax, "amax"),
+            (torch.amin, "amin"),
+        )
+    },
     operator.matmul: _matmul,
     torch.matmul: _matmul,
     torch.where: _where,
@@ -518,7 +821,9 @@ METHOD_RULES: dict[str, Callable[..., torch.Tensor | None]] = {
     **{name: _same for name in ("exp", "sqrt", "abs", "relu", "sigmoid", "tanh")},
     "mean": _reduce("mean"),
     "sum": _reduce("sum"),
-    "softmax": lambda self, dim, dtype=None: None if _dim(dim, self.dim()) is None else _SOFTMAX(self, dim, dtype=dtype),
+    "softmax": lambda self, dim, dtype=None: (
+        None if _dim(dim, self.dim()) is None else _SOFTMAX(self, dim, dtype=dtype)
+    ),
     "pow": lambda self, exponent: _binary(operator.pow)(self, exponent),
     "masked_fill": _masked_fill,
     "repeat": _repeat,

@@ -34,7 +34,14 @@ from dsl.torchlib import shape_rules
 from dsl.torchlib.registry import INPUT_SIZE_PARAMS, Layer
 
 BATCH_SIZE = 2  # what a leading symbolic dim (B, N) stands for while shapes are checked
-SPATIAL_SIZES = (32, 48, 64, 80, 96, 112)  # what other symbolic dims stand for, in order of appearance
+SPATIAL_SIZES = (
+    32,
+    48,
+    64,
+    80,
+    96,
+    112,
+)  # what other symbolic dims stand for, in order of appearance
 
 DTYPES = {
     "float": torch.float32,
@@ -136,7 +143,9 @@ def bind_layer_args(
         raise ArityError(
             f"{layer.name} takes at most {len(slots)} positional argument{'s' if len(slots) != 1 else ''} here, {len(args)} were given",
             arg_spans.get(len(slots), span),
-            hint=f"its positional parameters are: {', '.join(slots)}" if slots else "give its arguments by keyword",
+            hint=f"its positional parameters are: {', '.join(slots)}"
+            if slots
+            else "give its arguments by keyword",
         )
     bound = dict(zip(slots, args))
     bound.update(kwargs)
@@ -150,7 +159,10 @@ def bind_layer_args(
         bound[name] = _input_size(name, input_meta, layer, span)
     unset = [name for name in plan.required if name not in bound]
     if unset:
-        raise ArityError(f"{layer.name} is missing required argument{'s' if len(unset) > 1 else ''} {', '.join(repr(u) for u in unset)}", span)
+        raise ArityError(
+            f"{layer.name} is missing required argument{'s' if len(unset) > 1 else ''} {', '.join(repr(u) for u in unset)}",
+            span,
+        )
     _check_types(layer, bound, span, slots, arg_spans)
     return bound
 
@@ -158,12 +170,20 @@ def bind_layer_args(
 def _input_size(name: str, meta: torch.Tensor, layer: Layer, span: Span) -> int:
     dim = INPUT_SIZE_PARAMS[name]
     if meta.dim() == 0 or (dim == 1 and meta.dim() < 2):
-        raise ShapeError(f"{layer.name} cannot read '{name}' from an input of shape {describe(meta)}", span)
+        raise ShapeError(
+            f"{layer.name} cannot read '{name}' from an input of shape {describe(meta)}", span
+        )
     return int(meta.shape[dim])
 
 
 def check_input_sizes(
-    layer: Layer, bound: dict[str, Any], meta: torch.Tensor, span: Span, source: Span | None, symbols: Symbols, applied: Span | None = None
+    layer: Layer,
+    bound: dict[str, Any],
+    meta: torch.Tensor,
+    span: Span,
+    source: Span | None,
+    symbols: Symbols,
+    applied: Span | None = None,
 ) -> None:
     """A stated in_features/in_channels/... must match the tensor that arrives.
 
@@ -193,7 +213,13 @@ def check_input_sizes(
             )
 
 
-def _check_types(layer: Layer, bound: dict[str, Any], span: Span, slots: tuple[str, ...], arg_spans: dict[int | str, Span]) -> None:
+def _check_types(
+    layer: Layer,
+    bound: dict[str, Any],
+    span: Span,
+    slots: tuple[str, ...],
+    arg_spans: dict[int | str, Span],
+) -> None:
     expected_types = layer.expected_types
     for name, value in bound.items():
         expected = expected_types.get(name)
@@ -204,7 +230,12 @@ def _check_types(layer: Layer, bound: dict[str, Any], span: Span, slots: tuple[s
         hint = None
         if isinstance(value, str) and expected is bool:
             hint = "write true or false, without quotes"
-        elif isinstance(value, str) and value.strip().isdigit() and isinstance(expected, tuple) and int in expected:
+        elif (
+            isinstance(value, str)
+            and value.strip().isdigit()
+            and isinstance(expected, tuple)
+            and int in expected
+        ):
             hint = f"write {value.strip()} without quotes"
         raise ArgumentTypeError(
             f"{layer.name}'s '{name}' takes {_type_words(expected)}, not {type(value).__name__} {value!r}",
@@ -213,7 +244,9 @@ def _check_types(layer: Layer, bound: dict[str, Any], span: Span, slots: tuple[s
         )
 
 
-def _value_span(name: str, slots: tuple[str, ...], arg_spans: dict[int | str, Span], span: Span) -> Span:
+def _value_span(
+    name: str, slots: tuple[str, ...], arg_spans: dict[int | str, Span], span: Span
+) -> Span:
     """Where the value of parameter `name` is written: its keyword, its positional
     argument, or else the whole call."""
     if name in arg_spans:
@@ -222,7 +255,14 @@ def _value_span(name: str, slots: tuple[str, ...], arg_spans: dict[int | str, Sp
     return arg_spans.get(index, span) if index is not None else span
 
 
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a tuple", type(None): "none"}
+_TYPE_WORDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    tuple: "a tuple",
+    type(None): "none",
+}
 
 
 def _type_words(expected: Any) -> str:
@@ -297,8 +337,18 @@ def construct_on_meta(layer: Layer, bound: dict[str, Any], span: Span) -> nn.Mod
     try:
         with on_meta():
             module = layer.factory(**bound)
-    except (TypeError, ValueError, RuntimeError, AssertionError, AttributeError, IndexError, KeyError) as exc:
-        raise ArgumentError(f"{layer.name}({_args_text(bound)}) cannot be built: {_first_line(exc)}", span) from None
+    except (
+        TypeError,
+        ValueError,
+        RuntimeError,
+        AssertionError,
+        AttributeError,
+        IndexError,
+        KeyError,
+    ) as exc:
+        raise ArgumentError(
+            f"{layer.name}({_args_text(bound)}) cannot be built: {_first_line(exc)}", span
+        ) from None
     if not isinstance(module, nn.Module):
         raise ArgumentError(f"{layer.name} did not return a torch module", span)
     return module
@@ -307,7 +357,11 @@ def construct_on_meta(layer: Layer, bound: dict[str, Any], span: Span) -> nn.Mod
 @contextlib.contextmanager
 def fast_meta(model: nn.Module) -> Iterator[None]:
     """Run a whole meta model with each module that has a shape rule answering by its rule."""
-    patched = [m for m in model.modules() if shape_rules.MODULE_RULES.get(type(m)) is not None and "forward" not in m.__dict__]
+    patched = [
+        m
+        for m in model.modules()
+        if shape_rules.MODULE_RULES.get(type(m)) is not None and "forward" not in m.__dict__
+    ]
     for module in patched:
         module.forward = functools.partial(_by_rule, module, type(module).forward.__get__(module))
     try:
@@ -322,7 +376,15 @@ def _by_rule(module: nn.Module, forward: Callable[..., Any], *args: Any, **kwarg
     return forward(*args, **kwargs) if result is None else result
 
 
-def run(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], what: str, span: Span, inputs: Sequence[tuple[Any, Span | None]], symbols: Symbols) -> Any:
+def run(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    what: str,
+    span: Span,
+    inputs: Sequence[tuple[Any, Span | None]],
+    symbols: Symbols,
+) -> Any:
     """Call `fn` on meta tensors; a failure is the spec's shape mistake, said at `span`."""
     try:
         direct = shape_rules.infer(fn, args, kwargs)
@@ -330,35 +392,80 @@ def run(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], wha
             return direct
         with torch.no_grad():
             return fn(*args, **kwargs)
-    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError, NotImplementedError) as exc:
+    except (
+        RuntimeError,
+        ValueError,
+        TypeError,
+        IndexError,
+        AssertionError,
+        NotImplementedError,
+    ) as exc:
         shapes = ", ".join(describe(meta, symbols) for meta, _ in inputs)
-        notes = [Note(f"an input of shape {describe(meta, symbols)} came from here", src) for meta, src in inputs if src]
+        notes = [
+            Note(f"an input of shape {describe(meta, symbols)} came from here", src)
+            for meta, src in inputs
+            if src
+        ]
         detail, hint = _explain(fn, args, kwargs, symbols) or (_first_line(exc), None)
-        raise ShapeError(f"{what} cannot take input{'s' if len(inputs) > 1 else ''} of shape {shapes}: {detail}", span, notes=notes, hint=hint) from None
+        raise ShapeError(
+            f"{what} cannot take input{'s' if len(inputs) > 1 else ''} of shape {shapes}: {detail}",
+            span,
+            notes=notes,
+            hint=hint,
+        ) from None
 
 
 # ----------------------------------------------------------------------------- explaining failures
 # torch's own messages speak of representative sizes (B as 2, H as 32) and internal argument
 # names (batch2, "tensor number 1"); for the common mistakes say it in the spec's terms.
 
-_BROADCASTING = (operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod, operator.pow, torch.add, torch.sub, torch.mul, torch.div, torch.where)
+_BROADCASTING = (
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.floordiv,
+    operator.mod,
+    operator.pow,
+    torch.add,
+    torch.sub,
+    torch.mul,
+    torch.div,
+    torch.where,
+)
 
 
-def _explain(fn: Any, args: Sequence[Any], kwargs: dict[str, Any], symbols: Symbols) -> tuple[str, str | None] | None:
+def _explain(
+    fn: Any, args: Sequence[Any], kwargs: dict[str, Any], symbols: Symbols
+) -> tuple[str, str | None] | None:
     """What went wrong, in the spec's terms, and a hint; None to keep torch's message."""
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
-    method = getattr(fn, "__name__", None) if isinstance(getattr(fn, "__self__", None), torch.Tensor) else None
+    method = (
+        getattr(fn, "__name__", None)
+        if isinstance(getattr(fn, "__self__", None), torch.Tensor)
+        else None
+    )
     if fn in _BROADCASTING and len(tensors) >= 2:
         return _explain_broadcast(tensors[0], tensors[1], symbols)
-    if fn in (operator.matmul, torch.matmul) and len(tensors) == 2 and min(t.dim() for t in tensors) >= 1:
+    if (
+        fn in (operator.matmul, torch.matmul)
+        and len(tensors) == 2
+        and min(t.dim() for t in tensors) >= 1
+    ):
         return _explain_matmul(tensors[0], tensors[1], symbols)
     if method in ("view", "reshape"):
         return _explain_view(fn.__self__, args, method, symbols)
     if fn is torch.reshape and tensors and len(args) == 2:
         return _explain_view(args[0], args[1:], "reshape", symbols)
     if fn in (torch.cat, torch.stack) and args and isinstance(args[0], list | tuple):
-        return _explain_cat(fn, list(args[0]), kwargs.get("dim", args[1] if len(args) > 1 else 0), symbols)
-    if (isinstance(fn, nn.Embedding) or fn is F.embedding) and tensors and tensors[0].is_floating_point():
+        return _explain_cat(
+            fn, list(args[0]), kwargs.get("dim", args[1] if len(args) > 1 else 0), symbols
+        )
+    if (
+        (isinstance(fn, nn.Embedding) or fn is F.embedding)
+        and tensors
+        and tensors[0].is_floating_point()
+    ):
         dtype = str(tensors[0].dtype).removeprefix("torch.")
         return (
             f"Embedding looks up integer ids, but the input holds {dtype} values",
@@ -375,7 +482,9 @@ def _mismatch(a: Sequence[int], b: Sequence[int]) -> int | None:
     return None
 
 
-def _explain_broadcast(a: torch.Tensor, b: torch.Tensor, symbols: Symbols) -> tuple[str, str | None] | None:
+def _explain_broadcast(
+    a: torch.Tensor, b: torch.Tensor, symbols: Symbols
+) -> tuple[str, str | None] | None:
     k = _mismatch(a.shape, b.shape)
     if k is None:
         return None
@@ -387,7 +496,9 @@ def _explain_broadcast(a: torch.Tensor, b: torch.Tensor, symbols: Symbols) -> tu
     )
 
 
-def _explain_matmul(a: torch.Tensor, b: torch.Tensor, symbols: Symbols) -> tuple[str, str | None] | None:
+def _explain_matmul(
+    a: torch.Tensor, b: torch.Tensor, symbols: Symbols
+) -> tuple[str, str | None] | None:
     inner = -2 if b.dim() >= 2 else 0
     if a.shape[-1] != b.shape[inner]:
         which = {1: "only", 2: "first"}.get(b.dim(), "second-to-last")
@@ -400,13 +511,22 @@ def _explain_matmul(a: torch.Tensor, b: torch.Tensor, symbols: Symbols) -> tuple
         )
     if a.dim() > 2 and b.dim() > 2 and _mismatch(a.shape[:-2], b.shape[:-2]) is not None:
         k = _mismatch(a.shape[:-2], b.shape[:-2])
-        return (f"the batch dimensions do not broadcast: {symbols.dim(a.shape, k - 2)} against {symbols.dim(b.shape, k - 2)}", None)
+        return (
+            f"the batch dimensions do not broadcast: {symbols.dim(a.shape, k - 2)} against {symbols.dim(b.shape, k - 2)}",
+            None,
+        )
     return None
 
 
-def _explain_view(source: torch.Tensor, args: Sequence[Any], method: str, symbols: Symbols) -> tuple[str, str | None] | None:
+def _explain_view(
+    source: torch.Tensor, args: Sequence[Any], method: str, symbols: Symbols
+) -> tuple[str, str | None] | None:
     target = args[0] if len(args) == 1 and isinstance(args[0], list | tuple | torch.Size) else args
-    if not target or not all(isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in target) or list(target).count(-1) > 1:
+    if (
+        not target
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= -1 for d in target)
+        or list(target).count(-1) > 1
+    ):
         return None
     target = [int(d) for d in target]
     total, fixed = source.numel(), prod(d for d in target if d != -1)
@@ -424,11 +544,18 @@ def _explain_view(source: torch.Tensor, args: Sequence[Any], method: str, symbol
     if not want:
         return None
     after = f" after {symbols.describe(source.shape[:common])}" if common else ""
-    target_text = "[" + ", ".join([*(symbols.dim(source.shape, i) for i in range(common)), *map(str, want)]) + "]"
+    target_text = (
+        "["
+        + ", ".join([*(symbols.dim(source.shape, i) for i in range(common)), *map(str, want)])
+        + "]"
+    )
     have = f"{_product_text(rest)} element{'s' if prod(rest) != 1 else ''}{after}"
     known = [d for d in want if d != -1]
     if want.count(-1) == 1:
-        return (f"it has {have}, which do not split evenly into {target_text} ({prod(rest)} is not a multiple of {_product_text(known)})", None)
+        return (
+            f"it has {have}, which do not split evenly into {target_text} ({prod(rest)} is not a multiple of {_product_text(known)})",
+            None,
+        )
     return (f"it has {have}, but {target_text} asks for {_product_text(want)}", None)
 
 
@@ -439,21 +566,34 @@ def _product_text(sizes: Sequence[int]) -> str:
     return f"{' x '.join(map(str, sizes))} = {prod(sizes)}"
 
 
-def _explain_cat(fn: Any, tensors: list[Any], dim: Any, symbols: Symbols) -> tuple[str, str | None] | None:
-    if len(tensors) < 2 or not all(isinstance(t, torch.Tensor) for t in tensors) or not isinstance(dim, int):
+def _explain_cat(
+    fn: Any, tensors: list[Any], dim: Any, symbols: Symbols
+) -> tuple[str, str | None] | None:
+    if (
+        len(tensors) < 2
+        or not all(isinstance(t, torch.Tensor) for t in tensors)
+        or not isinstance(dim, int)
+    ):
         return None
     name = "cat" if fn is torch.cat else "stack"
     first = tensors[0]
     for i, t in enumerate(tensors[1:], start=1):
         if t.dim() != first.dim():
-            return (f"{name} needs inputs with the same number of dimensions; input 0 has {first.dim()}, input {i} has {t.dim()}", None)
+            return (
+                f"{name} needs inputs with the same number of dimensions; input 0 has {first.dim()}, input {i} has {t.dim()}",
+                None,
+            )
     if not -first.dim() - (fn is torch.stack) <= dim < first.dim() + (fn is torch.stack):
         return None
     axis = dim % (first.dim() + (fn is torch.stack))
     for i, t in enumerate(tensors[1:], start=1):
         for d in range(first.dim()):
             if (fn is torch.stack or d != axis) and t.shape[d] != first.shape[d]:
-                rule = f"every dimension but {axis} must match" if fn is torch.cat else "all inputs must have the same shape"
+                rule = (
+                    f"every dimension but {axis} must match"
+                    if fn is torch.cat
+                    else "all inputs must have the same shape"
+                )
                 hint = None
                 if first.dim() >= 4 and d >= 2:  # the spatial sizes of feature maps
                     hint = "bring the maps to one size first, e.g. pad_to(smaller, larger) as U-Net does, or crop the larger"
