@@ -1,0 +1,118 @@
+"""The parent side: generate mutated inputs from every shipped spec, hand them to worker
+processes, enforce the time and memory limits, and tally the outcomes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+
+from tests.fuzz.mutate import mutate
+from tests.fuzz.worker import CORPUS_DIRS, ROOT, rss_mib, serve
+
+TIME_LIMIT_S = 20.0
+MEMORY_LIMIT_MIB = 1024.0  # above the worker's resident memory once warm
+
+
+@dataclass
+class Report:
+    inputs: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    findings: dict[str, tuple[str, str]] = field(default_factory=dict)  # signature -> (kind, input)
+    peak_growth_mib: float = 0.0
+    slowest_s: float = 0.0
+
+    def add(self, kind: str, detail: str, text: str) -> None:
+        self.inputs += 1
+        self.outcomes[kind] += 1
+        if kind in ("escape", "gap", "timeout", "memory"):
+            self.findings.setdefault(f"{kind}: {detail}", (kind, text))
+
+    def escapes(self) -> list[str]:
+        return [s for s, (kind, _) in self.findings.items() if kind != "gap"]
+
+
+def corpus() -> list[tuple[str, str]]:
+    """(path relative to the repository, text) of every shipped spec."""
+    paths = sorted(
+        p for d in CORPUS_DIRS for p in (ROOT / d).rglob("*") if p.suffix in (".net", ".yaml")
+    )
+    return [(str(p.relative_to(ROOT)), p.read_text()) for p in paths]
+
+
+class Worker:
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=serve, args=(child,), daemon=True)
+        self.process.start()
+        _, self.baseline = self.conn.recv()
+        self.job: tuple[str, float] | None = None  # (input text, start time)
+
+    def send(self, relative: str, text: str) -> None:
+        self.conn.send((relative, text))
+        self.job = (text, time.monotonic())
+
+    def over_limit(self) -> str | None:
+        assert self.job is not None and self.process.pid is not None
+        if time.monotonic() - self.job[1] > TIME_LIMIT_S:
+            return "timeout"
+        if rss_mib(self.process.pid) - self.baseline > MEMORY_LIMIT_MIB:
+            return "memory"
+        return None
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+
+
+def _poll(workers: list[Worker], report: Report) -> list[Worker]:
+    """Collect finished jobs and kill runaway ones; returns the idle workers."""
+    ready = wait([w.conn for w in workers if w.job], timeout=0.05)
+    for i, worker in enumerate(workers):
+        if worker.job is None:
+            continue
+        text = worker.job[0]
+        if worker.conn in ready:
+            kind, detail, seconds, rss = worker.conn.recv()
+            report.peak_growth_mib = max(report.peak_growth_mib, rss - worker.baseline)
+            report.slowest_s = max(report.slowest_s, seconds)
+            report.add(kind, detail, text)
+            worker.job = None
+        elif limit := worker.over_limit():
+            report.add(limit, f"input of {len(text)} characters", text)
+            worker.kill()
+            workers[i] = Worker()
+    return [w for w in workers if w.job is None]
+
+
+def run(
+    *, seed: int, count: int | None = None, minutes: float | None = None, jobs: int = 2
+) -> Report:
+    rng = random.Random(seed)
+    specs = corpus()
+    report = Report()
+    workers = [Worker() for _ in range(jobs)]
+    deadline = time.monotonic() + 60 * minutes if minutes else None
+    sent = 0
+    try:
+        while True:
+            idle = _poll(workers, report)
+            done = (count is not None and sent >= count) or (
+                deadline and time.monotonic() > deadline
+            )
+            if done:
+                if len(idle) == len(workers):
+                    return report
+                continue
+            for worker in idle:
+                relative, text = rng.choice(specs)
+                mutated, _ = mutate(rng, text, relative.endswith(".yaml"))
+                worker.send(relative, mutated)
+                sent += 1
+    finally:
+        for worker in workers:
+            worker.kill()
