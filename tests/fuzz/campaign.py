@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from multiprocessing.connection import wait
 from tests.fuzz.mutate import mutate
 from tests.fuzz.worker import CORPUS_DIRS, ROOT, rss_mib, serve
 
+SIGNATURE = re.compile(r"^(?:\w+: )?\w+ at [\w.?]+(?::\d+)?")
 TIME_LIMIT_S = 20.0
 MEMORY_LIMIT_MIB = 1024.0  # above the worker's resident memory once warm
 
@@ -29,7 +31,10 @@ class Report:
         self.inputs += 1
         self.outcomes[kind] += 1
         if kind in ("escape", "gap", "timeout", "memory"):
-            self.findings.setdefault(f"{kind}: {detail}", (kind, text))
+            where = SIGNATURE.match(detail)  # one finding per exception type and place
+            self.findings.setdefault(
+                f"{kind}: {where.group() if where else detail}", (kind, f"{detail}\n{text}")
+            )
 
     def escapes(self) -> list[str]:
         return [s for s, (kind, _) in self.findings.items() if kind != "gap"]
