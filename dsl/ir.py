@@ -40,6 +40,22 @@ class Node(BaseModel):
         default=NO_SPAN, alias="__span__", exclude=True, repr=False
     )
 
+    def __eq__(self, other: object) -> bool:
+        """Two nodes are equal when they mean the same, wherever they were written: the
+        fields that say where (`span`, `kwarg_spans`, `name_spans`) take no part."""
+        if type(self) is not type(other):
+            return NotImplemented
+        return _meaning(self) == _meaning(other)  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]  # nodes hold lists and dicts
+
+
+POSITION_FIELDS = frozenset({"span", "kwarg_spans", "name_spans"})
+
+
+def _meaning(node: Node) -> dict[str, Any]:
+    return {k: v for k, v in node.__dict__.items() if k not in POSITION_FIELDS}
+
 
 # --------------------------------------------------------------------------- expressions
 
@@ -102,6 +118,10 @@ class Call(Node):
     func: Expr
     args: list[Expr] = []
     kwargs: dict[str, Expr] = {}
+    # Where each keyword's name is written (`kernel_size` in `kernel_size=3`), for diagnostics.
+    kwarg_spans: SkipJsonSchema[SkipValidation[dict[str, Span]]] = Field(
+        default={}, alias="__kwarg_spans__", exclude=True, repr=False
+    )
 
 
 BINARY_OPS = (
@@ -443,6 +463,10 @@ class Import(Node):
     from_: str = Field(alias="from")
     import_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = (
         Field(alias="import")
+    )
+    # Where each imported name is written, in the order of `import_`.
+    name_spans: SkipJsonSchema[SkipValidation[list[Span]]] = Field(
+        default=[], alias="__name_spans__", exclude=True, repr=False
     )
 
 
