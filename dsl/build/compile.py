@@ -23,6 +23,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from dsl.build import seeding
 from dsl.torchlib import init, shapes
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
@@ -260,10 +261,8 @@ def compile_resolved(
     if init_stream == "per-module" and seed is None:
         raise ArgumentError("init_stream='per-module' needs a seed")
     stream = init.PerModuleStream(seed) if init_stream == "per-module" else None
-    if seed is not None and stream is None:
-        torch.manual_seed(seed)
     builder = _Builder(stream)
-    with _on_device(device):
+    with seeding.seeded(seed, device, reseed=stream is None), _on_device(device):
         model = builder.build(resolved.root)
         winners = init.initialise(model, builder.scoped_rules, _layer_type, stream)
     if dtype is not None:
