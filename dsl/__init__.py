@@ -43,10 +43,12 @@ def validate(
 
     Returns the resolved network, whose `output` holds the output's meta tensor(s).
     """
+    from dsl.build.arguments import check_call_arguments
     from dsl.build.compile import check_init_rules
     from dsl.elaborate.resolve import resolve
     from dsl.pauses import gc_paused
 
+    check_call_arguments(sizes=sizes)
     with gc_paused():
         resolved = resolve(spec, net=net, params=params, sizes=sizes)
         check_init_rules(resolved)
@@ -91,10 +93,12 @@ def build_model(
     """
     import torch
 
+    from dsl.build.arguments import check_call_arguments
     from dsl.build.compile import compile_resolved
     from dsl.elaborate.resolve import resolve
     from dsl.pauses import gc_paused
 
+    check_call_arguments(seed=seed, device=device, dtype=dtype, sizes=sizes)
     with gc_paused():
         resolved = resolve(
             spec, net=net, params=params, sizes=sizes

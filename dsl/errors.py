@@ -142,6 +142,12 @@ class ArityError(ArgumentError):
     code = "E303"
 
 
+class CallArgumentError(ArgumentError):
+    """An argument of the Python API itself (`build_model(seed=..., device=...)`), not of a spec."""
+
+    code = "E304"
+
+
 class EvaluationError(DSLError):
     code = "E310"
 
@@ -172,12 +178,24 @@ class LimitError(DSLError):
     code = "E600"
 
 
+class NetworkAccessError(DSLError):
+    """A spec that would download something (pretrained weights) without the caller's consent."""
+
+    code = "E520"
+
+
 class InitError(DSLError):
     code = "E700"
 
 
 class WeightsError(DSLError):
     code = "E800"
+
+
+class CheckpointError(WeightsError):
+    """A checkpoint file that is corrupt, truncated, or whose metadata cannot be read."""
+
+    code = "E801"
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

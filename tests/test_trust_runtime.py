@@ -65,3 +65,53 @@ def test_seeded_builds_from_threads_match_serial_builds() -> None:
             pool.map(lambda s: _weights(dsl.build_model(MLP, seed=s, params={"width": 64})), seeds)
         )
     assert [_same(a, b) for a, b in zip(serial, threaded)] == [True] * len(seeds)
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("seed", 2**64),
+        ("seed", -(2**63) - 1),
+        ("seed", 1.5),
+        ("seed", True),
+        ("device", "cuda:99" if torch.cuda.is_available() else "cuda"),
+        ("device", "gpu"),
+        ("dtype", torch.int64),
+        ("dtype", "float32"),
+        ("sizes", {"B": -1}),
+        ("sizes", {"B": 0}),
+        ("sizes", {"B": 2.5}),
+        ("sizes", [("B", 2)]),
+    ],
+)
+def test_bad_build_arguments_are_dsl_errors_naming_the_argument(
+    argument: str, value: object
+) -> None:
+    from dsl.errors import ArgumentError, CallArgumentError
+
+    with pytest.raises(CallArgumentError) as info:
+        dsl.build_model(MLP, **{argument: value})
+    assert isinstance(info.value, ArgumentError)
+    assert info.value.code == "E304"
+    assert argument in info.value.message
+    assert info.value.hint
+
+
+def test_validate_checks_sizes_too() -> None:
+    from dsl.errors import CallArgumentError
+
+    with pytest.raises(CallArgumentError, match="sizes"):
+        dsl.validate(MLP, sizes={"B": -1})
+
+
+@pytest.mark.parametrize("seed", [0, 2**64 - 1, -(2**63)])
+def test_every_seed_torch_takes_still_builds(seed: int) -> None:
+    dsl.build_model(MLP, seed=seed)
+
+
+def test_half_precision_and_meta_builds_are_still_accepted() -> None:
+    assert dsl.build_model(MLP, seed=0, dtype=torch.float16).fc1.weight.dtype == torch.float16
+    assert dsl.build_model(MLP, device="meta").fc1.weight.is_meta
