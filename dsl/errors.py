@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dsl.source import NO_SPAN, Span, source_line
+from dsl.source import NO_SPAN, Span, source_line, source_text
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class DSLError(Exception):
         self.span = span or NO_SPAN
         self.hint = hint
         self.notes = tuple(notes)
+        self.quoted: dict[str, str] = {}  # the texts this error quotes, as they were when raised
+        self._quote(self.span, *(note.span for note in self.notes))
 
     def __str__(self) -> str:
         return self.render()
@@ -52,19 +54,27 @@ class DSLError(Exception):
         """Give a position to an error raised where none was known."""
         if not self.span:
             self.span = span
+            self._quote(span)
         return self
+
+    def _quote(self, *spans: Span) -> None:
+        for span in spans:
+            if span and span.file not in self.quoted:
+                text = source_text(span.file)
+                if text is not None:
+                    self.quoted[span.file] = text
 
     def render(self, color: bool = False) -> str:
         style = _Style(color)
         head = f"{style.bold(self.location())}: {style.red(f'error[{self.code}]')}: {style.bold(self.message)}"
-        lines = [head, *_snippet(self.span, style)]
+        lines = [head, *_snippet(self.span, style, self.quoted)]
         for note in self.notes:
             lines.append(
                 f"  {style.blue('note')}: {note.message} ({note.span})"
                 if note.span
                 else f"  {style.blue('note')}: {note.message}"
             )
-            lines.extend(_snippet(note.span, style))
+            lines.extend(_snippet(note.span, style, self.quoted))
         if self.hint:
             lines.append(f"  {style.green('hint')}: {self.hint}")
         return "\n".join(lines)
@@ -228,10 +238,10 @@ def keyword_span(key: str, value: Span) -> Span:
     )
 
 
-def _snippet(span: Span, style: _Style) -> list[str]:
+def _snippet(span: Span, style: _Style, quoted: dict[str, str]) -> list[str]:
     if not span:
         return []
-    text = source_line(span.file, span.line)
+    text = source_line(span.file, span.line, quoted.get(span.file))
     if text is None:
         return []
     text = text.replace("\t", " ")

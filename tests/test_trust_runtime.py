@@ -115,3 +115,39 @@ def test_every_seed_torch_takes_still_builds(seed: int) -> None:
 def test_half_precision_and_meta_builds_are_still_accepted() -> None:
     assert dsl.build_model(MLP, seed=0, dtype=torch.float16).fc1.weight.dtype == torch.float16
     assert dsl.build_model(MLP, device="meta").fc1.weight.is_meta
+
+
+# ----------------------------------------------------------------------------- quoted source
+
+
+def _unknown_layer_spec(tag: int) -> str:
+    padding = "\n" * (tag % 5)  # the faulty line moves with the spec
+    return f"{padding}net N{tag}:\n    input x: [B, 4]\n    return fc(x): Lineer{tag}(4, 2)\n"
+
+
+def _error_of(text: str) -> dsl.DSLError:
+    with pytest.raises(dsl.DSLError) as info:
+        dsl.validate(text)
+    return info.value
+
+
+def test_an_error_quotes_its_own_text_after_another_spec_is_read() -> None:
+    first = _error_of(_unknown_layer_spec(1))
+    _error_of(_unknown_layer_spec(2))
+    dsl.validate(MLP)
+    assert "Lineer1(4, 2)" in first.render()
+
+
+def test_errors_quote_their_own_text_from_many_threads() -> None:
+    def render(tag: int) -> bool:
+        return f"Lineer{tag}(4, 2)" in _error_of(_unknown_layer_spec(tag)).render()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(render, range(400)))
+    assert results.count(False) == 0
+
+
+def test_an_error_rendered_in_another_thread_quotes_its_text() -> None:
+    error = _error_of(_unknown_layer_spec(7))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert "Lineer7(4, 2)" in pool.submit(error.render).result()
