@@ -72,6 +72,7 @@ def build_model(
     allow_missing: list[str] | tuple[str, ...] = (),
     prefix: str | None = None,
     rename: dict[str, str] | None = None,
+    allow_download: bool = False,
 ) -> nn.Module:
     """Compile a spec (a path, `.net`/YAML text, or IR) into an ordinary `nn.Module`.
 
@@ -90,6 +91,9 @@ def build_model(
     mapping key prefixes; a coverage report is printed, and anything short of a complete
     load is an error unless `strict=False` with `allow_missing=[patterns]` says what may
     stay unloaded. Without `weights=`, the spec's own `weights(...)` statements apply.
+    A spec never touches the network: torchvision weights it names
+    (`torchvision.models.resnet18(weights="DEFAULT")`) are refused unless
+    `allow_download=True`.
     """
     import torch
 
@@ -97,9 +101,10 @@ def build_model(
     from dsl.build.compile import compile_resolved
     from dsl.elaborate.resolve import resolve
     from dsl.pauses import gc_paused
+    from dsl.torchlib.offline import downloads_allowed
 
     check_call_arguments(seed=seed, device=device, dtype=dtype, sizes=sizes)
-    with gc_paused():
+    with gc_paused(), downloads_allowed(allow_download):
         resolved = resolve(
             spec, net=net, params=params, sizes=sizes
         )  # compiling checks the init rules

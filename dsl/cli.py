@@ -204,6 +204,11 @@ def _tool_commands(command: Any) -> None:
         "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
     )
     spec_options(build)
+    build.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let torchvision download the pretrained weights a spec names",
+    )
     build.set_defaults(run=_build)
 
     export = command(
@@ -533,6 +538,7 @@ def _build(args: argparse.Namespace) -> int:
     from dsl.errors import ArgumentError
     from dsl.tools.progress import Progress
     from dsl.tools.summary import human_bytes
+    from dsl.torchlib.offline import downloads_allowed
 
     if args.output.suffix not in (".safetensors", ".pt", ".pth"):
         raise ArgumentError(
@@ -540,7 +546,8 @@ def _build(args: argparse.Namespace) -> int:
             hint="give -o a name ending in .safetensors or .pt",
         )
     overrides = parse_overrides(args.set)
-    resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
+    with downloads_allowed(args.allow_download):
+        resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
     with Progress(f"writing {args.output.name}"):
         save(
             model,

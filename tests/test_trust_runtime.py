@@ -151,3 +151,92 @@ def test_an_error_rendered_in_another_thread_quotes_its_text() -> None:
     error = _error_of(_unknown_layer_spec(7))
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert "Lineer7(4, 2)" in pool.submit(error.render).result()
+
+
+# ----------------------------------------------------------------------------- offline
+
+PRETRAINED = {
+    "member": """
+net Pretrained:
+    input x: [B, 3, 32, 32]
+    backbone = torchvision.models.resnet18(weights="DEFAULT")
+    return backbone(x)
+""",
+    "derived": """
+net Pretrained = torchvision.models.resnet18(weights="IMAGENET1K_V1"):
+    input x: [B, 3, 32, 32]
+""",
+    "legacy": """
+net Pretrained = torchvision.models.resnet18(pretrained=True):
+    input x: [B, 3, 32, 32]
+""",
+}
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every download torchvision starts is recorded and stopped."""
+    import torchvision.models._api
+
+    fetched: list[str] = []
+
+    class Stopped(Exception):
+        pass
+
+    def fetch(self: object, *args: object, **kwargs: object) -> None:
+        fetched.append(str(self))
+        raise Stopped(str(self))
+
+    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", fetch)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fetch)
+    return fetched
+
+
+@pytest.mark.parametrize("kind", sorted(PRETRAINED))
+def test_validate_never_downloads(kind: str, no_network: list[str]) -> None:
+    from dsl.errors import NetworkAccessError
+
+    with pytest.raises(NetworkAccessError) as info:
+        dsl.validate(PRETRAINED[kind])
+    assert no_network == []
+    assert info.value.span.line > 0 and "allow_download=True" in (info.value.hint or "")
+    assert "torchvision.models.resnet18" in info.value.message
+
+
+@pytest.mark.parametrize("kind", sorted(PRETRAINED))
+def test_build_refuses_downloads_by_default(kind: str, no_network: list[str]) -> None:
+    from dsl.errors import NetworkAccessError
+
+    with pytest.raises(NetworkAccessError):
+        dsl.build_model(PRETRAINED[kind], device="meta")
+    assert no_network == []
+
+
+def test_build_downloads_when_the_caller_allows_it(no_network: list[str]) -> None:
+    with pytest.raises(Exception, match="ResNet18_Weights.IMAGENET1K_V1"):
+        dsl.build_model(PRETRAINED["member"], allow_download=True)
+    assert no_network
+    from dsl.errors import NetworkAccessError
+
+    with pytest.raises(NetworkAccessError):  # the permission ends with the call
+        dsl.validate(PRETRAINED["member"])
+
+
+def test_models_without_pretrained_weights_still_build() -> None:
+    spec = PRETRAINED["member"].replace('weights="DEFAULT"', "weights=None")
+    assert dsl.validate(spec).output.shape[-1] == 1000
+
+
+def test_dsl_build_downloads_only_with_allow_download(
+    tmp_path, no_network: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dsl.cli import main
+
+    spec = tmp_path / "pretrained.net"
+    spec.write_text(PRETRAINED["derived"], encoding="utf-8")
+    out = tmp_path / "model.pt"
+    assert main(["build", str(spec), "-o", str(out)]) != 0
+    assert "E520" in capsys.readouterr().err and no_network == []
+    with pytest.raises(Exception, match="IMAGENET1K_V1"):
+        main(["build", str(spec), "-o", str(out), "--allow-download"])
+    assert no_network

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsl.torchlib import ops
+from dsl.torchlib import offline, ops
 
 # Constructor arguments that describe the incoming tensor, and the input dimension each one
 # is read from when a spec leaves it out.
@@ -225,7 +225,8 @@ def _torchvision_layer(qualified: str) -> Layer | None:
     if namespace == "torchvision.models" and attr in torchvision.models.list_models(
         module=torchvision.models
     ):
-        return Layer(qualified, torchvision.models.get_model_builder(attr), "torchvision")
+        builder = offline.refusing_downloads(torchvision.models.get_model_builder(attr), qualified)
+        return Layer(qualified, builder, "torchvision")
     obj = getattr(module, attr, None) if attr in getattr(module, "__all__", ()) else None
     if inspect.isclass(obj) and issubclass(obj, nn.Module):
         return Layer(qualified, obj, "torchvision")
