@@ -168,3 +168,63 @@ def test_old_style_errors_still_say_what_a_plain_file_is(tmp_path: Path) -> None
     torch.save({"weight": torch.zeros(2)}, plain)
     with pytest.raises(WeightsError, match="not a checkpoint written by 'dsl build'"):
         dsl.load_model(plain)
+
+
+# ----------------------------------------------------------------------------- weights=
+
+
+def _state(**changes: torch.Tensor) -> dict[str, torch.Tensor]:
+    state = {k: v.clone() for k, v in dsl.build_model(SPEC, seed=0).state_dict().items()}
+    return {**state, **changes}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_weights_files_name_the_file(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "w.safetensors"
+    safetensors_torch.save_file(_state(), str(path))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\xff" * 64)
+    with pytest.raises(CheckpointError, match=str(path)):
+        dsl.build_model(SPEC, weights=path)
+
+
+def test_allow_missing_everything_that_loads_nothing_is_an_error() -> None:
+    other = {"backbone." + k: v for k, v in _state().items()}
+    with pytest.raises(WeightsError, match="do not fit") as info:
+        dsl.build_model(SPEC, weights=other, strict=False, allow_missing=["*"])
+    assert "0 of 4 model tensors loaded" in info.value.render()
+
+
+def test_allow_missing_still_allows_a_partial_load() -> None:
+    state = {k: v for k, v in _state().items() if not k.startswith("fc2.")}
+    model = dsl.build_model(SPEC, weights=state, strict=False, allow_missing=["fc2.*"])
+    assert torch.equal(model.fc1.weight, state["fc1.weight"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        torch.ones(8, 4, dtype=torch.int32),
+        torch.ones(8, 4, dtype=torch.bool),
+        torch.full((8, 4), 1e300, dtype=torch.float64),
+    ],
+    ids=["int32", "bool", "float64-overflow"],
+)
+def test_lossy_dtype_conversions_are_refused_naming_the_key(value: torch.Tensor) -> None:
+    with pytest.raises(WeightsError) as info:
+        dsl.build_model(SPEC, weights=_state(**{"fc1.weight": value}))
+    assert "dtype refused" in info.value.render() and "fc1.weight" in info.value.render()
+    assert info.value.coverage.refused[0][0] == "fc1.weight"
+
+
+def test_a_float64_tensor_loads_with_a_warning_naming_the_key(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dsl.build.weights import WeightsConversionWarning
+
+    value = torch.randn(8, 4, dtype=torch.float64)
+    with pytest.warns(WeightsConversionWarning, match="'fc1.weight' \\(float64 -> float32\\)"):
+        model = dsl.build_model(SPEC, weights=_state(**{"fc1.weight": value}))
+    assert torch.equal(model.fc1.weight, value.float())
+    report = capsys.readouterr().err
+    assert "4 of 4 model tensors loaded (1 converted)" in report and "converted" in report

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsl.build.weights import first_line
 from dsl.errors import CheckpointError, WeightsError
 
 FORMAT_VERSION = "1"
@@ -174,7 +175,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
             state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises its own error kinds for corrupt files
         raise CheckpointError(
-            f"{path} cannot be read as safetensors: {_first_line(exc)}",
+            f"{path} cannot be read as safetensors: {first_line(exc)}",
             hint="the file is corrupt or truncated; write it again with 'dsl build'",
         ) from None
     if "netdsl.spec" not in meta:
@@ -203,7 +204,7 @@ def _read_torch(path: Path) -> Checkpoint:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's unpickler raises many kinds
         raise CheckpointError(
-            f"{path} cannot be read as a netdsl checkpoint: {_first_line(exc)}",
+            f"{path} cannot be read as a netdsl checkpoint: {first_line(exc)}",
             hint="the file is corrupt or truncated, or holds more than plain tensors",
         ) from None
     if not isinstance(saved, dict) or "spec" not in saved or "state_dict" not in saved:
@@ -223,7 +224,7 @@ def _read_torch(path: Path) -> Checkpoint:
 
 
 # Each field's expected type, with the key the file keeps it under.
-_FIELDS = {
+_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "spec": (str, "spec"),
     "net": ((str, type(None)), "net"),
     "params": (dict, "params"),
@@ -317,8 +318,3 @@ def _complete_state(
 
 def _described(tensor: torch.Tensor) -> str:
     return f"{str(tensor.dtype).removeprefix('torch.')}{list(tensor.shape)}"
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
