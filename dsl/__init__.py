@@ -48,7 +48,7 @@ def validate(
     from dsl.elaborate.resolve import resolve
     from dsl.pauses import gc_paused
 
-    check_call_arguments(sizes=sizes)
+    check_call_arguments("dsl.validate", sizes=sizes)
     with gc_paused():
         resolved = resolve(spec, net=net, params=params, sizes=sizes)
         check_init_rules(resolved)
@@ -103,7 +103,7 @@ def build_model(
     from dsl.pauses import gc_paused
     from dsl.torchlib.offline import downloads_allowed
 
-    check_call_arguments(seed=seed, device=device, dtype=dtype, sizes=sizes)
+    check_call_arguments("dsl.build_model", seed=seed, device=device, dtype=dtype, sizes=sizes)
     with gc_paused(), downloads_allowed(allow_download):
         resolved = resolve(
             spec, net=net, params=params, sizes=sizes

@@ -9,17 +9,22 @@ from typing import Any
 
 import torch
 
-from dsl.errors import CallArgumentError
+from dsl.errors import CallArgumentError, DSLError
+from dsl.source import Span
 
 # torch.manual_seed takes any integer that fits in 64 bits, signed or unsigned.
 SEED_RANGE = (-(2**63), 2**64 - 1)
 
 
-def check_call_arguments(**arguments: Any) -> None:
-    """Check each given argument (None: not given) by its name's rule."""
+def check_call_arguments(caller: str, **arguments: Any) -> None:
+    """Check each given argument (None: not given) by its name's rule; an error's location
+    is the function called (`dsl.build_model`)."""
     for name, value in arguments.items():
         if value is not None:
-            _CHECKS[name](value)
+            try:
+                _CHECKS[name](value)
+            except DSLError as error:
+                raise error.with_span(Span(file=caller)) from None
 
 
 def _check_seed(seed: Any) -> None:

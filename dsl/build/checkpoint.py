@@ -25,6 +25,7 @@ from torch import nn
 
 from dsl.build.weights import first_line
 from dsl.errors import CheckpointError, WeightsError
+from dsl.source import Span
 
 FORMAT_VERSION = "1"
 
@@ -134,9 +135,16 @@ class Checkpoint:
 
 def load_model(path: str | Path, *, device: str | torch.device | None = None) -> nn.Module:
     """Rebuild the model saved by `dsl build` (or `save`) and load its weights."""
+    try:
+        return _load_model(Path(path), device)
+    except CheckpointError as error:  # located at the call: the file has no lines to show
+        raise error.with_span(Span(file="dsl.load_model")) from None
+
+
+def _load_model(path: Path, device: str | torch.device | None) -> nn.Module:
     from dsl.build.compile import compile_resolved
 
-    checkpoint = read_checkpoint(Path(path))
+    checkpoint = read_checkpoint(path)
     resolved = _resolve_bundled(checkpoint)
     # On meta nothing is initialised twice; a model with non-persistent buffers (which a
     # checkpoint does not hold) is built for real so that its modules make them.
