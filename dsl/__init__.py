@@ -149,8 +149,10 @@ def materialize(
 ) -> nn.Module:
     """Real weights for a model built with `device="meta"`: exactly those a build on
     `device` with the same seed gives."""
+    from dsl.build.arguments import check_call_arguments
     from dsl.build.compile import materialize as _materialize
 
+    check_call_arguments("dsl.materialize", seed=seed, device=device)
     return _materialize(model, device, seed=seed, init_stream=init_stream)
 
 
@@ -160,8 +162,10 @@ def load_model(path: str | Path, *, device: str | torch.device | None = None) ->
     The file holds the spec text and parameters it was built from; weights load with
     `torch.load(weights_only=True)` or safetensors, never by unpickling code.
     """
+    from dsl.build.arguments import check_call_arguments
     from dsl.build.checkpoint import load_model as _load_model
 
+    check_call_arguments("dsl.load_model", device=device)
     return _load_model(path, device=device)
 
 
