@@ -46,6 +46,7 @@ _IO = "a forward computes on its inputs; files and foreign arrays are read outsi
 _GLOBAL = "global settings belong to the program running the model, not to its forward"
 _ESCAPE = "it leaves the graph (the value stops being a traced tensor); keep computing on tensors"
 _BACKEND = "a backend's own kernel, outside torch's documented API; call the documented op"
+_INTERNAL = "part of TorchScript's or torch's dispatch machinery, not a tensor op"
 _DEVICE = "a model's device is chosen by the caller (model.to(...)); use .to(x.device) for a tensor"
 
 _REFUSED: dict[str, str] = {
@@ -56,6 +57,7 @@ _REFUSED: dict[str, str] = {
     **dict.fromkeys(
         (
             "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "compile",
+            "init_num_threads",
             "set_grad_enabled", "no_grad", "enable_grad", "inference_mode", "vmap", "cond",
             "while_loop", "autocast_increment_nesting", "autocast_decrement_nesting",
             "clear_autocast_cache", "typename",
@@ -67,9 +69,18 @@ _REFUSED: dict[str, str] = {
             "numpy", "item", "tolist", "data_ptr", "storage", "untyped_storage", "storage_type",
             "backward", "register_hook", "register_post_accumulate_grad_hook", "retain_grad",
             "record_stream", "is_pinned", "pin_memory", "is_shared", "module_load", "as_subclass",
-            "new", "dim_order", "data",
+            "new", "dim_order", "data", "to_dlpack",
         ),
         _ESCAPE,
+    ),
+    **dict.fromkeys(
+        (
+            "fork", "wait", "import_ir_module", "import_ir_module_from_buffer", "parse_ir",
+            "parse_schema", "parse_type_comment", "merge_type_from_type_comment",
+            "unify_type_list", "assert_int_or_pair", "handle_torch_function",
+            "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic",
+        ),
+        _INTERNAL,
     ),
     **dict.fromkeys(("cuda", "cpu", "xpu", "ipu", "mps", "hpu", "mtia"), _DEVICE),
 }  # fmt: skip
