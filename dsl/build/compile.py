@@ -330,7 +330,7 @@ def compile_resolved(
     return model
 
 
-def _on_device(device: str | torch.device | None) -> contextlib.AbstractContextManager[None]:
+def _on_device(device: str | torch.device | None) -> contextlib.AbstractContextManager[Any]:
     if device is None:
         return contextlib.nullcontext()
     if torch.device(device).type == "meta":

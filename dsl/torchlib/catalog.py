@@ -111,7 +111,7 @@ def refused_keyword(kwargs: dict[str, Any]) -> tuple[str, str] | None:
     the hint for it."""
     for key, writes in _REFUSED_KEYWORDS.items():
         if key in kwargs and writes(kwargs[key]):
-            return key, f"{_IN_PLACE}: leave '{key}' out and use the returned value"
+            return key, f"leave '{key}' out and use the value the call returns"
     return None
 
 
@@ -128,7 +128,7 @@ def _is_op(obj: Any, home: str) -> bool:
 @functools.cache
 def _namespace_ops(namespace: str) -> dict[str, Callable[..., Any]]:
     module, home = _NAMESPACES[namespace]
-    found = {}
+    found: dict[str, Callable[..., Any]] = {}
     for name in dir(module):
         if name.startswith("_") or refusal(name) is not None:
             continue

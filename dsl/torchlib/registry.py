@@ -283,8 +283,11 @@ def refusal_hint(name: str) -> str | None:
     """Why a graph body may not call `name` (`manual_seed`, `x.add_`, `torch.save`), if a
     deny-list refuses it."""
     why = catalog.refusal(name)
+    if why is None:
+        return None
     leaf = name.rpartition(".")[2]
-    return f"'{leaf}' is not allowed in a graph body: {why}" if why is not None else None
+    pure = leaf[:-1] if leaf.endswith("_") and leaf[:-1] in TENSOR_METHODS else None
+    return f"'{leaf}' is not allowed in a graph body: {why}" + (f" ('{pure}')" if pure else "")
 
 
 def unknown_function(dotted: str, span: Span) -> DSLError | None:
