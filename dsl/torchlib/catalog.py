@@ -132,7 +132,7 @@ def _namespace_ops(namespace: str) -> dict[str, Callable[..., Any]]:
     for name in dir(module):
         if name.startswith("_") or refusal(name) is not None:
             continue
-        obj = getattr(module, name, None)
+        obj: Any = getattr(module, name, None)
         if _is_op(obj, home):
             found[name] = obj
     return found
