@@ -3,8 +3,8 @@
 Every mapping gets a `__span__` key and every string, integer, float and list carries a
 `.span`, so that schema errors point at the line that caused them. Expressions have a YAML
 spelling (scalars, lists, `{Callee: args}` mappings, `${...}` strings in `.net` syntax);
-`expr_from_yaml` and friends turn it into IR nodes and are called from `dsl/ir.py`'s
-validators. See docs/yaml.md.
+`expr_from_yaml` and friends turn it into IR nodes; `dsl/ir.py`'s validators call them
+through the validation context (`SPELLING`). See docs/yaml.md.
 """
 
 from __future__ import annotations
@@ -654,9 +654,20 @@ def _keywords(mapping: dict, span: Span) -> dict[str, ir.ExprNode]:
 # ----------------------------------------------------------------------------- schema errors
 
 
+class _Spelling:
+    """The YAML spellings that `dsl/ir.py`'s validators read values through."""
+
+    expr = staticmethod(expr_from_yaml)
+    dim = staticmethod(dim_from_yaml)
+    stmts = staticmethod(stmts_from_yaml)
+
+
+SPELLING: ir.YAMLSpelling = _Spelling()
+
+
 def _validate(model: type[BaseModel], data: dict) -> Any:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=SPELLING)
     except ValidationError as exc:
         raise _schema_error(exc, data) from None
 
