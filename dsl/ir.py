@@ -10,7 +10,7 @@ nodes directly with `model_construct`; YAML goes through validation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal, Protocol, Union, get_args
 
 from pydantic import (
@@ -50,6 +50,15 @@ class Node(BaseModel):
         return _meaning(self) == _meaning(other)
 
     __hash__ = None  # type: ignore[assignment]  # nodes hold lists and dicts
+
+    def children(self) -> Iterator[Node]:
+        """The nodes this one holds, in field order; in a list or a dict, in its order."""
+        for value in self.__dict__.values():
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, list | dict):
+                items = value.values() if isinstance(value, dict) else value
+                yield from (item for item in items if isinstance(item, Node))
 
 
 POSITION_FIELDS = frozenset({"span", "kwarg_spans", "name_spans"})

@@ -632,10 +632,7 @@ def _callee(key: Any, span: Span) -> ir.ExprNode:
         func = _expression_at(str(key), _span_of(key))
     except DSLError:
         raise problem from None
-    node = func
-    while isinstance(node, ir.Attr):
-        node = node.value
-    if not isinstance(node, ir.Name):
+    if ir.dotted(func) is None:
         raise problem
     return func
 

@@ -177,11 +177,6 @@ def _let(stmt: ir.Let, depth: int) -> list[str]:
     return _container_lines(targets, stmt.value, depth)
 
 
-def _init_rule_data(rule: ir.InitRule) -> dict:
-    init = {"init": _expr_data(rule.init)}
-    return init if rule.match is None else {"match": rule.match, **init}
-
-
 def _with_define(head: str, define: ir.ExprNode | None, depth: int) -> list[str]:
     """`head`, or `head: define` where define names a layer, or a container and its body."""
     if define is None:
@@ -541,7 +536,7 @@ def _expr_data(node: ir.ExprNode) -> Any:
     if isinstance(node, ir.Container):
         return _container_data(node)
     if isinstance(node, ir.Call):
-        callee = _callee_text(node.func)
+        callee = ir.dotted(node.func)
         if (
             callee is not None
             and (callee[0].isupper() or "." in callee)
@@ -553,15 +548,6 @@ def _expr_data(node: ir.ExprNode) -> Any:
 
 def _dollar(node: ir.ExprNode) -> str:
     return "${" + print_expr(node) + "}"
-
-
-def _callee_text(func: ir.ExprNode) -> str | None:
-    if isinstance(func, ir.Name):
-        return func.id
-    if isinstance(func, ir.Attr):
-        base = _callee_text(func.value)
-        return None if base is None else f"{base}.{func.attr}"
-    return None
 
 
 def _call_args_data(call: ir.Call) -> Any:
