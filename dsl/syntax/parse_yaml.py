@@ -11,6 +11,8 @@ See docs/yaml.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dsl import ir
 from dsl.errors import LimitError, SchemaError
 from dsl.pauses import gc_paused
@@ -38,8 +40,19 @@ def _parse(text: str, file: str) -> ir.SpecFile:
                 span_of(data) or Span(file=file, line=1, col=1),
                 hint="start the file with 'defs:'",
             )
+        _add_name_spans(data.get("imports"))
         return validate(ir.SpecFile, data)
     except RecursionError:
         raise LimitError(
             "the spec nests too deeply to read", Span(file=file, line=1, col=1)
         ) from None
+
+
+def _add_name_spans(imports: Any) -> None:
+    """Give each import mapping the positions of the names it imports (`Import.name_spans`)."""
+    for imp in imports if isinstance(imports, list) else []:
+        names = imp.get("import") if isinstance(imp, dict) else None
+        if isinstance(names, str):
+            imp["__name_spans__"] = [span_of(names)]
+        elif isinstance(names, list):
+            imp["__name_spans__"] = [span_of(name) for name in names]

@@ -191,6 +191,7 @@ def _call(callee: Any, value: Any, span: Span) -> ir.Call:
         args=[_expr_within(a, span) for a in args],
         kwargs=_keywords(kwargs, span),
         span=span,
+        kwarg_spans={str(key): span_of(key) or span for key in kwargs if key != "__span__"},
     )
 
 

@@ -115,7 +115,8 @@ def _allowed_keys(steps: list[tuple[Any, Any]], holder: int) -> list[str]:
         model = _LIST_ITEM_MODELS.get(str(_list_key(steps, holder)))
     if model is None:
         return []
-    return [field.alias or name for name, field in model.model_fields.items() if name != "span"]
+    fields = model.model_fields.items()
+    return [field.alias or name for name, field in fields if name not in ir.POSITION_FIELDS]
 
 
 def _tag_error(value: Any, list_key: Any, span: Span) -> SchemaError:
