@@ -346,7 +346,8 @@ def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None)
 def _fmt(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
     from dsl.syntax.loader import read_file
-    from dsl.syntax.printer import print_net, print_yaml
+    from dsl.syntax.printer import print_net
+    from dsl.syntax.yaml_printer import print_yaml
 
     errors: list[DSLError] = []
     changed = []
@@ -375,7 +376,8 @@ def _fmt(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
     from dsl.syntax.loader import read_file
-    from dsl.syntax.printer import print_net, print_yaml
+    from dsl.syntax.printer import print_net
+    from dsl.syntax.yaml_printer import print_yaml
 
     try:
         spec = read_file(args.file)
