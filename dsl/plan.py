@@ -16,9 +16,10 @@ import torch
 import torch.fx as fx
 
 from dsl.source import Span
-from dsl.torchlib import init, shapes
+from dsl.torchlib import init
 from dsl.torchlib.init import InitCall
 from dsl.torchlib.registry import Layer
+from dsl.torchlib.symbols import Symbols
 
 
 @dataclass
@@ -141,7 +142,7 @@ class Resolved:
     root: ModuleSpec
     inputs: list[tuple[str, torch.Tensor]]
     output: Any
-    symbols: shapes.Symbols
+    symbols: Symbols
     weights: list[WeightsSpec] = field(default_factory=list)
 
 

@@ -53,7 +53,7 @@ def net_params(path: str | Path, net: str | None, overrides: dict[str, Any]) -> 
     """The net's parameters with their values, as defaults or `--set`."""
     from dsl.elaborate.resolve import Elaborator, pick_net
     from dsl.syntax.loader import Library, load
-    from dsl.torchlib.shapes import Symbols
+    from dsl.torchlib.symbols import Symbols
 
     spec_file, file_path = load(path)
     library = Library(file_path.parent if file_path else Path.cwd())

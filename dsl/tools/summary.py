@@ -31,7 +31,7 @@ from dsl.plan import (
     TensorSpec,
 )
 from dsl.source import Span
-from dsl.torchlib.shapes import Symbols
+from dsl.torchlib.symbols import Symbols
 
 # ============================================================================ preparing a meta model
 
@@ -198,7 +198,7 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 def shape_text(value: Any, symbols: Symbols | None) -> str:
     if value is None:
         return "-"
-    from dsl.torchlib.shapes import describe
+    from dsl.torchlib.symbols import describe
 
     return describe(value, symbols)
 
