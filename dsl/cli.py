@@ -458,8 +458,9 @@ def _errors_reported(run: Any) -> Any:
 
 @_errors_reported
 def _summary(args: argparse.Namespace) -> int:
+    from dsl.tools.measure import parse_shape, resolve_for_input
     from dsl.tools.progress import Progress
-    from dsl.tools.summary import parse_shape, render, render_json, resolve_for_input, summarise
+    from dsl.tools.summary import render, render_json, summarise
 
     overrides = parse_overrides(args.set)
     shape = parse_shape(args.input) if args.input else None

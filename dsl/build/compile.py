@@ -40,7 +40,7 @@ from dsl.plan import (
     SourceSpec,
     TensorSpec,
 )
-from dsl.torchlib import catalog, init, ops, shapes
+from dsl.torchlib import catalog, init, nn_private, ops, shapes
 from dsl.torchlib.registry import REGISTRY
 
 
@@ -252,8 +252,7 @@ class _Builder:
         return module
 
 
-# torch's hooks run on every child module registered (none unless a program adds one).
-_REGISTRATION_HOOKS = getattr(nn.modules.module, "_global_module_registration_hooks", None)
+_REGISTRATION_HOOKS = nn_private.MODULE_REGISTRATION_HOOKS
 
 
 def _add_child(module: nn.Module, name: str, child: nn.Module) -> None:
@@ -263,12 +262,12 @@ def _add_child(module: nn.Module, name: str, child: nn.Module) -> None:
     through torch."""
     clash = (
         not isinstance(child, nn.Module) or not name or "." in name or hasattr(type(module), name)
-        or name in module.__dict__ or name in module._parameters or name in module._buffers
+        or name in module.__dict__ or nn_private.owns_tensor(module, name)
     )  # fmt: skip
     if clash or _REGISTRATION_HOOKS is None or _REGISTRATION_HOOKS:
         module.add_module(name, child)
     else:
-        module._modules[name] = child
+        nn_private.set_child(module, name, child)
 
 
 def build_on_meta(spec: ModuleSpec) -> nn.Module:
@@ -375,7 +374,7 @@ def _copy_plain_buffers(source: nn.Module, target: nn.Module) -> None:
     for (name, buffer), (_, mine) in zip(source.named_buffers(), target.named_buffers()):
         if mine.shape == buffer.shape:
             owner, _, leaf = name.rpartition(".")
-            target.get_submodule(owner).register_buffer(leaf, buffer, persistent=leaf not in target.get_submodule(owner)._non_persistent_buffers_set)
+            target.get_submodule(owner).register_buffer(leaf, buffer, persistent=leaf in target.get_submodule(owner).state_dict(keep_vars=True))
 
 
 def feature_extractor(model: nn.Module, outputs: list[str]) -> nn.Module:
