@@ -44,15 +44,14 @@ def validate(
     Returns the resolved network, whose `output` holds the output's meta tensor(s).
     """
     from dsl.build.arguments import check_call_arguments
-    from dsl.build.compile import check_init_rules
-    from dsl.elaborate.resolve import resolve
-    from dsl.pauses import gc_paused
+    from dsl.tools.validate import validate_spec
 
     check_call_arguments("dsl.validate", sizes=sizes)
-    with gc_paused():
-        resolved = resolve(spec, net=net, params=params, sizes=sizes)
-        check_init_rules(resolved)
-    return resolved
+    result = validate_spec(spec, net=net, params=params, sizes=sizes)
+    if result.errors:
+        raise result.errors[0]
+    assert result.resolved is not None
+    return result.resolved
 
 
 def build_model(

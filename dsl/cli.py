@@ -316,31 +316,9 @@ def _validate(args: argparse.Namespace) -> int:
 def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None) -> list[Any]:
     """Every diagnostic for one file: the static checks of all definitions, then each net
     elaborated with shapes (the first error in each)."""
-    from dsl.build.compile import check_init_rules
-    from dsl.elaborate.check import check_unit
-    from dsl.elaborate.resolve import resolve
-    from dsl.errors import DSLError, LimitError
-    from dsl.source import Span
-    from dsl.syntax.loader import Library, read_file
+    from dsl.tools.validate import validate_spec
 
-    try:
-        spec = read_file(path)
-        unit = Library(path.parent).unit(spec, path)
-        errors = check_unit(unit)
-        if errors:
-            return errors
-        nets = [n.name for n in spec.nets() if net is None or n.name == net]
-        if net is not None and not nets:
-            resolve(spec, net=net)  # raises the "no net named" diagnostic
-        for name in nets:
-            check_init_rules(resolve(path, net=name, params=overrides))
-    except DSLError as exc:
-        return [exc]
-    except RecursionError:
-        return [
-            LimitError("the spec nests too deeply to check", Span(file=str(path), line=1, col=1))
-        ]
-    return []
+    return validate_spec(path, net=net, params=overrides, every_net=True).errors
 
 
 def _fmt(args: argparse.Namespace) -> int:
