@@ -140,7 +140,7 @@ def test_reading_in_threads_gives_what_reading_in_turn_gives() -> None:
     assert all(results[i] == expected * 3 for i in range(8))
 
 
-@pytest.mark.parametrize("model", [ir.Call, ir.Import, ir.If, ir.Const, ir.NetDef])
+@pytest.mark.parametrize("model", [ir.Call, ir.Import, ir.If, ir.BinOp, ir.NetDef])
 def test_the_private_constructor_makes_what_model_construct_makes(model: type[Any]) -> None:
     """dsl/syntax/pydantic_private.py fills pydantic's slots itself: what it makes must be
     what pydantic's public `model_construct` makes, field for field."""

@@ -98,31 +98,35 @@ class NetIndenter(Indenter):
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         """Lark's own `process`, but a closing bracket with none open is left to the parser
-        (which rejects it) and brackets still open at the end too (the parser says where)."""
+        (which rejects it) and so are brackets still open at the end (the parser says where);
+        and the last token shifted is tracked, as `_Tracker` does."""
         self.paren_level = 0
         self.indent_level = [0]
-        return self.tracker.process(self._indented(stream))
+        self.tracker.previous = None
+        return self._indented(stream, self.tracker)
 
-    def _indented(self, stream: Iterator[Token]) -> Iterator[Token]:
-        token = None
+    def _indented(self, stream: Iterator[Token], tracker: _Tracker) -> Iterator[Token]:
+        token = current = None
         opening, closing = frozenset(self.OPEN_PAREN_types), frozenset(self.CLOSE_PAREN_types)
         for token in stream:
             kind = token.type
-            if kind == "_NEWLINE":
-                yield from self.handle_NL(token)
-            else:
-                yield token
+            for out in self.handle_NL(token) if kind == "_NEWLINE" else (token,):
+                tracker.previous, current = current, out
+                yield out
             if kind in opening:
                 self.paren_level += 1
             elif kind in closing and self.paren_level > 0:
                 self.paren_level -= 1
         while len(self.indent_level) > 1:
             self.indent_level.pop()
-            yield (
+            dedent = (
                 Token.new_borrow_pos(self.DEDENT_type, "", token)
                 if token
                 else Token(self.DEDENT_type, "")
             )
+            tracker.previous, current = current, dedent
+            yield dedent
+        tracker.previous = current  # the end of input reduces what is left
 
 
 def _after_newline(file: str, token: Token) -> Span:

@@ -20,6 +20,7 @@ from lark import Token, Transformer
 from dsl import ir
 from dsl.errors import DSLSyntaxError, Note
 from dsl.source import Span
+from dsl.syntax.pydantic_private import constructor
 
 MAX_DEPTH = 500  # rules inside rules; later passes walk the IR recursively
 
@@ -68,34 +69,34 @@ def _rule(method: Callable[[Any, Items], Any]) -> Callable[[Any, Items], Any]:
 
 _NAME_TEMPLATE_PART = re.compile(r"\{([^{}\n]*)\}")
 
-_Const = ir.Const.model_construct
-_Name = ir.Name.model_construct
-_Attr = ir.Attr.model_construct
-_Index = ir.Index.model_construct
-_Slice = ir.Slice.model_construct
-_Call = ir.Call.model_construct
-_BinOp = ir.BinOp.model_construct
-_UnaryOp = ir.UnaryOp.model_construct
-_IfExp = ir.IfExp.model_construct
-_ListExpr = ir.ListExpr.model_construct
-_TupleExpr = ir.TupleExpr.model_construct
-_DictExpr = ir.DictExpr.model_construct
-_Container = ir.Container.model_construct
-_Input = ir.Input.model_construct
-_Let = ir.Let.model_construct
-_Layer = ir.Layer.model_construct
-_Return = ir.Return.model_construct
-_ParamDecl = ir.ParamDecl.model_construct
-_BufferDecl = ir.BufferDecl.model_construct
-_If = ir.If.model_construct
-_For = ir.For.model_construct
-_InitRule = ir.InitRule.model_construct
-_InitBlock = ir.InitBlock.model_construct
-_DefParam = ir.DefParam.model_construct
-_NetDef = ir.NetDef.model_construct
-_BlockDef = ir.BlockDef.model_construct
-_Import = ir.Import.model_construct
-_SpecFile = ir.SpecFile.model_construct
+_Const = constructor(ir.Const)
+_Name = constructor(ir.Name)
+_Attr = constructor(ir.Attr)
+_Index = constructor(ir.Index)
+_Slice = constructor(ir.Slice)
+_Call = constructor(ir.Call)
+_BinOp = constructor(ir.BinOp)
+_UnaryOp = constructor(ir.UnaryOp)
+_IfExp = constructor(ir.IfExp)
+_ListExpr = constructor(ir.ListExpr)
+_TupleExpr = constructor(ir.TupleExpr)
+_DictExpr = constructor(ir.DictExpr)
+_Container = constructor(ir.Container)
+_Input = constructor(ir.Input)
+_Let = constructor(ir.Let)
+_Layer = constructor(ir.Layer)
+_Return = constructor(ir.Return)
+_ParamDecl = constructor(ir.ParamDecl)
+_BufferDecl = constructor(ir.BufferDecl)
+_If = constructor(ir.If)
+_For = constructor(ir.For)
+_InitRule = constructor(ir.InitRule)
+_InitBlock = constructor(ir.InitBlock)
+_DefParam = constructor(ir.DefParam)
+_NetDef = constructor(ir.NetDef)
+_BlockDef = constructor(ir.BlockDef)
+_Import = constructor(ir.Import)
+_SpecFile = constructor(ir.SpecFile)
 
 
 class _Positions:
