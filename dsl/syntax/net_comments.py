@@ -56,77 +56,87 @@ def attach_comments(spec: ir.SpecFile, comments: dict[float, str]) -> ir.SpecFil
     """A comment block right above a definition is its doc; other comment lines ride on the
     span of the statement below them, so `dsl fmt` keeps them without their taking part in
     equality."""
-    if not comments:
-        return spec
-    lines = sorted(comments)
-    claimed: set[float] = set()
-    unread = 0  # every line before lines[unread] is claimed
+    return _Attacher(comments).spec(spec) if comments else spec
 
-    def take(before: int) -> list[str]:
-        nonlocal unread
-        end = bisect.bisect_left(lines, before, lo=unread)
-        taken = [n for n in lines[unread:end] if n not in claimed]
-        unread = end
-        claimed.update(taken)
-        return [comments[n] for n in taken]
 
-    def doc_block(before: int) -> list[str]:
+class _Attacher:
+    """Hands each comment, in order, to the first node that starts below it."""
+
+    def __init__(self, comments: dict[float, str]) -> None:
+        self.comments = comments
+        self.lines = sorted(comments)
+        self.claimed: set[float] = set()
+        self.unread = 0  # every line before lines[unread] is claimed
+
+    def take(self, before: float) -> list[str]:
+        end = bisect.bisect_left(self.lines, before, lo=self.unread)
+        taken = [n for n in self.lines[self.unread : end] if n not in self.claimed]
+        self.unread = end
+        self.claimed.update(taken)
+        return [self.comments[n] for n in taken]
+
+    def doc_block(self, before: int) -> list[str]:
         block = []
         line = before - 1
-        while line in comments and line not in claimed:
+        while line in self.comments and line not in self.claimed:
             block.append(line)
             line -= 1
-        claimed.update(block)
-        return [comments[n] for n in sorted(block)]
+        self.claimed.update(block)
+        return [self.comments[n] for n in sorted(block)]
 
-    def visit_stmts(stmts: list) -> list:
+    def spec(self, spec: ir.SpecFile) -> ir.SpecFile:
+        imports = []
+        for imp in spec.imports:
+            leading = self.take(imp.span.line)
+            span = _with_comments(imp.span, leading)
+            imports.append(imp.model_copy(update={"span": span}) if leading else imp)
+        defs = [self.definition(definition) for definition in spec.defs]
+        trailing = self.take(10**12)
+        span = _with_comments(spec.span, trailing) if trailing else spec.span
+        return spec.model_copy(update={"imports": imports, "defs": defs, "span": span})
+
+    def definition(self, definition: Any) -> Any:
+        doc = self.doc_block(definition.span.line)
+        leading = self.take(definition.span.line)
+        body: Any = definition.body
+        body = self.container(body) if isinstance(body, ir.Container) else self.stmts(body)
+        updates: dict[str, Any] = {"doc": "\n".join(doc)} if doc else {}
+        if body is not definition.body:
+            updates["body"] = body
+        if leading:
+            updates["span"] = _with_comments(definition.span, leading)
+        return definition.model_copy(update=updates) if updates else definition
+
+    def stmts(self, stmts: list) -> list:
         """The statements with their comments: the same list when none of them changed."""
-        if not stmts or unread == len(lines) or lines[unread] >= _last_line(stmts):
+        if (
+            not stmts
+            or self.unread == len(self.lines)
+            or self.lines[self.unread] >= _last_line(stmts)
+        ):
             return stmts  # no comment left before their end
-        visited = [visit_stmt(s) for s in stmts]
+        visited = [self.stmt(s) for s in stmts]
         return stmts if all(new is old for new, old in zip(visited, stmts)) else visited
 
-    def visit_container(container: ir.Container) -> ir.Container:
-        body = visit_stmts(container.body)
+    def container(self, container: ir.Container) -> ir.Container:
+        body = self.stmts(container.body)
         return container if body is container.body else container.model_copy(update={"body": body})
 
-    def visit_stmt(stmt: Any) -> Any:
-        leading = take(stmt.span.line)
+    def stmt(self, stmt: Any) -> Any:
+        leading = self.take(stmt.span.line)
         updates: dict[str, Any] = {}
         if leading:
             updates["span"] = _with_comments(stmt.span, leading)
         fields = stmt.__dict__  # not getattr: a missing attribute costs pydantic an exception
         for field in ("then", "else_", "body"):
             value = fields.get(field)
-            if isinstance(value, list) and (visited := visit_stmts(value)) is not value:
+            if isinstance(value, list) and (visited := self.stmts(value)) is not value:
                 updates[field] = visited
         for field in ("value", "define", "layer"):
             value = fields.get(field)
-            if isinstance(value, ir.Container) and (visited := visit_container(value)) is not value:
-                updates[field] = visited
+            if isinstance(value, ir.Container) and (inner := self.container(value)) is not value:
+                updates[field] = inner
         return stmt.model_copy(update=updates) if updates else stmt
-
-    new_imports = []
-    for imp in spec.imports:
-        leading = take(imp.span.line)
-        new_imports.append(
-            imp.model_copy(update={"span": _with_comments(imp.span, leading)}) if leading else imp
-        )
-    new_defs = []
-    for definition in spec.defs:
-        doc = doc_block(definition.span.line)
-        leading = take(definition.span.line)
-        body = definition.body
-        body = visit_container(body) if isinstance(body, ir.Container) else visit_stmts(body)
-        updates: dict[str, Any] = {"doc": "\n".join(doc)} if doc else {}
-        if body is not definition.body:
-            updates["body"] = body
-        if leading:
-            updates["span"] = _with_comments(definition.span, leading)
-        new_defs.append(definition.model_copy(update=updates) if updates else definition)
-    trailing = take(10**12)
-    span = _with_comments(spec.span, trailing) if trailing else spec.span
-    return spec.model_copy(update={"imports": new_imports, "defs": new_defs, "span": span})
 
 
 def _last_line(stmts: list) -> int:

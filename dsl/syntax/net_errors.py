@@ -69,19 +69,15 @@ def _describe_token(token: Token) -> str:
 def syntax_error(
     exc: UnexpectedInput, text: str, file: str, origin: Span | None = None
 ) -> DSLSyntaxError:
+    """Lark's error -> the DSL's: `origin` is where a text read on its own (an expression)
+    starts in its file."""
     line, col = _error_position(exc, text)
     if origin is not None and origin:
         col = col + origin.col - 1 if line == 1 else col
         line = line + origin.line - 1
     span = Span(file=file, line=line, col=col, end_line=line, end_col=col + _token_width(exc))
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        if char == "\t":
-            return IndentationError_(
-                "a tab where the line's content was expected", span, hint="indent with spaces"
-            )
-        hint = _hint_for_char(char)
-        return DSLSyntaxError(f"unexpected character '{char}'", span, hint=hint)
+        return _character_error(exc, text, span)
     what = "the expression" if origin is not None else "the file"
     if isinstance(exc, UnexpectedEOF):
         return DSLSyntaxError(
@@ -93,7 +89,6 @@ def syntax_error(
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
     expected = set(exc.accepts or exc.expected)
-    found = _describe_token(token)
     if token.type == "_INDENT":
         return IndentationError_(
             "unexpected indentation",
@@ -101,40 +96,61 @@ def syntax_error(
             hint="this line is indented more than the statement before it, which does not open a block with ':'",
         )
     if token.type == "$END" or (token.type == "_DEDENT" and token == ""):
-        notes = _bracket_note(text, len(text), file, origin)
-        bracket = _unclosed_bracket(text, len(text))
-        hint = "an opening bracket may be left unclosed" if _open_brackets(text) else None
-        if bracket is not None:
-            hint = f"close the '{bracket[0]}' with '{_CLOSERS[bracket[0]]}'"
-        return DSLSyntaxError(
-            f"{what} ends too early: expected {_describe_expected(expected)}",
-            span,
-            hint=hint,
-            notes=notes,
+        return _early_end_error(what, expected, text, span, origin)
+    return _token_error(token, expected, text, span, origin)
+
+
+def _character_error(exc: UnexpectedCharacters, text: str, span: Span) -> DSLSyntaxError:
+    pos = exc.pos_in_stream or 0
+    char = text[pos] if pos < len(text) else ""
+    if char == "\t":
+        return IndentationError_(
+            "a tab where the line's content was expected", span, hint="indent with spaces"
         )
-    hint = None
-    open_bracket = _unclosed_bracket(text, token.start_pos) if token.start_pos is not None else None
+    return DSLSyntaxError(f"unexpected character '{char}'", span, hint=_hint_for_char(char))
+
+
+def _early_end_error(
+    what: str, expected: set[str], text: str, span: Span, origin: Span | None
+) -> DSLSyntaxError:
+    notes = _bracket_note(text, len(text), span.file, origin)
+    bracket = _unclosed_bracket(text, len(text))
+    hint = "an opening bracket may be left unclosed" if _open_brackets(text) else None
+    if bracket is not None:
+        hint = f"close the '{bracket[0]}' with '{_CLOSERS[bracket[0]]}'"
+    return DSLSyntaxError(
+        f"{what} ends too early: expected {_describe_expected(expected)}",
+        span,
+        hint=hint,
+        notes=notes,
+    )
+
+
+def _token_error(
+    token: Token, expected: set[str], text: str, span: Span, origin: Span | None
+) -> DSLSyntaxError:
+    message = f"expected {_describe_expected(expected)}, found {_describe_token(token)}"
+    start = token.start_pos or 0
+    open_bracket = _unclosed_bracket(text, start) if token.start_pos is not None else None
     if open_bracket is not None and open_bracket[1] < (token.line or 0):
         # Inside brackets line breaks do not end a statement, so the next line reads on.
         char, bracket_line, _ = open_bracket
         hint = f"the '{char}' opened on line {bracket_line + (origin.line - 1 if origin else 0)} is not closed"
-        notes = _bracket_note(text, token.start_pos, file, origin)
-        return DSLSyntaxError(
-            f"expected {_describe_expected(expected)}, found {found}", span, hint=hint, notes=notes
-        )
+        notes = _bracket_note(text, start, span.file, origin)
+        return DSLSyntaxError(message, span, hint=hint, notes=notes)
+    return DSLSyntaxError(message, span, hint=_token_hint(token, expected))
+
+
+def _token_hint(token: Token, expected: set[str]) -> str | None:
     if token.type == "_NEWLINE" and "COLON" in expected:
-        hint = "a line that opens a block ends with ':'"
-    elif token.type == "_NEWLINE" and (
-        "RPAR" in expected or "RSQB" in expected or "RBRACE" in expected
-    ):
-        hint = "a bracket opened on this line is not closed"
-    elif token.type == "NAME" and str(token) in _PYTHON_WORDS:
-        hint = _PYTHON_WORDS[str(token)]
-    elif token.type == "EQUAL" and "COLON" in expected:
-        hint = "compare with '==', or bind a name on its own line"
-    return DSLSyntaxError(
-        f"expected {_describe_expected(expected)}, found {found}", span, hint=hint
-    )
+        return "a line that opens a block ends with ':'"
+    if token.type == "_NEWLINE" and expected & {"RPAR", "RSQB", "RBRACE"}:
+        return "a bracket opened on this line is not closed"
+    if token.type == "NAME" and str(token) in _PYTHON_WORDS:
+        return _PYTHON_WORDS[str(token)]
+    if token.type == "EQUAL" and "COLON" in expected:
+        return "compare with '==', or bind a name on its own line"
+    return None
 
 
 _PYTHON_WORDS = {
@@ -172,11 +188,13 @@ def _error_position(exc: UnexpectedInput, text: str) -> tuple[int, int]:
             # The token borrows the newline's position; the indented text starts at its end.
             return token.end_line or token.line, token.end_column or token.column
         return token.line, token.column
-    line = getattr(exc, "line", None)
-    col = getattr(exc, "column", None)
-    if line is None or line < 1:
+    where: tuple[int | None, int | None] = (
+        getattr(exc, "line", None),
+        getattr(exc, "column", None),
+    )
+    if where[0] is None or where[0] < 1:
         return _last_position(text)
-    return line, col or 1
+    return where[0], where[1] or 1
 
 
 def _last_position(text: str) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 blocks, and a `Transformer` that builds the IR as rules reduce (see net_transform.py).
 
 A Lark parser keeps state while it parses (its postlexer, its transformer), so each thread
-makes its own (see `parse_net._readers`)."""
+makes its own (see `parse_net._Readers`)."""
 
 from __future__ import annotations
 

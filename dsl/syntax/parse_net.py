@@ -19,7 +19,7 @@ from dsl.source import Span, register_source
 from dsl.syntax.net_comments import attach_comments, comments_of
 from dsl.syntax.net_errors import syntax_error
 from dsl.syntax.net_grammar import Reader
-from dsl.syntax.net_transform import TooDeep
+from dsl.syntax.net_positions import TooDeep
 
 MAX_SOURCE_BYTES = 20_000_000
 MAX_SOURCE_LINES = (
