@@ -162,3 +162,13 @@ def test_the_private_constructor_makes_what_model_construct_makes(model: type[An
     assert made.model_dump() == public.model_dump()
     copied = made.model_copy(update={"span": Span(file="u.net", line=9)})
     assert copied == made and copied.span.line == 9 and made.span.line != 9
+
+
+def test_spans_compare_as_values_and_nodes_ignore_them() -> None:
+    here = Span(file="t.net", line=2, col=5, end_line=2, end_col=9)
+    assert here == Span(file="t.net", line=2, col=5, end_line=2, end_col=9)
+    assert hash(here) == hash(Span(file="t.net", line=2, col=5, end_line=2, end_col=9))
+    assert here != here._replace(col=6) and here != here._replace(comments=("note",))
+    one = parse_net("net A:\n    input x\n    return f(x, k=1)\n", "a.net")
+    other = parse_net("\n\nnet A:\n  input x\n  return f(x,   k=1)\n", "b.net")
+    assert one == other and one.defs[0].span != other.defs[0].span
