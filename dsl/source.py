@@ -49,7 +49,8 @@ class Span(NamedTuple):
     """A 1-based line/column range in a named source.
 
     A named tuple, not a model: a parse makes one per IR node, and a tuple is the cheapest
-    object Python makes. Equality and hashing are not a tuple's: every span is equal."""
+    object Python makes. Spans compare and hash as the values they are (comments included);
+    IR nodes leave their spans out of their own equality (`ir.POSITION_FIELDS`)."""
 
     file: str = "<string>"
     line: int = 0
@@ -58,15 +59,6 @@ class Span(NamedTuple):
     end_col: int = 0
     # Full-line comments written just above the node: kept by `dsl fmt`, ignored by equality.
     comments: tuple[str, ...] = ()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Span)
-
-    def __ne__(self, other: object) -> bool:
-        return not isinstance(other, Span)
-
-    def __hash__(self) -> int:
-        return 0
 
     def __bool__(self) -> bool:
         return self.line > 0

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from dsl.syntax.parse_net import _cache_file
+from dsl.syntax.net_grammar import cache_file
 
 
 def test_cache_goes_to_a_private_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETDSL_CACHE_DIR", str(tmp_path / "cache"))
-    path = _cache_file("grammar-start.lark-cache")
+    path = cache_file("grammar-start.lark-cache")
     assert path == str(tmp_path / "cache" / "grammar-start.lark-cache")
     assert (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
 
@@ -27,12 +27,12 @@ def test_no_cache_in_a_directory_others_can_write(
     shared.mkdir()
     shared.chmod(0o777)
     monkeypatch.setenv("NETDSL_CACHE_DIR", str(shared))
-    assert _cache_file("grammar-start.lark-cache") is None
+    assert cache_file("grammar-start.lark-cache") is None
 
 
 def test_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETDSL_CACHE_DIR", "")
-    assert _cache_file("grammar-start.lark-cache") is None
+    assert cache_file("grammar-start.lark-cache") is None
 
 
 def test_a_cached_grammar_parses_the_same(tmp_path: Path) -> None:
