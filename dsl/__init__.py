@@ -91,7 +91,7 @@ def build_model(
     import torch
 
     from dsl.build.compile import compile_resolved
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
     from dsl.pauses import gc_paused
 
     with gc_paused():

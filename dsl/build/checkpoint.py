@@ -49,7 +49,7 @@ def save(model: nn.Module, output: Path, *, spec_text: str, spec_file: str, net:
 def load_model(path: str | Path, *, device: str | torch.device | None = None) -> nn.Module:
     """Rebuild the model saved by `dsl build` (or `save`) and load its weights."""
     from dsl.build.compile import compile_resolved
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
 
     path = Path(path)
     if not path.exists():
