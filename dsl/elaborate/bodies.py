@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from dsl import ir
 from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.graph import check_member_name
 from dsl.elaborate.values import MAX_LOOP, Handle, kind_of
 from dsl.errors import (
     ArgumentError,
@@ -152,6 +155,8 @@ class ContainerBody(Body):
         key = name if name is not None else str(len(self.handle.children))
         if key in self.keys:
             raise DuplicateNameError(f"'{key}' is already a child of this {self.kind}", stmt.span)
+        if name is not None:
+            check_member_name(name, getattr(torch.nn, self.kind), stmt.span)
         self.keys.add(key)
         self.handle.children.append((key, value))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from dsl.elaborate.values import MAX_LOOP, Builtin, to_static
+from dsl.elaborate.values import MAX_INT_BITS, MAX_LOOP, Builtin, to_static
 from dsl.errors import DSLError, EvaluationError, LimitError
 from dsl.source import Span
 
@@ -17,6 +17,18 @@ def _safe_range(*args: int) -> range:
     if len(result) > MAX_LOOP:
         raise LimitError(f"range of {len(result)} items is over the limit of {MAX_LOOP}")
     return result
+
+
+# `round(n, -d)` computes 10 ** d: as many digits as an integer of MAX_INT_BITS bits has, at most.
+MAX_ROUND_DIGITS = MAX_INT_BITS * 3 // 10
+
+
+def _safe_round(number: Any, ndigits: Any = None) -> Any:
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
+        raise LimitError(
+            f"round() to {ndigits} digits is over the limit of {MAX_ROUND_DIGITS} digits"
+        )
+    return round(number, ndigits)
 
 
 BUILTINS: dict[str, Callable[..., Any] | None] = {
@@ -29,7 +41,7 @@ BUILTINS: dict[str, Callable[..., Any] | None] = {
     "str": str,
     "bool": bool,
     "abs": abs,
-    "round": round,
+    "round": _safe_round,
     "list": list,
     "tuple": tuple,
     "zip": lambda *a: list(zip(*a)),

@@ -27,12 +27,8 @@ MAX_BLOCK_DEPTH = 48
 
 class Elaborator:
     def __init__(self, context: Context) -> None:
-        self._context = context
+        self.context = context
         self._blocks: dict[tuple, tuple[ModuleSpec, Any]] = {}
-
-    @property
-    def context(self) -> Context:
-        return self._context
 
     def container_handle(self, node: ir.Container, frame: Frame) -> Handle:
         return container_handle(node, frame)

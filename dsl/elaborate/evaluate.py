@@ -44,8 +44,6 @@ from dsl.errors import (
     DSLError,
     EvaluationError,
     LimitError,
-    Note,
-    ShapeError,
     StructureError,
     UndefinedValueError,
     UnknownLayerError,
@@ -53,7 +51,6 @@ from dsl.errors import (
 )
 from dsl.source import Span
 from dsl.syntax.loader import Unit
-from dsl.torchlib import shapes
 from dsl.torchlib.registry import OPERATORS, REGISTRY
 
 
@@ -67,7 +64,7 @@ class Elaboration(BlockMaker, Protocol):
 class Frame:
     """A scope: names to values, evaluated in the unit (file) where the code was written."""
 
-    __slots__ = ("builder", "elab", "scope", "unit")
+    __slots__ = ("builder", "context", "elab", "scope", "unit")
 
     def __init__(
         self,
@@ -77,13 +74,10 @@ class Frame:
         scope: dict[str, Any],
     ) -> None:
         self.elab = elab
+        self.context: Context = elab.context
         self.unit = unit
         self.builder = builder
         self.scope = scope
-
-    @property
-    def context(self) -> Context:
-        return self.elab.context
 
     def child_scope(self, extra: dict[str, Any]) -> Frame:
         return Frame(self.elab, self.unit, self.builder, {**self.scope, **extra})
@@ -243,30 +237,15 @@ class Frame:
         if isinstance(value, Handle):
             return value.child(to_static(index, expr.index.span), expr.span)
         if isinstance(value, ShapeView):
-            return self._shape_index(value, to_static(index, expr.index.span), expr.span)
+            key = to_static(index, expr.index.span)
+            return graph_ops.shape_dim(self.context.symbols, value, key, expr.span)
         if isinstance(value, Val):
             return self._graph_call(operator.getitem, (value, index), {}, "indexing", expr.span)
         try:
             return value[to_static(index, expr.index.span)]
-        except (IndexError, KeyError, TypeError) as exc:
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
             raise EvaluationError(
                 f"cannot index {kind_of(value)} with {index!r}: {exc}", expr.span
-            ) from None
-
-    def _shape_index(self, shape: ShapeView, key: Any, span: Span) -> Any:
-        dims = shape.dims()
-        try:
-            return dims[key]
-        except (IndexError, TypeError):
-            where = f"0 to {len(dims) - 1}, or -{len(dims)} to -1" if dims else "none"
-            described = shapes.describe(shape.val.meta, self.context.symbols)
-            raise ShapeError(
-                f"a shape of {len(dims)} dimension{'s' if len(dims) != 1 else ''} has no index {key!r}: "
-                f"the value has shape {described} (indices {where})",
-                span,
-                notes=[Note("the value was produced here", shape.val.span)]
-                if shape.val.span
-                else [],
             ) from None
 
     # -- calls

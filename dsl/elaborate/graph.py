@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import torch
 import torch.fx as fx
 
 from dsl import ir
@@ -44,6 +45,7 @@ class GraphBuilder:
             )
         if not ir.IDENTIFIER.fullmatch(name):
             raise StructureError(f"'{name}' cannot name a module attribute", span)
+        check_member_name(name, torch.nn.Module, span)
         self.member_spans[name] = span
         self.members.append((name, member))
         if isinstance(member, Handle):
@@ -79,6 +81,26 @@ class GraphBuilder:
         # counting free the elaboration, instead of the cyclic collector (slower, and later).
         self.members = []
         return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
+
+
+def check_member_name(name: str, module_type: type[torch.nn.Module], span: Span) -> None:
+    """A member becomes an attribute of the module: it may not hide one torch's has."""
+    if name in _attributes_of(module_type):
+        raise StructureError(
+            f"'{name}' cannot name a member: every torch {module_type.__name__} has an attribute '{name}'",
+            span,
+            hint=f"choose another name, e.g. '{name}_'",
+        )
+
+
+_ATTRIBUTES: dict[str, frozenset[str]] = {}  # by class name: Module, Sequential, ...
+
+
+def _attributes_of(module_type: type[torch.nn.Module]) -> frozenset[str]:
+    found = _ATTRIBUTES.get(module_type.__name__)
+    if found is None:  # an instance's: `training` is set in __init__
+        found = _ATTRIBUTES[module_type.__name__] = frozenset(dir(module_type()))
+    return found
 
 
 def _new_node(

@@ -23,7 +23,14 @@ from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.graph_ops import graph_call
 from dsl.elaborate.values import Dim, Handle, Parts, ShapeView, Val, kind_of, node_arg, vals_in
-from dsl.errors import ArityError, EvaluationError, Note, ShapeError, StructureError
+from dsl.errors import (
+    ArityError,
+    DuplicateNameError,
+    EvaluationError,
+    Note,
+    ShapeError,
+    StructureError,
+)
 from dsl.plan import AliasSpec, SourceSpec
 from dsl.source import Span
 from dsl.torchlib import shapes
@@ -39,6 +46,7 @@ class GraphBody(Body):
         self._given: list[Any] | None = None
         self._sources: list[Span | None] = []
         self._applied: Span | None = None  # where a block is applied
+        self._declared: set[int] = set()  # the body's own `input` statements
 
     def run_block(
         self,
@@ -57,6 +65,7 @@ class GraphBody(Body):
                 span,
                 notes=[Note(f"{node.name} is defined here", node.span)],
             )
+        self._declared = {id(s) for s in declared}
         self._given = inputs
         self._sources = sources
         self._applied = span if inputs is not None else None
@@ -74,6 +83,7 @@ class GraphBody(Body):
 
     # -- inputs
     def _Input(self, stmt: ir.Input) -> None:
+        self._check_input_statement(stmt)
         index = len(self.inputs)
         source = self._sources[index] if index < len(self._sources) else None
         if self._given is not None:
@@ -86,6 +96,22 @@ class GraphBody(Body):
         val = Val(node, meta, source or stmt.span)
         self.inputs.append((stmt.input, val))
         self._bind(stmt.input, val, stmt.span)
+
+    def _check_input_statement(self, stmt: ir.Input) -> None:
+        if id(stmt) not in self._declared:
+            raise StructureError(
+                f"'input {stmt.input}' sits inside an 'if' or 'for'; a body's inputs are declared unconditionally",
+                stmt.span,
+                hint="declare every input at the top level of the body",
+            )
+        first = next((val for name, val in self.inputs if name == stmt.input), None)
+        if first is not None:
+            raise DuplicateNameError(
+                f"input '{stmt.input}' is declared twice",
+                stmt.span,
+                notes=[Note("first declared here", first.span)],
+                hint="give each input its own name",
+            )
 
     def _check_declared_shape(
         self, stmt: ir.Input, meta: torch.Tensor, source: Span | None

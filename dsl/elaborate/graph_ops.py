@@ -24,7 +24,14 @@ from dsl.elaborate.values import (
     to_static,
     vals_in,
 )
-from dsl.errors import ArgumentError, EvaluationError, StructureError, did_you_mean
+from dsl.errors import (
+    ArgumentError,
+    EvaluationError,
+    Note,
+    ShapeError,
+    StructureError,
+    did_you_mean,
+)
 from dsl.plan import LeafSpec
 from dsl.source import Span
 from dsl.torchlib import shapes
@@ -45,7 +52,17 @@ def graph_call(
         raise StructureError(f"{what} computes on tensors, which only a graph body can do", span)
     metas = meta_arg(args), meta_arg(kwargs)
     inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]
-    out = shapes.run(fn, metas[0], metas[1], what, span, inputs, symbols)
+    try:
+        out = shapes.run(fn, metas[0], metas[1], what, span, inputs, symbols)
+    except AttributeError:  # torch reached for a tensor's method on a plain value
+        found = ", ".join(
+            [kind_of(a) for a in args] + [f"{k}={kind_of(v)}" for k, v in kwargs.items()]
+        )
+        raise ArgumentError(
+            f"{what} expects tensors computed in forward where torch takes them, not ({found})",
+            span,
+            hint=f"pass the tensor first, e.g. {what}(x, ...)",
+        ) from None
     node = builder.node("call_function", fn, node_arg(args), node_arg(kwargs))
     return Val(node, out, span)
 
@@ -59,7 +76,7 @@ def method_call(
     span: Span,
 ) -> Any:
     if ref.name == "size" and not kwargs and len(args) == 1:
-        return builder.dim(ref.val, to_static(args[0], span))
+        return shape_dim(symbols, ShapeView(ref.val, builder), to_static(args[0], span), span)
     meta_fn = getattr(ref.val.meta, ref.name)
     inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in vals_in((args, kwargs))]
     out = shapes.run(
@@ -69,6 +86,23 @@ def method_call(
         "call_method", ref.name, (ref.val.node, *node_arg(tuple(args))), node_arg(kwargs)
     )
     return Val(node, out, span)
+
+
+def shape_dim(symbols: shapes.Symbols, shape: ShapeView, key: Any, span: Span) -> Any:
+    """`x.shape[key]` or `x.size(key)`: a size (or sizes) of the value, checked against its
+    dimensions."""
+    dims = shape.dims()
+    try:
+        return dims[key]
+    except (IndexError, TypeError, ValueError):
+        where = f"0 to {len(dims) - 1}, or -{len(dims)} to -1" if dims else "none"
+        described = shapes.describe(shape.val.meta, symbols)
+        raise ShapeError(
+            f"a shape of {len(dims)} dimension{'s' if len(dims) != 1 else ''} has no index {key!r}: "
+            f"the value has shape {described} (indices {where})",
+            span,
+            notes=[Note("the value was produced here", shape.val.span)] if shape.val.span else [],
+        ) from None
 
 
 def attribute(
