@@ -1,6 +1,6 @@
 """Build-time decisions: the one place where a value becomes a yes or no (`if`, the
-ternary `a if c else b`, `and`, `or`, `not`). A condition may use parameters and sizes read
-from shapes, never tensor data."""
+ternary `a if c else b`, `and`, `or`, `not`, `bool(...)`). A condition may use parameters
+and sizes read from shapes, never tensor data."""
 
 from __future__ import annotations
 

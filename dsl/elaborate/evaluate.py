@@ -278,6 +278,8 @@ class Frame:
         if func.name == "weights":
             raise StructureError("weights(...) is a statement of its own in a net's body", span)
         if not vals_in((args, kwargs)):
+            if func.name == "bool" and len(args) == 1 and not kwargs:
+                return decide(args[0], span)  # a condition, decided in one place
             return call_builtin(func, args, kwargs, span)
         if func.name in REGISTRY.functions:
             return self._call_function(
