@@ -204,6 +204,11 @@ def _tool_commands(command: Any) -> None:
         "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
     )
     spec_options(build)
+    build.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let torchvision download the pretrained weights a spec names",
+    )
     build.set_defaults(run=_build)
 
     export = command(
@@ -319,7 +324,8 @@ def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None)
 def _fmt(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
     from dsl.syntax.loader import read_file
-    from dsl.syntax.printer import print_net, print_yaml
+    from dsl.syntax.printer import print_net
+    from dsl.syntax.yaml_printer import print_yaml
 
     errors: list[DSLError] = []
     changed = []
@@ -348,7 +354,8 @@ def _fmt(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
     from dsl.syntax.loader import read_file
-    from dsl.syntax.printer import print_net, print_yaml
+    from dsl.syntax.printer import print_net
+    from dsl.syntax.yaml_printer import print_yaml
 
     try:
         spec = read_file(args.file)
@@ -429,8 +436,9 @@ def _errors_reported(run: Any) -> Any:
 
 @_errors_reported
 def _summary(args: argparse.Namespace) -> int:
+    from dsl.tools.measure import parse_shape, resolve_for_input
     from dsl.tools.progress import Progress
-    from dsl.tools.summary import parse_shape, render, render_json, resolve_for_input, summarise
+    from dsl.tools.summary import render, render_json, summarise
 
     overrides = parse_overrides(args.set)
     shape = parse_shape(args.input) if args.input else None
@@ -511,6 +519,7 @@ def _build(args: argparse.Namespace) -> int:
     from dsl.errors import ArgumentError
     from dsl.tools.progress import Progress
     from dsl.tools.summary import human_bytes
+    from dsl.torchlib.offline import downloads_allowed
 
     if args.output.suffix not in (".safetensors", ".pt", ".pth"):
         raise ArgumentError(
@@ -518,7 +527,8 @@ def _build(args: argparse.Namespace) -> int:
             hint="give -o a name ending in .safetensors or .pt",
         )
     overrides = parse_overrides(args.set)
-    resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
+    with downloads_allowed(args.allow_download):
+        resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
     with Progress(f"writing {args.output.name}"):
         save(
             model,

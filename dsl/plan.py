@@ -8,6 +8,7 @@ The compiler instantiates these in declaration order; summary, export, diff and 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ import torch
 import torch.fx as fx
 
 from dsl.source import Span
-from dsl.torchlib import init, shapes
+from dsl.torchlib import init
 from dsl.torchlib.init import InitCall
 from dsl.torchlib.registry import Layer
+from dsl.torchlib.symbols import Symbols
 
 
 @dataclass
@@ -131,6 +133,45 @@ class PartSpec:
 
 
 ModuleSpec = LeafSpec | ContainerSpec | GraphSpec | DerivedSpec | PartSpec
+Node = ModuleSpec | TensorSpec | AliasSpec  # what `iter_modules` visits
+
+
+def iter_modules(spec: ModuleSpec, prefix: str = "") -> Iterator[tuple[str, Node]]:
+    """Every module of the tree under `spec` with its qualified name, and each graph body's
+    own tensors and aliases; children before their parent, siblings in declaration order.
+
+    A derived net shares its name with its base and comes after it, and the modules that
+    replace parts of the base come after those parts: keyed by name, the last visit is what
+    the built model holds there. `parts(...)` sources are never registered, so not visited.
+    """
+    children = _CHILDREN.get(type(spec))
+    for name, child in children(spec) if children is not None else ():
+        path = f"{prefix}.{name}" if prefix and name else prefix or name
+        if isinstance(child, TensorSpec | AliasSpec):
+            yield path, child
+        else:
+            yield from iter_modules(child, path)
+    yield prefix, spec
+
+
+def _container_children(spec: ContainerSpec) -> Iterator[tuple[str, Node]]:
+    return iter(spec.children)
+
+
+def _graph_children(spec: GraphSpec) -> Iterator[tuple[str, Node]]:
+    return ((name, m) for name, m in spec.members if not isinstance(m, SourceSpec))
+
+
+def _derived_children(spec: DerivedSpec) -> Iterator[tuple[str, Node]]:
+    yield "", spec.base  # the same name as the derived net
+    yield from ((op.path, op.spec) for op in spec.ops if isinstance(op, ReplaceOp))
+
+
+_CHILDREN: dict[type, Callable[[Any], Iterator[tuple[str, Node]]]] = {
+    ContainerSpec: _container_children,
+    GraphSpec: _graph_children,
+    DerivedSpec: _derived_children,
+}
 
 
 @dataclass
@@ -141,7 +182,7 @@ class Resolved:
     root: ModuleSpec
     inputs: list[tuple[str, torch.Tensor]]
     output: Any
-    symbols: shapes.Symbols
+    symbols: Symbols
     weights: list[WeightsSpec] = field(default_factory=list)
 
 

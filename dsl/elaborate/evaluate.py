@@ -51,7 +51,13 @@ from dsl.errors import (
 )
 from dsl.source import Span
 from dsl.syntax.loader import Unit
-from dsl.torchlib.registry import OPERATORS, REGISTRY
+from dsl.torchlib.registry import (
+    OPERATORS,
+    REGISTRY,
+    check_keywords,
+    refusal_hint,
+    unknown_function,
+)
 
 
 class Elaboration(BlockMaker, Protocol):
@@ -133,7 +139,9 @@ class Frame:
             )
         candidates = [*local, *REGISTRY.functions, *BUILTINS, *self.unit.names]
         return UndefinedValueError(
-            f"'{name}' is not defined here", span, hint=did_you_mean(name, candidates)
+            f"'{name}' is not defined here",
+            span,
+            hint=refusal_hint(name) or did_you_mean(name, candidates),
         )
 
     # -- compound values
@@ -220,6 +228,11 @@ class Frame:
             layer = REGISTRY.layer(dotted)
             if layer is not None:
                 return LayerRef(layer)
+            function = REGISTRY.function(dotted)
+            if function is not None:
+                return FunctionRef(function)
+            if (error := unknown_function(dotted, expr.span)) is not None:
+                raise error
             if dotted.split(".")[0] in ("torchvision", "torch", "nn"):
                 raise UnknownLayerError(
                     f"unknown layer '{dotted}'", expr.span, hint=qualified_hint(dotted)
@@ -262,7 +275,9 @@ class Frame:
         if isinstance(func, Handle):
             return graph_ops.apply(self.elab, self.builder, func, args, kwargs, expr.span)
         if isinstance(func, Builtin):
-            return self._call_builtin(func, args, kwargs, expr.span)
+            return self._call_builtin(func, args, kwargs, expr)
+        if isinstance(func, FunctionRef | MethodRef):
+            check_keywords(kwargs, self.context.arg_spans(expr))
         if isinstance(func, FunctionRef):
             return self._call_function(func, args, kwargs, expr.span)
         if isinstance(func, MethodRef):
@@ -272,7 +287,8 @@ class Frame:
             return graph_ops.method_call(symbols, self.builder, func, args, kwargs, expr.span)
         raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
 
-    def _call_builtin(self, func: Builtin, args: list, kwargs: dict, span: Span) -> Any:
+    def _call_builtin(self, func: Builtin, args: list, kwargs: dict, call: ir.Call) -> Any:
+        span = call.span
         if func.name == "parts":
             return graph_ops.parts(self.context, args, kwargs, span)
         if func.name == "weights":
@@ -282,6 +298,7 @@ class Frame:
                 return decide(args[0], span)  # a condition, decided in one place
             return call_builtin(func, args, kwargs, span)
         if func.name in REGISTRY.functions:
+            check_keywords(kwargs, self.context.arg_spans(call))
             return self._call_function(
                 FunctionRef(REGISTRY.functions[func.name]), args, kwargs, span
             )

@@ -35,7 +35,7 @@ from dsl.errors import (
 from dsl.plan import LeafSpec
 from dsl.source import Span
 from dsl.torchlib import shapes
-from dsl.torchlib.registry import TENSOR_METHODS
+from dsl.torchlib.registry import TENSOR_METHODS, refusal_hint
 
 
 def graph_call(
@@ -148,7 +148,7 @@ def _tensor_attribute(value: Val, attr: str, builder: GraphBuilder | None, span:
     raise EvaluationError(
         f"tensors have no attribute '{attr}' here",
         span,
-        hint=did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})),
+        hint=refusal_hint(attr) or did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})),
     )
 
 

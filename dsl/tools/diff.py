@@ -74,7 +74,7 @@ def _modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def compare(a: Resolved, b: Resolved, a_name: str = "a", b_name: str = "b") -> Diff:
-    from dsl.tools.summary import meta_model
+    from dsl.tools.measure import meta_model
 
     model_a, model_b = meta_model(a), meta_model(b)
     out = Diff(a_name, b_name)

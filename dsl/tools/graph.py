@@ -22,8 +22,8 @@ from torch import nn
 
 from dsl.errors import ArgumentError
 from dsl.plan import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved
-from dsl.tools.summary import meta_model, trace
-from dsl.torchlib.shapes import Symbols, describe
+from dsl.tools.measure import meta_model, trace
+from dsl.torchlib.symbols import Symbols, describe
 
 FORMATS = ("svg", "png", "pdf", "dot", "mmd")
 

@@ -203,10 +203,8 @@ def _matches(
         literal = not any(c in tensor for c in "*?[")
         for path, module in modules:
             if isinstance(module, kind) if kind is not None else type(module).__name__ == owner:
-                for name, value in module._parameters.items():
-                    if value is not None and (
-                        name == tensor if literal else fnmatch.fnmatchcase(name, tensor)
-                    ):
+                for name, _ in module.named_parameters(recurse=False, remove_duplicate=False):
+                    if name == tensor if literal else fnmatch.fnmatchcase(name, tensor):
                         yield _join(path, name)
         return
     for name, _ in scope.named_parameters():
@@ -272,8 +270,8 @@ def _named_parameters(
     often walked already: the tree is walked once, not twice."""
     seen: set[int] = set()
     for path, module in modules:
-        for name, param in module._parameters.items():
-            if param is not None and id(param) not in seen:
+        for name, param in module.named_parameters(recurse=False, remove_duplicate=False):
+            if id(param) not in seen:
                 seen.add(id(param))
                 yield _join(path, name), param
 
@@ -295,7 +293,7 @@ def _no_match_hint(scope: nn.Module, rule: Rule, layer_types: Callable[[str], ty
             )
         if tensor == "bias":
             return f"no {owner} here has a bias (a layer built with bias=false has none)"
-        tensors = sorted({n for m in layers for n, p in m._parameters.items() if p is not None})
+        tensors = sorted({n for m in layers for n, _ in m.named_parameters(recurse=False)})
         return f"no {owner} here has a '{tensor}'; " + (
             did_you_mean(tensor, tensors) or f"its tensors: {', '.join(tensors)}"
         )
