@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from dsl.plan import (
     GraphSpec,
     LeafSpec,
     ModuleSpec,
+    Node,
     ReplaceOp,
     Resolved,
     TensorSpec,
+    iter_modules,
 )
 
 SPEC, DEFAULT, SET, INFERRED = "spec", "default", "--set", "inferred"
@@ -65,19 +68,12 @@ def net_params(path: str | Path, net: str | None, overrides: dict[str, Any]) -> 
     ]
 
 
-def _leaves(
-    spec: ModuleSpec, prefix: str = "", out: dict[str, ModuleSpec] | None = None
-) -> dict[str, ModuleSpec]:
-    out = {} if out is None else out
-    out[prefix] = spec
-    if isinstance(spec, ContainerSpec):
-        for name, child in spec.children:
-            _leaves(child, f"{prefix}.{name}" if prefix else name, out)
-    elif isinstance(spec, GraphSpec):
-        for name, member in spec.members:
-            if isinstance(member, LeafSpec | ContainerSpec | GraphSpec):
-                _leaves(member, f"{prefix}.{name}" if prefix else name, out)
-    return out
+def _baseline(path: str | Path, net: str | None) -> dict[str, Node]:
+    """Every module of the net as resolved without `--set`, by qualified name."""
+    try:
+        return dict(iter_modules(resolve(path, net=net).root))
+    except DSLError:
+        return {}
 
 
 def _where(span: Any) -> str:
@@ -89,137 +85,128 @@ def explain(
 ) -> tuple[Resolved, list[Entry]]:
     overrides = overrides or {}
     resolved = resolve(path, net=net, params=overrides)
-    baseline: dict[str, ModuleSpec] = {}
-    if overrides:
-        try:
-            baseline = _leaves(resolve(path, net=net).root)
-        except DSLError:
-            baseline = {}
-    entries = [
+    lister = _Lister(_baseline(path, net) if overrides else {}, bool(overrides))
+    root = resolved.root
+    lister.entries.append(
         Entry(
             resolved.name,
             0,
             "net",
             resolved.name,
-            _where(resolved.root.span),
+            _where(root.span),
             net_params(path, net, overrides),
         )
-    ]
+    )
+    if isinstance(root, GraphSpec):
+        lister.walk(root, "", 0)
+    elif isinstance(root, DerivedSpec):
+        lister.walk(root, "", 1)
+    elif isinstance(root, ContainerSpec):
+        for child_name, child in root.children:
+            lister.walk(child, child_name, 1)
+    else:
+        lister.walk(root, "", 1)
+    return resolved, lister.entries
 
-    def leaf_args(name: str, spec: LeafSpec) -> list[Arg]:
-        before = baseline.get(name)
-        args = []
+
+class _Lister:
+    """The entries of a resolved tree, in the order and nesting `render` shows them."""
+
+    def __init__(self, baseline: dict[str, Node], overridden: bool) -> None:
+        self.baseline = baseline
+        self.overridden = overridden
+        self.entries: list[Entry] = []
+
+    def walk(self, spec: ModuleSpec, name: str, depth: int) -> None:
+        kind = _KINDS.get(type(spec))
+        if kind is None:  # a part of a `parts(...)` source
+            self.add(name, depth, "container", type(spec).__name__, spec.span)
+        else:
+            kind(self, spec, name, depth)
+
+    def add(self, name: str, depth: int, kind: str, type_: str, span: Any, **more: Any) -> None:
+        self.entries.append(Entry(name, depth, kind, type_, _where(span), **more))
+
+    def leaf(self, spec: LeafSpec, name: str, depth: int) -> None:
+        args = self.written_args(name, spec) + _default_args(spec)
+        self.add(name, depth, "layer", spec.layer.name, spec.span, args=args)
+
+    def written_args(self, name: str, spec: LeafSpec) -> list[Arg]:
+        before = self.baseline.get(name)
         order = {n: i for i, n in enumerate(spec.layer.keyword_names)}
+        args = []
         for key in sorted(
             spec.kwargs, key=lambda k: order.get(k, -1 if k.isdigit() else len(order))
         ):
             value = spec.kwargs[key]
             origin = INFERRED if key in spec.inferred else SPEC
-            if overrides and (
+            if self.overridden and (
                 not isinstance(before, LeafSpec)
                 or repr(before.kwargs.get(key, _MISSING)) != repr(value)
             ):
                 origin = f"{origin}, {SET}" if origin == INFERRED else SET
             args.append(Arg(key, repr(value), origin))
-        signature = spec.layer.signature
-        if signature is not None:
-            for p in signature.parameters.values():
-                if (
-                    p.name in spec.kwargs
-                    or p.default is inspect.Parameter.empty
-                    or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                ):
-                    continue
-                if p.name in ("device", "dtype") and p.default is None:
-                    continue
-                args.append(Arg(p.name, repr(p.default), DEFAULT))
         return args
 
-    def walk(spec: ModuleSpec, name: str, depth: int) -> None:
-        if isinstance(spec, LeafSpec):
-            entries.append(
-                Entry(
-                    name, depth, "layer", spec.layer.name, _where(spec.span), leaf_args(name, spec)
-                )
-            )
-        elif isinstance(spec, ContainerSpec):
-            entries.append(Entry(name, depth, "container", spec.kind, _where(spec.span)))
-            for child_name, child in spec.children:
-                walk(child, f"{name}.{child_name}" if name else child_name, depth + 1)
-        elif isinstance(spec, DerivedSpec):
-            base = (
-                spec.base.layer.name
-                if isinstance(spec.base, LeafSpec)
-                else type(spec.base).__name__
-            )
-            entries.append(
-                Entry(
-                    name,
-                    depth,
-                    "derived",
-                    base,
-                    _where(spec.span),
-                    note=f"derived from {base}, with {len(spec.ops)} change(s)",
-                )
-            )
-            walk(spec.base, name, depth + 1)
-            for op in spec.ops:
-                if isinstance(op, ReplaceOp):
-                    walk(op.spec, f"{name}.{op.path}" if name else op.path, depth + 1)
-        elif not isinstance(spec, GraphSpec):
-            entries.append(
-                Entry(
-                    name,
-                    depth,
-                    "container",
-                    type(spec).__name__,
-                    _where(getattr(spec, "span", None)),
-                )
-            )
-        else:
-            if depth:
-                entries.append(Entry(name, depth, "block", spec.class_name, _where(spec.span)))
-            for member_name, member in spec.members:
-                qualified = f"{name}.{member_name}" if name else member_name
-                if isinstance(member, AliasSpec):
-                    entries.append(
-                        Entry(
-                            qualified,
-                            depth + 1,
-                            "alias",
-                            "",
-                            _where(member.span),
-                            note=f"the same module as {member.target}",
-                        )
-                    )
-                elif isinstance(member, TensorSpec):
-                    init = (
-                        f"{member.init.name}({', '.join([*map(repr, member.init.args), *(f'{k}={v!r}' for k, v in member.init.kwargs.items())])})"
-                        if member.init
-                        else "zeros()"
-                    )
-                    dtype = str(member.dtype).removeprefix("torch.")
-                    entries.append(
-                        Entry(
-                            qualified,
-                            depth + 1,
-                            member.kind,
-                            dtype,
-                            _where(member.span),
-                            note=f"[{', '.join(map(str, member.shape))}] = {init}",
-                        )
-                    )
-                else:
-                    walk(member, qualified, depth + 1)
+    def container(self, spec: ContainerSpec, name: str, depth: int) -> None:
+        self.add(name, depth, "container", spec.kind, spec.span)
+        for child_name, child in spec.children:
+            self.walk(child, f"{name}.{child_name}" if name else child_name, depth + 1)
 
-    if isinstance(resolved.root, GraphSpec):
-        walk(resolved.root, "", 0)
-    elif isinstance(resolved.root, DerivedSpec):
-        walk(resolved.root, "", 1)
-    else:
-        for child_name, child in resolved.root.children:
-            walk(child, child_name, 1)
-    return resolved, entries
+    def derived(self, spec: DerivedSpec, name: str, depth: int) -> None:
+        base = spec.base.layer.name if isinstance(spec.base, LeafSpec) else type(spec.base).__name__
+        note = f"derived from {base}, with {len(spec.ops)} change(s)"
+        self.add(name, depth, "derived", base, spec.span, note=note)
+        self.walk(spec.base, name, depth + 1)
+        for op in spec.ops:
+            if isinstance(op, ReplaceOp):
+                self.walk(op.spec, f"{name}.{op.path}" if name else op.path, depth + 1)
+
+    def graph(self, spec: GraphSpec, name: str, depth: int) -> None:
+        if depth:
+            self.add(name, depth, "block", spec.class_name, spec.span)
+        for member_name, member in spec.members:
+            qualified = f"{name}.{member_name}" if name else member_name
+            if isinstance(member, AliasSpec):
+                note = f"the same module as {member.target}"
+                self.add(qualified, depth + 1, "alias", "", member.span, note=note)
+            elif isinstance(member, TensorSpec):
+                self.tensor(member, qualified, depth + 1)
+            else:
+                self.walk(member, qualified, depth + 1)
+
+    def tensor(self, spec: TensorSpec, name: str, depth: int) -> None:
+        init = (
+            f"{spec.init.name}({', '.join([*map(repr, spec.init.args), *(f'{k}={v!r}' for k, v in spec.init.kwargs.items())])})"
+            if spec.init
+            else "zeros()"
+        )
+        note = f"[{', '.join(map(str, spec.shape))}] = {init}"
+        dtype = str(spec.dtype).removeprefix("torch.")
+        self.add(name, depth, spec.kind, dtype, spec.span, note=note)
+
+
+_KINDS: dict[type, Callable[[_Lister, Any, str, int], None]] = {
+    LeafSpec: _Lister.leaf,
+    ContainerSpec: _Lister.container,
+    DerivedSpec: _Lister.derived,
+    GraphSpec: _Lister.graph,
+}
+
+
+def _default_args(spec: LeafSpec) -> list[Arg]:
+    """The constructor's keyword defaults the spec leaves as torch has them."""
+    signature = spec.layer.signature
+    if signature is None:
+        return []
+    return [
+        Arg(p.name, repr(p.default), DEFAULT)
+        for p in signature.parameters.values()
+        if p.name not in spec.kwargs
+        and p.default is not inspect.Parameter.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and not (p.name in ("device", "dtype") and p.default is None)
+    ]
 
 
 _MISSING = object()
