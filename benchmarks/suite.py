@@ -204,7 +204,7 @@ def _on_meta(make: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
 
 def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     from dsl.build import compile as dsl_compile
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
     from dsl.plan import LeafSpec
     from dsl.syntax import loader
 
@@ -362,7 +362,7 @@ def status(key):
                 return int(line.split()[1]) / 1024  # MB
 
 import torch  # the baseline: everything below is beyond `import torch`
-import dsl, dsl.elaborate.resolve, dsl.syntax.parse_net, dsl.torchlib.registry  # warm imports
+import dsl, dsl.build.resolve, dsl.syntax.parse_net, dsl.torchlib.registry  # warm imports
 from benchmarks import references as refs
 spec, params = {spec!r}, {params!r}
 
@@ -567,7 +567,7 @@ def parse(settings: Settings, log: Callable[[str], None]) -> list[Row]:
 
 def scale(settings: Settings, log: Callable[[str], None]) -> list[Row]:
     from dsl.build.compile import compile_resolved
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
 
     rows: list[Row] = []
     per_layer: dict[str, dict[int, float]] = {"validate": {}, "build": {}}

@@ -98,7 +98,7 @@ def build_model(
 
     from dsl.build.arguments import check_call_arguments
     from dsl.build.compile import compile_resolved
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
     from dsl.pauses import gc_paused
     from dsl.torchlib.offline import downloads_allowed
 

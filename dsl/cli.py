@@ -456,7 +456,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 @_errors_reported
 def _graph(args: argparse.Namespace) -> int:
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
     from dsl.tools.graph import draw, write
 
     resolved = resolve(args.file, net=args.net, params=parse_overrides(args.set))
@@ -467,7 +467,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 @_errors_reported
 def _diff(args: argparse.Namespace) -> int:
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
     from dsl.tools.diff import compare, render, render_json
 
     overrides = parse_overrides(args.set)
@@ -500,7 +500,7 @@ def _build_with_progress(
 
     from dsl.build.checkpoint import count_modules
     from dsl.build.compile import compile_resolved
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
     from dsl.tools.progress import Progress, counting_modules
 
     with Progress(f"checking {path.name}") as progress:
@@ -547,7 +547,7 @@ def _build(args: argparse.Namespace) -> int:
 
 @_errors_reported
 def _export(args: argparse.Namespace) -> int:
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
     from dsl.tools.export import eject, export
     from dsl.tools.progress import Progress
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dsl.build.resolve import resolve
 from dsl.elaborate.check import check_unit
-from dsl.elaborate.resolve import resolve
 from dsl.errors import DSLError
 from dsl.syntax.loader import Library, parse_text
 from tests.strategies import NET_ALPHABET, mutated_net_texts

@@ -30,7 +30,7 @@ import json, os, resource, select, signal, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-import dsl, dsl.elaborate.resolve, dsl.build.compile, dsl.syntax.parse_yaml
+import dsl, dsl.build.resolve, dsl.build.compile, dsl.syntax.parse_yaml
 from dsl.syntax.loader import parse_text
 
 def generate(case):
@@ -50,7 +50,7 @@ def run(case):
         if case["mode"] == "parse":
             parse_text(text, case["file"])
         elif case["mode"] == "validate":
-            dsl.elaborate.resolve.resolve(parse_text(text, case["file"]), root=Path(case["root"]))
+            dsl.build.resolve.resolve(parse_text(text, case["file"]), root=Path(case["root"]))
         else:
             dsl.build_model(text)
         result = {"outcome": "ok"}

@@ -9,8 +9,8 @@ import pytest
 
 import dsl
 from dsl.build.compile import BUILT
+from dsl.build.resolve import resolve
 from dsl.cli import main
-from dsl.elaborate.resolve import resolve
 from dsl.tools.summary import init_rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -261,7 +261,7 @@ def _checked(checkpoint: Checkpoint) -> Checkpoint:
 
 def _resolve_bundled(checkpoint: Checkpoint) -> Any:
     """The checkpoint's spec, its imports read from the bundle and from nowhere else."""
-    from dsl.elaborate.resolve import resolve
+    from dsl.build.resolve import resolve
 
     with tempfile.TemporaryDirectory(prefix="netdsl-checkpoint-") as directory:
         root = Path(directory)

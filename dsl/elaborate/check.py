@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dsl import ir
+from dsl.elaborate.builtin_functions import BUILTINS
 from dsl.errors import (
     DSLError,
     InitError,
@@ -192,8 +193,6 @@ def _check_name(
                 or "layers are torch.nn classes, blocks, or names registered with @dsl.register",
             )
         ]
-    from dsl.elaborate.values import BUILTINS
-
     if called:
         candidates = [*REGISTRY.functions, *BUILTINS, *defined]
         return [
@@ -224,8 +223,6 @@ def _made_by_template(name: str, defined: set[str]) -> bool:
 
 
 def _known(name: str) -> bool:
-    from dsl.elaborate.values import BUILTINS
-
     return (
         REGISTRY.layer(name) is not None or REGISTRY.function(name) is not None or name in BUILTINS
     )

@@ -1,36 +1,41 @@
 """The expression evaluator: a spec's expressions, computed by walking the IR (never
 `eval`). A `Frame` is one scope; names resolve through it, then the file's definitions,
-the registry and the builtins. On graph values it records fx nodes through the
-elaborator; on build-time values it computes plain Python under `dsl.elaborate.values`' limits.
+the registry and the builtins. On graph values it records fx nodes; on build-time values
+it computes plain Python under the limits of `dsl.elaborate.arithmetic`. Conditions are
+decided in `dsl.elaborate.conditions`. What recurses into bodies (containers, blocks) it
+calls back through `Elaboration`.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch.fx as fx
 
 from dsl import ir
+from dsl.elaborate import graph_ops
+from dsl.elaborate.arithmetic import python_op
+from dsl.elaborate.builtin_functions import BUILTINS, call_builtin
+from dsl.elaborate.conditions import decide
+from dsl.elaborate.context import Context
+from dsl.elaborate.graph import GraphBuilder
+from dsl.elaborate.handles import BlockMaker, part_of
 from dsl.elaborate.values import (
-    BUILTINS,
     STATIC_TYPES,
     BlockRef,
     Builtin,
     Dim,
     FunctionRef,
-    GraphBuilder,
     Handle,
     LayerRef,
     MethodRef,
     ShapeView,
     Val,
     as_hashable,
-    call_builtin,
     kind_of,
     node_arg,
-    python_op,
     qualified_hint,
     to_static,
     vals_in,
@@ -39,8 +44,6 @@ from dsl.errors import (
     DSLError,
     EvaluationError,
     LimitError,
-    Note,
-    ShapeError,
     StructureError,
     UndefinedValueError,
     UnknownLayerError,
@@ -48,7 +51,6 @@ from dsl.errors import (
 )
 from dsl.source import Span
 from dsl.syntax.loader import Unit
-from dsl.torchlib import shapes
 from dsl.torchlib.registry import (
     OPERATORS,
     REGISTRY,
@@ -57,19 +59,28 @@ from dsl.torchlib.registry import (
     unknown_function,
 )
 
-if TYPE_CHECKING:
-    from dsl.elaborate.resolve import Elaborator
+
+class Elaboration(BlockMaker, Protocol):
+    """What the evaluator calls back: a container's body and a block's body are statements,
+    elaborated a level above it."""
+
+    def container_handle(self, node: ir.Container, frame: Frame) -> Handle: ...
 
 
 class Frame:
     """A scope: names to values, evaluated in the unit (file) where the code was written."""
 
-    __slots__ = ("builder", "elab", "scope", "unit")
+    __slots__ = ("builder", "context", "elab", "scope", "unit")
 
     def __init__(
-        self, elab: Elaborator, unit: Unit, builder: GraphBuilder | None, scope: dict[str, Any]
+        self,
+        elab: Elaboration,
+        unit: Unit,
+        builder: GraphBuilder | None,
+        scope: dict[str, Any],
     ) -> None:
         self.elab = elab
+        self.context: Context = elab.context
         self.unit = unit
         self.builder = builder
         self.scope = scope
@@ -85,12 +96,16 @@ class Frame:
         """A build-time value: sizes become ints, and tensors computed in forward are refused."""
         return to_static(self.eval(expr), expr.span)
 
+    def condition(self, expr: ir.ExprNode) -> bool:
+        """Whether a build-time condition holds (see dsl.elaborate.conditions)."""
+        return decide(self.eval(expr), expr.span)
+
     def eval(self, expr: ir.ExprNode) -> Any:
         kind = type(expr)
         if kind is ir.Const:  # the commonest leaves, which cannot fail, without a call
-            return expr.value
-        if kind is ir.Name and expr.id in self.scope:
-            return self.scope[expr.id]
+            return expr.value  # type: ignore[union-attr]
+        if kind is ir.Name and expr.id in self.scope:  # type: ignore[union-attr]
+            return self.scope[expr.id]  # type: ignore[union-attr]
         method = _EVALUATORS.get(kind) or _evaluator(kind)
         try:
             return method(self, expr)
@@ -104,10 +119,10 @@ class Frame:
         return expr.value
 
     def _eval_Name(self, expr: ir.Name) -> Any:
-        name = self.elab.expand_name(expr.id, self, expr.span)
+        name = self.context.expand_name(expr.id, self, expr.span)
         if name in self.scope:
             return self.scope[name]
-        found = self.elab.lookup(name, self.unit)
+        found = self.context.lookup(name, self.unit)
         if found is not None:
             return found
         raise self._undefined(name, expr.span)
@@ -152,16 +167,6 @@ class Frame:
     def _eval_IfExp(self, expr: ir.IfExp) -> Any:
         return self.eval(expr.then) if self.condition(expr.cond) else self.eval(expr.orelse)
 
-    def condition(self, expr: ir.ExprNode) -> bool:
-        value = self.eval(expr)
-        if isinstance(value, Val):
-            raise EvaluationError(
-                "a build-time condition cannot depend on tensor values",
-                expr.span,
-                hint="conditions may use parameters and shapes (x.shape[1]), not tensor data",
-            )
-        return bool(to_static(value, expr.span))
-
     # -- operators
     def _eval_UnaryOp(self, expr: ir.UnaryOp) -> Any:
         if expr.op == "not":
@@ -169,7 +174,7 @@ class Frame:
         value = self.eval(expr.operand)
         if isinstance(value, Val | Dim):
             fn = operator.neg if expr.op == "-" else operator.pos
-            return self.elab.graph_call(self.builder, fn, (value,), {}, f"'{expr.op}'", expr.span)
+            return self._graph_call(fn, (value,), {}, f"'{expr.op}'", expr.span)
         try:
             return -value if expr.op == "-" else +value
         except TypeError:
@@ -186,9 +191,8 @@ class Frame:
         if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
             return python_op(expr.op, left, right, expr.span)
         if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
-            return self.elab.graph_call(
-                self.builder, OPERATORS[expr.op], (left, right), {}, f"'{expr.op}'", expr.span
-            )
+            fn = OPERATORS[expr.op]
+            return self._graph_call(fn, (left, right), {}, f"'{expr.op}'", expr.span)
         if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
             return self._dim_op(expr.op, left, right, expr.span)
         if isinstance(left, Val) or isinstance(right, Val):
@@ -204,11 +208,18 @@ class Frame:
         fn = OPERATORS[op]
         value = python_op(op, to_static(left, span), to_static(right, span), span)
         builder = self.builder
+        assert builder is not None  # a Dim is read from a graph value
 
         def emit() -> fx.Node:
             return builder.node("call_function", fn, (node_arg(left), node_arg(right)))
 
         return Dim(value, emit)
+
+    def _graph_call(
+        self, fn: Callable[..., Any], args: tuple, kwargs: dict, what: str, span: Span
+    ) -> Val:
+        symbols = self.context.symbols
+        return graph_ops.graph_call(symbols, self.builder, fn, args, kwargs, what, span)
 
     # -- access
     def _eval_Attr(self, expr: ir.Attr) -> Any:
@@ -227,37 +238,25 @@ class Frame:
                     f"unknown layer '{dotted}'", expr.span, hint=qualified_hint(dotted)
                 )
         value = self.eval(expr.value)
-        return self.elab.attribute(value, expr.attr, self.builder, expr.span)
+        return graph_ops.attribute(self.context, value, expr.attr, self.builder, expr.span)
 
     def _eval_Index(self, expr: ir.Index) -> Any:
         value = self.eval(expr.value)
         index = self.eval(expr.index)
         if isinstance(value, Handle) and value.kind == "part":
-            return value.source.part(f"{value.path}.{to_static(index, expr.index.span)}", expr.span)
+            assert value.source is not None
+            path = f"{value.path}.{to_static(index, expr.index.span)}"
+            return part_of(value.source, path, expr.span)
         if isinstance(value, Handle):
             return value.child(to_static(index, expr.index.span), expr.span)
         if isinstance(value, ShapeView):
-            dims = value.dims()
             key = to_static(index, expr.index.span)
-            try:
-                return dims[key]
-            except (IndexError, TypeError):
-                where = f"0 to {len(dims) - 1}, or -{len(dims)} to -1" if dims else "none"
-                raise ShapeError(
-                    f"a shape of {len(dims)} dimension{'s' if len(dims) != 1 else ''} has no index {key!r}: "
-                    f"the value has shape {shapes.describe(value.val.meta, self.elab.symbols)} (indices {where})",
-                    expr.span,
-                    notes=[Note("the value was produced here", value.val.span)]
-                    if value.val.span
-                    else [],
-                ) from None
+            return graph_ops.shape_dim(self.context.symbols, value, key, expr.span)
         if isinstance(value, Val):
-            return self.elab.graph_call(
-                self.builder, operator.getitem, (value, index), {}, "indexing", expr.span
-            )
+            return self._graph_call(operator.getitem, (value, index), {}, "indexing", expr.span)
         try:
             return value[to_static(index, expr.index.span)]
-        except (IndexError, KeyError, TypeError) as exc:
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
             raise EvaluationError(
                 f"cannot index {kind_of(value)} with {index!r}: {exc}", expr.span
             ) from None
@@ -274,31 +273,42 @@ class Frame:
         args = [self.eval(a) for a in expr.args]
         kwargs = {k: self.eval(v) for k, v in expr.kwargs.items()}
         if isinstance(func, Handle):
-            return self.elab.apply(self.builder, func, args, kwargs, expr.span)
-        if isinstance(func, Builtin) and func.name == "parts":
-            return self.elab.parts(args, kwargs, expr.span)
-        if isinstance(func, Builtin) and func.name == "weights":
-            raise StructureError(
-                "weights(...) is a statement of its own in a net's body", expr.span
-            )
-        if isinstance(func, Builtin) and not vals_in((args, kwargs)):
-            return call_builtin(func, args, kwargs, expr.span)
-        if isinstance(func, Builtin) and func.name in REGISTRY.functions:
-            func = FunctionRef(REGISTRY.functions[func.name])
-        if isinstance(func, FunctionRef | MethodRef):
-            check_keywords(kwargs, self.elab.arg_spans(expr))
-        if isinstance(func, FunctionRef):
-            return self.elab.graph_call(
-                self.builder, func.function.fn, tuple(args), kwargs, func.function.name, expr.span
-            )
-        if isinstance(func, MethodRef):
-            return self.elab.method_call(self.builder, func, args, kwargs, expr.span)
+            return graph_ops.apply(self.elab, self.builder, func, args, kwargs, expr.span)
         if isinstance(func, Builtin):
-            raise EvaluationError(
-                f"{func.name}() works on build-time values, not tensors computed in forward",
-                expr.span,
-            )
+            return self._call_builtin(func, args, kwargs, expr)
+        if isinstance(func, FunctionRef | MethodRef):
+            check_keywords(kwargs, self.context.arg_spans(expr))
+        if isinstance(func, FunctionRef):
+            return self._call_function(func, args, kwargs, expr.span)
+        if isinstance(func, MethodRef):
+            if self.builder is None:
+                raise StructureError("tensor methods are called in graph bodies only", expr.span)
+            symbols = self.context.symbols
+            return graph_ops.method_call(symbols, self.builder, func, args, kwargs, expr.span)
         raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
+
+    def _call_builtin(self, func: Builtin, args: list, kwargs: dict, call: ir.Call) -> Any:
+        span = call.span
+        if func.name == "parts":
+            return graph_ops.parts(self.context, args, kwargs, span)
+        if func.name == "weights":
+            raise StructureError("weights(...) is a statement of its own in a net's body", span)
+        if not vals_in((args, kwargs)):
+            if func.name == "bool" and len(args) == 1 and not kwargs:
+                return decide(args[0], span)  # a condition, decided in one place
+            return call_builtin(func, args, kwargs, span)
+        if func.name in REGISTRY.functions:
+            check_keywords(kwargs, self.context.arg_spans(call))
+            return self._call_function(
+                FunctionRef(REGISTRY.functions[func.name]), args, kwargs, span
+            )
+        raise EvaluationError(
+            f"{func.name}() works on build-time values, not tensors computed in forward", span
+        )
+
+    def _call_function(self, func: FunctionRef, args: list, kwargs: dict, span: Span) -> Val:
+        function = func.function
+        return self._graph_call(function.fn, tuple(args), kwargs, function.name, span)
 
 
 # Frame's `_eval_<Node>` methods by node type, filled as types are met: eval dispatches

@@ -10,21 +10,25 @@
 
 The base is built first, then the body's statements apply in order, exactly as a person
 would write `model = resnet18(); model.fc = nn.Linear(512, 100)`, so keys, construction
-order and initial weights match that code. Shapes are followed on a meta copy of the model.
+order and initial weights match that code. Shapes are followed on a meta copy of the model,
+built by the `meta_build` the build layer passed in (`Context.meta_build`).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from dsl import ir
-from dsl.elaborate.evaluate import Frame
-from dsl.elaborate.resolve import Elaborator, GraphBody, is_weights_call, resolve_net_in
-from dsl.elaborate.values import BlockRef, GraphBuilder, Handle, LayerRef
+from dsl.elaborate.context import MetaBuild
+from dsl.elaborate.declarations import add_weights, declared_meta, init_rules_of, is_weights_call
+from dsl.elaborate.evaluate import Elaboration, Frame
+from dsl.elaborate.handles import call_meta, finish
+from dsl.elaborate.params import bind_params
+from dsl.elaborate.values import BlockRef, Handle, LayerRef
 from dsl.errors import ArgumentError, DSLError, StructureError, UnknownKeywordError, did_you_mean
 from dsl.plan import DerivedSpec, FreezeOp, ModuleSpec, ReplaceOp, Resolved, SetOp
 from dsl.source import Span
@@ -32,50 +36,63 @@ from dsl.syntax.loader import Unit
 from dsl.torchlib import init, shapes
 
 SURGERY_CALLS = ("freeze", "unfreeze", "set")
+Inputs = list[tuple[str, torch.Tensor]]
+
+
+class NetElaboration(Elaboration, Protocol):
+    """A net base is elaborated as a net of its own, a level above surgery."""
+
+    def resolve_net(
+        self, unit: Unit, node: ir.NetDef | ir.BlockDef, scope: dict[str, Any]
+    ) -> Resolved: ...
 
 
 def resolve_derived(
-    elab: Elaborator, unit: Unit, node: ir.NetDef | ir.BlockDef, scope: dict[str, Any]
+    elab: NetElaboration, unit: Unit, node: ir.NetDef | ir.BlockDef, scope: dict[str, Any]
 ) -> Resolved:
     frame = Frame(elab, unit, None, scope)
     base_spec, inputs, output = _base(elab, frame, node)
+    symbols = elab.context.symbols
     if not node.body and output is not None:
-        return Resolved(
-            node.name, DerivedSpec(base_spec, [], node.span), inputs, output, elab.symbols
-        )
-    surgeon = _Surgeon(elab, frame, node, base_spec, inputs)
-    for stmt in node.body:
-        elab.step(stmt.span)
+        return Resolved(node.name, DerivedSpec(base_spec, [], node.span), inputs, output, symbols)
+    surgeon = _Surgeon(frame, node, base_spec, inputs)
+    for stmt in _statements(node):
+        elab.context.step(stmt.span)
         try:
             surgeon.statement(stmt)
         except DSLError as exc:
             raise exc.with_span(stmt.span) from None
     output = surgeon.run(node.span)
     spec = DerivedSpec(base_spec, surgeon.ops, node.span, surgeon.init_rules)
-    return Resolved(node.name, spec, inputs, output, elab.symbols)
+    return Resolved(node.name, spec, inputs, output, symbols)
+
+
+def _statements(node: ir.NetDef | ir.BlockDef) -> list[ir.Stmt]:
+    return node.body.body if isinstance(node.body, ir.Container) else node.body
 
 
 def _base(
-    elab: Elaborator, frame: Frame, node: ir.NetDef | ir.BlockDef
-) -> tuple[ModuleSpec, list[tuple[str, torch.Tensor]], Any]:
+    elab: NetElaboration, frame: Frame, node: ir.NetDef | ir.BlockDef
+) -> tuple[ModuleSpec, Inputs, Any]:
     """The base module's spec, the inputs the derived net takes, and the base's output
     when it is already known (a net base)."""
     base = node.base
     if not isinstance(base, ir.Call):
         raise StructureError(
             "a derived net names its base as a call, e.g. '= torchvision.models.resnet18()'",
-            base.span,
+            node.span if base is None else base.span,
         )
     func = frame.eval(base.func)
-    declared = [s for s in node.body if isinstance(s, ir.Input)]
+    declared = [s for s in _statements(node) if isinstance(s, ir.Input)]
     if isinstance(func, BlockRef) and isinstance(func.definition.node, ir.NetDef):
         if declared:
             raise StructureError(
                 f"'{func.definition.node.name}' declares the inputs; a net derived from it takes the same",
                 declared[0].span,
             )
-        base_scope = elab.bind_params(func.definition.node, base, frame, func.definition.unit)
-        resolved = resolve_net_in(elab, func.definition.unit, func.definition.node, base_scope)
+        definition = func.definition
+        base_scope = bind_params(elab, definition.node, base, frame, definition.unit)
+        resolved = elab.resolve_net(definition.unit, definition.node, base_scope)
         return resolved.root, resolved.inputs, resolved.output
     if not isinstance(func, LayerRef):
         raise StructureError(
@@ -87,54 +104,50 @@ def _base(
         raise StructureError(
             f"'{node.name}' needs its inputs declared, e.g. 'input x: [B, 3, 224, 224]'", node.span
         )
-    body = GraphBody(elab, GraphBuilder(node.name, node.span), frame)
-    inputs = [(stmt.input, body._declared_meta(stmt)) for stmt in declared]
+    inputs = [(stmt.input, declared_meta(frame, stmt)) for stmt in declared]
     handle = frame.eval(base)
     handle.attach(node.name)
-    return handle.finish(elab), inputs, None
+    return finish(handle, elab.context), inputs, None
+
+
+def _meta_build(frame: Frame) -> MetaBuild:
+    meta_build = frame.context.meta_build
+    if meta_build is None:
+        raise TypeError("a derived net is resolved with resolve(..., meta_build=build_on_meta)")
+    return meta_build
 
 
 class _Surgeon:
     """Applies the body's statements to a meta copy of the model, recording each change."""
 
     def __init__(
-        self,
-        elab: Elaborator,
-        frame: Frame,
-        node: ir.NetDef | ir.BlockDef,
-        base: ModuleSpec,
-        inputs: list[tuple[str, torch.Tensor]],
+        self, frame: Frame, node: ir.NetDef | ir.BlockDef, base: ModuleSpec, inputs: Inputs
     ) -> None:
-        from dsl.build.compile import build_on_meta  # the meta copy is made as the real one will be
-
-        self.elab = elab
         self.frame = frame
         self.node = node
         self.inputs = inputs
-        self.model = build_on_meta(base)
+        self.meta_build = _meta_build(frame)
+        self.model = self.meta_build(base)  # the meta copy is made as the real one will be
         self.ops: list[ReplaceOp | FreezeOp | SetOp] = []
-        self._rules = GraphBody(elab, GraphBuilder(node.name, node.span), frame)
-
-    @property
-    def init_rules(self) -> list[init.Rule]:
-        return self._rules.builder.init_rules
+        self.init_rules: list[init.Rule] = []
 
     def statement(self, stmt: Any) -> None:
         if isinstance(stmt, ir.Input):
             return
         if isinstance(stmt, ir.Let) and len(stmt.let) == 1 and stmt.define is None:
-            self._replace(self.elab.expand_name(stmt.let[0], self.frame, stmt.span), stmt)
+            path = self.frame.context.expand_name(stmt.let[0], self.frame, stmt.span)
+            self._replace(path, stmt)
         elif (
             isinstance(stmt, ir.Layer)
             and isinstance(stmt.layer, ir.Call)
             and isinstance(stmt.layer.func, ir.Name)
             and stmt.layer.func.id in SURGERY_CALLS
         ):
-            self._call(stmt.layer)
+            self._call(stmt.layer, stmt.layer.func.id)
         elif isinstance(stmt, ir.InitBlock):
-            self._rules._InitBlock(stmt)
+            self.init_rules.extend(init_rules_of(self.frame, stmt))
         elif isinstance(stmt, ir.Layer) and is_weights_call(stmt.layer):
-            self.elab.add_weights(stmt.layer, self.frame)
+            add_weights(self.frame, stmt.layer)
         else:
             raise StructureError(
                 "a derived net's body replaces members ('fc = Linear(10)'), or calls freeze(), unfreeze() or set()",
@@ -151,12 +164,10 @@ class _Surgeon:
                 f"'{path}' is replaced by a new layer, e.g. '{path} = Linear(10)'", stmt.value.span
             )
         handle.attach(path)
-        handle.call_meta(received, [stmt.span] * len(received), stmt.span, self.elab)
-        spec = handle.finish(self.elab)
-        from dsl.build.compile import build_on_meta
-
+        call_meta(handle, received, [stmt.span] * len(received), stmt.span, self.frame.elab)
+        spec = finish(handle, self.frame.context)
         parent, _, leaf = path.rpartition(".")
-        setattr(self.model.get_submodule(parent), leaf, build_on_meta(spec))
+        setattr(self.model.get_submodule(parent), leaf, self.meta_build(spec))
         self.ops.append(ReplaceOp(path, spec, stmt.span))
 
     def _submodule(self, path: str, span: Span) -> nn.Module:
@@ -186,8 +197,7 @@ class _Surgeon:
         return [a for a in seen[0] if isinstance(a, torch.Tensor)]
 
     # -- freeze / unfreeze / set
-    def _call(self, call: ir.Call) -> None:
-        name = call.func.id
+    def _call(self, call: ir.Call, name: str) -> None:
         args = [self.frame.static(a) for a in call.args]
         kwargs = {k: self.frame.static(v) for k, v in call.kwargs.items()}
         if len(args) != 1 or not isinstance(args[0], str):
@@ -234,7 +244,8 @@ class _Surgeon:
     def run(self, span: Span) -> Any:
         metas = [meta for _, meta in self.inputs]
         what = f"{self.node.name} after its changes"
+        symbols = self.frame.context.symbols
         with shapes.fast_meta(self.model):
             return shapes.run(
-                self.model, metas, {}, what, span, [(m, None) for m in metas], self.elab.symbols
+                self.model, metas, {}, what, span, [(m, None) for m in metas], symbols
             )

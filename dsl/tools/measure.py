@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dsl import ir
-from dsl.elaborate.resolve import resolve
+from dsl.build.resolve import resolve
 from dsl.errors import ArgumentError, ShapeError
 from dsl.plan import Resolved
 from dsl.torchlib.symbols import Symbols, describe

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsl.elaborate.resolve import resolve
+from dsl.build.resolve import resolve
 from dsl.errors import DSLError
 from dsl.plan import (
     AliasSpec,
@@ -54,15 +54,14 @@ class Entry:
 
 def net_params(path: str | Path, net: str | None, overrides: dict[str, Any]) -> list[Arg]:
     """The net's parameters with their values, as defaults or `--set`."""
-    from dsl.elaborate.resolve import Elaborator, pick_net
+    from dsl.elaborate.resolve import bound_params, pick_net
     from dsl.syntax.loader import Library, load
-    from dsl.torchlib.symbols import Symbols
 
     spec_file, file_path = load(path)
     library = Library(file_path.parent if file_path else Path.cwd())
     unit = library.unit(spec_file, file_path)
     node = pick_net(spec_file, net)
-    scope = Elaborator(library, Symbols()).bind_params(node, None, None, unit, overrides)
+    scope = bound_params(library, unit, node, overrides)
     return [
         Arg(p.name, repr(scope[p.name]), SET if p.name in overrides else DEFAULT)
         for p in node.params

@@ -10,8 +10,9 @@ from typing import Any
 
 from dsl import ir
 from dsl.build.compile import check_init_rules
+from dsl.build.resolve import resolve
 from dsl.elaborate.check import check_unit
-from dsl.elaborate.resolve import pick_net, resolve
+from dsl.elaborate.resolve import pick_net
 from dsl.errors import DSLError, LimitError
 from dsl.pauses import gc_paused
 from dsl.plan import Resolved

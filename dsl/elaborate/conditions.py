@@ -1,0 +1,22 @@
+"""Build-time decisions: the one place where a value becomes a yes or no (`if`, the
+ternary `a if c else b`, `and`, `or`, `not`, `bool(...)`). A condition may use parameters
+and sizes read from shapes, never tensor data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dsl.elaborate.values import Val, to_static
+from dsl.errors import EvaluationError
+from dsl.source import Span
+
+
+def decide(value: Any, span: Span) -> bool:
+    """Whether the condition `value` (written at `span`) holds."""
+    if isinstance(value, Val):
+        raise EvaluationError(
+            "a build-time condition cannot depend on tensor values",
+            span,
+            hint="conditions may use parameters and shapes (x.shape[1]), not tensor data",
+        )
+    return bool(to_static(value, span))

@@ -1,0 +1,134 @@
+"""`Context`: the state of one elaboration (budgets, caches, the weights statements met)
+and the lookups that need nothing but it. It calls nothing back: what recurses (blocks,
+containers) is `dsl.elaborate.elaborator.Elaborator`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from dsl import ir
+from dsl.elaborate.builtin_functions import BUILTINS
+from dsl.elaborate.values import (
+    BlockRef,
+    Builtin,
+    FunctionRef,
+    LayerRef,
+    StaticScope,
+    frozen_key,
+    shared_meta_module,
+)
+from dsl.errors import LimitError
+from dsl.plan import ModuleSpec, WeightsSpec
+from dsl.source import Span
+from dsl.syntax.loader import Library, Unit
+from dsl.syntax.parse_net import parse_expression
+from dsl.torchlib import shapes
+from dsl.torchlib.registry import REGISTRY, Layer
+
+MAX_STEPS = 2_000_000
+
+# Builds a resolved module on the meta device, as the compiler will build it for real
+# (dsl.build.compile.build_on_meta): derived nets follow shapes through it. The build
+# layer passes it in; elaborate never imports build.
+MetaBuild = Callable[[ModuleSpec], torch.nn.Module]
+
+
+class Context:
+    def __init__(
+        self, library: Library, symbols: shapes.Symbols, meta_build: MetaBuild | None = None
+    ) -> None:
+        self.library = library
+        self.symbols = symbols
+        self.meta_build = meta_build
+        self.stack: list[tuple[str, Span]] = []  # the blocks being elaborated, outermost first
+        self.steps = 0
+        self.sources = 0  # parts(...) sources met so far
+        self.outputs: dict[tuple, Any] = {}  # (meta module, input signatures) -> output meta
+        self.weights: list[WeightsSpec] = []
+        self._meta_modules: dict[tuple, tuple[torch.nn.Module, tuple[int, int]]] = {}
+        self._templates: dict[str, list[tuple[str, ir.ExprNode | None]]] = {}
+        self._names: dict[tuple[int, str], Any] = {}  # (unit, name) -> what lookup found
+        self._arg_spans: dict[int, dict[int | str, Span]] = {}  # by call
+
+    def meta_module(
+        self, layer: Layer, bound: dict[str, Any], span: Span
+    ) -> tuple[torch.nn.Module, tuple[int, int]]:
+        """One meta instance per distinct layer and arguments, with its parameter and
+        buffer element counts: shapes and limits need no more."""
+        key = (layer.name, frozen_key(bound))
+        found = self._meta_modules.get(key)
+        if found is None:
+            found = self._meta_modules[key] = shared_meta_module(layer, key[1], bound, span)
+        return found
+
+    def lookup(self, name: str, unit: Unit) -> Any:
+        """What a name not in scope refers to in `unit` (None if nothing); a block body
+        looks up the same few names each time it is elaborated."""
+        key = (id(unit), name)
+        if key in self._names:
+            return self._names[key]
+        found = self._names[key] = _find(name, unit)
+        return found
+
+    def expand_name(self, text: str, scope: StaticScope, span: Span) -> str:
+        """Fill a templated name's `{expr}` parts: `down{i + 1}` -> `down2`."""
+        if "{" not in text:
+            return text
+        if text not in self._templates:
+            self._templates[text] = [
+                (lit, parse_expression(src, span) if src else None)
+                for lit, src in _split_template(text)
+            ]
+        out = []
+        for literal, expr in self._templates[text]:
+            out.append(literal)
+            if expr is not None:
+                out.append(str(scope.static(expr)))
+        return "".join(out)
+
+    def arg_spans(self, call: ir.Call) -> dict[int | str, Span]:
+        """Where each argument of a call is written (positional index or keyword)."""
+        found = self._arg_spans.get(id(call))
+        if found is None:
+            found = {i: a.span for i, a in enumerate(call.args)}
+            found.update({k: v.span for k, v in call.kwargs.items()})
+            self._arg_spans[id(call)] = found
+        return found
+
+    def step(self, span: Span) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise LimitError(
+                f"elaboration took more than {MAX_STEPS} steps",
+                span,
+                hint="a loop or a recursive block is far too large",
+            )
+
+
+def _find(name: str, unit: Unit) -> Any:
+    if name in unit.names:
+        return BlockRef(unit.names[name])
+    layer = REGISTRY.layer(name)
+    if layer is not None:
+        return LayerRef(layer)
+    if name in BUILTINS:
+        return Builtin(name, BUILTINS[name])
+    function = REGISTRY.function(name)
+    if function is not None:
+        return FunctionRef(function)
+    return None
+
+
+def _split_template(text: str) -> list[tuple[str, str]]:
+    """`down{i + 1}x` -> [("down", "i + 1"), ("x", "")]."""
+    parts = []
+    rest = text
+    while "{" in rest:
+        literal, _, tail = rest.partition("{")
+        source, _, rest = tail.partition("}")
+        parts.append((literal, source))
+    parts.append((rest, ""))
+    return parts

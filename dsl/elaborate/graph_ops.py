@@ -1,0 +1,259 @@
+"""Operations that write graph nodes: calls of torch functions and tensor methods, reading
+attributes, and applying modules (containers unrolled as their run option says)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from dsl.elaborate.context import Context
+from dsl.elaborate.graph import GraphBuilder
+from dsl.elaborate.handles import BlockMaker, call_meta, finish, part_of
+from dsl.elaborate.values import (
+    Handle,
+    MethodRef,
+    Parts,
+    ShapeView,
+    Val,
+    kind_of,
+    meta_arg,
+    node_arg,
+    to_static,
+    vals_in,
+)
+from dsl.errors import (
+    ArgumentError,
+    EvaluationError,
+    Note,
+    ShapeError,
+    StructureError,
+    did_you_mean,
+)
+from dsl.plan import LeafSpec
+from dsl.source import Span
+from dsl.torchlib import shapes
+from dsl.torchlib.registry import TENSOR_METHODS, refusal_hint
+
+
+def graph_call(
+    symbols: shapes.Symbols,
+    builder: GraphBuilder | None,
+    fn: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    what: str,
+    span: Span,
+) -> Val:
+    """`fn(*args, **kwargs)` on graph values: its output's meta, and a node in forward."""
+    if builder is None:
+        raise StructureError(f"{what} computes on tensors, which only a graph body can do", span)
+    metas = meta_arg(args), meta_arg(kwargs)
+    inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]
+    try:
+        out = shapes.run(fn, metas[0], metas[1], what, span, inputs, symbols)
+    except AttributeError:  # torch reached for a tensor's method on a plain value
+        found = ", ".join(
+            [kind_of(a) for a in args] + [f"{k}={kind_of(v)}" for k, v in kwargs.items()]
+        )
+        raise ArgumentError(
+            f"{what} expects tensors computed in forward where torch takes them, not ({found})",
+            span,
+            hint=f"pass the tensor first, e.g. {what}(x, ...)",
+        ) from None
+    node = builder.node("call_function", fn, node_arg(args), node_arg(kwargs))
+    return Val(node, out, span)
+
+
+def method_call(
+    symbols: shapes.Symbols,
+    builder: GraphBuilder,
+    ref: MethodRef,
+    args: list,
+    kwargs: dict,
+    span: Span,
+) -> Any:
+    if ref.name == "size" and not kwargs and len(args) == 1:
+        return shape_dim(symbols, ShapeView(ref.val, builder), to_static(args[0], span), span)
+    meta_fn = getattr(ref.val.meta, ref.name)
+    inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in vals_in((args, kwargs))]
+    out = shapes.run(
+        meta_fn, meta_arg(tuple(args)), meta_arg(kwargs), f".{ref.name}()", span, inputs, symbols
+    )
+    node = builder.node(
+        "call_method", ref.name, (ref.val.node, *node_arg(tuple(args))), node_arg(kwargs)
+    )
+    return Val(node, out, span)
+
+
+def shape_dim(symbols: shapes.Symbols, shape: ShapeView, key: Any, span: Span) -> Any:
+    """`x.shape[key]` or `x.size(key)`: a size (or sizes) of the value, checked against its
+    dimensions."""
+    dims = shape.dims()
+    try:
+        return dims[key]
+    except (IndexError, TypeError, ValueError):
+        where = f"0 to {len(dims) - 1}, or -{len(dims)} to -1" if dims else "none"
+        described = shapes.describe(shape.val.meta, symbols)
+        raise ShapeError(
+            f"a shape of {len(dims)} dimension{'s' if len(dims) != 1 else ''} has no index {key!r}: "
+            f"the value has shape {described} (indices {where})",
+            span,
+            notes=[Note("the value was produced here", shape.val.span)] if shape.val.span else [],
+        ) from None
+
+
+def attribute(
+    context: Context, value: Any, attr: str, builder: GraphBuilder | None, span: Span
+) -> Any:
+    """`value.attr`: a tensor's shape or method, a part of a source, a layer's tensor."""
+    if attr.startswith("_"):
+        raise EvaluationError(f"'{attr}' cannot be read: names starting with '_' are private", span)
+    if isinstance(value, Val):
+        return _tensor_attribute(value, attr, builder, span)
+    if isinstance(value, Parts):
+        return part_of(value, attr, span)
+    if isinstance(value, Handle) and value.kind == "part" and _is_submodule(value, attr):
+        assert value.source is not None
+        return part_of(value.source, f"{value.path}.{attr}", span)
+    if isinstance(value, Handle):
+        return _module_tensor(context, value, attr, builder, span)
+    if isinstance(value, ShapeView):
+        raise EvaluationError(
+            f"a shape has no attribute '{attr}'", span, hint="index it: x.shape[1]"
+        )
+    raise EvaluationError(f"{kind_of(value)} has no attribute '{attr}'", span)
+
+
+def _is_submodule(part: Handle, attr: str) -> bool:
+    assert part.source is not None
+    module = part.source.meta.get_submodule(part.path)
+    return isinstance(getattr(module, attr, None), torch.nn.Module)
+
+
+def _tensor_attribute(value: Val, attr: str, builder: GraphBuilder | None, span: Span) -> Any:
+    if attr == "shape":
+        assert builder is not None
+        return ShapeView(value, builder)
+    if attr in ("ndim", "dtype"):
+        return getattr(value.meta, attr)
+    if attr in ("T", "mT", "device"):
+        assert builder is not None
+        node = builder.node("call_function", getattr, (value.node, attr))
+        return Val(node, getattr(value.meta, attr), span)
+    if attr in TENSOR_METHODS:
+        return MethodRef(value, attr)
+    raise EvaluationError(
+        f"tensors have no attribute '{attr}' here",
+        span,
+        hint=refusal_hint(attr) or did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})),
+    )
+
+
+def _module_tensor(
+    context: Context, handle: Handle, attr: str, builder: GraphBuilder | None, span: Span
+) -> Val:
+    """`wte.weight`: a parameter of a child module, read in forward (tied weights)."""
+    if handle.kind == "container" and any(n == attr for n, _ in handle.children):
+        raise EvaluationError(f'index containers with brackets: {handle.name}["{attr}"]', span)
+    if handle.spec is None and handle.kind == "layer":
+        finish(handle, context)
+    spec = handle.spec
+    if not isinstance(spec, LeafSpec):
+        raise EvaluationError(
+            f"only a layer's own tensors can be read ({handle.name} is a {handle.title})", span
+        )
+    module = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
+    tensor = getattr(module, attr, None)
+    if not isinstance(tensor, torch.Tensor):
+        names = [n for n, _ in module.named_parameters(recurse=False)] + [
+            n for n, _ in module.named_buffers(recurse=False)
+        ]
+        raise EvaluationError(
+            f"{handle.name} ({spec.layer.name}) has no tensor '{attr}'",
+            span,
+            hint=did_you_mean(attr, names) or f"it has: {', '.join(names)}",
+        )
+    if builder is None:
+        raise StructureError("a module's tensors are read in graph bodies only", span)
+    node = builder.node("get_attr", f"{handle.name}.{attr}", ())
+    return Val(node, torch.empty(tensor.shape, dtype=tensor.dtype, device="meta"), span)
+
+
+def apply(
+    maker: BlockMaker,
+    builder: GraphBuilder | None,
+    handle: Handle,
+    args: list,
+    kwargs: dict,
+    span: Span,
+) -> Any:
+    """`name(x, ...)`: the module applied to graph values."""
+    if builder is None:
+        raise StructureError("modules are applied to values only in graph bodies", span)
+    if handle.name is None:
+        raise StructureError(
+            f"this {handle.title} must be named before it is applied",
+            span,
+            hint="write 'y = name(x): Layer(...)', or 'name = Layer(...)' then 'name(x)'",
+        )
+    if kwargs:
+        raise ArgumentError("modules are applied to positional inputs only", span)
+    for arg in args:
+        if not isinstance(arg, Val):
+            raise ArgumentError(
+                f"{handle.name} is applied to {kind_of(arg)}; modules take tensors", span
+            )
+    if handle.kind == "container" and handle.container_kind != "Sequential":
+        return _apply_collection(maker, builder, handle, args, span)
+    out = call_meta(handle, [a.meta for a in args], [a.span for a in args], span, maker)
+    node = builder.node("call_module", handle.name, tuple(a.node for a in args))
+    return Val(node, out, span)
+
+
+def _apply_collection(
+    maker: BlockMaker, builder: GraphBuilder, handle: Handle, args: list[Val], span: Span
+) -> Any:
+    """ModuleList/ModuleDict: unrolled in the generated forward, as their run option says."""
+    kind = handle.container_kind
+    run = handle.options.get("run", "chain" if kind == "ModuleList" else "parallel")
+    if run == "chain":
+        out = args
+        for _, child in handle.children:
+            out = [apply(maker, builder, child, out, {}, span)]
+        return out[0]
+    outs = {name: apply(maker, builder, child, args, {}, span) for name, child in handle.children}
+    merge = handle.options.get("merge")
+    if merge is None:
+        return outs if kind == "ModuleDict" else tuple(outs.values())
+    values = list(outs.values())
+    symbols = maker.context.symbols
+    if merge == "add":
+        result = values[0]
+        for value in values[1:]:
+            result = graph_call(symbols, builder, operator.add, (result, value), {}, "add", span)
+        return result
+    fn = {"cat": torch.cat, "stack": torch.stack}[merge]
+    dim = {"dim": handle.options.get("dim", 1)}
+    return graph_call(symbols, builder, fn, (values,), dim, merge, span)
+
+
+def parts(context: Context, args: list, kwargs: dict, span: Span) -> Parts:
+    """`parts(torchvision.models.resnet18())`: a model whose submodules become members."""
+    if (
+        kwargs
+        or len(args) != 1
+        or not isinstance(args[0], Handle)
+        or args[0].kind != "layer"
+        or args[0].name is not None
+    ):
+        raise ArgumentError(
+            "parts() takes one new layer, e.g. parts(torchvision.models.resnet18())", span
+        )
+    spec = finish(args[0], context)
+    assert isinstance(spec, LeafSpec)
+    meta = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
+    context.sources += 1
+    return Parts(f"source{context.sources}", spec, meta, span)
