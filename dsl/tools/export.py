@@ -33,6 +33,7 @@ from dsl.plan import (
     ModuleSpec,
     Resolved,
     TensorSpec,
+    iter_modules,
 )
 
 FORMATS = ("onnx", "torchscript", "exported-program", "python")
@@ -108,28 +109,27 @@ class _Ejector:
         self._keys[id(spec)] = key
         return key
 
-    def collect(self, spec: ModuleSpec) -> None:
-        self.key(spec)
-        if getattr(spec, "init_rules", None):
-            self.init_rules = True
-        if isinstance(spec, ContainerSpec):
-            for _, child in spec.children:
-                self.collect(child)
-        elif isinstance(spec, GraphSpec):
-            for _, member in spec.members:
-                if isinstance(member, LeafSpec | ContainerSpec | GraphSpec):
-                    self.collect(member)
-            key = self.key(spec)
-            group = self.groups.get(key)
-            if group is None:
-                taken = {g.name for g in self.order}
-                name, n = spec.class_name, 1
-                while name in taken:
-                    n += 1
-                    name = f"{spec.class_name}_{n}"
-                group = self.groups[key] = _Group(name, key[1])
-                self.order.append(group)
-            group.instances.append(spec)
+    def collect(self, root: ModuleSpec) -> None:
+        """The classes to write, children before parents."""
+        self.key(root)  # raises for anything in the tree that cannot be ejected
+        for _, spec in iter_modules(root):
+            if getattr(spec, "init_rules", None):
+                self.init_rules = True
+            if isinstance(spec, GraphSpec):
+                self.add_instance(spec)
+
+    def add_instance(self, spec: GraphSpec) -> None:
+        key = self.key(spec)
+        group = self.groups.get(key)
+        if group is None:
+            taken = {g.name for g in self.order}
+            name, n = spec.class_name, 1
+            while name in taken:
+                n += 1
+                name = f"{spec.class_name}_{n}"
+            group = self.groups[key] = _Group(name, key[1])
+            self.order.append(group)
+        group.instances.append(spec)
 
     def group(self, spec: GraphSpec) -> _Group:
         return self.groups[self.key(spec)]
@@ -358,47 +358,8 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
             glob.add(name, path, group.cls.dsl_source)
     ej.renames = glob.renames
     classes = [ej.class_source(g) for g in ej.order]
-    if isinstance(root, GraphSpec):
-        entry = ej.group(root).name
-        if ej.group(root).params:
-            raise ArgumentError("internal: the root class has parameters")
-    else:
-        if not (isinstance(root, ContainerSpec) and root.kind == "Sequential"):
-            raise ArgumentError(
-                f"a {getattr(root, 'kind', type(root).__name__)} net cannot be ejected yet",
-                hint="export it as onnx, torchscript or exported-program instead",
-            )
-        entry = resolved.name
-
-        def literal(label: str, value: Any) -> str:
-            return repr(value)
-
-        inner = ej.expr(root, literal, "        ")
-        args = inner[len("nn.Sequential(") : -1].rstrip()
-        classes.append(
-            f"class {entry}(nn.Sequential):\n    def __init__(self):\n        super().__init__({args.strip()}\n        )\n"
-        )
-    imports = ["import torch", "import torch.nn as nn"]
-    if glob.needs_functional:
-        imports.append("import torch.nn.functional as F")
-    if ej.needs_torchvision:
-        imports.append("import torchvision")
-    if ej.needs_ordered_dict:
-        imports.insert(0, "from collections import OrderedDict\n")
-    parts = [
-        f'"""{resolved.name}, as plain PyTorch: ejected by netdsl'
-        + (f" from {source_name}" if source_name else "")
-        + ".\n\n"
-        "The state_dict keys are those of the model dsl.build_model builds, so its checkpoints load here.\n"
-        + (
-            "The spec's init rules are not written out here: modules start with torch's own initialisation;\n"
-            "load the built model's weights for the same numbers.\n"
-            if ej.init_rules
-            else ""
-        )
-        + '"""',
-        "\n".join(imports),
-    ]
+    entry = _entry_class(ej, root, classes)
+    parts = [_docstring(resolved, source_name, ej.init_rules), "\n".join(_imports(ej, glob))]
     if glob.header:
         parts.append("\n".join(glob.header.values()))
     parts += [text.rstrip() for text in glob.helpers.values()]
@@ -411,6 +372,58 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
         f'if __name__ == "__main__":\n    model = {entry}()\n    out = model({example})\n    print(out.shape if isinstance(out, torch.Tensor) else out)'
     )
     return "\n\n\n".join(parts) + "\n"
+
+
+def _entry_class(ej: _Ejector, root: ModuleSpec, classes: list[str]) -> str:
+    """The name of the class that builds the whole network; a Sequential net's is added
+    to `classes` here."""
+    if isinstance(root, GraphSpec):
+        if ej.group(root).params:
+            raise ArgumentError("internal: the root class has parameters")
+        return ej.group(root).name
+    if not (isinstance(root, ContainerSpec) and root.kind == "Sequential"):
+        raise ArgumentError(
+            f"a {getattr(root, 'kind', type(root).__name__)} net cannot be ejected yet",
+            hint="export it as onnx, torchscript or exported-program instead",
+        )
+    entry = ej.resolved.name
+
+    def literal(label: str, value: Any) -> str:
+        return repr(value)
+
+    inner = ej.expr(root, literal, "        ")
+    args = inner[len("nn.Sequential(") : -1].rstrip()
+    classes.append(
+        f"class {entry}(nn.Sequential):\n    def __init__(self):\n        super().__init__({args.strip()}\n        )\n"
+    )
+    return entry
+
+
+def _docstring(resolved: Resolved, source_name: str, init_rules: bool) -> str:
+    return (
+        f'"""{resolved.name}, as plain PyTorch: ejected by netdsl'
+        + (f" from {source_name}" if source_name else "")
+        + ".\n\n"
+        "The state_dict keys are those of the model dsl.build_model builds, so its checkpoints load here.\n"
+        + (
+            "The spec's init rules are not written out here: modules start with torch's own initialisation;\n"
+            "load the built model's weights for the same numbers.\n"
+            if init_rules
+            else ""
+        )
+        + '"""'
+    )
+
+
+def _imports(ej: _Ejector, glob: _Globals) -> list[str]:
+    imports = ["import torch", "import torch.nn as nn"]
+    if glob.needs_functional:
+        imports.append("import torch.nn.functional as F")
+    if ej.needs_torchvision:
+        imports.append("import torchvision")
+    if ej.needs_ordered_dict:
+        imports.insert(0, "from collections import OrderedDict\n")
+    return imports
 
 
 def _example_text(meta: torch.Tensor) -> str:
