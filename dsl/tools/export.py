@@ -14,6 +14,7 @@ import inspect
 import keyword
 import re
 import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from dsl.plan import (
     LeafSpec,
     ModuleSpec,
     Resolved,
+    SourceSpec,
     TensorSpec,
     iter_modules,
 )
@@ -70,7 +72,7 @@ class _Ejector:
         self.renames: dict[str, str] = {}  # global names in generated code -> names in the file
 
     # -- grouping instances into classes
-    def key(self, spec: ModuleSpec) -> Any:
+    def key(self, spec: ModuleSpec | SourceSpec) -> Any:
         if not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
             what = (
                 "a net derived from another model ('net X = Base(...):')"
@@ -89,7 +91,7 @@ class _Ejector:
         elif isinstance(spec, ContainerSpec):
             key = ("container", spec.kind, tuple((n, self.key(c)) for n, c in spec.children))
         else:
-            members = []
+            members: list[tuple[Any, ...]] = []
             for name, m in spec.members:
                 if isinstance(m, AliasSpec):
                     members.append((name, "alias", m.target))
@@ -206,7 +208,7 @@ class _Ejector:
             lines.append(f"nn.init.zeros_(self.{name})")
         return lines
 
-    def expr(self, spec: ModuleSpec, val: Val, indent: str) -> str:
+    def expr(self, spec: ModuleSpec | SourceSpec, val: Val, indent: str) -> str:
         if isinstance(spec, LeafSpec):
             return self.leaf(spec, val)
         if isinstance(spec, GraphSpec):
@@ -216,6 +218,7 @@ class _Ejector:
                 f"{name}={val(name, values[position][1])}" for name, position in group.params
             )
             return f"{group.name}({args})"
+        assert isinstance(spec, ContainerSpec)  # key() has refused every other kind
         inner = indent + "    "
         children = [(n, self.expr(c, val, inner)) for n, c in spec.children]
         if not children:
@@ -455,32 +458,43 @@ def export(
     model: nn.Module, resolved: Resolved, fmt: str, output: Path, *, source_name: str = ""
 ) -> None:
     """Write `model` (built from `resolved`) to `output` in `fmt`."""
-    import warnings
-
     if fmt == "python":
         output.write_text(eject(resolved, source_name=source_name), encoding="utf-8")
         return
-    model = model.eval()
-    inputs = example_inputs(resolved)
-    if fmt == "onnx":
-        try:
-            import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
-        except ImportError:
-            raise ArgumentError(
-                "ONNX export needs the 'onnx' and 'onnxscript' packages",
-                hint="pip install onnx onnxscript",
-            ) from None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, inputs, dynamo=True, verbose=False)
-            program.save(str(output))
-    elif fmt == "torchscript":
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            scripted = torch.jit.trace(model, inputs)
-        scripted.save(str(output))
-    elif fmt == "exported-program":
-        program = torch.export.export(model, inputs)
-        torch.export.save(program, str(output))
-    else:
+    writer = _WRITERS.get(fmt)
+    if writer is None:
         raise ArgumentError(f"unknown export format '{fmt}'", hint=f"formats: {', '.join(FORMATS)}")
+    writer(model.eval(), example_inputs(resolved), output)
+
+
+def _onnx(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
+    try:
+        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
+    except ImportError:
+        raise ArgumentError(
+            "ONNX export needs the 'onnx' and 'onnxscript' packages",
+            hint="pip install onnx onnxscript",
+        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, inputs, dynamo=True, verbose=False)
+        assert program is not None  # the dynamo exporter always returns its program
+        program.save(str(output))
+
+
+def _torchscript(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.trace(model, inputs)
+    scripted.save(str(output))
+
+
+def _exported_program(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
+    torch.export.save(torch.export.export(model, inputs), str(output))
+
+
+_WRITERS: dict[str, Callable[[nn.Module, tuple[torch.Tensor, ...], Path], None]] = {
+    "onnx": _onnx,
+    "torchscript": _torchscript,
+    "exported-program": _exported_program,
+}

@@ -236,7 +236,12 @@ def _member_spec(members: dict[str, Any], target: str) -> ModuleSpec | None:
 
 def _node_args(node: fx.Node) -> list[fx.Node]:
     found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
+
+    def note(arg: fx.Node) -> fx.Node:
+        found.append(arg)
+        return arg
+
+    fx.node.map_arg((node.args, node.kwargs), note)
     return found
 
 
