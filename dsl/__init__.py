@@ -43,14 +43,15 @@ def validate(
 
     Returns the resolved network, whose `output` holds the output's meta tensor(s).
     """
-    from dsl.build.compile import check_init_rules
-    from dsl.elaborate.resolve import resolve
-    from dsl.pauses import gc_paused
+    from dsl.build.arguments import check_call_arguments
+    from dsl.tools.validate import validate_spec
 
-    with gc_paused():
-        resolved = resolve(spec, net=net, params=params, sizes=sizes)
-        check_init_rules(resolved)
-    return resolved
+    check_call_arguments("dsl.validate", sizes=sizes)
+    result = validate_spec(spec, net=net, params=params, sizes=sizes)
+    if result.errors:
+        raise result.errors[0]
+    assert result.resolved is not None
+    return result.resolved
 
 
 def build_model(
@@ -70,6 +71,7 @@ def build_model(
     allow_missing: list[str] | tuple[str, ...] = (),
     prefix: str | None = None,
     rename: dict[str, str] | None = None,
+    allow_download: bool = False,
 ) -> nn.Module:
     """Compile a spec (a path, `.net`/YAML text, or IR) into an ordinary `nn.Module`.
 
@@ -88,14 +90,20 @@ def build_model(
     mapping key prefixes; a coverage report is printed, and anything short of a complete
     load is an error unless `strict=False` with `allow_missing=[patterns]` says what may
     stay unloaded. Without `weights=`, the spec's own `weights(...)` statements apply.
+    A spec never touches the network: torchvision weights it names
+    (`torchvision.models.resnet18(weights="DEFAULT")`) are refused unless
+    `allow_download=True`.
     """
     import torch
 
+    from dsl.build.arguments import check_call_arguments
     from dsl.build.compile import compile_resolved
     from dsl.elaborate.resolve import resolve
     from dsl.pauses import gc_paused
+    from dsl.torchlib.offline import downloads_allowed
 
-    with gc_paused():
+    check_call_arguments("dsl.build_model", seed=seed, device=device, dtype=dtype, sizes=sizes)
+    with gc_paused(), downloads_allowed(allow_download):
         resolved = resolve(
             spec, net=net, params=params, sizes=sizes
         )  # compiling checks the init rules
@@ -140,8 +148,10 @@ def materialize(
 ) -> nn.Module:
     """Real weights for a model built with `device="meta"`: exactly those a build on
     `device` with the same seed gives."""
+    from dsl.build.arguments import check_call_arguments
     from dsl.build.compile import materialize as _materialize
 
+    check_call_arguments("dsl.materialize", seed=seed, device=device)
     return _materialize(model, device, seed=seed, init_stream=init_stream)
 
 
@@ -151,8 +161,10 @@ def load_model(path: str | Path, *, device: str | torch.device | None = None) ->
     The file holds the spec text and parameters it was built from; weights load with
     `torch.load(weights_only=True)` or safetensors, never by unpickling code.
     """
+    from dsl.build.arguments import check_call_arguments
     from dsl.build.checkpoint import load_model as _load_model
 
+    check_call_arguments("dsl.load_model", device=device)
     return _load_model(path, device=device)
 
 

@@ -116,37 +116,16 @@ def _validate(args: argparse.Namespace) -> int:
 def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None) -> list[Any]:
     """Every diagnostic for one file: the static checks of all definitions, then each net
     elaborated with shapes (the first error in each)."""
-    from dsl.build.compile import check_init_rules
-    from dsl.elaborate.check import check_unit
-    from dsl.elaborate.resolve import resolve
-    from dsl.errors import DSLError, LimitError
-    from dsl.source import Span
-    from dsl.syntax.loader import Library, read_file
+    from dsl.tools.validate import validate_spec
 
-    try:
-        spec = read_file(path)
-        unit = Library(path.parent).unit(spec, path)
-        errors = check_unit(unit)
-        if errors:
-            return errors
-        nets = [n.name for n in spec.nets() if net is None or n.name == net]
-        if net is not None and not nets:
-            resolve(spec, net=net)  # raises the "no net named" diagnostic
-        for name in nets:
-            check_init_rules(resolve(path, net=name, params=overrides))
-    except DSLError as exc:
-        return [exc]
-    except RecursionError:
-        return [
-            LimitError("the spec nests too deeply to check", Span(file=str(path), line=1, col=1))
-        ]
-    return []
+    return validate_spec(path, net=net, params=overrides, every_net=True).errors
 
 
 def _fmt(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
     from dsl.syntax.loader import read_file
-    from dsl.syntax.printer import print_net, print_yaml
+    from dsl.syntax.printer import print_net
+    from dsl.syntax.yaml_printer import print_yaml
 
     errors: list[DSLError] = []
     changed = []
@@ -175,7 +154,8 @@ def _fmt(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
     from dsl.syntax.loader import read_file
-    from dsl.syntax.printer import print_net, print_yaml
+    from dsl.syntax.printer import print_net
+    from dsl.syntax.yaml_printer import print_yaml
 
     try:
         spec = read_file(args.file)
@@ -339,6 +319,7 @@ def _build(args: argparse.Namespace) -> int:
     from dsl.errors import ArgumentError
     from dsl.tools.progress import Progress
     from dsl.tools.summary import human_bytes
+    from dsl.torchlib.offline import downloads_allowed
 
     if args.output.suffix not in (".safetensors", ".pt", ".pth"):
         raise ArgumentError(
@@ -346,7 +327,8 @@ def _build(args: argparse.Namespace) -> int:
             hint="give -o a name ending in .safetensors or .pt",
         )
     overrides = parse_overrides(args.set)
-    resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
+    with downloads_allowed(args.allow_download):
+        resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
     with Progress(f"writing {args.output.name}"):
         save(
             model,

@@ -183,7 +183,15 @@ def _building_commands(sub: Any) -> None:
         "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
     )
     _spec_options(build)
+    build.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let torchvision download the pretrained weights a spec names",
+    )
+    _export_command(sub)
 
+
+def _export_command(sub: Any) -> None:
     export = _command(
         sub,
         "export",

@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dsl.source import NO_SPAN, Span, source_line
+from dsl.source import NO_SPAN, Span, source_line, source_text
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class DSLError(Exception):
         self.span = span or NO_SPAN
         self.hint = hint
         self.notes = tuple(notes)
+        self.quoted: dict[str, str] = {}  # the texts this error quotes, as they were when raised
+        self._quote(self.span, *(note.span for note in self.notes))
 
     def __str__(self) -> str:
         return self.render()
@@ -52,19 +54,27 @@ class DSLError(Exception):
         """Give a position to an error raised where none was known."""
         if not self.span:
             self.span = span
+            self._quote(span)
         return self
+
+    def _quote(self, *spans: Span) -> None:
+        for span in spans:
+            if span and span.file not in self.quoted:
+                text = source_text(span.file)
+                if text is not None:
+                    self.quoted[span.file] = text
 
     def render(self, color: bool = False) -> str:
         style = _Style(color)
         head = f"{style.bold(self.location())}: {style.red(f'error[{self.code}]')}: {style.bold(self.message)}"
-        lines = [head, *_snippet(self.span, style)]
+        lines = [head, *_snippet(self.span, style, self.quoted)]
         for note in self.notes:
             lines.append(
                 f"  {style.blue('note')}: {note.message} ({note.span})"
                 if note.span
                 else f"  {style.blue('note')}: {note.message}"
             )
-            lines.extend(_snippet(note.span, style))
+            lines.extend(_snippet(note.span, style, self.quoted))
         if self.hint:
             lines.append(f"  {style.green('hint')}: {self.hint}")
         return "\n".join(lines)
@@ -142,6 +152,12 @@ class ArityError(ArgumentError):
     code = "E303"
 
 
+class CallArgumentError(ArgumentError):
+    """An argument of the Python API itself (`build_model(seed=..., device=...)`), not of a spec."""
+
+    code = "E304"
+
+
 class EvaluationError(DSLError):
     code = "E310"
 
@@ -172,12 +188,24 @@ class LimitError(DSLError):
     code = "E600"
 
 
+class NetworkAccessError(DSLError):
+    """A spec that would download something (pretrained weights) without the caller's consent."""
+
+    code = "E520"
+
+
 class InitError(DSLError):
     code = "E700"
 
 
 class WeightsError(DSLError):
     code = "E800"
+
+
+class CheckpointError(WeightsError):
+    """A checkpoint file that is corrupt, truncated, or whose metadata cannot be read."""
+
+    code = "E801"
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
@@ -210,10 +238,10 @@ def keyword_span(key: str, value: Span) -> Span:
     )
 
 
-def _snippet(span: Span, style: _Style) -> list[str]:
+def _snippet(span: Span, style: _Style, quoted: dict[str, str]) -> list[str]:
     if not span:
         return []
-    text = source_line(span.file, span.line)
+    text = source_line(span.file, span.line, quoted.get(span.file))
     if text is None:
         return []
     text = text.replace("\t", " ")

@@ -10,7 +10,8 @@ nodes directly with `model_construct`; YAML goes through validation.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal, Protocol, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -20,6 +21,7 @@ from pydantic import (
     Field,
     SkipValidation,
     Tag,
+    ValidationInfo,
     WithJsonSchema,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -45,9 +47,18 @@ class Node(BaseModel):
         fields that say where (`span`, `kwarg_spans`, `name_spans`) take no part."""
         if type(self) is not type(other):
             return NotImplemented
-        return _meaning(self) == _meaning(other)  # type: ignore[arg-type]
+        return _meaning(self) == _meaning(other)
 
     __hash__ = None  # type: ignore[assignment]  # nodes hold lists and dicts
+
+    def children(self) -> Iterator[Node]:
+        """The nodes this one holds, in field order; in a list or a dict, in its order."""
+        for value in self.__dict__.values():
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, list | dict):
+                items = value.values() if isinstance(value, dict) else value
+                yield from (item for item in items if isinstance(item, Node))
 
 
 POSITION_FIELDS = frozenset({"span", "kwarg_spans", "name_spans"})
@@ -60,22 +71,28 @@ def _meaning(node: Node) -> dict[str, Any]:
 # --------------------------------------------------------------------------- expressions
 
 
-def _yaml_expr(value: Any) -> Any:
-    from dsl.syntax.parse_yaml import expr_from_yaml  # the YAML spelling of expressions lives there
+class YAMLSpelling(Protocol):
+    """How the YAML reader turns its spellings into nodes; it passes one as the validation
+    context (`model_validate(data, context=spelling)`), so this module needs no reader."""
 
-    return expr_from_yaml(value)
-
-
-def _yaml_dim(value: Any) -> Any:
-    from dsl.syntax.parse_yaml import dim_from_yaml
-
-    return dim_from_yaml(value)
+    def expr(self, value: Any) -> Any: ...
+    def dim(self, value: Any) -> Any: ...
+    def stmts(self, value: Any) -> Any: ...
 
 
-def _yaml_stmts(value: Any) -> Any:
-    from dsl.syntax.parse_yaml import stmts_from_yaml
+def _spelled(kind: str) -> Callable[[Any, ValidationInfo], Any]:
+    """A validator that reads a value through the context's spelling of `kind`; without a
+    context, values are taken as the nodes (or node dicts) they are."""
 
-    return stmts_from_yaml(value)
+    def read(value: Any, info: ValidationInfo) -> Any:
+        spelling = info.context
+        return value if spelling is None else getattr(spelling, kind)(value)
+
+    read.__name__ = f"_yaml_{kind}"
+    return read
+
+
+_yaml_expr, _yaml_dim, _yaml_stmts = _spelled("expr"), _spelled("dim"), _spelled("stmts")
 
 
 _YAML_EXPR_SCHEMA = {
@@ -124,37 +141,22 @@ class Call(Node):
     )
 
 
-BINARY_OPS = (
-    "or",
-    "and",
-    "==",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "+",
-    "-",
-    "*",
-    "/",
-    "//",
-    "%",
-    "@",
-    "**",
-)
-UNARY_OPS = ("-", "+", "not")
+BinaryOperator = Literal[
+    "or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**"
+]
+UnaryOperator = Literal["-", "+", "not"]
+BINARY_OPS: tuple[str, ...] = get_args(BinaryOperator)
+UNARY_OPS: tuple[str, ...] = get_args(UnaryOperator)
 
 
 class BinOp(Node):
-    op: Literal[
-        "or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**"
-    ]
+    op: BinaryOperator
     left: Expr
     right: Expr
 
 
 class UnaryOp(Node):
-    op: Literal["-", "+", "not"]
+    op: UnaryOperator
     operand: Expr
 
 
@@ -303,17 +305,7 @@ class InitBlock(Node):
     init: list[InitRule]
 
 
-STATEMENT_KEYS = {
-    "input": "input",
-    "let": "let",
-    "layer": "layer",
-    "return": "return",
-    "param": "param",
-    "buffer": "buffer",
-    "if": "if",
-    "for": "for",
-    "init": "init",
-}
+STATEMENT_KEYS = ("input", "let", "layer", "return", "param", "buffer", "if", "for", "init")
 _STATEMENT_CLASS_TAGS = {
     "Input": "input",
     "Let": "let",
@@ -329,7 +321,7 @@ _STATEMENT_CLASS_TAGS = {
 
 def _statement_tag(value: Any) -> str | None:
     if isinstance(value, dict):
-        return next((STATEMENT_KEYS[k] for k in value if k in STATEMENT_KEYS), None)
+        return next((k for k in value if k in STATEMENT_KEYS), None)
     return _STATEMENT_CLASS_TAGS.get(type(value).__name__)
 
 
@@ -397,6 +389,11 @@ DefParams = Annotated[
 ]
 
 
+def _definition_body(value: Any, info: ValidationInfo) -> Any:
+    """A definition's body: statements, or one container written as a mapping."""
+    return _yaml_expr(value, info) if isinstance(value, dict) else value
+
+
 class Definition(Node):
     params: DefParams = []
     # `net ResNet50 = ResNet(Bottleneck, [3, 4, 6, 3]):` — a net that is another net or a
@@ -404,7 +401,7 @@ class Definition(Node):
     base: Expr | None = None
     body: Annotated[
         Union[Container, Stmts],
-        BeforeValidator(lambda v: _yaml_expr(v) if isinstance(v, dict) else v),
+        BeforeValidator(_definition_body),
     ] = []
     doc: str | None = None
 
@@ -493,23 +490,9 @@ def dotted(expr: Any) -> str | None:
     return None
 
 
-for _model in (
-    Attr,
-    Index,
-    Slice,
-    Call,
-    BinOp,
-    UnaryOp,
-    IfExp,
-    ListExpr,
-    TupleExpr,
-    DictExpr,
-    Container,
-    If,
-    For,
-    Definition,
-    NetDef,
-    BlockDef,
-    SpecFile,
-):
+_FORWARD_REFERRING: tuple[type[Node], ...] = (
+    *(Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr, DictExpr, Container),
+    *(If, For, Definition, NetDef, BlockDef, SpecFile),
+)
+for _model in _FORWARD_REFERRING:
     _model.model_rebuild()

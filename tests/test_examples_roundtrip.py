@@ -10,7 +10,8 @@ import pytest
 from dsl.syntax.loader import read_file
 from dsl.syntax.parse_net import parse_net
 from dsl.syntax.parse_yaml import parse_yaml
-from dsl.syntax.printer import print_net, print_yaml
+from dsl.syntax.printer import print_net
+from dsl.syntax.yaml_printer import print_yaml
 
 ROOT = Path(__file__).parent.parent
 SPECS = sorted([*ROOT.glob("examples/*.net"), *ROOT.glob("blocks/*.net")])

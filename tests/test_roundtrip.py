@@ -9,7 +9,8 @@ from dsl import ir
 from dsl.errors import DSLError
 from dsl.syntax.parse_net import parse_expression, parse_net
 from dsl.syntax.parse_yaml import parse_yaml
-from dsl.syntax.printer import print_expr, print_net, print_yaml
+from dsl.syntax.printer import print_expr, print_net
+from dsl.syntax.yaml_printer import print_yaml
 from tests.strategies import expressions, spec_files
 
 

@@ -16,10 +16,13 @@ import pytest
 import yaml
 
 import dsl.syntax.parse_yaml
+import dsl.syntax.yaml_builder
+import dsl.syntax.yaml_exprs
+import dsl.syntax.yaml_loader
 from dsl.errors import DSLError, LimitError, YAMLFormatError
 from dsl.source import Span
 from dsl.syntax.parse_net import parse_expression, parse_net
-from dsl.syntax.printer import print_yaml
+from dsl.syntax.yaml_printer import print_yaml
 from tests.ir_positions import positions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,53 +92,61 @@ def _example_yaml() -> list[str]:
     return [print_yaml(parse_net(path.read_text(), str(path))) for path in EXAMPLES]
 
 
+# The modules that hold the loader, in the order they import each other.
+LOADING = (dsl.syntax.yaml_loader, dsl.syntax.yaml_builder, dsl.syntax.parse_yaml)
+
+
 @contextlib.contextmanager
 def _without_libyaml(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """dsl.syntax.parse_yaml as it loads where PyYAML was built without libyaml."""
+    """The YAML reader as it loads where PyYAML was built without libyaml (its modules are
+    reloaded in place; the builder is yielded)."""
     monkeypatch.delattr(yaml, "CSafeLoader")
     try:
-        yield importlib.reload(dsl.syntax.parse_yaml)
+        for module in LOADING:
+            importlib.reload(module)
+        yield dsl.syntax.yaml_builder
     finally:
         monkeypatch.undo()
-        importlib.reload(dsl.syntax.parse_yaml)
+        for module in LOADING:
+            importlib.reload(module)
 
 
 # ----------------------------------------------------------------------------- builder
 
 
 def _refuse(text: str, file: str) -> Any:
-    raise dsl.syntax.parse_yaml._Unsupported
+    raise dsl.syntax.yaml_builder.Unsupported
 
 
 @pytest.mark.parametrize("text", [*PLAIN_YAML, *UNUSUAL_YAML, *HOSTILE_YAML])
 def test_the_builder_reads_what_the_full_loader_reads(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    read = _outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")
-    monkeypatch.setattr(dsl.syntax.parse_yaml, "_build", _refuse)
-    assert read == _outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")
+    read = _outcome(dsl.syntax.yaml_builder.load, text, "t.yaml")
+    monkeypatch.setattr(dsl.syntax.yaml_builder, "build", _refuse)
+    assert read == _outcome(dsl.syntax.yaml_builder.load, text, "t.yaml")
 
 
 def test_the_builder_reads_every_example(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = _example_yaml()
-    built = [positions(dsl.syntax.parse_yaml._build(text, "t.yaml")) for text in texts]
-    monkeypatch.setattr(dsl.syntax.parse_yaml, "_build", _refuse)
-    assert built == [positions(dsl.syntax.parse_yaml._load(text, "t.yaml")) for text in texts]
+    built = [positions(dsl.syntax.yaml_builder.build(text, "t.yaml")) for text in texts]
+    monkeypatch.setattr(dsl.syntax.yaml_builder, "build", _refuse)
+    assert built == [positions(dsl.syntax.yaml_builder.load(text, "t.yaml")) for text in texts]
 
 
 @pytest.mark.parametrize("text", PLAIN_YAML)
 def test_plain_yaml_is_built_in_one_pass(text: str) -> None:
-    dsl.syntax.parse_yaml._build(text, "t.yaml")
+    dsl.syntax.yaml_builder.build(text, "t.yaml")
 
 
 @pytest.mark.parametrize("text", UNUSUAL_YAML)
 def test_unusual_yaml_is_left_to_the_full_loader(text: str) -> None:
-    with pytest.raises((dsl.syntax.parse_yaml._Unsupported, yaml.YAMLError, ValueError)):
-        dsl.syntax.parse_yaml._build(text, "t.yaml")
+    with pytest.raises((dsl.syntax.yaml_builder.Unsupported, yaml.YAMLError, ValueError)):
+        dsl.syntax.yaml_builder.build(text, "t.yaml")
 
 
 def test_the_builder_keeps_aliases_shared() -> None:
-    data = dsl.syntax.parse_yaml._build(PLAIN_YAML[5], "t.yaml")
+    data = dsl.syntax.yaml_builder.build(PLAIN_YAML[5], "t.yaml")
     assert data["a"] is data["c"] and data["l"] is data["m"][0] is data["m"][1]
 
 
@@ -156,7 +167,7 @@ ORIGINS = [
 @pytest.mark.parametrize("origin", ORIGINS)
 def test_a_cached_expression_is_placed_as_if_parsed_there(text: str, origin: Span) -> None:
     expected = _outcome(parse_expression, text, origin)
-    assert _outcome(dsl.syntax.parse_yaml._expression_at, text, origin) == expected
+    assert _outcome(dsl.syntax.yaml_exprs.expression_at, text, origin) == expected
 
 
 # ----------------------------------------------------------------------------- without libyaml
@@ -166,14 +177,15 @@ def test_without_libyaml_specs_read_the_same(monkeypatch: pytest.MonkeyPatch) ->
     examples = _example_yaml()
     texts = [*examples, *PLAIN_YAML, *UNUSUAL_YAML]
     loaded = [
-        _ignoring_wording(_outcome(dsl.syntax.parse_yaml._load, text, "t.yaml")) for text in texts
+        _ignoring_wording(_outcome(dsl.syntax.yaml_builder.load, text, "t.yaml")) for text in texts
     ]
     specs = [_outcome(dsl.syntax.parse_yaml.parse_yaml, text, "t.yaml") for text in examples]
     with _without_libyaml(monkeypatch) as module:
-        assert module._BaseLoader is yaml.SafeLoader
-        assert [_outcome(module.parse_yaml, text, "t.yaml") for text in examples] == specs
+        assert dsl.syntax.yaml_loader.BaseLoader is yaml.SafeLoader
+        read = dsl.syntax.parse_yaml.parse_yaml
+        assert [_outcome(read, text, "t.yaml") for text in examples] == specs
         assert [
-            _ignoring_wording(_outcome(module._load, text, "t.yaml")) for text in texts
+            _ignoring_wording(_outcome(module.load, text, "t.yaml")) for text in texts
         ] == loaded
 
 
@@ -181,5 +193,5 @@ def test_without_libyaml_specs_read_the_same(monkeypatch: pytest.MonkeyPatch) ->
 def test_without_libyaml_hostile_yaml_is_refused(
     monkeypatch: pytest.MonkeyPatch, text: str, error: type
 ) -> None:
-    with _without_libyaml(monkeypatch) as module, pytest.raises(error):
-        module.parse_yaml(text, "hostile.yaml")
+    with _without_libyaml(monkeypatch), pytest.raises(error):
+        dsl.syntax.parse_yaml.parse_yaml(text, "hostile.yaml")

@@ -23,10 +23,9 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from dsl.torchlib import init, nn_private, shapes
+from dsl.build import seeding
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
-from dsl.torchlib.registry import REGISTRY
 from dsl.plan import (
     AliasSpec,
     ContainerSpec,
@@ -41,6 +40,8 @@ from dsl.plan import (
     SourceSpec,
     TensorSpec,
 )
+from dsl.torchlib import catalog, init, nn_private, ops, shapes
+from dsl.torchlib.registry import REGISTRY
 
 
 class GeneratedModule(nn.Module):
@@ -70,13 +71,71 @@ def generated_class(name: str, graph: fx.Graph) -> type[GeneratedModule]:
     structure = (name, *((n.op, n.name, n.target, repr(n.args), repr(n.kwargs)) for n in graph.nodes))
     cls = _BY_STRUCTURE.get(structure)
     if cls is None:
-        code = graph.python_code(root_module="self")
+        code = _following_mode(graph).python_code(root_module="self")
         key = (name, code.src)
         if key not in _CLASSES:
             imports = {k: _import_path(v) for k, v in code.globals.items()}
             _CLASSES[key] = _make_class(name, code.src, dict(code.globals), imports)
         cls = _BY_STRUCTURE[structure] = _CLASSES[key]
     return cls
+
+
+def _following_mode(graph: fx.Graph) -> fx.Graph:
+    """The graph with its functional calls following the module's mode, as a hand-written
+    forward's do: an op with a `training` parameter the spec leaves out gets
+    `training=self.training`, and a `dropout_p` given to one without (attention) applies in
+    training only. Which ops these are is read from their signatures."""
+    if not any(_mode_rule(node) for node in graph.nodes):
+        return graph
+    copy = fx.Graph()
+    copy.output(copy.graph_copy(graph, {}))
+    with copy.inserting_before(next(n for n in copy.nodes if n.op != "placeholder")):
+        training = copy.get_attr("training")
+    for node in list(copy.nodes):
+        rule = _mode_rule(node)
+        if rule == "training":
+            node.kwargs = {**node.kwargs, "training": training}
+        elif rule == "dropout_p":
+            _gate_dropout_p(copy, node, training)
+    return copy
+
+
+def _mode_rule(node: fx.Node) -> str | None:
+    params = _parameters(node.target) if node.op == "call_function" else None
+    if params is None:
+        return None
+    if "training" in params.names:
+        return None if params.passed("training", node.args, node.kwargs) else "training"
+    if "dropout_p" in params.names and params.passed("dropout_p", node.args, node.kwargs):
+        return None if _argument(node, params, "dropout_p") in (0, 0.0) else "dropout_p"
+    return None
+
+
+def _gate_dropout_p(graph: fx.Graph, node: fx.Node, training: fx.Node) -> None:
+    """`dropout_p=p` -> `dropout_p=when_training(p, self.training)`."""
+    params = _parameters(node.target)
+    assert params is not None
+    with graph.inserting_before(node):
+        p = _argument(node, params, "dropout_p")
+        gated = graph.create_node(
+            "call_function", ops.when_training, (p, training), name="dropout_p"
+        )
+    if "dropout_p" in node.kwargs:
+        node.kwargs = {**node.kwargs, "dropout_p": gated}
+    else:
+        index = params.names.index("dropout_p")
+        node.args = (*node.args[:index], gated, *node.args[index + 1 :])
+
+
+def _argument(node: fx.Node, params: catalog.Params, name: str) -> Any:
+    return node.kwargs[name] if name in node.kwargs else node.args[params.names.index(name)]
+
+
+def _parameters(target: Any) -> catalog.Params | None:
+    try:
+        return catalog.parameters(target)
+    except TypeError:  # an unhashable callable a user registered: no mode to follow
+        return None
 
 
 def _import_path(obj: Any) -> str:
@@ -259,10 +318,8 @@ def compile_resolved(
     if init_stream == "per-module" and seed is None:
         raise ArgumentError("init_stream='per-module' needs a seed")
     stream = init.PerModuleStream(seed) if init_stream == "per-module" else None
-    if seed is not None and stream is None:
-        torch.manual_seed(seed)
     builder = _Builder(stream)
-    with _on_device(device):
+    with seeding.seeded(seed, device, reseed=stream is None), _on_device(device):
         model = builder.build(resolved.root)
         winners = init.initialise(model, builder.scoped_rules, _layer_type, stream)
     if dtype is not None:
@@ -271,7 +328,7 @@ def compile_resolved(
     return model
 
 
-def _on_device(device: str | torch.device | None) -> contextlib.AbstractContextManager[None]:
+def _on_device(device: str | torch.device | None) -> contextlib.AbstractContextManager[Any]:
     if device is None:
         return contextlib.nullcontext()
     if torch.device(device).type == "meta":

@@ -24,7 +24,7 @@ from dsl.errors import (
 )
 from dsl.syntax.loader import Unit
 from dsl.torchlib.init import INITIALISERS
-from dsl.torchlib.registry import REGISTRY
+from dsl.torchlib.registry import REGISTRY, refusal_hint, unknown_function
 
 _RECIPES = ("resnet", "vgg", "transformer", "zero_init_residual", "torch_default")
 
@@ -140,6 +140,11 @@ def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         return _check_name(expr, defined, unit)
     if isinstance(expr, ir.Attr):
         dotted = ir.dotted(expr)
+        if dotted and dotted.split(".")[0] not in defined:
+            if REGISTRY.function(dotted) is not None:
+                return []
+            if (unknown := unknown_function(dotted, expr.span)) is not None:
+                return [unknown]
         if dotted and dotted.split(".")[0] == "torchvision":
             if REGISTRY.layer(dotted) is None:
                 return [UnknownLayerError(f"unknown layer '{dotted}'", expr.span)]
@@ -195,7 +200,8 @@ def _check_name(
             UndefinedValueError(
                 f"unknown function '{name}'",
                 expr.span,
-                hint=did_you_mean(name, candidates)
+                hint=refusal_hint(name)
+                or did_you_mean(name, candidates)
                 or "functions are torch ops such as cat, relu, softmax, or names registered with @dsl.register",
             )
         ]

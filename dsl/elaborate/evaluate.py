@@ -49,7 +49,13 @@ from dsl.errors import (
 from dsl.source import Span
 from dsl.syntax.loader import Unit
 from dsl.torchlib import shapes
-from dsl.torchlib.registry import OPERATORS, REGISTRY
+from dsl.torchlib.registry import (
+    OPERATORS,
+    REGISTRY,
+    check_keywords,
+    refusal_hint,
+    unknown_function,
+)
 
 if TYPE_CHECKING:
     from dsl.elaborate.resolve import Elaborator
@@ -118,7 +124,9 @@ class Frame:
             )
         candidates = [*local, *REGISTRY.functions, *BUILTINS, *self.unit.names]
         return UndefinedValueError(
-            f"'{name}' is not defined here", span, hint=did_you_mean(name, candidates)
+            f"'{name}' is not defined here",
+            span,
+            hint=refusal_hint(name) or did_you_mean(name, candidates),
         )
 
     # -- compound values
@@ -209,6 +217,11 @@ class Frame:
             layer = REGISTRY.layer(dotted)
             if layer is not None:
                 return LayerRef(layer)
+            function = REGISTRY.function(dotted)
+            if function is not None:
+                return FunctionRef(function)
+            if (error := unknown_function(dotted, expr.span)) is not None:
+                raise error
             if dotted.split(".")[0] in ("torchvision", "torch", "nn"):
                 raise UnknownLayerError(
                     f"unknown layer '{dotted}'", expr.span, hint=qualified_hint(dotted)
@@ -272,6 +285,8 @@ class Frame:
             return call_builtin(func, args, kwargs, expr.span)
         if isinstance(func, Builtin) and func.name in REGISTRY.functions:
             func = FunctionRef(REGISTRY.functions[func.name])
+        if isinstance(func, FunctionRef | MethodRef):
+            check_keywords(kwargs, self.elab.arg_spans(expr))
         if isinstance(func, FunctionRef):
             return self.elab.graph_call(
                 self.builder, func.function.fn, tuple(args), kwargs, func.function.name, expr.span

@@ -75,7 +75,7 @@ from dsl.syntax.loader import Definition, Library, Unit, load
 from dsl.syntax.parse_net import parse_expression
 from dsl.torchlib import init, shapes
 from dsl.torchlib.init import InitCall
-from dsl.torchlib.registry import REGISTRY, TENSOR_METHODS, Layer
+from dsl.torchlib.registry import REGISTRY, TENSOR_METHODS, Layer, refusal_hint
 
 MAX_BLOCK_DEPTH = 48
 MAX_STEPS = 2_000_000
@@ -228,7 +228,8 @@ class Elaborator:
             raise EvaluationError(
                 f"tensors have no attribute '{attr}' here",
                 span,
-                hint=did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})),
+                hint=refusal_hint(attr)
+                or did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})),
             )
         if isinstance(value, Parts):
             return value.part(attr, span)

@@ -114,6 +114,9 @@ def _source_span(imp: ir.Import) -> Span:
 
 
 def _name_span(imp: ir.Import, name: str) -> Span:
+    written = dict(zip(imp.import_, imp.name_spans or ()))
+    if written.get(name):
+        return written[name]
     return _part_span(imp.span, r"(?<=[\s,\[])" + re.escape(name) + r"\b(?!.*\bimport\b)")
 
 

@@ -12,3 +12,9 @@ def pad_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     diff_y = like.size(-2) - x.size(-2)
     diff_x = like.size(-1) - x.size(-1)
     return F.pad(x, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])
+
+
+def when_training(p: float, training: bool) -> float:
+    """A dropout probability that applies in training only: `p if self.training else 0.0`,
+    as a hand-written module passes `dropout_p` to `scaled_dot_product_attention`."""
+    return p if training else 0.0

@@ -2,8 +2,8 @@
 
 A spec never imports anything by itself. Names resolve against fixed tables: every public
 `torch.nn` module class by its class name, torchvision's models and ops by qualified name
-(`torchvision.models.resnet50`, `torchvision.ops.SqueezeExcitation`), the functional ops
-below, and whatever the user's own Python code registers with `@dsl.register`.
+(`torchvision.models.resnet50`, `torchvision.ops.SqueezeExcitation`), torch's pure tensor
+functions (`catalog`), and whatever the user's own Python code registers with `@dsl.register`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dsl.torchlib import ops
+from dsl.errors import (
+    ArgumentError,
+    DSLError,
+    UndefinedValueError,
+    did_you_mean,
+    keyword_span,
+)
+from dsl.source import Span
+from dsl.torchlib import catalog, offline, ops
 
 # Constructor arguments that describe the incoming tensor, and the input dimension each one
 # is read from when a spec leaves it out.
@@ -186,7 +192,13 @@ class Registry:
         return _torchvision_layer(name)
 
     def function(self, name: str) -> Function | None:
-        return self.functions.get(name)
+        """A function by the name a spec writes: bare (`relu`), or as torch spells it
+        (`F.relu`, `torch.cat`, `torch.nn.functional.gelu`)."""
+        found = self.functions.get(name)
+        if found is None and catalog.is_namespace_prefix(name):
+            fn = catalog.function(name)
+            found = Function(name, fn) if fn is not None else None
+        return found
 
     def layer_names(self) -> list[str]:
         return list(self.layers)
@@ -225,7 +237,8 @@ def _torchvision_layer(qualified: str) -> Layer | None:
     if namespace == "torchvision.models" and attr in torchvision.models.list_models(
         module=torchvision.models
     ):
-        return Layer(qualified, torchvision.models.get_model_builder(attr), "torchvision")
+        builder = offline.refusing_downloads(torchvision.models.get_model_builder(attr), qualified)
+        return Layer(qualified, builder, "torchvision")
     obj = getattr(module, attr, None) if attr in getattr(module, "__all__", ()) else None
     if inspect.isclass(obj) and issubclass(obj, nn.Module):
         return Layer(qualified, obj, "torchvision")
@@ -248,54 +261,8 @@ def torchvision_names() -> list[str]:
     return models + op_classes
 
 
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "cat": torch.cat,
-    "concat": torch.cat,
-    "stack": torch.stack,
-    "add": torch.add,
-    "sub": torch.sub,
-    "mul": torch.mul,
-    "div": torch.div,
-    "matmul": torch.matmul,
-    "flatten": torch.flatten,
-    "reshape": torch.reshape,
-    "permute": torch.permute,
-    "transpose": torch.transpose,
-    "unsqueeze": torch.unsqueeze,
-    "squeeze": torch.squeeze,
-    "chunk": torch.chunk,
-    "split": torch.split,
-    "arange": torch.arange,
-    "zeros_like": torch.zeros_like,
-    "ones_like": torch.ones_like,
-    "where": torch.where,
-    "mean": torch.mean,
-    "sum": torch.sum,
-    "amax": torch.amax,
-    "amin": torch.amin,
-    "exp": torch.exp,
-    "sqrt": torch.sqrt,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "interpolate": F.interpolate,
-    "pad": F.pad,
-    "pad_to": ops.pad_to,
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "silu": F.silu,
-    "leaky_relu": F.leaky_relu,
-    "softmax": F.softmax,
-    "log_softmax": F.log_softmax,
-    "dropout": F.dropout,
-    "linear": F.linear,
-    "embedding": F.embedding,
-    "layer_norm": F.layer_norm,
-    "normalize": F.normalize,
-    "adaptive_avg_pool2d": F.adaptive_avg_pool2d,
-    "avg_pool2d": F.avg_pool2d,
-    "max_pool2d": F.max_pool2d,
-    "scaled_dot_product_attention": F.scaled_dot_product_attention,
-}
+# Functions netdsl adds to torch's own; torch's come from the catalog.
+_OWN_FUNCTIONS: dict[str, Callable[..., Any]] = {"pad_to": ops.pad_to}
 
 # Operators on graph values, and the function each becomes in generated code.
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
@@ -310,20 +277,50 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 # Tensor methods a spec may call on graph values (`x.view(B, T, C)`).
-TENSOR_METHODS = frozenset(
-    {
-        "view", "reshape", "permute", "transpose", "flatten", "contiguous", "unsqueeze", "squeeze",
-        "chunk", "split", "size", "mean", "sum", "softmax", "float", "half", "bfloat16", "long",
-        "masked_fill", "expand", "repeat", "narrow", "clone", "detach", "t", "exp", "sqrt", "pow",
-        "abs", "relu", "sigmoid", "tanh", "max", "min", "argmax", "type_as", "to",
-    }
-)  # fmt: skip
+TENSOR_METHODS = catalog.tensor_methods()
+
+
+def refusal_hint(name: str) -> str | None:
+    """Why a graph body may not call `name` (`manual_seed`, `x.add_`, `torch.save`), if a
+    deny-list refuses it."""
+    why = catalog.refusal(name)
+    if why is None:
+        return None
+    leaf = name.rpartition(".")[2]
+    pure = leaf[:-1] if leaf.endswith("_") and leaf[:-1] in TENSOR_METHODS else None
+    return f"'{leaf}' is not allowed in a graph body: {why}" + (f" ('{pure}')" if pure else "")
+
+
+def unknown_function(dotted: str, span: Span) -> DSLError | None:
+    """The error for `torch.NAME`/`F.NAME` naming no allowed function (None for other
+    dotted names: those are layers or values)."""
+    if not catalog.is_namespace_prefix(dotted):
+        return None
+    leaf = dotted.rpartition(".")[2]
+    hint = refusal_hint(dotted) or did_you_mean(leaf, REGISTRY.functions)
+    return UndefinedValueError(f"unknown function '{dotted}'", span, hint=hint)
+
+
+def check_keywords(kwargs: dict[str, Any], spans: dict[int | str, Span]) -> None:
+    """Refuse `out=` and `inplace=true`: they write into a value other nodes may read."""
+    refused = catalog.refused_keyword(kwargs)
+    if refused is not None:
+        key, hint = refused
+        span = keyword_span(key, spans[key]) if key in spans else None
+        raise ArgumentError(f"'{key}=' writes into a tensor in place", span, hint=hint)
+
+
+def _catalog_functions() -> list[tuple[str, Callable[..., Any]]]:
+    return [(name, fn) for name in catalog.op_names() if (fn := catalog.function(name))]
 
 
 def _default_registry() -> Registry:
     return Registry(
         layers=_torch_nn_layers(),
-        functions={name: Function(name, fn) for name, fn in _FUNCTIONS.items()},
+        functions={
+            name: Function(name, fn)
+            for name, fn in [*_catalog_functions(), *_OWN_FUNCTIONS.items()]
+        },
     )
 
 

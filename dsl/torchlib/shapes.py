@@ -22,6 +22,7 @@ from dsl.errors import (
     ArgumentError,
     ArgumentTypeError,
     ArityError,
+    DSLError,
     Note,
     ShapeError,
     UnknownKeywordError,
@@ -264,6 +265,8 @@ def construct_on_meta(layer: Layer, bound: dict[str, Any], span: Span) -> nn.Mod
     try:
         with on_meta():
             module = layer.factory(**bound)
+    except DSLError as exc:  # refused by netdsl's own wrapper (a download, ...)
+        raise exc.with_span(span) from None
     except (
         TypeError,
         ValueError,
