@@ -16,7 +16,7 @@ from tests.references import MnistMLP as MnistMLP
 from tests.references import UNet as UNet
 
 # --------------------------------------------------------------------------- ResNets
-# benchmarks/specs/resnet18.net and resnet50.net mirror torchvision's models.
+# examples/resnet18.net and resnet50.net mirror torchvision's models.
 
 
 def resnet18() -> nn.Module:

@@ -30,10 +30,8 @@ SPECS = ROOT / "benchmarks" / "specs"
 
 
 def _resnet(name: str) -> Path:
-    """The project's example once it exists (examples/resnet18.net arrived with the ResNet
-    work), else the spec written for the benchmarks; both load torchvision's state_dict."""
-    example = EXAMPLES / f"{name}.net"
-    return example if example.exists() else SPECS / f"{name}.net"
+    """The project's example, which loads torchvision's state_dict."""
+    return EXAMPLES / f"{name}.net"
 
 
 GPT_175B = dict(n_layer=96, d_model=12288, n_head=96, vocab=50257, block_size=2048)

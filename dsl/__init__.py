@@ -104,9 +104,7 @@ def build_model(
 
     check_call_arguments("dsl.build_model", seed=seed, device=device, dtype=dtype, sizes=sizes)
     with gc_paused(), downloads_allowed(allow_download):
-        resolved = resolve(
-            spec, net=net, params=params, sizes=sizes
-        )  # compiling checks the init rules
+        resolved = resolve(spec, net=net, params=params, sizes=sizes)  # compile checks init rules
         if device is None or torch.device(device).type != "meta":
             check_params(resolved, max_params)
         model = compile_resolved(

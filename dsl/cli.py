@@ -14,220 +14,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = {
-    "validate": "dsl validate examples/unet.net\n  dsl validate examples/gpt.net --set n_layer=96 --set d_model=12288\n  dsl validate blocks/*.net --format json",
-    "fmt": "dsl fmt examples/unet.net\n  dsl fmt --check examples/*.net",
-    "blocks": "dsl blocks\n  dsl blocks Bottleneck",
-    "convert": "dsl convert examples/unet.net -o unet.yaml\n  dsl convert unet.yaml -o unet.net",
-    "schema": "dsl schema > netdsl.schema.json",
-    "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init",
-    "graph": "dsl graph examples/unet.net -o unet.svg\n  dsl graph examples/unet.net -o unet.dot --depth 1\n  dsl graph examples/gpt.net -o gpt.mmd --depth 3",
-    "diff": "dsl diff examples/unet.net unet_wide.net\n  dsl diff a.net b.net --format json",
-    "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
-    "build": "dsl build examples/unet.net -o unet.safetensors --seed 0\n  dsl build examples/gpt.net -o gpt.pt --set n_layer=4\n  python -c 'import dsl; m = dsl.load_model(\"unet.safetensors\")'",
-    "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts",
-}
+from dsl import command_line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = command_line.parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
     try:
-        return args.run(args)
+        return _COMMANDS[args.command](args)
     except BrokenPipeError:  # `dsl summary ... | head` closed our output: that is no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush is quiet
         return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dsl",
-        description="netdsl: declarative PyTorch networks. Exit codes: 0 ok, 1 errors in a spec, 2 bad command line.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog="examples:\n  " + EXAMPLES[name],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-
-    validate = command(
-        "validate", "check specs: syntax, names, arguments and shapes, without allocating weights"
-    )
-    validate.add_argument("files", nargs="+", type=Path)
-    validate.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="override a net parameter (repeatable)",
-    )
-    validate.add_argument("--net", help="which net to check (default: every net in the file)")
-    validate.add_argument("--format", choices=("human", "json"), default="human")
-    validate.set_defaults(run=_validate)
-
-    fmt = command("fmt", "rewrite spec files in canonical form")
-    fmt.add_argument("files", nargs="+", type=Path)
-    fmt.add_argument(
-        "--check", action="store_true", help="only report files that would change (exit 1 if any)"
-    )
-    fmt.set_defaults(run=_fmt)
-
-    convert = command("convert", "convert a spec between .net and YAML, without loss")
-    convert.add_argument("file", type=Path)
-    convert.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        help="the output file; its suffix picks the format",
-    )
-    convert.set_defaults(run=_convert)
-
-    schema = command("schema", "print the JSON Schema of the YAML form (for editors)")
-    schema.set_defaults(run=_schema)
-
-    blocks = command(
-        "blocks", "list the standard library's blocks and nets, or show one's documentation"
-    )
-    blocks.add_argument("name", nargs="?", help="a block or net name, e.g. Bottleneck")
-    blocks.set_defaults(run=_blocks)
-    _tool_commands(command)
-    return parser
-
-
-def _tool_commands(command: Any) -> None:
-    """summary, graph, diff, resolve, build, export: the commands that look at a built net."""
-
-    def spec_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="K=V",
-            help="override a net parameter (repeatable)",
-        )
-        p.add_argument("--net", help="which net of the file (default: the last one)")
-
-    summary = command(
-        "summary",
-        "a table of modules: output shapes, parameters, FLOPs and spec lines, measured on the meta device",
-    )
-    summary.add_argument("file", type=Path)
-    summary.add_argument(
-        "--input",
-        metavar="SHAPE",
-        help="the first input's shape, e.g. 1x3x256x256 (default: the symbolic shape the spec declares)",
-    )
-    summary.add_argument(
-        "--depth", type=int, default=3, help="show modules nested at most this deep (default 3)"
-    )
-    summary.add_argument(
-        "--init",
-        action="store_true",
-        help="add a table: for every parameter, the init rule (or default) that set it, and its spec line",
-    )
-    spec_options(summary)
-    summary.add_argument("--format", choices=("human", "json"), default="human")
-    summary.set_defaults(run=_summary)
-
-    graph = command(
-        "graph", "draw the network: DOT or Mermaid text, or SVG/PNG/PDF through Graphviz's dot"
-    )
-    graph.add_argument("file", type=Path)
-    graph.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        help="net.svg, net.png, net.pdf, net.dot or net.mmd (the suffix picks the format)",
-    )
-    graph.add_argument(
-        "--depth",
-        type=int,
-        default=2,
-        help="open blocks and Sequentials nested less deep than this (default 2; 1 shows the top level only)",
-    )
-    graph.add_argument(
-        "--concrete",
-        action="store_true",
-        help="show sizes as numbers rather than symbols (B, H, W)",
-    )
-    spec_options(graph)
-    graph.set_defaults(run=_graph)
-
-    diff = command(
-        "diff", "what changed between two networks: modules, parameters, checkpoint keys"
-    )
-    diff.add_argument("a", type=Path)
-    diff.add_argument("b", type=Path)
-    diff.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="override a parameter of both nets (repeatable)",
-    )
-    diff.add_argument("--format", choices=("human", "json"), default="human")
-    diff.set_defaults(run=_diff)
-
-    res = command(
-        "resolve",
-        "the fully expanded network: every module's constructor arguments and where each came from",
-    )
-    res.add_argument("file", type=Path)
-    spec_options(res)
-    res.add_argument(
-        "--no-defaults",
-        action="store_true",
-        help="leave out the arguments that keep torch's defaults",
-    )
-    res.add_argument("--format", choices=("human", "json"), default="human")
-    res.set_defaults(run=_resolve)
-
-    build = command(
-        "build",
-        "build a network and save its initialised weights with the spec (load with dsl.load_model)",
-    )
-    build.add_argument("file", type=Path)
-    build.add_argument(
-        "-o", "--output", type=Path, required=True, help="model.safetensors or model.pt"
-    )
-    build.add_argument(
-        "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
-    )
-    spec_options(build)
-    build.add_argument(
-        "--allow-download",
-        action="store_true",
-        help="let torchvision download the pretrained weights a spec names",
-    )
-    build.set_defaults(run=_build)
-
-    export = command(
-        "export",
-        "export a network: ONNX, TorchScript, torch.export program, or standalone PyTorch source",
-    )
-    export.add_argument("file", type=Path)
-    export.add_argument(
-        "--format", required=True, choices=("onnx", "torchscript", "exported-program", "python")
-    )
-    export.add_argument("-o", "--output", type=Path, required=True)
-    export.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="random seed for the weights in the exported file (default 0)",
-    )
-    spec_options(export)
-    export.set_defaults(run=_export)
 
 
 # ----------------------------------------------------------------------------- output
@@ -561,6 +361,21 @@ def _export(args: argparse.Namespace) -> int:
             export(model, resolved, args.format, args.output, source_name=str(args.file))
     print(f"wrote {args.output} ({args.format})")
     return 0
+
+
+_COMMANDS = {
+    "validate": _validate,
+    "fmt": _fmt,
+    "convert": _convert,
+    "schema": _schema,
+    "blocks": _blocks,
+    "summary": _summary,
+    "graph": _graph,
+    "diff": _diff,
+    "resolve": _resolve,
+    "build": _build,
+    "export": _export,
+}
 
 
 if __name__ == "__main__":

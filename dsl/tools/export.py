@@ -14,6 +14,7 @@ import inspect
 import keyword
 import re
 import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,9 @@ from dsl.plan import (
     LeafSpec,
     ModuleSpec,
     Resolved,
+    SourceSpec,
     TensorSpec,
+    iter_modules,
 )
 
 FORMATS = ("onnx", "torchscript", "exported-program", "python")
@@ -69,7 +72,7 @@ class _Ejector:
         self.renames: dict[str, str] = {}  # global names in generated code -> names in the file
 
     # -- grouping instances into classes
-    def key(self, spec: ModuleSpec) -> Any:
+    def key(self, spec: ModuleSpec | SourceSpec) -> Any:
         if not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
             what = (
                 "a net derived from another model ('net X = Base(...):')"
@@ -88,7 +91,7 @@ class _Ejector:
         elif isinstance(spec, ContainerSpec):
             key = ("container", spec.kind, tuple((n, self.key(c)) for n, c in spec.children))
         else:
-            members = []
+            members: list[tuple[Any, ...]] = []
             for name, m in spec.members:
                 if isinstance(m, AliasSpec):
                     members.append((name, "alias", m.target))
@@ -108,28 +111,27 @@ class _Ejector:
         self._keys[id(spec)] = key
         return key
 
-    def collect(self, spec: ModuleSpec) -> None:
-        self.key(spec)
-        if getattr(spec, "init_rules", None):
-            self.init_rules = True
-        if isinstance(spec, ContainerSpec):
-            for _, child in spec.children:
-                self.collect(child)
-        elif isinstance(spec, GraphSpec):
-            for _, member in spec.members:
-                if isinstance(member, LeafSpec | ContainerSpec | GraphSpec):
-                    self.collect(member)
-            key = self.key(spec)
-            group = self.groups.get(key)
-            if group is None:
-                taken = {g.name for g in self.order}
-                name, n = spec.class_name, 1
-                while name in taken:
-                    n += 1
-                    name = f"{spec.class_name}_{n}"
-                group = self.groups[key] = _Group(name, key[1])
-                self.order.append(group)
-            group.instances.append(spec)
+    def collect(self, root: ModuleSpec) -> None:
+        """The classes to write, children before parents."""
+        self.key(root)  # raises for anything in the tree that cannot be ejected
+        for _, spec in iter_modules(root):
+            if getattr(spec, "init_rules", None):
+                self.init_rules = True
+            if isinstance(spec, GraphSpec):
+                self.add_instance(spec)
+
+    def add_instance(self, spec: GraphSpec) -> None:
+        key = self.key(spec)
+        group = self.groups.get(key)
+        if group is None:
+            taken = {g.name for g in self.order}
+            name, n = spec.class_name, 1
+            while name in taken:
+                n += 1
+                name = f"{spec.class_name}_{n}"
+            group = self.groups[key] = _Group(name, key[1])
+            self.order.append(group)
+        group.instances.append(spec)
 
     def group(self, spec: GraphSpec) -> _Group:
         return self.groups[self.key(spec)]
@@ -206,7 +208,7 @@ class _Ejector:
             lines.append(f"nn.init.zeros_(self.{name})")
         return lines
 
-    def expr(self, spec: ModuleSpec, val: Val, indent: str) -> str:
+    def expr(self, spec: ModuleSpec | SourceSpec, val: Val, indent: str) -> str:
         if isinstance(spec, LeafSpec):
             return self.leaf(spec, val)
         if isinstance(spec, GraphSpec):
@@ -216,6 +218,7 @@ class _Ejector:
                 f"{name}={val(name, values[position][1])}" for name, position in group.params
             )
             return f"{group.name}({args})"
+        assert isinstance(spec, ContainerSpec)  # key() has refused every other kind
         inner = indent + "    "
         children = [(n, self.expr(c, val, inner)) for n, c in spec.children]
         if not children:
@@ -358,47 +361,8 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
             glob.add(name, path, group.cls.dsl_source)
     ej.renames = glob.renames
     classes = [ej.class_source(g) for g in ej.order]
-    if isinstance(root, GraphSpec):
-        entry = ej.group(root).name
-        if ej.group(root).params:
-            raise ArgumentError("internal: the root class has parameters")
-    else:
-        if not (isinstance(root, ContainerSpec) and root.kind == "Sequential"):
-            raise ArgumentError(
-                f"a {getattr(root, 'kind', type(root).__name__)} net cannot be ejected yet",
-                hint="export it as onnx, torchscript or exported-program instead",
-            )
-        entry = resolved.name
-
-        def literal(label: str, value: Any) -> str:
-            return repr(value)
-
-        inner = ej.expr(root, literal, "        ")
-        args = inner[len("nn.Sequential(") : -1].rstrip()
-        classes.append(
-            f"class {entry}(nn.Sequential):\n    def __init__(self):\n        super().__init__({args.strip()}\n        )\n"
-        )
-    imports = ["import torch", "import torch.nn as nn"]
-    if glob.needs_functional:
-        imports.append("import torch.nn.functional as F")
-    if ej.needs_torchvision:
-        imports.append("import torchvision")
-    if ej.needs_ordered_dict:
-        imports.insert(0, "from collections import OrderedDict\n")
-    parts = [
-        f'"""{resolved.name}, as plain PyTorch: ejected by netdsl'
-        + (f" from {source_name}" if source_name else "")
-        + ".\n\n"
-        "The state_dict keys are those of the model dsl.build_model builds, so its checkpoints load here.\n"
-        + (
-            "The spec's init rules are not written out here: modules start with torch's own initialisation;\n"
-            "load the built model's weights for the same numbers.\n"
-            if ej.init_rules
-            else ""
-        )
-        + '"""',
-        "\n".join(imports),
-    ]
+    entry = _entry_class(ej, root, classes)
+    parts = [_docstring(resolved, source_name, ej.init_rules), "\n".join(_imports(ej, glob))]
     if glob.header:
         parts.append("\n".join(glob.header.values()))
     parts += [text.rstrip() for text in glob.helpers.values()]
@@ -411,6 +375,58 @@ def eject(resolved: Resolved, *, source_name: str = "") -> str:
         f'if __name__ == "__main__":\n    model = {entry}()\n    out = model({example})\n    print(out.shape if isinstance(out, torch.Tensor) else out)'
     )
     return "\n\n\n".join(parts) + "\n"
+
+
+def _entry_class(ej: _Ejector, root: ModuleSpec, classes: list[str]) -> str:
+    """The name of the class that builds the whole network; a Sequential net's is added
+    to `classes` here."""
+    if isinstance(root, GraphSpec):
+        if ej.group(root).params:
+            raise ArgumentError("internal: the root class has parameters")
+        return ej.group(root).name
+    if not (isinstance(root, ContainerSpec) and root.kind == "Sequential"):
+        raise ArgumentError(
+            f"a {getattr(root, 'kind', type(root).__name__)} net cannot be ejected yet",
+            hint="export it as onnx, torchscript or exported-program instead",
+        )
+    entry = ej.resolved.name
+
+    def literal(label: str, value: Any) -> str:
+        return repr(value)
+
+    inner = ej.expr(root, literal, "        ")
+    args = inner[len("nn.Sequential(") : -1].rstrip()
+    classes.append(
+        f"class {entry}(nn.Sequential):\n    def __init__(self):\n        super().__init__({args.strip()}\n        )\n"
+    )
+    return entry
+
+
+def _docstring(resolved: Resolved, source_name: str, init_rules: bool) -> str:
+    return (
+        f'"""{resolved.name}, as plain PyTorch: ejected by netdsl'
+        + (f" from {source_name}" if source_name else "")
+        + ".\n\n"
+        "The state_dict keys are those of the model dsl.build_model builds, so its checkpoints load here.\n"
+        + (
+            "The spec's init rules are not written out here: modules start with torch's own initialisation;\n"
+            "load the built model's weights for the same numbers.\n"
+            if init_rules
+            else ""
+        )
+        + '"""'
+    )
+
+
+def _imports(ej: _Ejector, glob: _Globals) -> list[str]:
+    imports = ["import torch", "import torch.nn as nn"]
+    if glob.needs_functional:
+        imports.append("import torch.nn.functional as F")
+    if ej.needs_torchvision:
+        imports.append("import torchvision")
+    if ej.needs_ordered_dict:
+        imports.insert(0, "from collections import OrderedDict\n")
+    return imports
 
 
 def _example_text(meta: torch.Tensor) -> str:
@@ -442,32 +458,43 @@ def export(
     model: nn.Module, resolved: Resolved, fmt: str, output: Path, *, source_name: str = ""
 ) -> None:
     """Write `model` (built from `resolved`) to `output` in `fmt`."""
-    import warnings
-
     if fmt == "python":
         output.write_text(eject(resolved, source_name=source_name), encoding="utf-8")
         return
-    model = model.eval()
-    inputs = example_inputs(resolved)
-    if fmt == "onnx":
-        try:
-            import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
-        except ImportError:
-            raise ArgumentError(
-                "ONNX export needs the 'onnx' and 'onnxscript' packages",
-                hint="pip install onnx onnxscript",
-            ) from None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, inputs, dynamo=True, verbose=False)
-            program.save(str(output))
-    elif fmt == "torchscript":
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            scripted = torch.jit.trace(model, inputs)
-        scripted.save(str(output))
-    elif fmt == "exported-program":
-        program = torch.export.export(model, inputs)
-        torch.export.save(program, str(output))
-    else:
+    writer = _WRITERS.get(fmt)
+    if writer is None:
         raise ArgumentError(f"unknown export format '{fmt}'", hint=f"formats: {', '.join(FORMATS)}")
+    writer(model.eval(), example_inputs(resolved), output)
+
+
+def _onnx(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
+    try:
+        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
+    except ImportError:
+        raise ArgumentError(
+            "ONNX export needs the 'onnx' and 'onnxscript' packages",
+            hint="pip install onnx onnxscript",
+        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, inputs, dynamo=True, verbose=False)
+        assert program is not None  # the dynamo exporter always returns its program
+        program.save(str(output))
+
+
+def _torchscript(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.trace(model, inputs)
+    scripted.save(str(output))
+
+
+def _exported_program(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
+    torch.export.save(torch.export.export(model, inputs), str(output))
+
+
+_WRITERS: dict[str, Callable[[nn.Module, tuple[torch.Tensor, ...], Path], None]] = {
+    "onnx": _onnx,
+    "torchscript": _torchscript,
+    "exported-program": _exported_program,
+}

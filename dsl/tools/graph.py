@@ -135,7 +135,7 @@ class _Drawer:
             cluster.clusters.append(inner)
             outs = sources
             for child_name, child_spec in spec.children:
-                child = module._modules[child_name]
+                child = module.get_submodule(child_name)
                 outs = self.module(
                     child_spec,
                     child,
@@ -162,55 +162,65 @@ class _Drawer:
     ) -> list[str]:
         call = self.calls.get(id(module))
         metas = _node_values(spec.graph, module, call[0]) if call else {}
-        members = dict(spec.members)
+        body = _Body(dict(spec.members), module, prefix, level, cluster, sources)
         env: dict[fx.Node, list[str]] = {}
-        placeholder = 0
         outs: list[str] = []
         for node in spec.graph.nodes:
             inputs = [s for arg in _node_args(node) for s in env.get(arg, [])]
             value = metas.get(node)
-            if node.op == "placeholder":
+            if node.op == "output":
                 if sources is None:
-                    env[node] = [
-                        self.new(cluster, f"input {node.target}", self.shape(value), "input")
-                    ]
-                else:
-                    env[node] = [sources[placeholder]] if placeholder < len(sources) else []
-                placeholder += 1
-            elif node.op == "output":
-                if sources is None:
-                    out = self.new(cluster, "output", self.shape(value), "output")
-                    self.edges(inputs, out)
+                    self.edges(inputs, self.new(cluster, "output", self.shape(value), "output"))
                 outs = inputs
-            elif node.op == "call_module":
-                target = str(node.target)
-                child = module.get_submodule(target)
-                child_spec = _member_spec(members, target)
-                qualified = f"{prefix}.{target}" if prefix else target
-                if child_spec is None:
-                    env[node] = [
-                        self.new(
-                            cluster,
-                            f"{target}: {type(child).__name__}",
-                            self.shape(value),
-                            "module",
-                        )
-                    ]
-                    self.edges(inputs, env[node][0])
-                else:
-                    env[node] = self.module(
-                        child_spec, child, qualified, level + 1, cluster, inputs, local=target
-                    )
-            elif node.op == "get_attr":
-                env[node] = [self.new(cluster, str(node.target), self.shape(value), "tensor")]
-            elif not _has_tensor(value):
-                env[node] = []  # sizes, devices: build-time plumbing, not data flow
-            elif node.target is operator.getitem:
-                env[node] = inputs  # `q, k, v = ...split(...)`: the split is the node
             else:
-                env[node] = [self.new(cluster, _function_name(node), self.shape(value), "function")]
-                self.edges(inputs, env[node][0])
+                env[node] = self.node(body, node, inputs, value)
         return outs
+
+    def node(self, body: _Body, node: fx.Node, inputs: list[str], value: Any) -> list[str]:
+        """The boxes one fx node stands for (none for build-time plumbing)."""
+        if node.op == "placeholder":
+            if body.sources is None:
+                return [self.new(body.cluster, f"input {node.target}", self.shape(value), "input")]
+            body.placeholders += 1
+            return body.sources[body.placeholders - 1 : body.placeholders]
+        if node.op == "call_module":
+            return self.call_module(body, str(node.target), inputs, value)
+        if node.op == "get_attr":
+            return [self.new(body.cluster, str(node.target), self.shape(value), "tensor")]
+        if not _has_tensor(value):
+            return []  # sizes, devices: build-time plumbing, not data flow
+        if node.target is operator.getitem:
+            return inputs  # `q, k, v = ...split(...)`: the split is the node
+        box = self.new(body.cluster, _function_name(node), self.shape(value), "function")
+        self.edges(inputs, box)
+        return [box]
+
+    def call_module(self, body: _Body, target: str, inputs: list[str], value: Any) -> list[str]:
+        child = body.module.get_submodule(target)
+        child_spec = _member_spec(body.members, target)
+        if child_spec is None:
+            box = self.new(
+                body.cluster, f"{target}: {type(child).__name__}", self.shape(value), "module"
+            )
+            self.edges(inputs, box)
+            return [box]
+        qualified = f"{body.prefix}.{target}" if body.prefix else target
+        return self.module(
+            child_spec, child, qualified, body.level + 1, body.cluster, inputs, local=target
+        )
+
+
+@dataclass
+class _Body:
+    """The graph body being drawn: where its boxes go and what its inputs are."""
+
+    members: dict[str, Any]
+    module: nn.Module
+    prefix: str
+    level: int
+    cluster: Cluster
+    sources: list[str] | None  # the boxes feeding its inputs; None: draw them as inputs
+    placeholders: int = 0  # how many of its inputs are drawn so far
 
 
 def _member_spec(members: dict[str, Any], target: str) -> ModuleSpec | None:
@@ -226,7 +236,12 @@ def _member_spec(members: dict[str, Any], target: str) -> ModuleSpec | None:
 
 def _node_args(node: fx.Node) -> list[fx.Node]:
     found: list[fx.Node] = []
-    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
+
+    def note(arg: fx.Node) -> fx.Node:
+        found.append(arg)
+        return arg
+
+    fx.node.map_arg((node.args, node.kwargs), note)
     return found
 
 

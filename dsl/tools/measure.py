@@ -45,7 +45,7 @@ def resolve_for_input(
         raise ShapeError(
             f"--input gives {len(shape)} dimensions, but input '{name}' has {meta.dim()}: {resolved.symbols.describe(meta.shape)}"
         )
-    sizes = {}
+    sizes: dict[str, int] = {}
     for position, symbol in enumerate(_input_symbols(path, net, resolved)):
         if symbol is not None:
             if symbol in sizes and sizes[symbol] != shape[position]:

@@ -27,6 +27,7 @@ from dsl.plan import (
     Node,
     ReplaceOp,
     Resolved,
+    SourceSpec,
     TensorSpec,
     iter_modules,
 )
@@ -117,7 +118,7 @@ class _Lister:
         self.overridden = overridden
         self.entries: list[Entry] = []
 
-    def walk(self, spec: ModuleSpec, name: str, depth: int) -> None:
+    def walk(self, spec: ModuleSpec | SourceSpec, name: str, depth: int) -> None:
         kind = _KINDS.get(type(spec))
         if kind is None:  # a part of a `parts(...)` source
             self.add(name, depth, "container", type(spec).__name__, spec.span)

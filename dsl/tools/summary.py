@@ -9,6 +9,7 @@ torch's own `FlopCounterMode` (FLOPs per module, matmuls and attention included)
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,7 +282,7 @@ def _cells(row: Row) -> tuple[str, ...]:
 
 def _table(
     header: tuple[str, ...],
-    body: list[tuple[str, ...]],
+    body: Sequence[tuple[str, ...]],
     *,
     right: set[int] | None = None,
     bold: Any = str,

@@ -108,8 +108,8 @@ def _explain_matmul(
             f"the left's last dimension ({symbols.dim(a.shape, -1)}) must equal the right's {which} dimension ({symbols.dim(b.shape, inner)})",
             hint,
         )
-    if a.dim() > 2 and b.dim() > 2 and _mismatch(a.shape[:-2], b.shape[:-2]) is not None:
-        k = _mismatch(a.shape[:-2], b.shape[:-2])
+    k = _mismatch(a.shape[:-2], b.shape[:-2]) if a.dim() > 2 and b.dim() > 2 else None
+    if k is not None:
         return (
             f"the batch dimensions do not broadcast: {symbols.dim(a.shape, k - 2)} against {symbols.dim(b.shape, k - 2)}",
             None,

@@ -135,7 +135,7 @@ def _preserving(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:
     return input if float_meta(input) and all(p.dtype == input.dtype for p in own) else None
 
 
-def _pool_module(module: nn.Module, input: torch.Tensor) -> torch.Tensor | None:
+def _pool_module(module: Any, input: torch.Tensor) -> torch.Tensor | None:
     n = int(type(module).__name__[-2])
     if getattr(module, "return_indices", False) or getattr(module, "divisor_override", None) == 0:
         return None

@@ -42,7 +42,7 @@ def conv(module: ConvNd, input: torch.Tensor) -> torch.Tensor | None:
             for op, s, d in zip(module.output_padding, module.stride, module.dilation, strict=True)
         ):
             return None
-        padding = module.padding if isinstance(module.padding, tuple) else (0,) * n
+        padding: Any = module.padding if isinstance(module.padding, tuple) else (0,) * n
         out = [
             (size - 1) * s - 2 * p + d * (k - 1) + op + 1
             for size, k, s, p, d, op in zip(
@@ -85,18 +85,21 @@ def pool(
     pads, dilations = int_tuple(padding, n), int_tuple(dilation, n)
     if (
         sizes is None
-        or None in (kernel, strides, pads, dilations)
+        or kernel is None
+        or strides is None
+        or pads is None
+        or dilations is None
         or not isinstance(ceil_mode, bool)
     ):
         return None
     if min(kernel + strides + dilations) <= 0 or any(
         2 * p > k or size < k for p, k, size in zip(pads, kernel, sizes, strict=True)
-    ):  # type: ignore[operator]
+    ):
         return None  # some of torch's pools refuse an input smaller than the window, padding or not
     out = [
         _window(*args, ceil_mode)
         for args in zip(sizes, kernel, strides, pads, dilations, strict=True)
-    ]  # type: ignore[arg-type]
+    ]
     if min(out) <= 0:
         return None
     return meta_empty((*input.shape[:-n], *out), input.dtype)

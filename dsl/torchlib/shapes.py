@@ -247,15 +247,15 @@ class _MetaInitSkipping:
                     setattr(nn.init, name, fn)
 
     def _wrapper(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        wrapper = self.wrappers.get(fn)
-        if wrapper is None:
+        found = self.wrappers.get(fn)
+        if found is None:
 
             @functools.wraps(fn)
             def wrapper(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
                 return tensor if tensor.is_meta else fn(tensor, *args, **kwargs)
 
-            self.wrappers[fn] = wrapper
-        return wrapper
+            found = self.wrappers[fn] = wrapper
+        return found
 
 
 _META_INITS = _MetaInitSkipping()

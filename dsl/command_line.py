@@ -1,0 +1,211 @@
+"""The `dsl` command line: its sub-commands, their arguments and help, and nothing else.
+
+`dsl.cli` runs the command a parse names; this module imports nothing heavy, so `--help`
+is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = {
+    "validate": "dsl validate examples/unet.net\n  dsl validate examples/gpt.net --set n_layer=96 --set d_model=12288\n  dsl validate blocks/*.net --format json",
+    "fmt": "dsl fmt examples/unet.net\n  dsl fmt --check examples/*.net",
+    "blocks": "dsl blocks\n  dsl blocks Bottleneck",
+    "convert": "dsl convert examples/unet.net -o unet.yaml\n  dsl convert unet.yaml -o unet.net",
+    "schema": "dsl schema > netdsl.schema.json",
+    "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init",
+    "graph": "dsl graph examples/unet.net -o unet.svg\n  dsl graph examples/unet.net -o unet.dot --depth 1\n  dsl graph examples/gpt.net -o gpt.mmd --depth 3",
+    "diff": "dsl diff examples/unet.net unet_wide.net\n  dsl diff a.net b.net --format json",
+    "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
+    "build": "dsl build examples/unet.net -o unet.safetensors --seed 0\n  dsl build examples/gpt.net -o gpt.pt --set n_layer=4\n  python -c 'import dsl; m = dsl.load_model(\"unet.safetensors\")'",
+    "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of `dsl`'s arguments; a parse's `command` names the sub-command."""
+    top = argparse.ArgumentParser(
+        prog="dsl",
+        description="netdsl: declarative PyTorch networks. Exit codes: 0 ok, 1 errors in a spec, 2 bad command line.",
+    )
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    _language_commands(sub)
+    _measuring_commands(sub)
+    _building_commands(sub)
+    return top
+
+
+def _command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog="examples:\n  " + EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _set_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="K=V", help=help_text)
+
+
+def _spec_options(p: argparse.ArgumentParser) -> None:
+    _set_option(p, "override a net parameter (repeatable)")
+    p.add_argument("--net", help="which net of the file (default: the last one)")
+
+
+def _language_commands(sub: Any) -> None:
+    """validate, fmt, convert, schema, blocks: the commands that read and write specs."""
+    validate = _command(
+        sub,
+        "validate",
+        "check specs: syntax, names, arguments and shapes, without allocating weights",
+    )
+    validate.add_argument("files", nargs="+", type=Path)
+    _set_option(validate, "override a net parameter (repeatable)")
+    validate.add_argument("--net", help="which net to check (default: every net in the file)")
+    validate.add_argument("--format", choices=("human", "json"), default="human")
+
+    fmt = _command(sub, "fmt", "rewrite spec files in canonical form")
+    fmt.add_argument("files", nargs="+", type=Path)
+    fmt.add_argument(
+        "--check", action="store_true", help="only report files that would change (exit 1 if any)"
+    )
+
+    convert = _command(sub, "convert", "convert a spec between .net and YAML, without loss")
+    convert.add_argument("file", type=Path)
+    convert.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the output file; its suffix picks the format",
+    )
+
+    _command(sub, "schema", "print the JSON Schema of the YAML form (for editors)")
+
+    blocks = _command(
+        sub, "blocks", "list the standard library's blocks and nets, or show one's documentation"
+    )
+    blocks.add_argument("name", nargs="?", help="a block or net name, e.g. Bottleneck")
+
+
+def _measuring_commands(sub: Any) -> None:
+    """summary, graph, diff: the commands that look at a net measured on meta."""
+    summary = _command(
+        sub,
+        "summary",
+        "a table of modules: output shapes, parameters, FLOPs and spec lines, measured on the meta device",
+    )
+    summary.add_argument("file", type=Path)
+    summary.add_argument(
+        "--input",
+        metavar="SHAPE",
+        help="the first input's shape, e.g. 1x3x256x256 (default: the symbolic shape the spec declares)",
+    )
+    summary.add_argument(
+        "--depth", type=int, default=3, help="show modules nested at most this deep (default 3)"
+    )
+    summary.add_argument(
+        "--init",
+        action="store_true",
+        help="add a table: for every parameter, the init rule (or default) that set it, and its spec line",
+    )
+    _spec_options(summary)
+    summary.add_argument("--format", choices=("human", "json"), default="human")
+
+    _graph_command(sub)
+
+    diff = _command(
+        sub, "diff", "what changed between two networks: modules, parameters, checkpoint keys"
+    )
+    diff.add_argument("a", type=Path)
+    diff.add_argument("b", type=Path)
+    _set_option(diff, "override a parameter of both nets (repeatable)")
+    diff.add_argument("--format", choices=("human", "json"), default="human")
+
+
+def _graph_command(sub: Any) -> None:
+    graph = _command(
+        sub, "graph", "draw the network: DOT or Mermaid text, or SVG/PNG/PDF through Graphviz's dot"
+    )
+    graph.add_argument("file", type=Path)
+    graph.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="net.svg, net.png, net.pdf, net.dot or net.mmd (the suffix picks the format)",
+    )
+    graph.add_argument(
+        "--depth",
+        type=int,
+        default=2,
+        help="open blocks and Sequentials nested less deep than this (default 2; 1 shows the top level only)",
+    )
+    graph.add_argument(
+        "--concrete",
+        action="store_true",
+        help="show sizes as numbers rather than symbols (B, H, W)",
+    )
+    _spec_options(graph)
+
+
+def _building_commands(sub: Any) -> None:
+    """resolve, build, export: the commands that expand, build or write out a net."""
+    res = _command(
+        sub,
+        "resolve",
+        "the fully expanded network: every module's constructor arguments and where each came from",
+    )
+    res.add_argument("file", type=Path)
+    _spec_options(res)
+    res.add_argument(
+        "--no-defaults",
+        action="store_true",
+        help="leave out the arguments that keep torch's defaults",
+    )
+    res.add_argument("--format", choices=("human", "json"), default="human")
+
+    build = _command(
+        sub,
+        "build",
+        "build a network and save its initialised weights with the spec (load with dsl.load_model)",
+    )
+    build.add_argument("file", type=Path)
+    build.add_argument(
+        "-o", "--output", type=Path, required=True, help="model.safetensors or model.pt"
+    )
+    build.add_argument(
+        "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
+    )
+    _spec_options(build)
+    build.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let torchvision download the pretrained weights a spec names",
+    )
+    _export_command(sub)
+
+
+def _export_command(sub: Any) -> None:
+    export = _command(
+        sub,
+        "export",
+        "export a network: ONNX, TorchScript, torch.export program, or standalone PyTorch source",
+    )
+    export.add_argument("file", type=Path)
+    export.add_argument(
+        "--format", required=True, choices=("onnx", "torchscript", "exported-program", "python")
+    )
+    export.add_argument("-o", "--output", type=Path, required=True)
+    export.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed for the weights in the exported file (default 0)",
+    )
+    _spec_options(export)
