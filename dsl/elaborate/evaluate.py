@@ -52,6 +52,7 @@ from dsl.torchlib import shapes
 from dsl.torchlib.registry import (
     OPERATORS,
     REGISTRY,
+    TENSOR_OPERATORS,
     check_keywords,
     refusal_hint,
     unknown_function,
@@ -185,9 +186,14 @@ class Frame:
         left, right = self.eval(expr.left), self.eval(expr.right)
         if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
             return python_op(expr.op, left, right, expr.span)
-        if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
+        if expr.op in TENSOR_OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
             return self.elab.graph_call(
-                self.builder, OPERATORS[expr.op], (left, right), {}, f"'{expr.op}'", expr.span
+                self.builder,
+                TENSOR_OPERATORS[expr.op],
+                (left, right),
+                {},
+                f"'{expr.op}'",
+                expr.span,
             )
         if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
             return self._dim_op(expr.op, left, right, expr.span)
