@@ -188,8 +188,9 @@ def op_names() -> tuple[str, ...]:
 def is_factory(fn: Any) -> bool:
     """Whether `fn` makes a tensor from sizes or data (`arange`, `zeros`, `tensor`): it has
     a `device` parameter and no input tensor to follow (`zeros_like(input)` follows its own)."""
-    if isinstance(fn, types.MethodDescriptorType) or not _hashable(fn):
-        return False
+    plain = isinstance(fn, types.BuiltinFunctionType | types.FunctionType)
+    if not plain or isinstance(getattr(fn, "__self__", None), torch.Tensor) or not _hashable(fn):
+        return False  # a method follows its tensor; `parameters` caches only functions
     params = parameters(fn)
     return params is not None and "device" in params.names and params.names[0] != "input"
 
