@@ -39,6 +39,14 @@ CASES: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
     ("torch.fft.rfft(x).abs()", lambda x: torch.fft.rfft(x).abs()),
     ("x.sin().cumsum(0)", lambda x: x.sin().cumsum(0)),
     ("x.tril().flip(0)", lambda x: x.tril().flip(0)),
+    # comparisons on graph values are masks
+    ("x.masked_fill(x < 0, 0.0)", lambda x: x.masked_fill(x < 0, 0.0)),
+    ("where(x >= 0.5, x, -x)", lambda x: torch.where(x >= 0.5, x, -x)),
+    (
+        "(x == x.amax(dim=1, keepdim=True)).float()",
+        lambda x: (x == x.amax(dim=1, keepdim=True)).float(),
+    ),
+    ("(x != 0) * (x <= 1) * (x > -1)", lambda x: (x != 0) * (x <= 1) * (x > -1)),
 ]
 
 
@@ -79,6 +87,18 @@ def test_impure_ops_are_refused_with_a_located_hint(expr: str, hint: str, col: i
     assert error.hint is not None and hint in error.hint, error.render()
 
 
+def test_a_causal_mask_from_comparisons() -> None:
+    spec = (
+        "net N:\n    input x: [4, 6, 6]\n    T = x.shape[-1]\n"
+        "    keep = arange(T).view(T, 1) >= arange(T).view(1, T)\n"
+        "    return softmax(x.masked_fill(keep.logical_not(), -1e9), dim=-1)\n"
+    )
+    x = torch.randn(4, 6, 6)
+    keep = torch.arange(6).view(6, 1) >= torch.arange(6).view(1, 6)
+    want = torch.softmax(x.masked_fill(~keep, -1e9), dim=-1)
+    torch.testing.assert_close(dsl.build_model(spec)(x), want, rtol=0, atol=0)
+
+
 def test_the_op_list_is_derived_and_sorted() -> None:
     names = catalog.op_names()
     assert list(names) == sorted(names)
@@ -109,3 +129,18 @@ def test_unknown_qualified_function_suggests_the_name() -> None:
         dsl.build_model(body("torch.sinn(x)"))
     assert "unknown function 'torch.sinn'" in caught.value.message
     assert caught.value.hint is not None and "'sin'" in caught.value.hint
+
+
+def test_tensors_made_in_forward_land_on_the_inputs_device() -> None:
+    spec = body("x + arange(x.shape[1]) + zeros(x.shape[1]) + full((4, 6), 2.0)")
+    model = dsl.build_model(spec)
+    assert "device = x_device" in type(model).dsl_source
+    torch.testing.assert_close(model(X), X + torch.arange(6) + 2.0)
+    on_meta = model.to("meta")(torch.empty(4, 6, device="meta"))
+    assert on_meta.device.type == "meta" and on_meta.shape == (4, 6)
+
+
+def test_a_device_the_spec_gives_is_kept() -> None:
+    model = dsl.build_model(body('x + arange(6, device="cpu")'))
+    assert "x_device" not in type(model).dsl_source
+    torch.testing.assert_close(model(X), X + torch.arange(6))

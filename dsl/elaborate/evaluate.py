@@ -54,6 +54,7 @@ from dsl.syntax.loader import Unit
 from dsl.torchlib.registry import (
     OPERATORS,
     REGISTRY,
+    TENSOR_OPERATORS,
     check_keywords,
     refusal_hint,
     unknown_function,
@@ -190,8 +191,8 @@ class Frame:
         left, right = self.eval(expr.left), self.eval(expr.right)
         if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
             return python_op(expr.op, left, right, expr.span)
-        if expr.op in OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
-            fn = OPERATORS[expr.op]
+        if expr.op in TENSOR_OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
+            fn = TENSOR_OPERATORS[expr.op]
             return self._graph_call(fn, (left, right), {}, f"'{expr.op}'", expr.span)
         if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
             return self._dim_op(expr.op, left, right, expr.span)

@@ -185,6 +185,32 @@ def op_names() -> tuple[str, ...]:
 # ------------------------------------------------------------------------------ signatures
 
 
+def is_factory(fn: Any) -> bool:
+    """Whether `fn` makes a tensor from sizes or data (`arange`, `zeros`, `tensor`): it has
+    a `device` parameter and no input tensor to follow (`zeros_like(input)` follows its own)."""
+    plain = isinstance(fn, types.BuiltinFunctionType | types.FunctionType)
+    if not plain or isinstance(getattr(fn, "__self__", None), torch.Tensor) or not _hashable(fn):
+        return False  # a method follows its tensor; `parameters` caches only functions
+    params = parameters(fn)
+    return params is not None and "device" in params.names and params.names[0] != "input"
+
+
+def on_meta(fn: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` for following shapes on meta: a factory makes a meta tensor, beside the
+    meta inputs (the device a spec gives changes no shape)."""
+    if not is_factory(fn):
+        return kwargs
+    return {**kwargs, "device": "meta"}
+
+
+def _hashable(fn: Any) -> bool:
+    try:
+        hash(fn)
+    except TypeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Params:
     """A function's parameter names, and how many of them a call may pass positionally."""

@@ -276,6 +276,18 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "**": operator.pow,
 }
 
+# Comparisons on graph values give boolean tensors (`mask = x > 0`); on sizes and parameters
+# they stay build-time values, decided while the spec is elaborated.
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+TENSOR_OPERATORS = {**OPERATORS, **COMPARISONS}
+
 # Tensor methods a spec may call on graph values (`x.view(B, T, C)`).
 TENSOR_METHODS = catalog.tensor_methods()
 

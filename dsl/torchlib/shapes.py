@@ -30,7 +30,7 @@ from dsl.errors import (
     keyword_span,
 )
 from dsl.source import Span
-from dsl.torchlib import shape_rules
+from dsl.torchlib import catalog, shape_rules
 from dsl.torchlib.registry import INPUT_SIZE_PARAMS, Layer
 from dsl.torchlib.shape_explain import explain
 from dsl.torchlib.symbols import DTYPES as DTYPES  # re-exported: elaborate reads shapes.DTYPES
@@ -316,6 +316,7 @@ def run(
     symbols: Symbols,
 ) -> Any:
     """Call `fn` on meta tensors; a failure is the spec's shape mistake, said at `span`."""
+    kwargs = catalog.on_meta(fn, kwargs)
     try:
         direct = shape_rules.infer(fn, args, kwargs)
         if direct is not None:
