@@ -155,14 +155,14 @@ class Library:
         if key is not None:
             self._units[key] = unit
         # The file being built takes part in cycles too, as the first link of the chain.
-        entry = key is not None and not self._loading
-        if entry:
-            self._loading.append(key)
+        entry = key if not self._loading else None
+        if entry is not None:
+            self._loading.append(entry)
             self._import_spans.append(spec.span)
         try:
             self._fill_names(unit)
         finally:
-            if entry:
+            if entry is not None:
                 self._loading.pop()
                 self._import_spans.pop()
         return unit

@@ -5,7 +5,7 @@ validators call these through the validation context, `SPELLING`."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,7 +20,7 @@ from dsl.syntax.yaml_values import describe, span_of
 def expr_from_yaml(value: Any) -> ir.ExprNode:
     """The YAML spelling of an expression -> its IR node (IR nodes pass through)."""
     if isinstance(value, ir.Node):
-        return value
+        return cast(ir.ExprNode, value)
     if value is None or isinstance(value, bool):
         return ir.Const(value=value)
     if isinstance(value, int):
@@ -167,6 +167,8 @@ def _container(kind: str, value: Any, span: Span) -> ir.Container:
 
 def _call(callee: Any, value: Any, span: Span) -> ir.Call:
     func = _callee(callee, span)
+    args: list
+    kwargs: dict
     if value is None:
         args, kwargs = [], {}
     elif isinstance(value, list):

@@ -25,6 +25,9 @@ MAX_ALIASES = 10_000
 # they stand for, all uses together: each is read as often as it is used.
 MAX_ALIAS_VALUES = 100_000
 
+# PyYAML's or libyaml's mark (the stubs allow None, which a parser never gives).
+Mark = Any
+
 
 class SpannedLoader(BaseLoader):
     """A safe loader whose values remember their source positions."""
@@ -33,7 +36,7 @@ class SpannedLoader(BaseLoader):
         super().__init__(stream)
         self.file = file
 
-    def span_at(self, start: yaml.Mark, end: yaml.Mark, quoted: bool = False) -> Span:
+    def span_at(self, start: Mark, end: Mark, quoted: bool = False) -> Span:
         # A quoted scalar's text starts after its quote.
         return Span(
             file=self.file,
@@ -135,10 +138,6 @@ def check_size(text: str, file: str) -> None:
         loader.dispose()
 
 
-STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
-ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-
-
 class Limits:
     """Bounds an event stream as it is read: the nesting depth (aliases included), the alias
     uses and the number of values they stand for; refuses recursive aliases."""
@@ -148,21 +147,20 @@ class Limits:
         # [anchor, values, height] per open collection: the values in it so far (aliases
         # expanded) and the most collections nested in it.
         self.open: list[list] = []
-        self.anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, height)
+        self.anchors: dict[str | None, tuple[int, int]] = {}  # anchor -> (values, height)
         self.aliases = 0
         self.aliased_values = 0
 
-    def see(self, event: yaml.Event) -> None:
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
+    def see(self, event: yaml.Event | None) -> None:
+        if isinstance(event, yaml.ScalarEvent):
             self._add(event.anchor, 1, 0)
-        elif kind in STARTS:
+        elif isinstance(event, yaml.CollectionStartEvent):
             self._check_depth(1, event, "")
             self.open.append([event.anchor, 1, 0])
-        elif kind in ENDS:
+        elif isinstance(event, yaml.CollectionEndEvent):
             anchor, values, height = self.open.pop()
             self._add(anchor, values, height + 1)
-        elif kind is yaml.AliasEvent:
+        elif isinstance(event, yaml.AliasEvent):
             self._alias(event)
 
     def _alias(self, event: yaml.AliasEvent) -> None:
@@ -203,7 +201,8 @@ class Limits:
             top[2] = max(top[2], height)
 
     def _span(self, event: yaml.Event) -> Span:
-        return Span(file=self.file, line=event.start_mark.line + 1, col=event.start_mark.column + 1)
+        start: Mark = event.start_mark
+        return Span(file=self.file, line=start.line + 1, col=start.column + 1)
 
 
 def format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> DSLError:
