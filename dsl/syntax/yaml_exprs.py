@@ -106,11 +106,8 @@ def expression_at(text: str, span: Span) -> ir.ExprNode:
 def _moved(value: Any, origin: Span) -> Any:
     """A tree parsed at line 1, column 1, as if it had been parsed at `origin`."""
     if isinstance(value, ir.Node):
-        node = value.__copy__()
-        node.__dict__.update(
-            {name: _moved(field, origin) for name, field in value.__dict__.items()}
-        )
-        return node
+        fields = value.__dict__.items()
+        return value.model_copy(update={name: _moved(field, origin) for name, field in fields})
     if isinstance(value, Span):
         return _moved_span(value, origin)
     if isinstance(value, list):
