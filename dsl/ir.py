@@ -39,7 +39,7 @@ class Node(BaseModel):
 
     # Not validated: the readers make every span themselves.
     span: SkipJsonSchema[SkipValidation[Span]] = Field(
-        default=NO_SPAN, alias="__span__", exclude=True, repr=False
+        default=NO_SPAN, validation_alias="__span__", exclude=True, repr=False
     )
 
     def __eq__(self, other: object) -> bool:
@@ -137,7 +137,7 @@ class Call(Node):
     kwargs: dict[str, Expr] = {}
     # Where each keyword's name is written (`kernel_size` in `kernel_size=3`), for diagnostics.
     kwarg_spans: SkipJsonSchema[SkipValidation[dict[str, Span]]] = Field(
-        default={}, alias="__kwarg_spans__", exclude=True, repr=False
+        default={}, validation_alias="__kwarg_spans__", exclude=True, repr=False
     )
 
 
@@ -463,7 +463,7 @@ class Import(Node):
     )
     # Where each imported name is written, in the order of `import_`.
     name_spans: SkipJsonSchema[SkipValidation[list[Span]]] = Field(
-        default=[], alias="__name_spans__", exclude=True, repr=False
+        default=[], validation_alias="__name_spans__", exclude=True, repr=False
     )
 
 

@@ -155,14 +155,14 @@ class Library:
         if key is not None:
             self._units[key] = unit
         # The file being built takes part in cycles too, as the first link of the chain.
-        entry = key is not None and not self._loading
-        if entry:
-            self._loading.append(key)
+        entry = key if not self._loading else None
+        if entry is not None:
+            self._loading.append(entry)
             self._import_spans.append(spec.span)
         try:
             self._fill_names(unit)
         finally:
-            if entry:
+            if entry is not None:
                 self._loading.pop()
                 self._import_spans.pop()
         return unit
@@ -224,18 +224,15 @@ class Library:
         base = unit.path.parent if unit.path else self.root
         source = imp.from_
         is_path = "/" in source or source.endswith(SPEC_SUFFIXES)
-        if is_path:
-            candidates = [base / source]
-        else:
-            relative = Path(*source.split("."))
-            candidates = [base / relative.with_suffix(s) for s in SPEC_SUFFIXES]
-            candidates += [self.stdlib / relative.with_suffix(s) for s in SPEC_SUFFIXES]
+        candidates = [base / source] if is_path else self._module_files(imp, base)
         for candidate in candidates:
-            resolved = candidate.resolve()
+            resolved = _resolved(candidate)
+            if resolved is None:
+                continue
             if is_path:
                 # Said before looking: whether a file outside exists is none of the spec's business.
                 self._check_inside(resolved, imp)
-            if resolved.is_file():
+            if _is_file(resolved):
                 self._check_inside(resolved, imp)
                 return resolved
         looked = ", ".join(str(c) for c in candidates[:4])
@@ -243,6 +240,20 @@ class Library:
         raise ImportError_(
             f"cannot find '{source}' (looked for {looked})", _source_span(imp), hint=hint
         )
+
+    def _module_files(self, imp: ir.Import, base: Path) -> list[Path]:
+        """Where `from a.b import ...` may live: a/b.net (.yaml, .yml) here, then in the
+        standard library."""
+        parts = imp.from_.split(".")
+        if not all(parts):
+            raise ImportError_(
+                f"'{imp.from_}' is not a module name",
+                _source_span(imp),
+                hint='for parts.net, write `from parts import ...` or `from "./parts.net" import ...`',
+            )
+        relative = Path(*parts)
+        candidates = [base / relative.with_suffix(s) for s in SPEC_SUFFIXES]
+        return candidates + [self.stdlib / relative.with_suffix(s) for s in SPEC_SUFFIXES]
 
     def _check_inside(self, path: Path, imp: ir.Import) -> None:
         if path.is_relative_to(self.root) or path.is_relative_to(self.stdlib):
@@ -257,6 +268,22 @@ class Library:
         names = [p.stem for p in self.stdlib.glob("*.net")]
         names += [p.stem for p in self.root.glob("*") if p.suffix in SPEC_SUFFIXES]
         return names
+
+
+def _resolved(path: Path) -> Path | None:
+    """The absolute path, or None where the system could not name such a file (a NUL)."""
+    try:
+        return path.resolve()
+    except (OSError, ValueError):
+        return None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether a file is there; a name the system refuses (too long, ...) names none."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def load(source: str | Path | ir.SpecFile) -> tuple[ir.SpecFile, Path | None]:

@@ -8,7 +8,7 @@ that ride on statement spans are printed above their statements, so `dsl fmt` ke
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from dsl import ir
 from dsl.errors import StructureError
@@ -378,7 +378,7 @@ def _string(text: str) -> str:
     return '"' + "".join(_STRING_ESCAPES.get(char, char) for char in text) + '"'
 
 
-def _is_number(node: Any) -> bool:
+def _is_number(node: Any) -> TypeGuard[ir.Const]:
     return (
         isinstance(node, ir.Const)
         and isinstance(node.value, int | float)

@@ -10,9 +10,8 @@ import yaml
 from dsl.errors import YAMLFormatError
 from dsl.source import NO_SPAN, Span
 from dsl.syntax.yaml_loader import (
-    ENDS,
-    STARTS,
     Limits,
+    Mark,
     SpannedLoader,
     check_size,
     construct,
@@ -64,7 +63,7 @@ class _Open:
 
     __slots__ = ("key", "keys", "start", "value")
 
-    def __init__(self, value: dict | SpannedList, start: yaml.Event) -> None:
+    def __init__(self, value: dict | SpannedList, start: yaml.CollectionStartEvent) -> None:
         self.value = value
         self.start = start
         self.key: Any = _NO_KEY
@@ -85,16 +84,15 @@ class _Builder:
         while loader.check_event():
             event = loader.get_event()
             see(event)
-            kind = type(event)
-            if kind is yaml.ScalarEvent:
+            if isinstance(event, yaml.ScalarEvent):
                 self._add(self._scalar(event), event.value)
-            elif kind in STARTS:
+            elif isinstance(event, yaml.CollectionStartEvent):
                 self._start(event)
-            elif kind in ENDS:
+            elif isinstance(event, yaml.CollectionEndEvent):
                 self._end(event)
-            elif kind is yaml.AliasEvent:
+            elif isinstance(event, yaml.AliasEvent):
                 self._add(self._alias(event), None)
-            elif kind is yaml.DocumentStartEvent:
+            elif isinstance(event, yaml.DocumentStartEvent):
                 self.documents += 1
                 if self.documents > 1:
                     raise Unsupported
@@ -111,7 +109,9 @@ class _Builder:
                 loader.span_at(event.start_mark, event.end_mark, event.style in ('"', "'")),
             )
         elif tag in _OTHER_SCALARS:
-            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+            start: Mark = event.start_mark
+            end: Mark = event.end_mark
+            node = yaml.ScalarNode(tag, event.value, start, end, event.style)
             value = loader.yaml_constructors[tag](loader, node)
         else:
             raise Unsupported

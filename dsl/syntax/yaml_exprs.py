@@ -5,7 +5,7 @@ validators call these through the validation context, `SPELLING`."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,7 +20,7 @@ from dsl.syntax.yaml_values import describe, span_of
 def expr_from_yaml(value: Any) -> ir.ExprNode:
     """The YAML spelling of an expression -> its IR node (IR nodes pass through)."""
     if isinstance(value, ir.Node):
-        return value
+        return cast(ir.ExprNode, value)
     if value is None or isinstance(value, bool):
         return ir.Const(value=value)
     if isinstance(value, int):
@@ -106,11 +106,8 @@ def expression_at(text: str, span: Span) -> ir.ExprNode:
 def _moved(value: Any, origin: Span) -> Any:
     """A tree parsed at line 1, column 1, as if it had been parsed at `origin`."""
     if isinstance(value, ir.Node):
-        node = value.__copy__()
-        node.__dict__.update(
-            {name: _moved(field, origin) for name, field in value.__dict__.items()}
-        )
-        return node
+        fields = value.__dict__.items()
+        return value.model_copy(update={name: _moved(field, origin) for name, field in fields})
     if isinstance(value, Span):
         return _moved_span(value, origin)
     if isinstance(value, list):
@@ -167,6 +164,8 @@ def _container(kind: str, value: Any, span: Span) -> ir.Container:
 
 def _call(callee: Any, value: Any, span: Span) -> ir.Call:
     func = _callee(callee, span)
+    args: list
+    kwargs: dict
     if value is None:
         args, kwargs = [], {}
     elif isinstance(value, list):

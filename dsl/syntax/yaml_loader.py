@@ -17,10 +17,16 @@ try:
 except ImportError:  # PyYAML built without libyaml
     from yaml import SafeLoader as BaseLoader  # type: ignore[assignment]
 
+# The types of YAML's type repository that PyYAML's safe loader builds but a spec cannot hold.
+REFUSED_TAGS = ("timestamp", "binary", "set", "omap", "pairs")
 MAX_DEPTH = 200
 MAX_ALIASES = 10_000
-# Aliases let a small file describe a huge tree ("billion laughs"); this bounds the tree.
-MAX_NODES = 1_000_000
+# Aliases let a small file describe a huge tree ("billion laughs"); this bounds the values
+# they stand for, all uses together: each is read as often as it is used.
+MAX_ALIAS_VALUES = 100_000
+
+# PyYAML's or libyaml's mark (the stubs allow None, which a parser never gives).
+Mark = Any
 
 
 class SpannedLoader(BaseLoader):
@@ -30,7 +36,7 @@ class SpannedLoader(BaseLoader):
         super().__init__(stream)
         self.file = file
 
-    def span_at(self, start: yaml.Mark, end: yaml.Mark, quoted: bool = False) -> Span:
+    def span_at(self, start: Mark, end: Mark, quoted: bool = False) -> Span:
         # A quoted scalar's text starts after its quote.
         return Span(
             file=self.file,
@@ -87,12 +93,24 @@ class SpannedLoader(BaseLoader):
     def construct_spanned_float(self, node: yaml.ScalarNode) -> Float:
         return Float(self.construct_yaml_float(node), self.node_span(node))
 
+    def construct_refused(self, node: yaml.Node) -> Any:
+        """A value of a type that a spec has no use for (PyYAML would build a date, bytes,
+        a set or pairs of it)."""
+        raise YAMLFormatError(
+            f"the YAML tag '!!{node.tag.rsplit(':', 1)[-1]}' is not allowed in a spec",
+            self.node_span(node),
+            hint="specs are plain data: remove the tag (write a date or bytes as a string, "
+            "a set as a list)",
+        )
+
 
 SpannedLoader.add_constructor("tag:yaml.org,2002:map", SpannedLoader.construct_spanned_map)
 SpannedLoader.add_constructor("tag:yaml.org,2002:seq", SpannedLoader.construct_spanned_seq)
 SpannedLoader.add_constructor("tag:yaml.org,2002:str", SpannedLoader.construct_spanned_str)
 SpannedLoader.add_constructor("tag:yaml.org,2002:int", SpannedLoader.construct_spanned_int)
 SpannedLoader.add_constructor("tag:yaml.org,2002:float", SpannedLoader.construct_spanned_float)
+for _refused in REFUSED_TAGS:
+    SpannedLoader.add_constructor(f"tag:yaml.org,2002:{_refused}", SpannedLoader.construct_refused)
 # A date-like scalar stays a string: a spec has no use for timestamps.
 SpannedLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -120,34 +138,29 @@ def check_size(text: str, file: str) -> None:
         loader.dispose()
 
 
-STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
-ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
-
-
 class Limits:
-    """Bounds an event stream as it is read: the nesting depth, the alias uses and the size of
-    the tree that aliases would expand to; refuses recursive aliases."""
+    """Bounds an event stream as it is read: the nesting depth (aliases included), the alias
+    uses and the number of values they stand for; refuses recursive aliases."""
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.open: list[list] = []  # [anchor, expanded size so far] per open collection
-        self.anchors: dict[str, int] = {}
+        # [anchor, values, height] per open collection: the values in it so far (aliases
+        # expanded) and the most collections nested in it.
+        self.open: list[list] = []
+        self.anchors: dict[str | None, tuple[int, int]] = {}  # anchor -> (values, height)
         self.aliases = 0
+        self.aliased_values = 0
 
-    def see(self, event: yaml.Event) -> None:
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
-            self._add(event.anchor, 1, event)
-        elif kind in STARTS:
-            if len(self.open) >= MAX_DEPTH:
-                raise LimitError(
-                    f"the document nests more than {MAX_DEPTH} levels deep", self._span(event)
-                )
-            self.open.append([event.anchor, 1])
-        elif kind in ENDS:
-            anchor, size = self.open.pop()
-            self._add(anchor, size, event)
-        elif kind is yaml.AliasEvent:
+    def see(self, event: yaml.Event | None) -> None:
+        if isinstance(event, yaml.ScalarEvent):
+            self._add(event.anchor, 1, 0)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            self._check_depth(1, event, "")
+            self.open.append([event.anchor, 1, 0])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, values, height = self.open.pop()
+            self._add(anchor, values, height + 1)
+        elif isinstance(event, yaml.AliasEvent):
             self._alias(event)
 
     def _alias(self, event: yaml.AliasEvent) -> None:
@@ -156,28 +169,40 @@ class Limits:
             raise LimitError(
                 f"the document uses aliases more than {MAX_ALIASES} times", self._span(event)
             )
-        if any(anchor == event.anchor for anchor, _ in self.open):
+        if any(entry[0] == event.anchor for entry in self.open):
             raise LimitError(
                 f"alias '*{event.anchor}' refers to a node that contains it",
                 self._span(event),
                 hint="a spec cannot be a recursive structure",
             )
-        self._add(None, self.anchors.get(event.anchor, 1), event)
+        values, height = self.anchors.get(event.anchor, (1, 0))
+        self._check_depth(height, event, " through its aliases")
+        self.aliased_values += values
+        if self.aliased_values > MAX_ALIAS_VALUES:
+            raise LimitError(
+                f"the document's aliases stand for more than {MAX_ALIAS_VALUES} values",
+                self._span(event),
+                hint="anchors and aliases may share parts of a spec, not multiply them",
+            )
+        self._add(None, values, height)
 
-    def _add(self, anchor: str | None, size: int, event: yaml.Event) -> None:
+    def _check_depth(self, height: int, event: yaml.Event, how: str) -> None:
+        if len(self.open) + height > MAX_DEPTH:
+            raise LimitError(
+                f"the document nests more than {MAX_DEPTH} levels deep{how}", self._span(event)
+            )
+
+    def _add(self, anchor: str | None, values: int, height: int) -> None:
         if anchor is not None:
-            self.anchors[anchor] = size
+            self.anchors[anchor] = (values, height)
         if self.open:
-            self.open[-1][1] += size
-            if self.open[-1][1] > MAX_NODES:
-                raise LimitError(
-                    f"the document expands to more than {MAX_NODES} values through its aliases",
-                    self._span(event),
-                    hint="anchors and aliases may share parts of a spec, not multiply them",
-                )
+            top = self.open[-1]
+            top[1] += values
+            top[2] = max(top[2], height)
 
     def _span(self, event: yaml.Event) -> Span:
-        return Span(file=self.file, line=event.start_mark.line + 1, col=event.start_mark.column + 1)
+        start: Mark = event.start_mark
+        return Span(file=self.file, line=start.line + 1, col=start.column + 1)
 
 
 def format_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> DSLError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from dsl import ir
 from dsl.errors import SchemaError, did_you_mean
@@ -139,7 +140,7 @@ def _tag_error(value: Any, list_key: Any, span: Span) -> SchemaError:
     )
 
 
-def _plain_message(error: dict) -> str:
+def _plain_message(error: ErrorDetails) -> str:
     if error["type"] == "list_type":
         return f"expected a list, found {describe(error['input'])}"
     if error["type"] == "string_type":

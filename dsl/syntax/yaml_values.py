@@ -9,18 +9,27 @@ from dsl import ir
 from dsl.source import NO_SPAN, Span
 
 
-def _located(base: type) -> type:
-    """A scalar type whose values carry the span they were read at."""
+class _Located:
+    """A scalar whose value carries the span it was read at (`Str`, `Int`, `Float`)."""
 
-    def new(cls: type, value: Any, span: Span) -> Any:
-        obj = base.__new__(cls, value)
+    span: Span
+
+    def __new__(cls, value: Any, span: Span) -> Any:
+        obj = super().__new__(cls, value)  # type: ignore[call-arg]  # str, int or float's
         obj.span = span
         return obj
 
-    return type(f"_{base.__name__.capitalize()}", (base,), {"__new__": new})
+
+class Str(_Located, str):
+    pass
 
 
-Str, Int, Float = _located(str), _located(int), _located(float)
+class Int(_Located, int):
+    pass
+
+
+class Float(_Located, float):
+    pass
 
 
 class SpannedList(list):
