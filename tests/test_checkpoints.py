@@ -100,7 +100,7 @@ def test_a_torch_checkpoint_with_non_tensors_names_the_key(tmp_path: Path) -> No
     saved = torch.load(path, weights_only=True)
     saved["state_dict"]["fc1.weight"] = 3
     torch.save(saved, path)
-    with pytest.raises(CheckpointError, match="'fc1.weight'"):
+    with pytest.raises(CheckpointError, match=r"'fc1\.weight'"):
         dsl.load_model(path)
 
 

@@ -213,7 +213,7 @@ def test_build_refuses_downloads_by_default(kind: str, no_network: list[str]) ->
 
 
 def test_build_downloads_when_the_caller_allows_it(no_network: list[str]) -> None:
-    with pytest.raises(Exception, match="ResNet18_Weights.IMAGENET1K_V1"):
+    with pytest.raises(Exception, match=r"ResNet18_Weights\.IMAGENET1K_V1"):
         dsl.build_model(PRETRAINED["member"], allow_download=True)
     assert no_network
     from dsl.errors import NetworkAccessError

@@ -69,7 +69,10 @@ def generated_class(name: str, graph: fx.Graph) -> type[GeneratedModule]:
 
     fx's code generation is most of compile's own time, so a graph whose nodes are the same
     as an earlier one's (a block built again) reuses that class without generating again."""
-    structure = (name, *((n.op, n.name, n.target, repr(n.args), repr(n.kwargs)) for n in graph.nodes))
+    structure = (
+        name,
+        *((n.op, n.name, n.target, repr(n.args), repr(n.kwargs)) for n in graph.nodes),
+    )
     cls = _BY_STRUCTURE.get(structure)
     if cls is None:
         code = _as_written_by_hand(graph).python_code(root_module="self")
@@ -196,18 +199,27 @@ def _resolve_import(path: str) -> Any:
     return obj
 
 
-def _make_class(name: str, src: str, namespace: dict[str, Any], imports: dict[str, str]) -> type[GeneratedModule]:
+def _make_class(
+    name: str, src: str, namespace: dict[str, Any], imports: dict[str, str]
+) -> type[GeneratedModule]:
     digest = hashlib.sha1(f"{name}\n{src}".encode()).hexdigest()[:12]
     filename = f"<netdsl {name} {digest}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
     exec(compile(src, filename, "exec"), namespace)  # our own generated code, never spec text
     forward = namespace["forward"]
     forward.__qualname__ = f"{name}.forward"
-    attrs = {"forward": forward, "dsl_source": src, "dsl_globals": imports, "__module__": "dsl.generated"}
+    attrs = {
+        "forward": forward,
+        "dsl_source": src,
+        "dsl_globals": imports,
+        "__module__": "dsl.generated",
+    }
     return type(name, (GeneratedModule,), attrs)
 
 
-def _restore(name: str, src: str, imports: dict[str, str], state: dict[str, Any]) -> GeneratedModule:
+def _restore(
+    name: str, src: str, imports: dict[str, str], state: dict[str, Any]
+) -> GeneratedModule:
     cls = _CLASSES.get((name, src))
     if cls is None:
         namespace = {key: _resolve_import(path) for key, path in imports.items()}
@@ -243,7 +255,9 @@ class _Builder:
         for op in spec.ops:
             if isinstance(op, ReplaceOp):
                 parent, _, leaf = op.path.rpartition(".")
-                setattr(model.get_submodule(parent), leaf, self.build(op.spec, _join(path, op.path)))
+                setattr(
+                    model.get_submodule(parent), leaf, self.build(op.spec, _join(path, op.path))
+                )
             elif isinstance(op, FreezeOp):
                 for name, param in model.named_parameters():
                     if fnmatch.fnmatchcase(name, op.pattern):
@@ -338,7 +352,9 @@ def _layer_type(name: str) -> type | None:
 
 # What each built model was built from, kept beside the model (not on it) for
 # `materialize` and `dsl summary --init`.
-BUILT: weakref.WeakKeyDictionary[nn.Module, tuple[Resolved, dict[str, init.Rule]]] = weakref.WeakKeyDictionary()
+BUILT: weakref.WeakKeyDictionary[nn.Module, tuple[Resolved, dict[str, init.Rule]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @gc_paused()
@@ -386,15 +402,27 @@ def _has_init_rules(spec: ModuleSpec) -> bool:
     if isinstance(spec, GraphSpec | DerivedSpec) and spec.init_rules:
         return True
     if isinstance(spec, GraphSpec):
-        return any(_has_init_rules(m) for _, m in spec.members if isinstance(m, GraphSpec | ContainerSpec | DerivedSpec))
+        return any(
+            _has_init_rules(m)
+            for _, m in spec.members
+            if isinstance(m, GraphSpec | ContainerSpec | DerivedSpec)
+        )
     if isinstance(spec, ContainerSpec):
         return any(_has_init_rules(c) for _, c in spec.children)
     if isinstance(spec, DerivedSpec):
-        return _has_init_rules(spec.base) or any(isinstance(op, ReplaceOp) and _has_init_rules(op.spec) for op in spec.ops)
+        return _has_init_rules(spec.base) or any(
+            isinstance(op, ReplaceOp) and _has_init_rules(op.spec) for op in spec.ops
+        )
     return False
 
 
-def materialize(model: nn.Module, device: str | torch.device, *, seed: int | None = None, init_stream: str = "global") -> nn.Module:
+def materialize(
+    model: nn.Module,
+    device: str | torch.device,
+    *,
+    seed: int | None = None,
+    init_stream: str = "global",
+) -> nn.Module:
     """Give a model built on the meta device real weights on `device`: the same weights a
     build there with the same seed gives, bit for bit. Returns the model itself."""
     if model not in BUILT:
@@ -413,7 +441,11 @@ def _copy_plain_buffers(source: nn.Module, target: nn.Module) -> None:
     for (name, buffer), (_, mine) in zip(source.named_buffers(), target.named_buffers()):
         if mine.shape == buffer.shape:
             owner, _, leaf = name.rpartition(".")
-            target.get_submodule(owner).register_buffer(leaf, buffer, persistent=leaf in target.get_submodule(owner).state_dict(keep_vars=True))
+            target.get_submodule(owner).register_buffer(
+                leaf,
+                buffer,
+                persistent=leaf in target.get_submodule(owner).state_dict(keep_vars=True),
+            )
 
 
 def feature_extractor(model: nn.Module, outputs: list[str]) -> nn.Module:
@@ -424,5 +456,8 @@ def feature_extractor(model: nn.Module, outputs: list[str]) -> nn.Module:
     modules = {a.rsplit(".", i)[0] for a in available for i in range(1, a.count(".") + 1)}
     for name in outputs:
         if name not in available and name not in modules:
-            raise ArgumentError(f"the model has no value named '{name}' to return", hint=did_you_mean(name, available) or f"values: {', '.join(available[:12])}...")
+            raise ArgumentError(
+                f"the model has no value named '{name}' to return",
+                hint=did_you_mean(name, available) or f"values: {', '.join(available[:12])}...",
+            )
     return create_feature_extractor(model, return_nodes=list(outputs))
