@@ -245,7 +245,7 @@ def test_dsl_build_downloads_only_with_allow_download(
 def test_materialize_and_load_model_check_their_arguments_too(tmp_path) -> None:
     from dsl.errors import CallArgumentError
 
-    with pytest.raises(CallArgumentError, match="dsl.materialize"):
+    with pytest.raises(CallArgumentError, match=r"dsl\.materialize"):
         dsl.materialize(dsl.build_model(MLP, device="meta"), "cpu", seed=2**64)
-    with pytest.raises(CallArgumentError, match="dsl.load_model"):
+    with pytest.raises(CallArgumentError, match=r"dsl\.load_model"):
         dsl.load_model(tmp_path / "absent.pt", device="gpu")
