@@ -162,6 +162,12 @@ class EvaluationError(DSLError):
     code = "E310"
 
 
+class SymbolicDecisionError(EvaluationError):
+    """A build-time decision that reads a symbolic size (docs/language.md)."""
+
+    code = "E311"
+
+
 class StructureError(DSLError):
     """A construct used where it does not belong (a `return` in a Sequential, ...)."""
 

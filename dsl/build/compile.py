@@ -370,9 +370,11 @@ def compile_resolved(
     its qualified name instead of drawing from torch's global stream in order."""
     if init_stream not in ("global", "per-module"):
         raise ArgumentError(f"init_stream is 'global' or 'per-module', not {init_stream!r}")
-    if init_stream == "per-module" and seed is None:
-        raise ArgumentError("init_stream='per-module' needs a seed")
-    stream = init.PerModuleStream(seed) if init_stream == "per-module" else None
+    stream = None
+    if init_stream == "per-module":
+        if seed is None:
+            raise ArgumentError("init_stream='per-module' needs a seed")
+        stream = init.PerModuleStream(seed)
     builder = _Builder(stream)
     with seeding.seeded(seed, device, reseed=stream is None), _on_device(device):
         model = builder.build(resolved.root)

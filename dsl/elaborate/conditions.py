@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsl.elaborate.values import Val, to_static
+from dsl.elaborate import size_decisions
+from dsl.elaborate.values import Dim, Val, to_static
 from dsl.errors import EvaluationError
 from dsl.source import Span
 
@@ -19,4 +20,6 @@ def decide(value: Any, span: Span) -> bool:
             span,
             hint="conditions may use parameters and shapes (x.shape[1]), not tensor data",
         )
+    if isinstance(value, Dim):
+        size_decisions.note(span, value.value)
     return bool(to_static(value, span))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch.fx as fx
 
 from dsl import ir
-from dsl.elaborate import graph_ops
+from dsl.elaborate import graph_ops, size_decisions
 from dsl.elaborate.arithmetic import python_op
 from dsl.elaborate.builtin_functions import BUILTINS, call_builtin
 from dsl.elaborate.conditions import decide
@@ -201,9 +201,11 @@ class Frame:
                 f"'{expr.op}' compares tensors computed in forward; build-time code cannot",
                 expr.span,
             )
-        return python_op(
-            expr.op, to_static(left, expr.span), to_static(right, expr.span), expr.span
-        )
+        sized = size_decisions.reads_size(left, right)
+        left, right = to_static(left, expr.span), to_static(right, expr.span)
+        if sized:  # a comparison of sizes decides something while the model is built
+            size_decisions.note(expr.span, (left, right))
+        return python_op(expr.op, left, right, expr.span)
 
     def _dim_op(self, op: str, left: Any, right: Any, span: Span) -> Dim:
         fn = OPERATORS[op]
@@ -255,6 +257,8 @@ class Frame:
             return graph_ops.shape_dim(self.context.symbols, value, key, expr.span)
         if isinstance(value, Val):
             return self._graph_call(operator.getitem, (value, index), {}, "indexing", expr.span)
+        if size_decisions.reads_size(index):
+            size_decisions.note(expr.index.span, to_static(index, expr.index.span))
         try:
             return value[to_static(index, expr.index.span)]
         except (IndexError, KeyError, TypeError, ValueError) as exc:
@@ -297,7 +301,12 @@ class Frame:
         if not vals_in((args, kwargs)):
             if func.name == "bool" and len(args) == 1 and not kwargs:
                 return decide(args[0], span)  # a condition, decided in one place
-            return call_builtin(func, args, kwargs, span)
+            result = call_builtin(func, args, kwargs, span)
+            if size_decisions.reads_size(args, kwargs):
+                rank_only = func.name in size_decisions.RANK_ONLY_BUILTINS
+                seen = result if rank_only else (to_static((args, kwargs), span), result)
+                size_decisions.note(span, seen)
+            return result
         if func.name in REGISTRY.functions:
             check_keywords(kwargs, self.context.arg_spans(call))
             return self._call_function(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ir
+from dsl.elaborate import size_decisions
 from dsl.elaborate.context import Context, MetaBuild
 from dsl.elaborate.elaborator import Elaborator
 from dsl.elaborate.params import bind_params
@@ -48,10 +49,21 @@ def resolve(
     library = Library(root or (path.parent if path else Path.cwd()))
     unit = library.unit(spec_file, path)
     node = pick_net(spec_file, net)
-    context = Context(library, shapes.Symbols(sizes), meta_build)
+
+    def elaborate(chosen: dict[str, int] | None) -> Resolved:
+        context = Context(library, shapes.Symbols(chosen), meta_build)
+        return _elaborate(context, unit, node, params or {})
+
+    with size_decisions.recording() as decisions:
+        resolved = elaborate(sizes)
+    size_decisions.refuse_symbolic_decisions(elaborate, resolved.symbols.sizes, decisions)
+    return resolved
+
+
+def _elaborate(context: Context, unit: Unit, node: ir.NetDef, params: dict[str, Any]) -> Resolved:
     elab = Elaborator(context)
     try:
-        scope = bind_params(elab, node, None, None, unit, params or {})
+        scope = bind_params(elab, node, None, None, unit, params)
         resolved = elab.resolve_net(unit, node, scope)
         resolved.weights = context.weights
         return resolved
