@@ -233,17 +233,6 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return "did you mean " + " or ".join(f"'{m}'" for m in matches) + "?"
 
 
-def keyword_span(key: str, value: Span) -> Span:
-    """Where `key` sits in `key=value`: keyword names carry no span of their own in the IR,
-    so this assumes the canonical spelling without spaces around '='."""
-    if not value or value.col <= len(key) + 1:
-        return value
-    start = value.col - len(key) - 1
-    return Span(
-        file=value.file, line=value.line, col=start, end_line=value.line, end_col=start + len(key)
-    )
-
-
 def _snippet(span: Span, style: _Style, quoted: dict[str, str]) -> list[str]:
     if not span:
         return []

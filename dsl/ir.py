@@ -135,10 +135,13 @@ class Call(Node):
     func: Expr
     args: list[Expr] = []
     kwargs: dict[str, Expr] = {}
-    # Where each keyword's name is written (`kernel_size` in `kernel_size=3`), for diagnostics.
     kwarg_spans: SkipJsonSchema[SkipValidation[dict[str, Span]]] = Field(
         default={}, validation_alias="__kwarg_spans__", exclude=True, repr=False
     )
+
+    def keyword_spans(self) -> dict[str, Span]:
+        """Where each keyword's name is written (its value, in IR built without positions)."""
+        return {key: (self.kwarg_spans or {}).get(key) or v.span for key, v in self.kwargs.items()}
 
 
 BinaryOperator = Literal[
@@ -340,8 +343,6 @@ Stmt = Annotated[
     Discriminator(_statement_tag),
 ]
 Stmts = Annotated[list[Stmt], BeforeValidator(_yaml_stmts)]
-
-# --------------------------------------------------------------------------- definitions
 
 
 def _yaml_params(value: Any) -> Any:

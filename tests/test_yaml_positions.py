@@ -28,8 +28,8 @@ def test_a_misspelt_keyword_is_located_at_its_key() -> None:
 def test_keyword_spans_cover_every_keyword_even_quoted_ones() -> None:
     call = _layer('{Conv2d: {"padding": 1, stride: 2}}')
     assert call.kwarg_spans == {
-        "padding": Span("t.yaml", 4, 27, 4, 36),
-        "stride": Span("t.yaml", 4, 39, 4, 45),
+        "padding": Span("t.yaml", 4, 27, 4, 34),
+        "stride": Span("t.yaml", 4, 40, 4, 46),
     }
 
 
@@ -42,7 +42,7 @@ def test_keyword_spans_in_block_style() -> None:
 def test_imported_names_are_located() -> None:
     text = "imports:\n  - {from: parts, import: [Stem, Head]}\n  - from: other\n    import: Tail\n"
     first, second = parse_yaml(text, "t.yaml").imports
-    assert first.name_spans == [Span("t.yaml", 2, 27, 2, 31), Span("t.yaml", 2, 33, 2, 37)]
+    assert first.name_spans == [Span("t.yaml", 2, 28, 2, 32), Span("t.yaml", 2, 34, 2, 38)]
     assert second.name_spans == [Span("t.yaml", 4, 13, 4, 17)]
 
 

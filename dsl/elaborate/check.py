@@ -21,7 +21,6 @@ from dsl.errors import (
     UnknownKeywordError,
     UnknownLayerError,
     did_you_mean,
-    keyword_span,
 )
 from dsl.syntax.loader import Unit
 from dsl.torchlib.init import INITIALISERS
@@ -238,7 +237,7 @@ def _check_keywords(call: ir.Call, defined: set[str], unit: Unit) -> list[DSLErr
     return [
         UnknownKeywordError(
             f"{layer.name} has no argument '{key}'",
-            keyword_span(key, value.span),
+            call.keyword_spans()[key],
             hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}",
         )
         for key, value in call.kwargs.items()

@@ -15,7 +15,6 @@ from dsl.errors import (
     StructureError,
     UnknownKeywordError,
     did_you_mean,
-    keyword_span,
 )
 from dsl.plan import TensorSpec, WeightsSpec
 from dsl.source import Span
@@ -135,7 +134,7 @@ def add_weights(frame: Frame, call: ir.Call) -> None:
         if key not in _WEIGHTS_OPTIONS:
             raise UnknownKeywordError(
                 f"weights() has no option '{key}'",
-                keyword_span(key, call.kwargs[key].span),
+                call.keyword_spans()[key],
                 hint=did_you_mean(key, _WEIGHTS_OPTIONS)
                 or f"options: {', '.join(sorted(_WEIGHTS_OPTIONS))}",
             )

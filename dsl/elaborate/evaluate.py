@@ -282,7 +282,7 @@ class Frame:
         if isinstance(func, Builtin):
             return self._call_builtin(func, args, kwargs, expr)
         if isinstance(func, FunctionRef | MethodRef):
-            check_keywords(kwargs, self.context.arg_spans(expr))
+            check_keywords(kwargs, expr.keyword_spans())
         if isinstance(func, FunctionRef):
             return self._call_function(func, args, kwargs, expr.span)
         if isinstance(func, MethodRef):
@@ -308,7 +308,7 @@ class Frame:
                 size_decisions.note(span, seen)
             return result
         if func.name in REGISTRY.functions:
-            check_keywords(kwargs, self.context.arg_spans(call))
+            check_keywords(kwargs, call.keyword_spans())
             return self._call_function(
                 FunctionRef(REGISTRY.functions[func.name]), args, kwargs, span
             )

@@ -140,7 +140,13 @@ def bind(handle: Handle, input_meta: torch.Tensor | None, context: Context) -> d
     args = [frame.static(a) for a in handle.call.args]
     kwargs = {k: frame.static(v) for k, v in handle.call.kwargs.items()}
     return shapes.bind_layer_args(
-        handle.layer, args, kwargs, input_meta, handle.span, context.arg_spans(handle.call)
+        handle.layer,
+        args,
+        kwargs,
+        input_meta,
+        handle.span,
+        context.arg_spans(handle.call),
+        handle.call.keyword_spans(),
     )
 
 

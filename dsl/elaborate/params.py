@@ -13,7 +13,6 @@ from dsl.errors import (
     Note,
     UnknownKeywordError,
     did_you_mean,
-    keyword_span,
 )
 from dsl.syntax.loader import Unit
 
@@ -61,7 +60,7 @@ def _given_by_call(node: ir.NetDef | ir.BlockDef, call: ir.Call, caller: Frame) 
     names = [p.name for p in params]
     for key, value in call.kwargs.items():
         if key not in names:
-            raise _no_parameter(node, key, keyword_span(key, value.span))
+            raise _no_parameter(node, key, call.keyword_spans()[key])
         if key in given:
             raise ArgumentError(f"{node.name} gets '{key}' twice", value.span)
         given[key] = caller.static(value)

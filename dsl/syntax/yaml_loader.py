@@ -37,13 +37,13 @@ class SpannedLoader(BaseLoader):
         self.file = file
 
     def span_at(self, start: Mark, end: Mark, quoted: bool = False) -> Span:
-        # A quoted scalar's text starts after its quote.
+        # A quoted scalar's text lies between its quotes.
         return Span(
             file=self.file,
             line=start.line + 1,
             col=start.column + 1 + int(quoted),
             end_line=end.line + 1,
-            end_col=end.column + 1,
+            end_col=end.column + 1 - int(quoted),
         )
 
     def node_span(self, node: yaml.Node) -> Span:

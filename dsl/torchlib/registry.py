@@ -24,7 +24,6 @@ from dsl.errors import (
     DSLError,
     UndefinedValueError,
     did_you_mean,
-    keyword_span,
 )
 from dsl.source import Span
 from dsl.torchlib import catalog, offline, ops
@@ -313,12 +312,13 @@ def unknown_function(dotted: str, span: Span) -> DSLError | None:
     return UndefinedValueError(f"unknown function '{dotted}'", span, hint=hint)
 
 
-def check_keywords(kwargs: dict[str, Any], spans: dict[int | str, Span]) -> None:
-    """Refuse `out=` and `inplace=true`: they write into a value other nodes may read."""
+def check_keywords(kwargs: dict[str, Any], spans: dict[str, Span]) -> None:
+    """Refuse `out=` and `inplace=true`: they write into a value other nodes may read.
+    `spans` says where each keyword is written."""
     refused = catalog.refused_keyword(kwargs)
     if refused is not None:
         key, hint = refused
-        span = keyword_span(key, spans[key]) if key in spans else None
+        span = spans.get(key)
         raise ArgumentError(f"'{key}=' writes into a tensor in place", span, hint=hint)
 
 

@@ -27,7 +27,6 @@ from dsl.errors import (
     ShapeError,
     UnknownKeywordError,
     did_you_mean,
-    keyword_span,
 )
 from dsl.source import Span
 from dsl.torchlib import catalog, shape_rules
@@ -47,13 +46,15 @@ def bind_layer_args(
     input_meta: torch.Tensor | None,
     span: Span,
     arg_spans: dict[int | str, Span] | None = None,
+    keyword_spans: dict[str, Span] | None = None,
 ) -> dict[str, Any]:
     """All constructor arguments by keyword, with left-out input sizes read from the input.
 
     `Conv2d(64, kernel_size=3)` has one positional argument for the two required positional
     parameters (in_channels, out_channels): in_channels is the one left out.
     `arg_spans` (positional index or keyword -> where its value is written) lets errors
-    about one argument point at it rather than at the whole call.
+    about one argument point at it rather than at the whole call; `keyword_spans` says
+    where each keyword's name is written.
     """
     arg_spans = arg_spans or {}
     if layer.signature is None or (layer.accepts_var_kwargs and not layer.positional_params):
@@ -63,7 +64,7 @@ def bind_layer_args(
         key, names = plan.unknown, layer.keyword_names
         raise UnknownKeywordError(
             f"{layer.name} has no argument '{key}'",
-            keyword_span(key, arg_spans[key]) if key in arg_spans else span,
+            (keyword_spans or {}).get(key) or arg_spans.get(key, span),
             hint=did_you_mean(key, names) or f"its arguments are: {', '.join(names)}",
         )
     slots = plan.slots
