@@ -235,6 +235,8 @@ SPELLING: ir.YAMLSpelling = _Spelling()
 
 
 def validate(model: type[BaseModel], data: dict) -> Any:
+    """`model` from YAML data, its expressions read through `SPELLING`; a mistake is one
+    located SchemaError."""
     try:
         return model.model_validate(data, context=SPELLING)
     except ValidationError as exc:
