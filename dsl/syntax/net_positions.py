@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from lark import Token
+from lark.exceptions import VisitError
 
+from dsl.errors import DSLError
 from dsl.source import Span
 
 MAX_DEPTH = 500  # rules inside rules; later passes walk the IR recursively
@@ -34,6 +36,8 @@ def rule(method: Callable[[Any, Items], Any]) -> Callable[[Any, Items], Any]:
     """A rule's builder: an error it raises waits (its value is None), and the depth of
     the value (1 + its deepest child's) is checked against MAX_DEPTH."""
 
+    name = method.__name__
+
     @functools.wraps(method)
     def build(self: Positions, items: Items) -> Any:
         depths = self.depths
@@ -44,8 +48,9 @@ def rule(method: Callable[[Any, Items], Any]) -> Callable[[Any, Items], Any]:
                 depth = known[1]
         try:
             value = method(self, items)
-        except Exception as exc:
-            self.failure = self.failure or exc
+        except Exception as exc:  # later rules may fail on the None left here: the first counts
+            if self.failure is None:
+                self.failure = exc if isinstance(exc, DSLError) else VisitError(name, items, exc)
             return None
         if depth >= MAX_DEPTH and self.failure is None:
             self.failure = TooDeep()

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from lark.exceptions import LarkError, UnexpectedInput
+from lark.exceptions import LarkError, UnexpectedInput, VisitError
 
 from dsl import ir
 from dsl.errors import DSLError, DSLSyntaxError, LimitError
@@ -80,7 +80,9 @@ def _read(read: Callable[[], Any], text: str, file: str, origin: Span | None, wh
         raise syntax_error(exc, text, file, origin) from None
     except TooDeep:
         raise LimitError(f"the {what} nests too deeply to read", where) from None
-    except (LarkError, Exception) as exc:
+    except VisitError as exc:  # a rule's builder failed on what it was given
+        raise DSLSyntaxError(f"could not read this {what}: {exc.orig_exc}", where) from None
+    except LarkError as exc:
         raise DSLSyntaxError(f"could not read this {what}: {exc}", where) from None
 
 
