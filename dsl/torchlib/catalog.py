@@ -189,7 +189,7 @@ def is_factory(fn: Any) -> bool:
     """Whether `fn` makes a tensor from sizes or data (`arange`, `zeros`, `tensor`): it has
     a `device` parameter and no input tensor to follow (`zeros_like(input)` follows its own)."""
     plain = isinstance(fn, types.BuiltinFunctionType | types.FunctionType)
-    if not plain or isinstance(getattr(fn, "__self__", None), torch.Tensor) or not _hashable(fn):
+    if not plain or isinstance(getattr(fn, "__self__", None), torch.Tensor) or not hashable(fn):
         return False  # a method follows its tensor; `parameters` caches only functions
     params = parameters(fn)
     return params is not None and "device" in params.names and params.names[0] != "input"
@@ -203,7 +203,7 @@ def on_meta(fn: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**kwargs, "device": "meta"}
 
 
-def _hashable(fn: Any) -> bool:
+def hashable(fn: Any) -> bool:
     try:
         hash(fn)
     except TypeError:

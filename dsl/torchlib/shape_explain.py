@@ -16,22 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dsl.torchlib.shape_rules_common import BROADCASTING
 from dsl.torchlib.symbols import Symbols
 
-_BROADCASTING = (
-    operator.add,
-    operator.sub,
-    operator.mul,
-    operator.truediv,
-    operator.floordiv,
-    operator.mod,
-    operator.pow,
-    torch.add,
-    torch.sub,
-    torch.mul,
-    torch.div,
-    torch.where,
-)
+_BROADCASTING = (*BROADCASTING, torch.where)
 
 
 def explain(

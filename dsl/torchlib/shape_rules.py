@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dsl.torchlib import nn_private
-from dsl.torchlib.shape_rules_common import float_meta, is_meta, normal_dim
+from dsl.torchlib.catalog import hashable
+from dsl.torchlib.shape_rules_common import BROADCASTING, float_meta, is_meta, normal_dim
 from dsl.torchlib.shape_rules_spatial import (
     adaptive,
     avg_pool2d,
@@ -67,18 +68,10 @@ def infer(fn: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any | None:
         if isinstance(owner, torch.Tensor):
             method = METHOD_RULES.get(getattr(fn, "__name__", ""))
             return None if method is None or not owner.is_meta else method(owner, *args, **kwargs)
-        rule = FUNCTION_RULES.get(fn) if _hashable(fn) else None
+        rule = FUNCTION_RULES.get(fn) if hashable(fn) else None
         return None if rule is None else rule(*args, **kwargs)
     except (TypeError, ValueError, IndexError):  # arguments torch would reject: let torch say so
         return None
-
-
-def _hashable(fn: Any) -> bool:
-    try:
-        hash(fn)
-    except TypeError:
-        return False
-    return True
 
 
 # ============================================================================ modules
@@ -235,22 +228,7 @@ _ACTIVATIONS = (
 FUNCTION_RULES: dict[Any, Callable[..., torch.Tensor | None]] = {
     **{fn: checked_elementwise(fn) for fn in _ACTIVATIONS},
     **{fn: same for fn in (torch.sigmoid, torch.tanh, torch.exp, torch.sqrt)},
-    **{
-        fn: binary(fn)
-        for fn in (
-            operator.add,
-            operator.sub,
-            operator.mul,
-            operator.truediv,
-            operator.floordiv,
-            operator.mod,
-            operator.pow,
-            torch.add,
-            torch.sub,
-            torch.mul,
-            torch.div,
-        )
-    },
+    **{fn: binary(fn) for fn in BROADCASTING},
     **{
         fn: reduce(name)
         for fn, name in (

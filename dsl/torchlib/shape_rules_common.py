@@ -6,12 +6,28 @@ anything torch might refuse (see `dsl.torchlib.shape_rules`).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 Shape = tuple[int, ...]
+
+# Operators and functions that broadcast their two operands.
+BROADCASTING = (
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.floordiv,
+    operator.mod,
+    operator.pow,
+    torch.add,
+    torch.sub,
+    torch.mul,
+    torch.div,
+)
 
 
 def is_meta(value: Any) -> bool:
