@@ -87,6 +87,8 @@ def tensor_member(frame: Frame, stmt: ir.TensorDecl, kind: str, name: str) -> Te
             stmt.span,
             hint="write e.g. '= normal(0, 0.01)', '= zeros()' or '= kaiming_uniform(a=5 ** 0.5)'",
         )
+    if initialiser is not None:
+        initialiser.check(shape, dtype)  # what building it would refuse, found by validate
     persistent = bool(options.get("persistent", True))
     requires_grad = bool(options.get("requires_grad", True))
     return TensorSpec(kind, shape, dtype, initialiser, persistent, requires_grad, stmt.span)

@@ -17,6 +17,7 @@ built by the `meta_build` the build layer passed in (`Context.meta_build`).
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from typing import Any, Protocol
 
 import torch
@@ -230,11 +231,7 @@ class _Surgeon:
             )
         for path, module in matched:
             for key, value in attrs.items():
-                if (
-                    key.startswith("_")
-                    or not hasattr(module, key)
-                    or isinstance(getattr(module, key), nn.Module | torch.Tensor)
-                ):
+                if not _settable(module, key):
                     raise UnknownKeywordError(
                         f"{path} ({type(module).__name__}) has no setting '{key}'", span
                     )
@@ -249,3 +246,20 @@ class _Surgeon:
             return shapes.run(
                 self.model, metas, {}, what, span, [(m, None) for m in metas], symbols
             )
+
+
+_MODULE_ATTRIBUTES = frozenset(dir(nn.Module)) | {"training"}
+
+
+def _settable(module: nn.Module, key: str) -> bool:
+    """`set()` changes what the module's constructor took (Conv2d's `dilation`), never its
+    methods, its nn.Module machinery (`training`, `state_dict`) or its tensors and children."""
+    if key.startswith("_") or key in _MODULE_ATTRIBUTES or key not in vars(module):
+        return False
+    if isinstance(vars(module)[key], nn.Module | torch.Tensor):
+        return False
+    try:
+        taken = inspect.signature(type(module).__init__).parameters
+    except (TypeError, ValueError):
+        return True
+    return key in taken or any(p.kind is p.VAR_KEYWORD for p in taken.values())

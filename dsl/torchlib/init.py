@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +69,39 @@ class InitCall:
     def apply_without_grad(self, tensor: torch.Tensor) -> None:
         """`apply` where gradients are already off: `initialise` turns them off once."""
         if tensor.is_meta:  # no values to set, and torch's meta kernels for them are slow
+            self.check(tuple(tensor.shape), tensor.dtype)
             return
-        INITIALISERS[self.name](tensor, *self.args, **self.kwargs)
+        with self._refusals(tuple(tensor.shape), tensor.dtype):
+            INITIALISERS[self.name](tensor, *self.args, **self.kwargs)
+
+    def check(self, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        """Refuse, as `apply` would, without allocating: run the initialiser on a small CPU
+        tensor of that dtype and rank (the shape itself where small), the RNG untouched."""
+        numel = 1
+        for size in shape:
+            numel *= size
+        trial = shape if numel <= _TRIAL_NUMEL else tuple(min(size, 16) for size in shape)
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.no_grad(), self._refusals(shape, dtype):
+                INITIALISERS[self.name](torch.empty(trial, dtype=dtype), *self.args, **self.kwargs)
+
+    @contextmanager
+    def _refusals(self, shape: tuple[int, ...], dtype: torch.dtype) -> Iterator[None]:
+        try:
+            yield
+        except (ValueError, RuntimeError, TypeError, NotImplementedError, ZeroDivisionError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InitError(
+                f"{self.name}() cannot initialise a {str(dtype).removeprefix('torch.')} tensor "
+                f"of shape {list(shape)}: {first}",
+                self.span,
+                hint="check the initialiser's arguments, and that it suits the tensor's rank "
+                "and dtype (random initialisers need a floating-point dtype)",
+            ) from None
+
+
+_TRIAL_NUMEL = 1 << 16  # a trial initialisation of a tensor up to this size uses its shape
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,10 @@ def _rendered_ok(error: Any, path: Path) -> str | None:
 def check(path: Path) -> tuple[str, str]:
     """('ok' | 'rejected' | 'gap' | 'escape', detail) for the spec at `path`."""
     import dsl
-    from dsl.cli import validate_file
+    from dsl.tools.validate import validate_spec
 
     try:
-        errors = validate_file(path, {})
+        errors = validate_spec(path, every_net=True).errors
     except Exception as exc:
         return "escape", "validate: " + _signature(exc)
     if errors:
