@@ -30,7 +30,7 @@ from dsl.errors import (
 )
 from dsl.source import Span
 from dsl.torchlib import catalog, shape_rules
-from dsl.torchlib.registry import INPUT_SIZE_PARAMS, Layer
+from dsl.torchlib.registry import INPUT_SIZE_PARAMS, Binding, Layer
 from dsl.torchlib.shape_explain import explain
 from dsl.torchlib.symbols import DTYPES as DTYPES  # re-exported: elaborate reads shapes.DTYPES
 from dsl.torchlib.symbols import Symbols, describe
@@ -86,6 +86,9 @@ def bind_layer_args(
                 hint=f"give {name}= explicitly, or apply the layer to a value",
             )
         bound[name] = _input_size(name, input_meta, layer, span)
+    ambiguous = _refuse_torch_reading(layer, plan, args, kwargs, bound) if plan.inferred else None
+    if ambiguous is not None:
+        raise ambiguous.with_span(span)
     unset = [name for name in plan.required if name not in bound]
     if unset:
         raise ArityError(
@@ -94,6 +97,43 @@ def bind_layer_args(
         )
     _check_types(layer, bound, span, slots, arg_spans)
     return bound
+
+
+def _refuse_torch_reading(
+    layer: Layer, plan: Binding, args: list[Any], kwargs: dict[str, Any], bound: dict[str, Any]
+) -> ArgumentError | None:
+    """`Conv2d(64, 3)` on 64 channels: netdsl reads out=64, kernel=3 (in_channels inferred),
+    PyTorch reads in=64, out=3. When torch's reading gives every inferred size the value the
+    input has, and binds one argument more, the call is ambiguous: an error with both
+    readings, each written out by keyword."""
+    torch_order = [p.name for p in layer.positional_params if p.name not in kwargs]
+    theirs = dict(zip(torch_order, args))
+    if len(args) <= len(plan.inferred) or any(
+        theirs.get(name, _UNSET) != bound[name] for name in plan.inferred
+    ):
+        return None
+    ours = dict(zip(plan.slots, args))
+    missing = {name: _BLANK for name in plan.required if name not in theirs}
+    return ArgumentError(
+        f"{layer.name}({', '.join(map(repr, args))}) reads two ways here: netdsl infers "
+        f"{_keywords({n: bound[n] for n in plan.inferred})} from the input and reads "
+        f"{_keywords(ours)}; "
+        f"PyTorch reads {_keywords(theirs)}",
+        hint=f"write {layer.name}({_keywords({**ours, **kwargs})}) for netdsl's reading, or "
+        f"{layer.name}({_keywords({**theirs, **missing, **kwargs})}) for PyTorch's",
+    )
+
+
+class _Blank:
+    def __repr__(self) -> str:
+        return "..."
+
+
+_UNSET, _BLANK = object(), _Blank()
+
+
+def _keywords(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
 
 def _input_size(name: str, meta: torch.Tensor, layer: Layer, span: Span) -> int:

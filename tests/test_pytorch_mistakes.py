@@ -1,0 +1,47 @@
+"""The mistakes a PyTorch user makes in a spec, each refused with a message that names it
+(issue 16). One golden diagnostic per mistake lives in tests/golden/diagnostics/; these
+tests cover the rule across layers."""
+
+from __future__ import annotations
+
+import pytest
+
+import dsl
+from dsl.errors import ArgumentError
+
+
+def _net(layer: str, shape: str) -> str:
+    return f"net N:\n    input x: {shape}\n    y = m(x): {layer}\n    return y\n"
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape", "torch_reading"),
+    [
+        ("Conv2d(64, 3, padding=1)", "[B, 64, 8, 8]", "in_channels=64, out_channels=3"),
+        ("Conv1d(16, 5)", "[B, 16, 40]", "in_channels=16, out_channels=5"),
+        ("ConvTranspose2d(32, 2, stride=2)", "[B, 32, 8, 8]", "in_channels=32, out_channels=2"),
+        ("Conv3d(8, 4)", "[B, 8, 4, 4, 4]", "in_channels=8, out_channels=4"),
+    ],
+)
+def test_torch_order_is_refused_with_both_readings(
+    layer: str, shape: str, torch_reading: str
+) -> None:
+    with pytest.raises(ArgumentError, match="reads two ways") as caught:
+        dsl.validate(_net(layer, shape))
+    assert f"PyTorch reads {torch_reading}" in caught.value.message
+    assert caught.value.hint and "for netdsl's reading" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        ("Conv2d(64, 3, padding=1)", "[B, 3, 8, 8]"),  # 3 channels arrive: only netdsl's fits
+        ("Conv2d(64, kernel_size=3)", "[B, 64, 8, 8]"),  # the documented inferred form
+        ("Conv2d(64, 3, 3)", "[B, 64, 8, 8]"),  # all three given: PyTorch's order
+        ("Linear(64, 10)", "[B, 64]"),
+        ("GroupNorm(8)", "[B, 64, 4, 4]"),
+        ("LayerNorm(32)", "[B, 7, 32]"),
+    ],
+)
+def test_one_reading_is_accepted(layer: str, shape: str) -> None:
+    dsl.validate(_net(layer, shape))
