@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch.fx as fx
 
 from dsl import ir
-from dsl.elaborate import graph_ops, size_decisions
+from dsl.elaborate import graph_ops, size_decisions, training
 from dsl.elaborate.arithmetic import python_op
 from dsl.elaborate.builtin_functions import BUILTINS, call_builtin
 from dsl.elaborate.conditions import decide
@@ -129,6 +129,9 @@ class Frame:
         raise self._undefined(name, expr.span)
 
     def _undefined(self, name: str, span: Span) -> DSLError:
+        conflict = training.conflict_error(self.scope, name, span)
+        if conflict is not None:
+            return conflict
         local = [k for k in self.scope if not k.startswith("_")]
         if name[:1].isupper():
             candidates = [*REGISTRY.layer_names(), *self.unit.names, *local]
@@ -166,7 +169,22 @@ class Frame:
         return self.elab.container_handle(expr, self)
 
     def _eval_IfExp(self, expr: ir.IfExp) -> Any:
+        mode = training.mode_test(expr.cond, self.eval)
+        if mode is not None and self.builder is not None:
+            return self._mode_choice(expr.then, expr.orelse, mode, expr.span)
         return self.eval(expr.then) if self.condition(expr.cond) else self.eval(expr.orelse)
+
+    def _mode_choice(self, then: ir.ExprNode, orelse: ir.ExprNode, mode: bool, span: Span) -> Any:
+        """`a if training else b`: both elaborated, the mode picks one when forward runs."""
+        builder = self.builder
+        assert builder is not None
+
+        def arm(expr: ir.ExprNode) -> Callable[[GraphBuilder, dict], Any]:
+            return lambda arm, scope: Frame(self.elab, self.unit, arm, scope).eval(expr)
+
+        exprs = (then, orelse) if mode else (orelse, then)
+        arms = [training.elaborate_arm(builder, self.scope, arm(e)) for e in exprs]
+        return training.choose(builder, arms, span, self.context.symbols)
 
     # -- operators
     def _eval_UnaryOp(self, expr: ir.UnaryOp) -> Any:
