@@ -24,6 +24,7 @@ from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.handles import BlockMaker, part_of
 from dsl.elaborate.values import (
     STATIC_TYPES,
+    TRAINING,
     BlockRef,
     Builtin,
     Dim,
@@ -301,6 +302,7 @@ class Frame:
             return self._call_builtin(func, args, kwargs, expr)
         if isinstance(func, FunctionRef | MethodRef):
             check_keywords(kwargs, expr.keyword_spans())
+            args, kwargs = self._mode_passed(args, kwargs)
         if isinstance(func, FunctionRef):
             return self._call_function(func, args, kwargs, expr.span)
         if isinstance(func, MethodRef):
@@ -309,6 +311,20 @@ class Frame:
             symbols = self.context.symbols
             return graph_ops.method_call(symbols, self.builder, func, args, kwargs, expr.span)
         raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
+
+    def _mode_passed(self, args: list, kwargs: dict) -> tuple[list, dict]:
+        """`training` passed to an op (`dropout(x, p, training=training)`) is `self.training`
+        in forward; ops are shape-checked as in training mode."""
+        builder = self.builder
+        if builder is None:
+            return args, kwargs
+
+        def mode(value: Any) -> Any:
+            if value is not TRAINING:
+                return value
+            return Dim(True, lambda: builder.node("get_attr", "training", ()))
+
+        return [mode(a) for a in args], {k: mode(v) for k, v in kwargs.items()}
 
     def _call_builtin(self, func: Builtin, args: list, kwargs: dict, call: ir.Call) -> Any:
         span = call.span
