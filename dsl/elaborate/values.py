@@ -145,7 +145,7 @@ class Builtin:
     fn: Callable[..., Any] | None
 
 
-Runner = Callable[[list[Any], list[Span | None], Span], Any]
+Runner = Callable[..., Any]  # (input metas, their sources, where applied[, keyword metas])
 
 
 class Handle:
