@@ -24,7 +24,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from dsl.build import seeding
+from dsl.build import branch_code, seeding
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
 from dsl.plan import (
@@ -69,19 +69,22 @@ def generated_class(name: str, graph: fx.Graph) -> type[GeneratedModule]:
 
     fx's code generation is most of compile's own time, so a graph whose nodes are the same
     as an earlier one's (a block built again) reuses that class without generating again."""
-    structure = (
-        name,
-        *((n.op, n.name, n.target, repr(n.args), repr(n.kwargs)) for n in graph.nodes),
-    )
+    structure = (name, *branch_code.structure(graph))
     cls = _BY_STRUCTURE.get(structure)
     if cls is None:
-        code = _as_written_by_hand(graph).python_code(root_module="self")
-        key = (name, code.src)
+        code = _python_code(graph)
+        namespace = dict(code.globals)
+        src = code.src + branch_code.methods_source(graph, namespace, _python_code)
+        key = (name, src)
         if key not in _CLASSES:
-            imports = {k: _import_path(v) for k, v in code.globals.items()}
-            _CLASSES[key] = _make_class(name, code.src, dict(code.globals), imports)
+            imports = {k: _import_path(v) for k, v in namespace.items()}
+            _CLASSES[key] = _make_class(name, src, namespace, imports)
         cls = _BY_STRUCTURE[structure] = _CLASSES[key]
     return cls
+
+
+def _python_code(graph: fx.Graph) -> fx.graph.PythonCode:
+    return _as_written_by_hand(graph).python_code(root_module="self")
 
 
 def _as_written_by_hand(graph: fx.Graph) -> fx.Graph:
@@ -206,10 +209,15 @@ def _make_class(
     filename = f"<netdsl {name} {digest}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
     exec(compile(src, filename, "exec"), namespace)  # our own generated code, never spec text
-    forward = namespace["forward"]
-    forward.__qualname__ = f"{name}.forward"
+    methods = {
+        key: value
+        for key, value in namespace.items()
+        if key == "forward" or key.startswith(branch_code.METHOD_PREFIX)
+    }
+    for key, method in methods.items():
+        method.__qualname__ = f"{name}.{key}"
     attrs = {
-        "forward": forward,
+        **methods,
         "dsl_source": src,
         "dsl_globals": imports,
         "__module__": "dsl.generated",

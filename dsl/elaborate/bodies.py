@@ -31,12 +31,18 @@ class Body:
         self.context = frame.context
 
     def run(self, stmts: list) -> None:
-        for stmt in stmts:
+        for index, stmt in enumerate(stmts):
             self.context.step(stmt.span)
             try:
+                if self.takes_rest(stmt, stmts, index):
+                    return
                 self.statement(stmt)
             except DSLError as exc:
                 raise exc.with_span(stmt.span) from None
+
+    def takes_rest(self, stmt: Any, stmts: list, index: int) -> bool:
+        """Whether this body ran `stmt` and the statements after it itself (`if training:`)."""
+        return False
 
     def statement(self, stmt: Any) -> None:
         if isinstance(stmt, ir.If):

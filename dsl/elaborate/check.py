@@ -39,6 +39,8 @@ def check_unit(unit: Unit) -> list[DSLError]:
 def _check_definition(definition: ir.NetDef | ir.BlockDef, unit: Unit) -> list[DSLError]:
     body = definition.body.body if isinstance(definition.body, ir.Container) else definition.body
     defined = {p.name for p in definition.params} | set(_defined_names(body))
+    if not isinstance(definition.body, ir.Container):
+        defined.add("training")  # the module's mode, in graph bodies (dsl.elaborate.training)
     errors: list[DSLError] = []
     if definition.base is not None:
         defined |= {"freeze", "unfreeze", "set"}  # a derived net's body changes its base

@@ -1,13 +1,14 @@
 """Build-time decisions: the one place where a value becomes a yes or no (`if`, the
 ternary `a if c else b`, `and`, `or`, `not`, `bool(...)`). A condition may use parameters
-and sizes read from shapes, never tensor data."""
+and sizes read from shapes, never tensor data, nor `training` (which `if training:` decides
+when forward runs: dsl.elaborate.training)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dsl.elaborate import size_decisions
-from dsl.elaborate.values import Dim, Val, to_static
+from dsl.elaborate.values import Dim, Training, Val, to_static
 from dsl.errors import EvaluationError
 from dsl.source import Span
 
@@ -19,6 +20,12 @@ def decide(value: Any, span: Span) -> bool:
             "a build-time condition cannot depend on tensor values",
             span,
             hint="conditions may use parameters and shapes (x.shape[1]), not tensor data",
+        )
+    if isinstance(value, Training):
+        raise EvaluationError(
+            "'training' is known only when forward runs; this condition is decided while the model is built",
+            span,
+            hint="branch on the mode alone: 'if training:' (or 'if not training:'), or 'a if training else b'",
         )
     if isinstance(value, Dim):
         size_decisions.note(span, value.value)

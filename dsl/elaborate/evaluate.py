@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch.fx as fx
 
 from dsl import ir
-from dsl.elaborate import graph_ops, size_decisions
+from dsl.elaborate import graph_ops, size_decisions, training
 from dsl.elaborate.arithmetic import python_op
 from dsl.elaborate.builtin_functions import BUILTINS, call_builtin
 from dsl.elaborate.conditions import decide
@@ -24,6 +24,7 @@ from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.handles import BlockMaker, part_of
 from dsl.elaborate.values import (
     STATIC_TYPES,
+    TRAINING,
     BlockRef,
     Builtin,
     Dim,
@@ -129,6 +130,9 @@ class Frame:
         raise self._undefined(name, expr.span)
 
     def _undefined(self, name: str, span: Span) -> DSLError:
+        conflict = training.conflict_error(self.scope, name, span)
+        if conflict is not None:
+            return conflict
         local = [k for k in self.scope if not k.startswith("_")]
         if name[:1].isupper():
             candidates = [*REGISTRY.layer_names(), *self.unit.names, *local]
@@ -166,7 +170,22 @@ class Frame:
         return self.elab.container_handle(expr, self)
 
     def _eval_IfExp(self, expr: ir.IfExp) -> Any:
+        mode = training.mode_test(expr.cond, self.eval)
+        if mode is not None and self.builder is not None:
+            return self._mode_choice(expr.then, expr.orelse, mode, expr.span)
         return self.eval(expr.then) if self.condition(expr.cond) else self.eval(expr.orelse)
+
+    def _mode_choice(self, then: ir.ExprNode, orelse: ir.ExprNode, mode: bool, span: Span) -> Any:
+        """`a if training else b`: both elaborated, the mode picks one when forward runs."""
+        builder = self.builder
+        assert builder is not None
+
+        def arm(expr: ir.ExprNode) -> Callable[[GraphBuilder, dict], Any]:
+            return lambda arm, scope: Frame(self.elab, self.unit, arm, scope).eval(expr)
+
+        exprs = (then, orelse) if mode else (orelse, then)
+        arms = [training.elaborate_arm(builder, self.scope, arm(e)) for e in exprs]
+        return training.choose(builder, arms, span, self.context.symbols)
 
     # -- operators
     def _eval_UnaryOp(self, expr: ir.UnaryOp) -> Any:
@@ -283,6 +302,7 @@ class Frame:
             return self._call_builtin(func, args, kwargs, expr)
         if isinstance(func, FunctionRef | MethodRef):
             check_keywords(kwargs, expr.keyword_spans())
+            args, kwargs = self._mode_passed(args, kwargs)
         if isinstance(func, FunctionRef):
             return self._call_function(func, args, kwargs, expr.span)
         if isinstance(func, MethodRef):
@@ -291,6 +311,20 @@ class Frame:
             symbols = self.context.symbols
             return graph_ops.method_call(symbols, self.builder, func, args, kwargs, expr.span)
         raise EvaluationError(f"{kind_of(func)} cannot be called", expr.span)
+
+    def _mode_passed(self, args: list, kwargs: dict) -> tuple[list, dict]:
+        """`training` passed to an op (`dropout(x, p, training=training)`) is `self.training`
+        in forward; ops are shape-checked as in training mode."""
+        builder = self.builder
+        if builder is None:
+            return args, kwargs
+
+        def mode(value: Any) -> Any:
+            if value is not TRAINING:
+                return value
+            return Dim(True, lambda: builder.node("get_attr", "training", ()))
+
+        return [mode(a) for a in args], {k: mode(v) for k, v in kwargs.items()}
 
     def _call_builtin(self, func: Builtin, args: list, kwargs: dict, call: ir.Call) -> Any:
         span = call.span

@@ -34,6 +34,15 @@ class GraphBuilder:
         self.has_return = False
         self.init_rules: list[init.Rule] = []
         self._dims: dict[tuple[int, int], Dim] = {}
+        self.branches = [0]  # `if training:` branches so far in the whole body, nested ones too
+
+    def arm(self) -> GraphBuilder:
+        """A builder for one arm of an `if training:`: a graph of its own, members and init
+        rules shared with this body (they exist in both modes)."""
+        arm = GraphBuilder(self.class_name, self.span)
+        arm.members, arm.member_spans = self.members, self.member_spans
+        arm.init_rules, arm.branches = self.init_rules, self.branches
+        return arm
 
     def add_member(self, name: str, member: Member, span: Span) -> None:
         if name in self.member_spans:

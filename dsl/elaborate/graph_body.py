@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from dsl import ir
+from dsl.elaborate import training
 from dsl.elaborate.bodies import Body
 from dsl.elaborate.declarations import (
     add_weights,
@@ -22,7 +23,17 @@ from dsl.elaborate.declarations import (
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.graph_ops import graph_call
-from dsl.elaborate.values import Dim, Handle, Parts, ShapeView, Val, kind_of, node_arg, vals_in
+from dsl.elaborate.values import (
+    TRAINING,
+    Dim,
+    Handle,
+    Parts,
+    ShapeView,
+    Val,
+    kind_of,
+    node_arg,
+    vals_in,
+)
 from dsl.errors import (
     ArityError,
     DuplicateNameError,
@@ -69,6 +80,7 @@ class GraphBody(Body):
         self._given = inputs
         self._sources = sources
         self._applied = span if inputs is not None else None
+        self.frame.scope.setdefault("training", TRAINING)
         self.run(node.body)
         if not self.builder.has_return:
             raise StructureError(
@@ -80,6 +92,57 @@ class GraphBody(Body):
             raise StructureError("nothing may follow 'return'", stmt.span)
         handler = _HANDLERS.get(type(stmt)) or _handler(type(stmt))
         handler(self, stmt)
+
+    # -- `if training:`
+    def takes_rest(self, stmt: Any, stmts: list, index: int) -> bool:
+        """`if training:` runs here; when one arm returns, the statements after the `if`
+        are the other arm's continuation (`if training: return x, aux` then `return x`)."""
+        mode = training.mode_test(stmt.if_, self.frame.eval) if isinstance(stmt, ir.If) else None
+        if mode is None:
+            return False
+        then, orelse = (stmt.then, stmt.else_) if mode else (stmt.else_, stmt.then)
+        rest = stmts[index + 1 :]
+        ends = (_returns(then), _returns(orelse))
+        if ends[0] != ends[1] and rest:
+            then, orelse = (then, [*orelse, *rest]) if ends[0] else ([*then, *rest], orelse)
+        else:
+            rest = []
+        self._mode_branch(then, orelse, stmt.span)
+        if not rest and index + 1 < len(stmts):
+            self.run(stmts[index + 1 :])  # the statements after, as Body.run would have
+        return True
+
+    def _mode_branch(self, then: list, orelse: list, span: Span) -> None:
+        arms = [
+            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts))
+            for stmts in (then, orelse)
+        ]
+        returns = [arm.builder.has_return for arm in arms]
+        symbols = self.context.symbols
+        if all(returns):
+            value = training.returned(self.builder, arms, self._given is not None, span, symbols)
+            self.builder.graph.output(value.node)
+            self.builder.returned, self.builder.has_return = value, True
+            return
+        if any(returns):
+            raise training.not_returning(arms, span)
+        result = training.merge(self.frame.scope, arms, span, symbols)
+        for name, value in training.merged_values(self.builder, arms, result, span).items():
+            if isinstance(value, Val):
+                self._bind(name, value, span)  # names the branch's output node
+            else:
+                self.frame.scope[name] = value
+        for name, error in result.conflicts.items():
+            self.frame.scope.pop(name, None)
+            self.frame.scope[training.CONFLICT + name] = error
+
+    def _arm(self, stmts: list) -> Callable[[GraphBuilder, dict], Any]:
+        def run(builder: GraphBuilder, scope: dict[str, Any]) -> Any:
+            frame = Frame(self.frame.elab, self.frame.unit, builder, scope)
+            GraphBody(builder, frame).run(stmts)
+            return builder.returned
+
+        return run
 
     # -- inputs
     def _Input(self, stmt: ir.Input) -> None:
@@ -252,6 +315,10 @@ class GraphBody(Body):
 
     def _InitBlock(self, stmt: ir.InitBlock) -> None:
         self.builder.init_rules.extend(init_rules_of(self.frame, stmt))
+
+
+def _returns(stmts: list) -> bool:
+    return bool(stmts) and isinstance(stmts[-1], ir.Return)
 
 
 # GraphBody's `_<Statement>` methods by statement type, filled as types are met.

@@ -199,17 +199,37 @@ def apply(
             span,
             hint="write 'y = name(x): Layer(...)', or 'name = Layer(...)' then 'name(x)'",
         )
-    if kwargs:
-        raise ArgumentError("modules are applied to positional inputs only", span)
-    for arg in args:
-        if not isinstance(arg, Val):
-            raise ArgumentError(
-                f"{handle.name} is applied to {kind_of(arg)}; modules take tensors", span
-            )
+    if kwargs or not all(isinstance(arg, Val) for arg in args):
+        return _apply_with_values(maker, builder, handle, args, kwargs, span)
     if handle.kind == "container" and handle.container_kind != "Sequential":
         return _apply_collection(maker, builder, handle, args, span)
     out = call_meta(handle, [a.meta for a in args], [a.span for a in args], span, maker)
     node = builder.node("call_module", handle.name, tuple(a.node for a in args))
+    return Val(node, out, span)
+
+
+def _apply_with_values(
+    maker: BlockMaker, builder: GraphBuilder, handle: Handle, args: list, kwargs: dict, span: Span
+) -> Val:
+    """A layer applied with keywords or values other than tensors, as torch's forward takes
+    them: `attn(x, x, x, need_weights=false)`, `lstm(x, (h0, c0))`, `norm(x, None)`."""
+    if handle.kind not in ("layer", "part"):
+        if kwargs:
+            raise ArgumentError(
+                "modules are applied to positional inputs only",
+                span,
+                hint="torch layers take keywords; a block or container takes its inputs in order",
+            )
+        found = next(kind_of(a) for a in args if not isinstance(a, Val))
+        raise ArgumentError(f"{handle.name} is applied to {found}; modules take tensors", span)
+    for value in (*args, *kwargs.values()):
+        if not vals_in(value):
+            to_static(value, span)  # a build-time value: refuses modules, functions, training
+    metas = [meta_arg(a) for a in args]
+    sources = [a.span if isinstance(a, Val) else None for a in args]
+    out = call_meta(handle, metas, sources, span, maker, meta_arg(kwargs))
+    assert handle.name is not None
+    node = builder.node("call_module", handle.name, node_arg(tuple(args)), node_arg(kwargs))
     return Val(node, out, span)
 
 

@@ -31,9 +31,20 @@ class BlockMaker(Protocol):
 
 
 def call_meta(
-    handle: Handle, inputs: list[Any], sources: Sources, span: Span, maker: BlockMaker
+    handle: Handle,
+    inputs: list[Any],
+    sources: Sources,
+    span: Span,
+    maker: BlockMaker,
+    keywords: dict[str, Any] | None = None,
 ) -> Any:
-    """The output meta for these input metas, building the module the first time."""
+    """The output meta for these input metas (and keyword metas, which only layers and parts
+    take), building the module the first time."""
+    if keywords:
+        if handle.runner is None:
+            _build(handle, inputs, sources, span, maker)
+        assert handle.runner is not None
+        return handle.runner(inputs, sources, span, keywords)
     if handle.runner is None:
         out = _build(handle, inputs, sources, span, maker)
         if handle.kind == "block":
@@ -82,8 +93,9 @@ def _part_runner(
     what = f"{handle.name} (part {handle.path})"
     symbols = maker.context.symbols
 
-    def runner(metas: list[Any], srcs: Sources, at: Span) -> Any:
-        return shapes.run(module, metas, {}, what, at, list(zip(metas, srcs)), symbols)
+    def runner(metas: list[Any], srcs: Sources, at: Span, keywords: dict | None = None) -> Any:
+        inputs = _tensor_inputs(metas, srcs)
+        return shapes.run(module, metas, keywords or {}, what, at, inputs, symbols)
 
     return runner
 
@@ -105,15 +117,25 @@ def _layer_runner(
     what = f"{handle.name} ({handle.layer.name})"
     outputs = context.outputs
 
-    def runner(metas: list[Any], srcs: Sources, at: Span) -> Any:
-        key = (id(module), tuple(meta_signature(m) for m in metas))
+    def runner(metas: list[Any], srcs: Sources, at: Span, keywords: dict | None = None) -> Any:
+        keywords = keywords or {}
+        key = (
+            id(module),
+            tuple(meta_signature(m) for m in metas),
+            tuple((k, meta_signature(v)) for k, v in keywords.items()),
+        )
         if key not in outputs:
-            outputs[key] = shapes.run(
-                module, metas, {}, what, at, list(zip(metas, srcs)), context.symbols
-            )
+            inputs = _tensor_inputs(metas, srcs)
+            outputs[key] = shapes.run(module, metas, keywords, what, at, inputs, context.symbols)
         return outputs[key]
 
     return runner
+
+
+def _tensor_inputs(metas: list[Any], srcs: Sources) -> list[tuple[Any, Span | None]]:
+    """The tensors a module is applied to, with where each was made (`lstm(x, (h, c))`,
+    `norm(x, None)`: only the tensors are described in errors)."""
+    return [(m, s) for m, s in zip(metas, srcs) if isinstance(m, torch.Tensor)]
 
 
 def _inferred(handle: Handle, bound: dict[str, Any]) -> tuple[str, ...]:

@@ -33,6 +33,18 @@ STATIC_TYPES = frozenset(
 )  # build-time values that are already static
 
 
+class Training:
+    """`training` in a graph body: the module's mode, known only when forward runs."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "training"
+
+
+TRAINING = Training()
+
+
 class StaticScope(Protocol):
     """A scope that computes build-time values (`dsl.elaborate.evaluate.Frame`)."""
 
@@ -133,7 +145,7 @@ class Builtin:
     fn: Callable[..., Any] | None
 
 
-Runner = Callable[[list[Any], list[Span | None], Span], Any]
+Runner = Callable[..., Any]  # (input metas, their sources, where applied[, keyword metas])
 
 
 class Handle:
@@ -343,6 +355,12 @@ def to_static(value: Any, span: Span) -> Any:
         return tuple(d.value for d in value.dims())
     if isinstance(value, Handle | FunctionRef | MethodRef | Builtin):
         raise EvaluationError(f"{kind_of(value)} is not a value", span)
+    if isinstance(value, Training):
+        raise EvaluationError(
+            "'training' is known only when forward runs, not while the model is built",
+            span,
+            hint="branch on it with 'if training:' or 'a if training else b'",
+        )
     return value  # constants, and layers/blocks passed as parameters (`block=BasicBlock`)
 
 
