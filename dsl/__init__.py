@@ -79,7 +79,9 @@ def build_model(
     (bit for bit, in any process); `init_stream="per-module"` seeds each module from the
     seed and its qualified name, so adding a layer leaves the others' weights unchanged
     (the default draws from torch's global stream in order, as a hand-written model does);
-    `sizes` gives the symbolic input dims (B, H, ...) the sizes shapes are checked with;
+    `sizes` gives the symbolic input dims (B, H, ...) the sizes shapes are checked with
+    (`dsl summary --input 1x3x224x224` sets them from a shape; without `sizes`, small ones,
+    else ImageNet-sized ones where the network needs them);
     `outputs=["layer1.0.conv1", ...]` returns a model whose forward gives those
     intermediate values as a dict, by qualified name (no hooks to write).
     A model with more than `max_params` parameter and buffer elements is refused with a
@@ -98,13 +100,14 @@ def build_model(
 
     from dsl.build.arguments import check_call_arguments
     from dsl.build.compile import compile_resolved
-    from dsl.build.resolve import resolve
     from dsl.pauses import gc_paused
+    from dsl.tools.sizes import resolve_fitting
     from dsl.torchlib.offline import downloads_allowed
 
     check_call_arguments("dsl.build_model", seed=seed, device=device, dtype=dtype, sizes=sizes)
     with gc_paused(), downloads_allowed(allow_download):
-        resolved = resolve(spec, net=net, params=params, sizes=sizes)  # compile checks init rules
+        # compile_resolved checks the init rules
+        resolved = resolve_fitting(spec, net=net, params=params, sizes=sizes)
         if device is None or torch.device(device).type != "meta":
             check_params(resolved, max_params)
         model = compile_resolved(

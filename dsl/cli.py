@@ -102,23 +102,30 @@ def _literal_node(node: Any, item: str) -> Any:
 
 def _validate(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
+    from dsl.tools.sizes import parse_shape
 
     errors: list[DSLError] = []
     try:
         overrides = parse_overrides(args.set)
+        shape = parse_shape(args.input) if args.input else None
     except DSLError as exc:
         return _report([exc], args.format, 0)
     for path in args.files:
-        errors.extend(validate_file(path, overrides, args.net))
+        errors.extend(validate_file(path, overrides, args.net, shape))
     return _report(errors, args.format, len(args.files))
 
 
-def validate_file(path: Path, overrides: dict[str, Any], net: str | None = None) -> list[Any]:
+def validate_file(
+    path: Path,
+    overrides: dict[str, Any],
+    net: str | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> list[Any]:
     """Every diagnostic for one file: the static checks of all definitions, then each net
-    elaborated with shapes (the first error in each)."""
+    elaborated with shapes (the first error in each); `shape` is `--input`'s."""
     from dsl.tools.validate import validate_spec
 
-    return validate_spec(path, net=net, params=overrides, every_net=True).errors
+    return validate_spec(path, net=net, params=overrides, shape=shape, every_net=True).errors
 
 
 def _fmt(args: argparse.Namespace) -> int:
@@ -236,8 +243,8 @@ def _errors_reported(run: Any) -> Any:
 
 @_errors_reported
 def _summary(args: argparse.Namespace) -> int:
-    from dsl.tools.measure import parse_shape, resolve_for_input
     from dsl.tools.progress import Progress
+    from dsl.tools.sizes import parse_shape, resolve_for_input
     from dsl.tools.summary import render, render_json, summarise
 
     overrides = parse_overrides(args.set)

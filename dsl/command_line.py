@@ -57,6 +57,14 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--net", help="which net of the file (default: the last one)")
 
 
+def _input_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--input",
+        metavar="SHAPE",
+        help=f"the first input's shape, e.g. 1x3x224x224: sets its symbolic sizes {default}",
+    )
+
+
 def _language_commands(sub: Any) -> None:
     """validate, fmt, convert, schema, blocks: the commands that read and write specs."""
     validate = _command(
@@ -67,6 +75,7 @@ def _language_commands(sub: Any) -> None:
     validate.add_argument("files", nargs="+", type=Path)
     _set_option(validate, "override a net parameter (repeatable)")
     validate.add_argument("--net", help="which net to check (default: every net in the file)")
+    _input_option(validate, "(default: sizes that fit the network)")
     validate.add_argument("--format", choices=("human", "json"), default="human")
 
     fmt = _command(sub, "fmt", "rewrite spec files in canonical form")
@@ -101,11 +110,7 @@ def _measuring_commands(sub: Any) -> None:
         "a table of modules: output shapes, parameters, FLOPs and spec lines, measured on the meta device",
     )
     summary.add_argument("file", type=Path)
-    summary.add_argument(
-        "--input",
-        metavar="SHAPE",
-        help="the first input's shape, e.g. 1x3x256x256 (default: the symbolic shape the spec declares)",
-    )
+    _input_option(summary, "(default: the symbolic shape the spec declares)")
     summary.add_argument(
         "--depth", type=int, default=3, help="show modules nested at most this deep (default 3)"
     )

@@ -10,7 +10,6 @@ from typing import Any
 
 from dsl import ir
 from dsl.build.compile import check_init_rules
-from dsl.build.resolve import resolve
 from dsl.elaborate.check import check_unit
 from dsl.elaborate.resolve import pick_net
 from dsl.errors import DSLError, LimitError
@@ -18,6 +17,7 @@ from dsl.pauses import gc_paused
 from dsl.plan import Resolved
 from dsl.source import Span
 from dsl.syntax.loader import Library, load
+from dsl.tools.sizes import resolve_fitting, sizes_for_input
 
 
 @dataclass
@@ -35,11 +35,13 @@ def validate_spec(
     net: str | None = None,
     params: dict[str, Any] | None = None,
     sizes: dict[str, int] | None = None,
+    shape: tuple[int, ...] | None = None,
     every_net: bool = False,
 ) -> Validation:
     """Check `spec` completely without allocating weights: `net` (default: the last one),
     or with `every_net` each net of the file (`net` then picks one; a file of blocks only
-    has none to elaborate)."""
+    has none to elaborate). `shape` (`--input`) gives the first input's sizes, as `sizes`
+    gives its symbols'."""
     result = Validation()
     try:
         with gc_paused():
@@ -48,7 +50,8 @@ def validate_spec(
             result.errors = check_unit(unit)
             if not result.errors:
                 for name in _nets_to_check(spec_file, net, every_net):
-                    result.resolved = resolve(spec, net=name, params=params, sizes=sizes)
+                    chosen = sizes_for_input(spec, shape, name) if shape else sizes
+                    result.resolved = resolve_fitting(spec, net=name, params=params, sizes=chosen)
                     check_init_rules(result.resolved)
     except DSLError as exc:
         result.errors = [exc]
