@@ -16,7 +16,7 @@ from dsl.elaborate.values import Dim, Handle, Val
 from dsl.errors import DuplicateNameError, Note, StructureError
 from dsl.plan import AliasSpec, GraphSpec, ModuleSpec, SourceSpec, TensorSpec
 from dsl.source import Span
-from dsl.torchlib import init
+from dsl.torchlib import fx_private, init
 
 Member = Handle | TensorSpec | AliasSpec | SourceSpec
 
@@ -135,9 +135,9 @@ def _node_name(graph: fx.Graph, target: Any) -> str:
     try:
         name = _NODE_NAMES.get(target)
     except TypeError:  # an unhashable callable
-        return graph._target_to_str(target)
+        return fx_private.target_name(graph, target)
     if name is None:
         if len(_NODE_NAMES) >= _MAX_NODE_NAMES:
             _NODE_NAMES.clear()
-        name = _NODE_NAMES[target] = graph._target_to_str(target)
+        name = _NODE_NAMES[target] = fx_private.target_name(graph, target)
     return name

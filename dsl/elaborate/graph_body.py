@@ -44,7 +44,7 @@ from dsl.errors import (
 )
 from dsl.plan import AliasSpec, SourceSpec
 from dsl.source import Span
-from dsl.torchlib import shapes
+from dsl.torchlib import fx_private, shapes
 
 
 class GraphBody(Body):
@@ -263,7 +263,9 @@ class GraphBody(Body):
             and value.node.graph is self.builder.graph
             and self.frame.scope.get(value.node.name) is not value
         ):
-            value.node._rename(name)  # `y = conv(x)` names the node y; `y = x5` leaves x5 alone
+            fx_private.rename(
+                value.node, name
+            )  # `y = conv(x)` names the node y; `y = x5` leaves x5 alone
         elif isinstance(value, Dim):
             value.bind_name(name)
         self.frame.scope[name] = value

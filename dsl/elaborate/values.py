@@ -22,7 +22,7 @@ from dsl.errors import EvaluationError, did_you_mean
 from dsl.plan import ModuleSpec
 from dsl.source import Span
 from dsl.syntax.loader import Definition
-from dsl.torchlib import shapes
+from dsl.torchlib import fx_private, shapes
 from dsl.torchlib.registry import Function, Layer
 
 MAX_LOOP = 100_000
@@ -77,7 +77,7 @@ class Dim:
         if self._node is None:
             self._node = self._emit()
             if self.name:
-                self._node._rename(self.name)
+                fx_private.rename(self._node, self.name)
         return self._node
 
     def bind_name(self, name: str) -> None:
@@ -85,7 +85,7 @@ class Dim:
         if self.name is None:
             self.name = name
             if self._node is not None:
-                self._node._rename(name)
+                fx_private.rename(self._node, name)
 
     def __repr__(self) -> str:
         return f"Dim({self.value})"
