@@ -84,7 +84,10 @@ class InitCall:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.no_grad(), self._refusals(shape, dtype):
-                INITIALISERS[self.name](torch.empty(trial, dtype=dtype), *self.args, **self.kwargs)
+                trial_tensor = torch.empty(
+                    trial, dtype=dtype, device="cpu"
+                )  # not meta: a build on meta is running
+                INITIALISERS[self.name](trial_tensor, *self.args, **self.kwargs)
 
     @contextmanager
     def _refusals(self, shape: tuple[int, ...], dtype: torch.dtype) -> Iterator[None]:
