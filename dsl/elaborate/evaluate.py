@@ -190,7 +190,9 @@ class Frame:
             return self.condition(expr.left) or self.condition(expr.right)
         left, right = self.eval(expr.left), self.eval(expr.right)
         if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
-            return python_op(expr.op, left, right, expr.span)
+            result = python_op(expr.op, left, right, expr.span)
+            self.context.budget.spend_on_value(result, expr.span, f"'{expr.op}'")
+            return result
         if expr.op in TENSOR_OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
             fn = TENSOR_OPERATORS[expr.op]
             return self._graph_call(fn, (left, right), {}, f"'{expr.op}'", expr.span)
@@ -297,7 +299,10 @@ class Frame:
         if not vals_in((args, kwargs)):
             if func.name == "bool" and len(args) == 1 and not kwargs:
                 return decide(args[0], span)  # a condition, decided in one place
-            return call_builtin(func, args, kwargs, span)
+            self.context.budget.spend_on_arguments(func.name, args, span)
+            result = call_builtin(func, args, kwargs, span)
+            self.context.budget.spend_on_value(result, span, f"{func.name}()")
+            return result
         if func.name in REGISTRY.functions:
             check_keywords(kwargs, self.context.arg_spans(call))
             return self._call_function(
