@@ -194,6 +194,19 @@ class LimitError(DSLError):
     code = "E600"
 
 
+class WorkLimitError(LimitError):
+    """Elaboration that would spend more than a spec's work budget (NETDSL_MAX_WORK)."""
+
+    code = "E601"
+
+
+class SizeLimitError(LimitError):
+    """A value, line or declared tensor too large to build: a string over MAX_STRING
+    characters, a line over MAX_LINE_CHARS, a dimension over MAX_DIM."""
+
+    code = "E602"
+
+
 class NetworkAccessError(DSLError):
     """A spec that would download something (pretrained weights) without the caller's consent."""
 

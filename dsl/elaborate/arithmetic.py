@@ -7,6 +7,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from dsl.elaborate.limits import expanded_size
 from dsl.elaborate.values import MAX_INT_BITS, MAX_SEQUENCE, kind_of
 from dsl.errors import EvaluationError, LimitError
 from dsl.source import Span
@@ -54,7 +55,7 @@ def _guard_sequences(op: str, left: Any, right: Any, span: Span) -> None:
                 isinstance(seq, str | list | tuple)
                 and isinstance(count, int)
                 and count > 0
-                and _expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE
+                and expanded_size(seq, MAX_SEQUENCE) * count > MAX_SEQUENCE
             ):
                 raise LimitError(
                     f"repeating a {type(seq).__name__} {count} times is over the limit of {MAX_SEQUENCE} items",
@@ -65,10 +66,17 @@ def _guard_sequences(op: str, left: Any, right: Any, span: Span) -> None:
     )
     if (
         joined
-        and _expanded_size(left, MAX_SEQUENCE) + _expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE
+        and expanded_size(left, MAX_SEQUENCE) + expanded_size(right, MAX_SEQUENCE) > MAX_SEQUENCE
     ):
         raise LimitError(
             f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span
+        )
+    compared = op in _COMPARISONS and isinstance(left, list | tuple | dict)
+    if compared and expanded_size(left, MAX_SEQUENCE) > MAX_SEQUENCE:
+        raise LimitError(
+            f"comparing {type(left).__name__}s of over {MAX_SEQUENCE} items (nested items "
+            "counted) is over the limit",
+            span,
         )
     if op == "%" and isinstance(left, str):
         raise EvaluationError(
@@ -76,18 +84,3 @@ def _guard_sequences(op: str, left: Any, right: Any, span: Span) -> None:
             span,
             hint="build names with templates instead: name{i}",
         )
-
-
-def _expanded_size(value: Any, limit: int) -> int:
-    """How many items `value` holds, nested sequences counted in full (stops past `limit`):
-    `[s] * n` is small in memory but `sum(..., [])` or `str()` would expand it."""
-    total = 0
-    stack = [value]
-    while stack and total <= limit:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += len(item)
-        elif isinstance(item, list | tuple | dict):
-            total += len(item)
-            stack.extend(item.values() if isinstance(item, dict) else item)
-    return total

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from dsl import ir
+from dsl.elaborate import limits
 from dsl.elaborate.builtin_functions import BUILTINS
 from dsl.elaborate.values import (
     BlockRef,
@@ -20,15 +21,12 @@ from dsl.elaborate.values import (
     frozen_key,
     shared_meta_module,
 )
-from dsl.errors import LimitError
 from dsl.plan import ModuleSpec, WeightsSpec
 from dsl.source import Span
 from dsl.syntax.loader import Library, Unit
 from dsl.syntax.parse_net import parse_expression
 from dsl.torchlib import shapes
 from dsl.torchlib.registry import REGISTRY, Layer
-
-MAX_STEPS = 2_000_000
 
 # Builds a resolved module on the meta device, as the compiler will build it for real
 # (dsl.build.compile.build_on_meta): derived nets follow shapes through it. The build
@@ -44,7 +42,7 @@ class Context:
         self.symbols = symbols
         self.meta_build = meta_build
         self.stack: list[tuple[str, Span]] = []  # the blocks being elaborated, outermost first
-        self.steps = 0
+        self.budget = limits.WorkBudget()
         self.sources = 0  # parts(...) sources met so far
         self.outputs: dict[tuple, Any] = {}  # (meta module, input signatures) -> output meta
         self.weights: list[WeightsSpec] = []
@@ -58,6 +56,7 @@ class Context:
     ) -> tuple[torch.nn.Module, tuple[int, int]]:
         """One meta instance per distinct layer and arguments, with its parameter and
         buffer element counts: shapes and limits need no more."""
+        self.budget.spend(limits.LAYER_COST, span, f"a {layer.name}")
         key = (layer.name, frozen_key(bound))
         found = self._meta_modules.get(key)
         if found is None:
@@ -99,13 +98,7 @@ class Context:
         return found
 
     def step(self, span: Span) -> None:
-        self.steps += 1
-        if self.steps > MAX_STEPS:
-            raise LimitError(
-                f"elaboration took more than {MAX_STEPS} steps",
-                span,
-                hint="a loop or a recursive block is far too large",
-            )
+        self.budget.spend(limits.STATEMENT_COST, span, "a statement")
 
 
 def _find(name: str, unit: Unit) -> Any:

@@ -8,6 +8,7 @@ from typing import Any, TypeGuard
 import torch
 
 from dsl import ir
+from dsl.elaborate import limits
 from dsl.elaborate.evaluate import Frame
 from dsl.errors import (
     ArgumentError,
@@ -31,6 +32,7 @@ def declared_meta(frame: Frame, stmt: ir.Input) -> torch.Tensor:
             hint=f"write e.g. 'input {stmt.input}: [B, 3, H, W]' (names are symbolic sizes)",
         )
     dims = [size_of(frame, d, i) for i, d in enumerate(stmt.shape)]
+    limits.check_dims(dims, stmt.span, f"input '{stmt.input}'")
     return shapes.meta_tensor(dims, dtype_of(stmt.dtype, stmt.span))
 
 

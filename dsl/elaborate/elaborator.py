@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsl import ir
+from dsl.elaborate import limits
 from dsl.elaborate.bodies import container_handle
 from dsl.elaborate.context import Context
 from dsl.elaborate.declarations import declared_meta
@@ -40,6 +41,7 @@ class Elaborator:
         definition = handle.block
         node = definition.node
         stack = self.context.stack
+        self.context.budget.spend(limits.BLOCK_COST, handle.span, f"block {node.name}")
         self._check_depth(node.name, handle.span)
         stack.append((node.name, handle.span))
         try:
@@ -53,6 +55,8 @@ class Elaborator:
                 self._blocks[key] = self._elaborate_block(
                     definition, handle, scope, inputs, sources, span
                 )
+            else:
+                self.context.budget.spend_on_copy(self._blocks[key][0], handle.span, node.name)
             return self._blocks[key]
         finally:
             stack.pop()

@@ -209,7 +209,9 @@ class Frame:
             return self.condition(expr.left) or self.condition(expr.right)
         left, right = self.eval(expr.left), self.eval(expr.right)
         if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
-            return python_op(expr.op, left, right, expr.span)
+            result = python_op(expr.op, left, right, expr.span)
+            self.context.budget.spend_on_value(result, expr.span, f"'{expr.op}'")
+            return result
         if expr.op in TENSOR_OPERATORS and (isinstance(left, Val) or isinstance(right, Val)):
             fn = TENSOR_OPERATORS[expr.op]
             return self._graph_call(fn, (left, right), {}, f"'{expr.op}'", expr.span)
@@ -335,7 +337,9 @@ class Frame:
         if not vals_in((args, kwargs)):
             if func.name == "bool" and len(args) == 1 and not kwargs:
                 return decide(args[0], span)  # a condition, decided in one place
+            self.context.budget.spend_on_arguments(func.name, args, span)
             result = call_builtin(func, args, kwargs, span)
+            self.context.budget.spend_on_value(result, span, f"{func.name}()")
             if size_decisions.reads_size(args, kwargs):
                 rank_only = func.name in size_decisions.RANK_ONLY_BUILTINS
                 seen = result if rank_only else (to_static((args, kwargs), span), result)

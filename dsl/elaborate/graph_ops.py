@@ -13,7 +13,11 @@ from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.handles import BlockMaker, call_meta, finish, part_of
 from dsl.elaborate.values import (
+    BlockRef,
+    Builtin,
+    FunctionRef,
     Handle,
+    LayerRef,
     MethodRef,
     Parts,
     ShapeView,
@@ -50,8 +54,9 @@ def graph_call(
     """`fn(*args, **kwargs)` on graph values: its output's meta, and a node in forward."""
     if builder is None:
         raise StructureError(f"{what} computes on tensors, which only a graph body can do", span)
+    inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]  # bounded: refuses aliasing
+    _refuse_references((args, kwargs), what, span)
     metas = meta_arg(args), meta_arg(kwargs)
-    inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]
     try:
         out = shapes.run(fn, metas[0], metas[1], what, span, inputs, symbols)
     except AttributeError:  # torch reached for a tensor's method on a plain value
@@ -79,6 +84,7 @@ def method_call(
         return shape_dim(symbols, ShapeView(ref.val, builder), to_static(args[0], span), span)
     meta_fn = getattr(ref.val.meta, ref.name)
     inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in vals_in((args, kwargs))]
+    _refuse_references((args, kwargs), f".{ref.name}()", span)
     out = shapes.run(
         meta_fn, meta_arg(tuple(args)), meta_arg(kwargs), f".{ref.name}()", span, inputs, symbols
     )
@@ -86,6 +92,26 @@ def method_call(
         "call_method", ref.name, (ref.val.node, *node_arg(tuple(args))), node_arg(kwargs)
     )
     return Val(node, out, span)
+
+
+_REFERENCES = (LayerRef, BlockRef, FunctionRef, Builtin, MethodRef)
+
+
+def _refuse_references(value: Any, what: str, span: Span) -> None:
+    """A layer, block or function named as an argument is no value forward can pass."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _REFERENCES):
+            raise ArgumentError(
+                f"{what} takes values, and {kind_of(item)} is not one",
+                span,
+                hint="call it to make a value, or write the value the argument needs",
+            )
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
 
 
 def shape_dim(symbols: shapes.Symbols, shape: ShapeView, key: Any, span: Span) -> Any:

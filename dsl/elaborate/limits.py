@@ -1,5 +1,11 @@
 """Budgets that keep a spec from eating the machine.
 
+Elaboration has a cost model: each statement, each layer and block instantiated, and each
+item of a value the evaluator builds (a string's characters, a list's items, counted with
+what nested lists hold) spends work units from a budget per spec, about a microsecond of
+work each (`WorkBudget`); built strings and tensor shapes have size limits of their own.
+Every limit raises a `LimitError` that names it and says how to raise it.
+
 `dsl.validate` never allocates (every module is built on the meta device), so a spec of any
 size validates. `build_model` allocates real tensors; before it does, the resolved tree's
 size is counted (each layer's count was taken on meta when the resolver built it) and a
@@ -9,16 +15,157 @@ kill. Buffers count too: they take memory just as parameters do.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
-from dsl.errors import LimitError, Note
+from dsl.errors import LimitError, Note, SizeLimitError, WorkLimitError
+from dsl.source import Span
 
 if TYPE_CHECKING:
     from torch import nn
 
     from dsl.plan import ModuleSpec, Resolved
 
-DEFAULT_MAX_PARAMS = 10**10  # 40 GB of float32: generous, but far below absurd
+
+def _available_memory() -> int | None:
+    """Bytes of memory this machine can give now (psutil where installed, else /proc or
+    sysconf); None where nothing says."""
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_max_params(available: int | None) -> int:
+    """Half the available memory in float32 elements (the other half is for what a model
+    is built for), never below a ResNet-152's worth of room; 10**10 where memory is unknown."""
+    if available is None:
+        return 10**10
+    return max(available // 8, 10**8)
+
+
+DEFAULT_MAX_PARAMS = default_max_params(_available_memory())
+
+# ----------------------------------------------------------------------------- elaboration
+
+MAX_WORK = 30_000_000  # work units (about a microsecond each) one spec may spend elaborating
+STATEMENT_COST = 5
+LAYER_COST = 500  # a layer instantiated: its arguments bound, its shape rule or meta run
+META_RUN_COST = 2000  # a module of a built model run on meta (torch's meta kernels are slow)
+BLOCK_COST = 500  # a block instantiated: a frame, a graph, its members' checks
+MAX_STRING = 1_000_000  # characters of a string built or written in a spec
+MAX_DIM = 2**48  # one dimension of a declared tensor
+MAX_NUMEL = 2**60  # elements of a declared (meta) tensor
+WORK_ENV = "NETDSL_MAX_WORK"
+
+
+def max_work() -> int:
+    """The work budget of one spec: MAX_WORK, or the environment's NETDSL_MAX_WORK."""
+    text = os.environ.get(WORK_ENV, "")
+    return int(text) if text.isdigit() else MAX_WORK
+
+
+class WorkBudget:
+    """The work one spec's elaboration may do (see the module's docstring)."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = max_work() if limit is None else limit
+        self.spent = 0
+        self._counted: dict[int, int] = {}  # module_count's memo
+
+    def spend(self, units: int, span: Span, what: str) -> None:
+        self.spent += units
+        if self.spent > self.limit:
+            raise WorkLimitError(
+                f"elaborating this spec takes more than its work budget of {self.limit:,} units "
+                f"(about a microsecond each); the budget ran out at {what}",
+                span,
+                hint="a loop, a block tree or a built value is far too large; if the spec is "
+                f"meant to be this large, set the environment variable {WORK_ENV} to a larger "
+                "number",
+            )
+
+    def spend_on_value(self, value: Any, span: Span, what: str) -> int:
+        """Spend for a value the evaluator built, by its size (nested items included);
+        returns the size, counted up to what the budget has left."""
+        if not isinstance(value, str | list | tuple | dict):
+            return 0
+        size = expanded_size(value, self.limit - self.spent + 1)  # a unit per item
+        self.spend(size, span, what)
+        return size
+
+    def spend_on_copy(self, spec: Any, span: Span, what: str) -> None:
+        """Spend for a block instance that reuses an identical one's result: elaborating
+        it was free, but building, checking and walking it costs its every module."""
+        self.spend(module_count(spec, self._counted) * LAYER_COST, span, what)
+
+    def spend_on_arguments(self, builtin: str, args: list[Any], span: Span) -> None:
+        """Before a builtin that walks its arguments in full (`str`, `sum`, `list`, ...):
+        spend for them, and refuse a `str()` longer than MAX_STRING before it is built."""
+        if builtin in _WALKING_BUILTINS:
+            size = self.spend_on_value(args, span, f"{builtin}()")
+            if builtin == "str":
+                check_string_size(size, span, "the result of str()")
+
+
+_WALKING_BUILTINS = frozenset(
+    {"str", "sum", "list", "tuple", "zip", "enumerate", "min", "max", "sorted"}
+)
+
+
+def expanded_size(value: Any, limit: int) -> int:
+    """How many items `value` holds, nested sequences counted in full (stops past `limit`):
+    `[s] * n` is small in memory but `sum(..., [])` or `str()` would expand it."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, list | tuple | dict):
+            total += len(item)
+            stack.extend(item.values() if isinstance(item, dict) else item)
+    return total
+
+
+def check_string_size(size: int, span: Span, what: str) -> None:
+    """Refuse a string of more than MAX_STRING characters (`size`: its length, or for
+    `str()` of a list, the items it would spell out)."""
+    if size > MAX_STRING:
+        raise SizeLimitError(
+            f"{what} would be over {size:,} characters long; the limit is {MAX_STRING:,} "
+            "(MAX_STRING)",
+            span,
+            hint="strings in a spec name things; build long data outside the spec "
+            "(dsl.elaborate.limits.MAX_STRING is the limit)",
+        )
+
+
+def check_dims(dims: list[int], span: Span, what: str) -> None:
+    """Refuse a declared shape that no tensor, even on the meta device, can have."""
+    numel = 1
+    for size in dims:
+        numel *= size
+        if size > MAX_DIM or numel > MAX_NUMEL:
+            raise SizeLimitError(
+                f"{what} of shape {dims} is too large: dimensions are limited to {MAX_DIM:,} "
+                f"and tensors to {MAX_NUMEL:,} elements",
+                span,
+                hint="check the sizes; a symbolic size (B, H) takes its value from sizes=",
+            )
 
 
 def module_numel(module: nn.Module) -> tuple[int, int]:
@@ -52,40 +199,46 @@ def _count(resolved: Resolved | ModuleSpec) -> tuple[int, int, tuple[int, Any]]:
 
 
 def _own(spec: Any, stack: list[Any]) -> tuple[int, int]:
-    from dsl.plan import (
-        AliasSpec,
-        ContainerSpec,
-        DerivedSpec,
-        GraphSpec,
-        LeafSpec,
-        ReplaceOp,
-        SourceSpec,
-        TensorSpec,
-    )
+    """(parameter, buffer) elements `spec` itself allocates; its parts go on `stack`."""
+    from dsl.plan import LeafSpec, TensorSpec
     from dsl.torchlib import shapes
 
     if isinstance(spec, LeafSpec):
         if spec.numel is None:
             spec.numel = module_numel(shapes.construct_on_meta(spec.layer, spec.kwargs, spec.span))
         return spec.numel
-    if isinstance(spec, ContainerSpec):
-        stack.extend(child for _, child in spec.children)
-    elif isinstance(spec, GraphSpec):
-        stack.extend(member for _, member in spec.members)
-    elif isinstance(spec, TensorSpec):
+    if isinstance(spec, TensorSpec):
         numel = 1
         for size in spec.shape:
             numel *= size
         return (numel, 0) if spec.kind == "param" else (0, numel)
-    elif isinstance(spec, DerivedSpec):
-        # The base is built, then replaced members are built: both are allocated.
-        stack.append(spec.base)
-        stack.extend(op.spec for op in spec.ops if isinstance(op, ReplaceOp))
-    elif isinstance(spec, SourceSpec):
-        stack.append(spec.spec)  # built whole; its parts (PartSpec) are references into it
-    elif isinstance(spec, AliasSpec):
-        pass  # the same module again: nothing new is allocated
+    stack.extend(_parts(spec))
     return 0, 0
+
+
+def _parts(spec: Any) -> list[Any]:
+    """The specs that building `spec` builds too (an alias builds nothing new)."""
+    from dsl.plan import ContainerSpec, DerivedSpec, GraphSpec, ReplaceOp, SourceSpec
+
+    if isinstance(spec, ContainerSpec):
+        return [child for _, child in spec.children]
+    if isinstance(spec, GraphSpec):
+        return [member for _, member in spec.members]
+    if isinstance(spec, DerivedSpec):
+        # The base is built, then replaced members are built: both are allocated.
+        return [spec.base, *(op.spec for op in spec.ops if isinstance(op, ReplaceOp))]
+    if isinstance(spec, SourceSpec):
+        return [spec.spec]  # built whole; its parts (PartSpec) are references into it
+    return []
+
+
+def module_count(spec: Any, memo: dict[int, int]) -> int:
+    """How many specs building `spec` builds, shared sub-trees counted each time they are
+    used (`memo`, by id, makes that linear in the distinct specs, which must stay alive)."""
+    found = memo.get(id(spec))
+    if found is None:
+        found = memo[id(spec)] = 1 + sum(module_count(part, memo) for part in _parts(spec))
+    return found
 
 
 def check_params(resolved: Resolved, max_params: int | None) -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from dsl import ir
+from dsl.elaborate import limits
 from dsl.elaborate.context import MetaBuild
 from dsl.elaborate.declarations import add_weights, declared_meta, init_rules_of, is_weights_call
 from dsl.elaborate.evaluate import Elaboration, Frame
@@ -242,6 +243,10 @@ class _Surgeon:
         metas = [meta for _, meta in self.inputs]
         what = f"{self.node.name} after its changes"
         symbols = self.frame.context.symbols
+        modules = sum(1 for _ in self.model.modules())
+        self.frame.context.budget.spend(
+            modules * limits.META_RUN_COST, span, f"following shapes through {self.node.name}"
+        )
         with shapes.fast_meta(self.model):
             return shapes.run(
                 self.model, metas, {}, what, span, [(m, None) for m in metas], symbols

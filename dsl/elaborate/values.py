@@ -18,7 +18,7 @@ import torch.fx as fx
 
 from dsl import ir
 from dsl.elaborate import limits
-from dsl.errors import EvaluationError, did_you_mean
+from dsl.errors import EvaluationError, LimitError, did_you_mean
 from dsl.plan import ModuleSpec
 from dsl.source import Span
 from dsl.syntax.loader import Definition
@@ -411,13 +411,26 @@ def _meta_leaf(value: Any) -> Any:
 
 
 def vals_in(value: Any) -> list[Val]:
-    if isinstance(value, Val):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [v for item in value for v in vals_in(item)]
-    if isinstance(value, dict):
-        return [v for item in value.values() for v in vals_in(item)]
-    return []
+    """The tensor values in `value`, in order. Lists may alias themselves (`a = [a, a]`):
+    past MAX_SEQUENCE nested items the walk is refused, not left to run for hours."""
+    found: list[Val] = []
+    stack = [value]
+    walked = 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Val):
+            found.append(item)
+        elif isinstance(item, list | tuple | dict):
+            items = list(item.values()) if isinstance(item, dict) else item
+            walked += len(items)
+            if walked > MAX_SEQUENCE:
+                raise LimitError(
+                    f"a value of over {MAX_SEQUENCE:,} nested items is over the limit "
+                    "(MAX_SEQUENCE); a list that holds itself counts each time",
+                    hint="build such values with range() or a loop, not by nesting a list in itself",
+                )
+            stack.extend(reversed(items))
+    return found
 
 
 def as_hashable(value: Any, span: Span) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from lark.exceptions import LarkError, UnexpectedInput, VisitError
 
 from dsl import ir
-from dsl.errors import DSLError, DSLSyntaxError, LimitError
+from dsl.errors import DSLError, DSLSyntaxError, LimitError, SizeLimitError
 from dsl.pauses import gc_paused
 from dsl.source import Span, register_source
 from dsl.syntax.net_comments import attach_comments, comments_of
@@ -22,6 +22,7 @@ from dsl.syntax.net_grammar import Reader
 from dsl.syntax.net_positions import TooDeep
 
 MAX_SOURCE_BYTES = 20_000_000
+MAX_LINE_CHARS = 100_000
 MAX_SOURCE_LINES = (
     100_000  # far beyond any real spec (loops write repetition), and parsed in seconds
 )
@@ -35,11 +36,25 @@ def check_source_size(text: str, file: str) -> None:
             Span(file=file, line=1, col=1),
         )
     lines = text.count("\n") + 1
+    _check_line_lengths(text, file)
     if lines > MAX_SOURCE_LINES:
         raise LimitError(
             f"the file has {lines} lines; the limit is {MAX_SOURCE_LINES}",
             Span(file=file, line=1, col=1),
             hint="write repeated parts with a build-time 'for' loop or a block",
+        )
+
+
+def _check_line_lengths(text: str, file: str) -> None:
+    """A line over MAX_LINE_CHARS is refused: Python's regex engine, lexing a string literal
+    that long, takes some 200 bytes of memory per character."""
+    longest = max(text.split("\n"), key=len)
+    if len(longest) > MAX_LINE_CHARS:
+        line = text[: text.index(longest)].count("\n") + 1
+        raise SizeLimitError(
+            f"line {line} is {len(longest):,} characters long; the limit is {MAX_LINE_CHARS:,}",
+            Span(file=file, line=line, col=1),
+            hint="split long expressions over lines inside brackets; keep data out of specs",
         )
 
 

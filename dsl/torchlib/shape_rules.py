@@ -70,7 +70,8 @@ def infer(fn: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any | None:
             return None if method is None or not owner.is_meta else method(owner, *args, **kwargs)
         rule = FUNCTION_RULES.get(fn) if hashable(fn) else None
         return None if rule is None else rule(*args, **kwargs)
-    except (TypeError, ValueError, IndexError):  # arguments torch would reject: let torch say so
+    # arguments torch would reject (a stride of 0, an infinite scale): let torch say so
+    except (TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError):
         return None
 
 

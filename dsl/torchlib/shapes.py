@@ -371,6 +371,8 @@ def run(
         IndexError,
         AssertionError,
         NotImplementedError,
+        ZeroDivisionError,  # torch's meta shape formulas divide by a stride of 0
+        OverflowError,
     ) as exc:
         shapes = ", ".join(describe(meta, symbols) for meta, _ in inputs)
         notes = [
