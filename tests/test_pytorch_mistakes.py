@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 import dsl
-from dsl.errors import ArgumentError
+from dsl.errors import ArgumentError, DSLSyntaxError
+from dsl.syntax.net_errors import _describe_expected
 
 
 def _net(layer: str, shape: str) -> str:
@@ -45,3 +46,18 @@ def test_torch_order_is_refused_with_both_readings(
 )
 def test_one_reading_is_accepted(layer: str, shape: str) -> None:
     dsl.validate(_net(layer, shape))
+
+
+@pytest.mark.parametrize(
+    "line", ["y += x", "y -= x", "self.conv = Conv2d(8)", "f = lambda y: y", "def forward(x):"]
+)
+def test_python_habits_name_the_habit_not_grammar_terminals(line: str) -> None:
+    text = f"net N:\n    input x: [B, 8]\n    y = x\n    {line}\n    return y\n"
+    with pytest.raises(DSLSyntaxError) as caught:
+        dsl.validate(text)
+    assert "__anon" not in caught.value.message.lower()
+    assert caught.value.span.line == 4 and caught.value.hint
+
+
+def test_expected_tokens_never_list_unnamed_terminals() -> None:
+    assert _describe_expected({"__ANON_0", "__ANON_1", "RPAR"}) == "')'"
