@@ -61,3 +61,36 @@ def test_python_habits_name_the_habit_not_grammar_terminals(line: str) -> None:
 
 def test_expected_tokens_never_list_unnamed_terminals() -> None:
     assert _describe_expected({"__ANON_0", "__ANON_1", "RPAR"}) == "')'"
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        ('interpolate(x, scale_factor=2, mode="bicubc")', '"bicubic"'),  # a function, by table
+        ('m(x): Conv2d(4, kernel_size=3, padding_mode="zero")', '"zeros"'),  # torch's Literal
+        ('m(x): GELU(approximate="Tanh")', '"tanh"'),
+        ('m(x): Upsample(scale_factor=2, mode="Bilinear")', '"bilinear"'),
+    ],
+)
+def test_string_choices_are_checked_at_the_string(call: str, words: str) -> None:
+    text = f"net N:\n    input x: [B, 3, 8, 8]\n    y = {call}\n    return y\n"
+    with pytest.raises(ArgumentError, match="is one of") as caught:
+        dsl.validate(text)
+    assert words in caught.value.message
+    line = text.splitlines()[2]
+    span = caught.value.span
+    assert line[span.col - 1 : span.end_col - 1].startswith('"')
+
+
+def test_choices_come_from_torch_where_it_declares_them() -> None:
+    from torch import nn
+
+    from dsl.torchlib.choices import declared
+
+    assert declared(nn.Conv2d, "Conv2d", "padding_mode") == (
+        "zeros",
+        "reflect",
+        "replicate",
+        "circular",
+    )
+    assert declared(nn.Conv2d, "Conv2d", "kernel_size") is None
