@@ -16,7 +16,9 @@ from dsl import ir
 from dsl.elaborate.builtin_functions import BUILTINS
 from dsl.errors import (
     DSLError,
+    DuplicateNameError,
     InitError,
+    Note,
     UndefinedValueError,
     UnknownKeywordError,
     UnknownLayerError,
@@ -90,6 +92,10 @@ def _defined_names(stmts: list) -> Iterator[str]:
 
 def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
     exprs: list[ir.ExprNode] = []
+    shape = getattr(stmt, "shape", None) if isinstance(stmt, ir.Input | ir.TensorDecl) else None
+    clashes = _dimension_clashes(shape or [], defined, unit)
+    if clashes:
+        return clashes
     if isinstance(stmt, ir.Let):
         exprs = [stmt.value] + ([stmt.define] if stmt.define is not None else [])
     elif isinstance(stmt, ir.Layer):
@@ -111,6 +117,25 @@ def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
     errors: list[DSLError] = []
     for expr in exprs:
         errors.extend(_check_expr(expr, defined, unit))
+    return errors
+
+
+def _dimension_clashes(shape: list[Any], defined: set[str], unit: Unit) -> list[DSLError]:
+    """`block B:` with `input x: [B, 8]`: a symbolic size named like a definition reads the
+    definition, not a size."""
+    errors: list[DSLError] = []
+    for dim in shape:
+        if isinstance(dim, ir.Name) and dim.id not in defined and dim.id in unit.names:
+            node = unit.names[dim.id].node
+            kind = "net" if isinstance(node, ir.NetDef) else "block"
+            errors.append(
+                DuplicateNameError(
+                    f"'{dim.id}' is a {kind}'s name, so it cannot also stand for a size",
+                    dim.span,
+                    notes=[Note(f"the {kind} '{dim.id}' is defined here", node.span)],
+                    hint=f"rename the {kind} or the size: sizes are read as names defined nowhere else",
+                )
+            )
     return errors
 
 
