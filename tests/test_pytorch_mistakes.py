@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 import dsl
-from dsl.errors import ArgumentError
+from dsl.errors import ArgumentError, DSLSyntaxError
+from dsl.syntax.net_errors import _describe_expected
 
 
 def _net(layer: str, shape: str) -> str:
@@ -45,3 +46,51 @@ def test_torch_order_is_refused_with_both_readings(
 )
 def test_one_reading_is_accepted(layer: str, shape: str) -> None:
     dsl.validate(_net(layer, shape))
+
+
+@pytest.mark.parametrize(
+    "line", ["y += x", "y -= x", "self.conv = Conv2d(8)", "f = lambda y: y", "def forward(x):"]
+)
+def test_python_habits_name_the_habit_not_grammar_terminals(line: str) -> None:
+    text = f"net N:\n    input x: [B, 8]\n    y = x\n    {line}\n    return y\n"
+    with pytest.raises(DSLSyntaxError) as caught:
+        dsl.validate(text)
+    assert "__anon" not in caught.value.message.lower()
+    assert caught.value.span.line == 4 and caught.value.hint
+
+
+def test_expected_tokens_never_list_unnamed_terminals() -> None:
+    assert _describe_expected({"__ANON_0", "__ANON_1", "RPAR"}) == "')'"
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        ('interpolate(x, scale_factor=2, mode="bicubc")', '"bicubic"'),  # a function, by table
+        ('m(x): Conv2d(4, kernel_size=3, padding_mode="zero")', '"zeros"'),  # torch's Literal
+        ('m(x): GELU(approximate="Tanh")', '"tanh"'),
+        ('m(x): Upsample(scale_factor=2, mode="Bilinear")', '"bilinear"'),
+    ],
+)
+def test_string_choices_are_checked_at_the_string(call: str, words: str) -> None:
+    text = f"net N:\n    input x: [B, 3, 8, 8]\n    y = {call}\n    return y\n"
+    with pytest.raises(ArgumentError, match="is one of") as caught:
+        dsl.validate(text)
+    assert words in caught.value.message
+    line = text.splitlines()[2]
+    span = caught.value.span
+    assert line[span.col - 1 : span.end_col - 1].startswith('"')
+
+
+def test_choices_come_from_torch_where_it_declares_them() -> None:
+    from torch import nn
+
+    from dsl.torchlib.choices import declared
+
+    assert declared(nn.Conv2d, "Conv2d", "padding_mode") == (
+        "zeros",
+        "reflect",
+        "replicate",
+        "circular",
+    )
+    assert declared(nn.Conv2d, "Conv2d", "kernel_size") is None

@@ -16,7 +16,9 @@ from dsl import ir
 from dsl.elaborate.builtin_functions import BUILTINS
 from dsl.errors import (
     DSLError,
+    DuplicateNameError,
     InitError,
+    Note,
     UndefinedValueError,
     UnknownKeywordError,
     UnknownLayerError,
@@ -92,6 +94,10 @@ def _defined_names(stmts: list) -> Iterator[str]:
 
 def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
     exprs: list[ir.ExprNode] = []
+    shape = getattr(stmt, "shape", None) if isinstance(stmt, ir.Input | ir.TensorDecl) else None
+    clashes = _dimension_clashes(shape or [], defined, unit)
+    if clashes:
+        return clashes
     if isinstance(stmt, ir.Let):
         exprs = [stmt.value] + ([stmt.define] if stmt.define is not None else [])
     elif isinstance(stmt, ir.Layer):
@@ -113,6 +119,25 @@ def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
     errors: list[DSLError] = []
     for expr in exprs:
         errors.extend(_check_expr(expr, defined, unit))
+    return errors
+
+
+def _dimension_clashes(shape: list[Any], defined: set[str], unit: Unit) -> list[DSLError]:
+    """`block B:` with `input x: [B, 8]`: a symbolic size named like a definition reads the
+    definition, not a size."""
+    errors: list[DSLError] = []
+    for dim in shape:
+        if isinstance(dim, ir.Name) and dim.id not in defined and dim.id in unit.names:
+            node = unit.names[dim.id].node
+            kind = "net" if isinstance(node, ir.NetDef) else "block"
+            errors.append(
+                DuplicateNameError(
+                    f"'{dim.id}' is a {kind}'s name, so it cannot also stand for a size",
+                    dim.span,
+                    notes=[Note(f"the {kind} '{dim.id}' is defined here", node.span)],
+                    hint=f"rename the {kind} or the size: sizes are read as names defined nowhere else",
+                )
+            )
     return errors
 
 
@@ -147,6 +172,8 @@ def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
                 return []
             if (unknown := unknown_function(dotted, expr.span)) is not None:
                 return [unknown]
+        if dotted and (torch_layer := _torch_nn_layer(dotted, expr, defined)) is not None:
+            return [torch_layer]
         if dotted and dotted.split(".")[0] == "torchvision":
             if REGISTRY.layer(dotted) is None:
                 return [UnknownLayerError(f"unknown layer '{dotted}'", expr.span)]
@@ -163,6 +190,18 @@ def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
     for child in children:
         errors.extend(_check_expr(child, defined, unit))
     return errors
+
+
+def _torch_nn_layer(dotted: str, expr: ir.Attr, defined: set[str]) -> DSLError | None:
+    """`nn.Conv2d` (or `torch.nn.Conv2d`): layers are named by their class name alone."""
+    prefix, _, leaf = dotted.rpartition(".")
+    if prefix not in ("nn", "torch.nn") or "nn" in defined or REGISTRY.layer(leaf) is None:
+        return None
+    return UnknownLayerError(
+        f"unknown layer '{dotted}'",
+        expr.span,
+        hint=f"write '{leaf}': torch.nn layers are named by their class name alone",
+    )
 
 
 def _own_input_sizes(name: str, defined: set[str], unit: Unit) -> set[str]:
@@ -190,7 +229,8 @@ def _check_name(
             UnknownLayerError(
                 f"unknown layer '{name}'",
                 expr.span,
-                hint=did_you_mean(name, candidates)
+                hint=_KERAS_LAYERS.get(name)
+                or did_you_mean(name, candidates)
                 or "layers are torch.nn classes, blocks, or names registered with @dsl.register",
             )
         ]
@@ -211,6 +251,23 @@ def _check_name(
             f"'{name}' is not defined here", expr.span, hint=did_you_mean(name, candidates)
         )
     ]
+
+
+# Keras's names for torch's layers, said where a spec uses one.
+_KERAS_LAYERS = {
+    keras: f"Keras's '{keras}' is '{torch}' here{note}"
+    for keras, torch, note in (
+        ("Dense", "Linear", " (in_features is read from the input: Linear(10))"),
+        ("BatchNormalization", "BatchNorm2d", " (or BatchNorm1d for [N, C] and [N, C, L])"),
+        ("MaxPooling2D", "MaxPool2d", ""),
+        ("AveragePooling2D", "AvgPool2d", ""),
+        ("GlobalAveragePooling2D", "AdaptiveAvgPool2d", ": AdaptiveAvgPool2d(1), then Flatten()"),
+        ("Conv2DTranspose", "ConvTranspose2d", ""),
+        ("Activation", "the activation's own class", ": ReLU(), GELU(), Sigmoid(), ..."),
+        ("Reshape", "Unflatten", ", or x.view(...) in a graph body"),
+        ("Concatenate", "cat", ": cat([a, b], dim=1) in a graph body"),
+    )
+}
 
 
 def _made_by_template(name: str, defined: set[str]) -> bool:

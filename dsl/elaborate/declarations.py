@@ -10,6 +10,7 @@ import torch
 from dsl import ir
 from dsl.elaborate import limits
 from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.values import kind_of
 from dsl.errors import (
     ArgumentError,
     InitError,
@@ -50,7 +51,8 @@ def size_of(frame: Frame, expr: ir.ExprNode, position: int) -> int:
 def _static_size(frame: Frame, expr: ir.ExprNode) -> int:
     value = frame.static(expr)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ArgumentError(f"a size must be a non-negative integer, not {value!r}", expr.span)
+        shown = repr(value) if isinstance(value, int | float | str | None) else kind_of(value)
+        raise ArgumentError(f"a size must be a non-negative integer, not {shown}", expr.span)
     return value
 
 

@@ -303,7 +303,8 @@ class Frame:
         if isinstance(func, Builtin):
             return self._call_builtin(func, args, kwargs, expr)
         if isinstance(func, FunctionRef | MethodRef):
-            check_keywords(kwargs, expr.keyword_spans())
+            function = func.function if isinstance(func, FunctionRef) else None
+            check_keywords(kwargs, expr.keyword_spans(), function, _value_spans(expr))
             args, kwargs = self._mode_passed(args, kwargs)
         if isinstance(func, FunctionRef):
             return self._call_function(func, args, kwargs, expr.span)
@@ -346,7 +347,8 @@ class Frame:
                 size_decisions.note(span, seen)
             return result
         if func.name in REGISTRY.functions:
-            check_keywords(kwargs, call.keyword_spans())
+            function = REGISTRY.functions[func.name]
+            check_keywords(kwargs, call.keyword_spans(), function, _value_spans(call))
             return self._call_function(
                 FunctionRef(REGISTRY.functions[func.name]), args, kwargs, span
             )
@@ -368,3 +370,8 @@ def _evaluator(node_type: type) -> Callable[[Frame, Any], Any]:
     method = getattr(Frame, "_eval_" + node_type.__name__)
     _EVALUATORS[node_type] = method
     return method
+
+
+def _value_spans(call: ir.Call) -> dict[str, Span]:
+    """Where each keyword argument's value is written."""
+    return {key: value.span for key, value in call.kwargs.items()}

@@ -331,6 +331,9 @@ def kind_of(value: Any) -> str:
         return f"module '{value.name}'"
     if isinstance(value, LayerRef):
         return f"layer {value.layer.name}"
+    if isinstance(value, BlockRef):
+        node = value.definition.node
+        return f"{'net' if isinstance(node, ir.NetDef) else 'block'} {node.name}"
     return type(value).__name__
 
 

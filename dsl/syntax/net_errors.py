@@ -45,7 +45,7 @@ def _describe_expected(expected: set[str]) -> str:
     for name in sorted(expected):
         if name in _TOKEN_WORDS:
             words.append(_TOKEN_WORDS[name])
-        elif name.isupper():
+        elif name.isupper() and not name.startswith("__"):  # '__ANON_0': an unnamed terminal
             words.append(f"'{name.lower()}'")
     first = [_TOKEN_WORDS[name] for name in _FIRST if name in expected]
     words = first + sorted(set(words) - set(first))
@@ -76,6 +76,9 @@ def syntax_error(
         col = col + origin.col - 1 if line == 1 else col
         line = line + origin.line - 1
     span = Span(file=file, line=line, col=col, end_line=line, end_col=col + _token_width(exc))
+    habit = None if isinstance(exc, UnexpectedEOF) else _python_habit(text, span, origin)
+    if habit is not None:
+        return habit
     if isinstance(exc, UnexpectedCharacters):
         return _character_error(exc, text, span)
     what = "the expression" if origin is not None else "the file"
@@ -160,6 +163,80 @@ _PYTHON_WORDS = {
     "while": "only build-time 'for NAME in range(n):' loops exist",
     "import": "imports read 'from module import Name'",
 }
+
+
+_MEMBERS = "a net's members are plain names: write 'conv = Conv2d(...)' and apply it as 'conv(x)'"
+_LAMBDA = "write the function's body where it is used, or register a function with @dsl.register"
+_FORWARD = "a net's body is its forward: write the graph statements under 'net Name:' and end with 'return'"
+
+# Python and Keras habits, found on the line of a syntax error: (pattern, message, hint).
+# The error points at the group named 'at'; message and hint may name the groups.
+_HABITS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
+    (re.compile(pattern), message, hint)
+    for pattern, message, hint in (
+        (r"\b(?P<at>self)\.", "'self.' is not written in netdsl", _MEMBERS),
+        (r"\b(?P<at>lambda)\b", "the language has no 'lambda'", _LAMBDA),
+        (r"^\s*(?P<at>def)\s+forward\b", "'def forward' is not written in netdsl", _FORWARD),
+        (
+            r"^\s*(?P<at>def|class)\b",
+            "Python's '{at}' does not define a network",
+            _PYTHON_WORDS["def"],
+        ),
+        (
+            r"^\s*(?P<t>\w+)\s*(?P<at>(?P<op>//|\*\*|[-+*/%@])=)\s*(?P<rest>[^#]*?)\s*(?:#.*)?$",
+            "'{at}' (augmented assignment) is not part of the language",
+            "write '{t} = {t} {op} {rest}': a new value under the same name",
+        ),
+        (
+            r"^\s*(?:net|block)\b[^(]*\((?:.*?,)?\s*(?P<at>\*{1,2}\w*)",
+            "a block's parameters are named one by one; '{at}' is not part of the language",
+            "list each parameter by name, with a default where it may be left out",
+        ),
+    )
+)
+
+
+def _python_habit(text: str, span: Span, origin: Span | None) -> DSLSyntaxError | None:
+    """A syntax error on a line that uses a Python (or YAML) habit: said at its token."""
+    line_no = span.line - (origin.line - 1 if origin else 0)
+    lines = text.splitlines()
+    if not 0 < line_no <= len(lines):
+        return None
+    line = lines[line_no - 1]
+    shift = origin.col - 1 if origin and line_no == 1 else 0
+    for pattern, message, hint in _HABITS:
+        match = pattern.search(line)
+        if match is not None:
+            start, end = match.start("at") + 1 + shift, match.end("at") + 1 + shift
+            groups = match.groupdict()
+            at = Span(span.file, span.line, start, span.line, end)
+            return DSLSyntaxError(message.format(**groups), at, hint=hint.format(**groups))
+    return _dict_child(lines, line_no, span)
+
+
+def _dict_child(lines: list[str], line_no: int, span: Span) -> DSLSyntaxError | None:
+    """`cls: Linear(10)` in a ModuleDict body, as YAML would write it."""
+    match = re.match(r"^(\s+)(\w+)\s*(:)", lines[line_no - 1])
+    if match is None:
+        return None
+    indent = len(match.group(1))
+    header = next(
+        (
+            ln
+            for ln in reversed(lines[: line_no - 1])
+            if ln.strip() and len(ln) - len(ln.lstrip()) < indent
+        ),
+        "",
+    )
+    if "ModuleDict" not in header:
+        return None
+    name = match.group(2)
+    col = match.start(3) + 1
+    return DSLSyntaxError(
+        "children of a ModuleDict are written 'name = Layer(...)'",
+        Span(span.file, span.line, col, span.line, col + 1),
+        hint=f"write '{name} = ...' instead of '{name}: ...'",
+    )
 
 
 def _hint_for_char(char: str) -> str | None:

@@ -26,7 +26,7 @@ from dsl.errors import (
     did_you_mean,
 )
 from dsl.source import Span
-from dsl.torchlib import catalog, offline, ops
+from dsl.torchlib import catalog, choices, offline, ops
 
 # Constructor arguments that describe the incoming tensor, and the input dimension each one
 # is read from when a spec leaves it out.
@@ -312,14 +312,24 @@ def unknown_function(dotted: str, span: Span) -> DSLError | None:
     return UndefinedValueError(f"unknown function '{dotted}'", span, hint=hint)
 
 
-def check_keywords(kwargs: dict[str, Any], spans: dict[str, Span]) -> None:
-    """Refuse `out=` and `inplace=true`: they write into a value other nodes may read.
-    `spans` says where each keyword is written."""
+def check_keywords(
+    kwargs: dict[str, Any],
+    spans: dict[str, Span],
+    function: Function | None = None,
+    value_spans: dict[str, Span] | None = None,
+) -> None:
+    """Refuse `out=` and `inplace=true`: they write into a value other nodes may read; and
+    a word that `function`'s parameter does not take (`mode="bilinaer"`, said at the
+    string). `spans` says where each keyword is written, `value_spans` each value."""
     refused = catalog.refused_keyword(kwargs)
     if refused is not None:
         key, hint = refused
         span = spans.get(key)
         raise ArgumentError(f"'{key}=' writes into a tensor in place", span, hint=hint)
+    if function is not None:
+        name = function.name.rpartition(".")[2]
+        at = value_spans or spans
+        choices.check_choices(function.fn, name, kwargs, lambda key: at.get(key) or spans[key])
 
 
 def _catalog_functions() -> list[tuple[str, Callable[..., Any]]]:

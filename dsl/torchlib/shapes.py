@@ -30,6 +30,7 @@ from dsl.errors import (
 )
 from dsl.source import Span
 from dsl.torchlib import catalog, shape_rules
+from dsl.torchlib.choices import check_choices
 from dsl.torchlib.registry import INPUT_SIZE_PARAMS, Binding, Layer
 from dsl.torchlib.shape_explain import explain
 from dsl.torchlib.symbols import DTYPES as DTYPES  # re-exported: elaborate reads shapes.DTYPES
@@ -58,6 +59,7 @@ def bind_layer_args(
     """
     arg_spans = arg_spans or {}
     if layer.signature is None or (layer.accepts_var_kwargs and not layer.positional_params):
+        check_choices(layer.factory, layer.name, kwargs, lambda key: arg_spans.get(key, span))
         return {**{str(i): a for i, a in enumerate(args)}, **kwargs} if args else dict(kwargs)
     plan = layer.binding(tuple(kwargs), len(args))
     if plan.unknown is not None:
@@ -78,6 +80,31 @@ def bind_layer_args(
         )
     bound = dict(zip(slots, args))
     bound.update(kwargs)
+    if plan.inferred:
+        _infer_sizes(layer, plan, args, kwargs, bound, input_meta, span)
+    unset = [name for name in plan.required if name not in bound]
+    if unset:
+        raise ArityError(
+            f"{layer.name} is missing required argument{'s' if len(unset) > 1 else ''} {', '.join(repr(u) for u in unset)}",
+            span,
+        )
+    _check_types(layer, bound, span, slots, arg_spans)
+    check_choices(
+        layer.factory, layer.name, bound, lambda key: _value_span(key, slots, arg_spans, span)
+    )
+    return bound
+
+
+def _infer_sizes(
+    layer: Layer,
+    plan: Binding,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    bound: dict[str, Any],
+    input_meta: torch.Tensor | None,
+    span: Span,
+) -> None:
+    """Fill the input sizes left out from the input; refuse a call PyTorch reads otherwise."""
     for name in plan.inferred:
         if input_meta is None:
             raise ArgumentError(
@@ -86,17 +113,9 @@ def bind_layer_args(
                 hint=f"give {name}= explicitly, or apply the layer to a value",
             )
         bound[name] = _input_size(name, input_meta, layer, span)
-    ambiguous = _refuse_torch_reading(layer, plan, args, kwargs, bound) if plan.inferred else None
+    ambiguous = _refuse_torch_reading(layer, plan, args, kwargs, bound)
     if ambiguous is not None:
         raise ambiguous.with_span(span)
-    unset = [name for name in plan.required if name not in bound]
-    if unset:
-        raise ArityError(
-            f"{layer.name} is missing required argument{'s' if len(unset) > 1 else ''} {', '.join(repr(u) for u in unset)}",
-            span,
-        )
-    _check_types(layer, bound, span, slots, arg_spans)
-    return bound
 
 
 def _refuse_torch_reading(
