@@ -5,6 +5,7 @@ they give must agree where they meet (issue 13)."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dsl
+from dsl.cli import main
 from dsl.errors import DSLError
 
 AUX_NET = """\
@@ -166,3 +168,11 @@ net N:
 """
     error = _error(spec)
     assert "returns a tuple in training mode" in error.message or "training mode" in error.message
+
+
+def test_tools_follow_a_model_with_branches(tmp_path: Path) -> None:
+    spec = tmp_path / "aux.net"
+    spec.write_text(AUX_NET, encoding="utf-8")
+    for argv in (["graph", str(spec), "-o", str(tmp_path / "aux.dot")], ["summary", str(spec)]):
+        assert main(argv) == 0
+    assert "training" in (tmp_path / "aux.dot").read_text(encoding="utf-8")
