@@ -176,3 +176,36 @@ def test_tools_follow_a_model_with_branches(tmp_path: Path) -> None:
     for argv in (["graph", str(spec), "-o", str(tmp_path / "aux.dot")], ["summary", str(spec)]):
         assert main(argv) == 0
     assert "training" in (tmp_path / "aux.dot").read_text(encoding="utf-8")
+
+
+YAML_AUX = """\
+defs:
+- net: WithAux
+  body:
+  - {input: x, shape: [N, 16]}
+  - {let: body, value: {Linear: [16, 8]}}
+  - {let: aux, value: {Linear: [16, 3]}}
+  - {let: y, value: '${body(x)}'}
+  - if: ${training}
+    then:
+    - {let: y, value: '${dropout(y, 0.2) * 2}'}
+    else:
+    - {let: y, value: '${y + 1}'}
+  - if: ${not training}
+    then:
+    - {return: '${y}'}
+  - {return: '${(y, aux(x))}'}
+"""
+
+
+def test_the_yaml_form_builds_the_same_module(tmp_path: Path) -> None:
+    net_file, yaml_file = tmp_path / "a.net", tmp_path / "a.yaml"
+    net_file.write_text(
+        "net WithAux:\n    input x: [N, 16]\n    body = Linear(16, 8)\n    aux = Linear(16, 3)\n"
+        "    y = body(x)\n    if training:\n        y = dropout(y, 0.2) * 2\n    else:\n"
+        "        y = y + 1\n    if not training:\n        return y\n    return y, aux(x)\n",
+        encoding="utf-8",
+    )
+    yaml_file.write_text(YAML_AUX, encoding="utf-8")
+    sources = [type(dsl.build_model(path)).dsl_source for path in (net_file, yaml_file)]
+    assert sources[0] == sources[1] and "if self.training:" in sources[0]
