@@ -167,7 +167,10 @@ net N:
     return b(x)
 """
     error = _error(spec)
-    assert "returns a tuple in training mode" in error.message or "training mode" in error.message
+    assert error.message == (
+        "this block returns a tuple of 2 in training mode but a tensor [2, 4] in eval mode"
+    )
+    assert error.span.line == 3 and error.hint
 
 
 def test_tools_follow_a_model_with_branches(tmp_path: Path) -> None:
