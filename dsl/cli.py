@@ -370,7 +370,15 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ops(args: argparse.Namespace) -> int:
+    from dsl.tools.ops_list import render
+
+    print(render())
+    return 0
+
+
 _COMMANDS = {
+    "ops": _ops,
     "validate": _validate,
     "fmt": _fmt,
     "convert": _convert,

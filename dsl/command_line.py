@@ -16,6 +16,7 @@ EXAMPLES = {
     "blocks": "dsl blocks\n  dsl blocks Bottleneck",
     "convert": "dsl convert examples/unet.net -o unet.yaml\n  dsl convert unet.yaml -o unet.net",
     "schema": "dsl schema > netdsl.schema.json",
+    "ops": "dsl ops\n  dsl ops | grep -w sin",
     "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init",
     "graph": "dsl graph examples/unet.net -o unet.svg\n  dsl graph examples/unet.net -o unet.dot --depth 1\n  dsl graph examples/gpt.net -o gpt.mmd --depth 3",
     "diff": "dsl diff examples/unet.net unet_wide.net\n  dsl diff a.net b.net --format json",
@@ -77,6 +78,8 @@ def _language_commands(sub: Any) -> None:
     validate.add_argument("--net", help="which net to check (default: every net in the file)")
     _input_option(validate, "(default: sizes that fit the network)")
     validate.add_argument("--format", choices=("human", "json"), default="human")
+
+    _command(sub, "ops", "list the torch functions a graph body may call")
 
     fmt = _command(sub, "fmt", "rewrite spec files in canonical form")
     fmt.add_argument("files", nargs="+", type=Path)

@@ -5,6 +5,7 @@ they give must agree where they meet (issue 13)."""
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dsl
+from dsl.cli import main
 from dsl.errors import DSLError
 
 AUX_NET = """\
@@ -165,4 +167,48 @@ net N:
     return b(x)
 """
     error = _error(spec)
-    assert "returns a tuple in training mode" in error.message or "training mode" in error.message
+    assert error.message == (
+        "this block returns a tuple of 2 in training mode but a tensor [2, 4] in eval mode"
+    )
+    assert error.span.line == 3 and error.hint
+
+
+def test_tools_follow_a_model_with_branches(tmp_path: Path) -> None:
+    spec = tmp_path / "aux.net"
+    spec.write_text(AUX_NET, encoding="utf-8")
+    for argv in (["graph", str(spec), "-o", str(tmp_path / "aux.dot")], ["summary", str(spec)]):
+        assert main(argv) == 0
+    assert "training" in (tmp_path / "aux.dot").read_text(encoding="utf-8")
+
+
+YAML_AUX = """\
+defs:
+- net: WithAux
+  body:
+  - {input: x, shape: [N, 16]}
+  - {let: body, value: {Linear: [16, 8]}}
+  - {let: aux, value: {Linear: [16, 3]}}
+  - {let: y, value: '${body(x)}'}
+  - if: ${training}
+    then:
+    - {let: y, value: '${dropout(y, 0.2) * 2}'}
+    else:
+    - {let: y, value: '${y + 1}'}
+  - if: ${not training}
+    then:
+    - {return: '${y}'}
+  - {return: '${(y, aux(x))}'}
+"""
+
+
+def test_the_yaml_form_builds_the_same_module(tmp_path: Path) -> None:
+    net_file, yaml_file = tmp_path / "a.net", tmp_path / "a.yaml"
+    net_file.write_text(
+        "net WithAux:\n    input x: [N, 16]\n    body = Linear(16, 8)\n    aux = Linear(16, 3)\n"
+        "    y = body(x)\n    if training:\n        y = dropout(y, 0.2) * 2\n    else:\n"
+        "        y = y + 1\n    if not training:\n        return y\n    return y, aux(x)\n",
+        encoding="utf-8",
+    )
+    yaml_file.write_text(YAML_AUX, encoding="utf-8")
+    sources = [type(dsl.build_model(path)).dsl_source for path in (net_file, yaml_file)]
+    assert sources[0] == sources[1] and "if self.training:" in sources[0]

@@ -25,7 +25,8 @@ def decide(value: Any, span: Span) -> bool:
         raise EvaluationError(
             "'training' is known only when forward runs; this condition is decided while the model is built",
             span,
-            hint="branch on the mode alone: 'if training:' (or 'if not training:'), or 'a if training else b'",
+            hint="branch on the mode alone ('if training:', 'if not training:', 'a if training else b'), "
+            "inside a build-time 'if' of its own",
         )
     if isinstance(value, Dim):
         size_decisions.note(span, value.value)

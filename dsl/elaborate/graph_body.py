@@ -138,8 +138,9 @@ class GraphBody(Body):
 
     def _arm(self, stmts: list) -> Callable[[GraphBuilder, dict], Any]:
         def run(builder: GraphBuilder, scope: dict[str, Any]) -> Any:
-            frame = Frame(self.frame.elab, self.frame.unit, builder, scope)
-            GraphBody(builder, frame).run(stmts)
+            body = GraphBody(builder, Frame(self.frame.elab, self.frame.unit, builder, scope))
+            body._given, body._applied = self._given, self._applied  # a block's, or a net's
+            body.run(stmts)
             return builder.returned
 
         return run

@@ -133,6 +133,8 @@ def describe(value: Any, symbols: shapes.Symbols) -> str:
     metas = meta_arg(value)
     if isinstance(metas, torch.Tensor):
         return f"a tensor {shapes.describe(metas, symbols)}"
+    if isinstance(metas, tuple | list | dict):
+        return f"a {type(metas).__name__} of {len(metas)}"
     return kind_of(value) if vals_in(value) else repr(value)
 
 

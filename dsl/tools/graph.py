@@ -20,6 +20,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from dsl.build.branch_code import METHOD_PREFIX  # `if training:`: drawn as one box
 from dsl.errors import ArgumentError
 from dsl.plan import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved
 from dsl.tools.measure import meta_model, trace
@@ -183,7 +184,7 @@ class _Drawer:
                 return [self.new(body.cluster, f"input {node.target}", self.shape(value), "input")]
             body.placeholders += 1
             return body.sources[body.placeholders - 1 : body.placeholders]
-        if node.op == "call_module":
+        if node.op == "call_module" and not str(node.target).startswith(METHOD_PREFIX):
             return self.call_module(body, str(node.target), inputs, value)
         if node.op == "get_attr":
             return [self.new(body.cluster, str(node.target), self.shape(value), "tensor")]
