@@ -69,6 +69,7 @@ def build_model(
     weights: str | Path | dict | None = None,
     strict: bool = True,
     allow_missing: list[str] | tuple[str, ...] = (),
+    allow_mismatch: list[str] | tuple[str, ...] = (),
     prefix: str | None = None,
     rename: dict[str, str] | None = None,
     allow_download: bool = False,
@@ -91,7 +92,8 @@ def build_model(
     (safely: weights_only / safetensors), with `prefix=` stripped from its keys and `rename=`
     mapping key prefixes; a coverage report is printed, and anything short of a complete
     load is an error unless `strict=False` with `allow_missing=[patterns]` says what may
-    stay unloaded. Without `weights=`, the spec's own `weights(...)` statements apply.
+    stay unloaded; `allow_mismatch=["fc.*"]` skips the keys whose shape changed on purpose
+    (a new head), reported as "skipped (shape)". Without `weights=`, the spec's own `weights(...)` statements apply.
     A spec never touches the network: torchvision weights it names
     (`torchvision.models.resnet18(weights="DEFAULT")`) are refused unless
     `allow_download=True`.
@@ -119,14 +121,17 @@ def build_model(
         weights,
         strict=strict,
         allow_missing=allow_missing,
+        allow_mismatch=allow_mismatch,
         prefix=prefix,
         rename=rename,
     )
-    if outputs is not None:
-        from dsl.build.compile import feature_extractor
+    return model if outputs is None else _with_outputs(model, outputs)
 
-        return feature_extractor(model, outputs)
-    return model
+
+def _with_outputs(model: nn.Module, outputs: list[str]) -> nn.Module:
+    from dsl.build.compile import feature_extractor
+
+    return feature_extractor(model, outputs)
 
 
 def _load_weights(model: nn.Module, resolved: Resolved, weights: Any, **options: Any) -> None:
