@@ -228,10 +228,18 @@ class Input(Node):
     dtype: str | None = None
 
 
+# `let: y` or `let: [a, b]`: the YAML form accepts one name without the list.
+_NAMES_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
 class Let(Node):
     """`a = expr`, `a, b = expr`, or `x1 = inc(x): DoubleConv(64)` (define `inc`, then apply it)."""
 
-    let: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+    let: Annotated[
+        list[str],
+        BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+        WithJsonSchema(_NAMES_SCHEMA),
+    ]
     value: Expr
     define: Expr | None = None
 
