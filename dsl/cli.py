@@ -220,16 +220,26 @@ def _summary(args: argparse.Namespace) -> int:
     from dsl.tools.summary import render, render_json, summarise
 
     overrides = _overrides(args)
+    columns = _columns(args.columns)
     with Progress(f"measuring {args.file.name}"):
         resolved = resolve_for_input(args.file, overrides, args.input, args.net)
         result = summarise(resolved, concrete=args.input is not None, init=args.init)
     if args.format == "json":
         print(render_json(result))
     else:
-        print(
-            render(result, depth=args.depth if args.depth >= 0 else None, color=_color(sys.stdout))
-        )
+        depth = args.depth if args.depth >= 0 else None
+        print(render(result, depth=depth, color=_color(sys.stdout), columns=columns))
     return 0
+
+
+def _columns(names: list[str] | None) -> list[str] | None:
+    from dsl.errors import ArgumentError, CommandLineError
+    from dsl.tools.summary import check_columns
+
+    try:
+        return None if names is None else check_columns(names)
+    except ArgumentError as exc:
+        raise CommandLineError(f"argument --columns: {exc.message}", hint=exc.hint) from None
 
 
 @_errors_reported

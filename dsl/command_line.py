@@ -22,7 +22,7 @@ EXAMPLES = {
     "blocks": "dsl blocks\n  dsl blocks Bottleneck",
     "convert": "dsl convert examples/unet.net -o unet.yaml\n  dsl convert unet.yaml -o unet.net",
     "schema": "dsl schema > netdsl.schema.json",
-    "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init",
+    "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init\n  dsl summary examples/resnet50.net --input 1x3x224x224 --columns output,params,flops",
     "graph": "dsl graph examples/unet.net -o unet.svg\n  dsl graph examples/unet.net -o unet.dot --depth 1\n  dsl graph examples/gpt.net -o gpt.mmd --depth 3",
     "diff": "dsl diff examples/resnet18.net examples/resnet50.net\n  dsl diff examples/unet.net examples/unet.yaml --format json",
     "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
@@ -183,6 +183,13 @@ def _measuring_commands(sub: Any) -> None:
     _input_option(summary, "(default: the symbolic shape the spec declares)")
     summary.add_argument(
         "--depth", type=int, default=3, help="show modules nested at most this deep (default 3)"
+    )
+    summary.add_argument(
+        "--columns",
+        type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+        metavar="LIST",
+        help="the columns to show after Module, e.g. output,params,flops "
+        "(of type, output, params, trainable, flops, spec; default all)",
     )
     summary.add_argument(
         "--init",

@@ -94,7 +94,7 @@ def test_summary_table(capsys: pytest.CaptureFixture[str]) -> None:
     conv = next(line for line in lines if line.strip().startswith("0 ") and "Conv2d" in line)
     assert "unet.net:7" in conv  # the spec line the layer came from
     assert "Total parameters:     17,263,042" in out
-    assert "Parameter memory:" in out and "Activation memory:" in out and "FLOPs:" in out
+    assert "Parameter memory:" in out and "Activation memory:" in out and "FLOPs per sample:" in out
 
 
 def test_summary_input_and_depth(capsys: pytest.CaptureFixture[str]) -> None:
