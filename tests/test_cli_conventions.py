@@ -118,3 +118,12 @@ def test_progress_prints_nothing_on_a_pipe() -> None:
         progress.advance()
         time.sleep(0.3)
     assert stream.getvalue() == ""
+
+
+def test_help_examples_name_files_that_exist() -> None:
+    from dsl.command_line import EXAMPLES
+
+    for command, text in EXAMPLES.items():
+        for word in text.split():
+            if word.startswith("examples/") and not word.endswith((".svg", ".dot", ".mmd")):
+                assert list(ROOT.glob(word)), f"dsl {command} --help names {word}"
