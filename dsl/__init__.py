@@ -8,6 +8,7 @@ Importing `dsl` is cheap; torch is imported when a spec is first checked or buil
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,18 @@ if TYPE_CHECKING:
 
     from dsl.ir import SpecFile
     from dsl.plan import Resolved
+    from dsl.tools.summary import Summary
 
-__all__ = ["DSLError", "build_model", "load", "load_model", "materialize", "register", "validate"]
+__all__ = [
+    "DSLError",
+    "build_model",
+    "load",
+    "load_model",
+    "materialize",
+    "register",
+    "summary",
+    "validate",
+]
 
 
 def load(path: str | Path) -> SpecFile:
@@ -69,6 +80,7 @@ def build_model(
     weights: str | Path | dict | None = None,
     strict: bool = True,
     allow_missing: list[str] | tuple[str, ...] = (),
+    allow_mismatch: list[str] | tuple[str, ...] = (),
     prefix: str | None = None,
     rename: dict[str, str] | None = None,
     allow_download: bool = False,
@@ -91,7 +103,8 @@ def build_model(
     (safely: weights_only / safetensors), with `prefix=` stripped from its keys and `rename=`
     mapping key prefixes; a coverage report is printed, and anything short of a complete
     load is an error unless `strict=False` with `allow_missing=[patterns]` says what may
-    stay unloaded. Without `weights=`, the spec's own `weights(...)` statements apply.
+    stay unloaded; `allow_mismatch=["fc.*"]` skips the keys whose shape changed on purpose
+    (a new head), reported as "skipped (shape)". Without `weights=`, the spec's own `weights(...)` statements apply.
     A spec never touches the network: torchvision weights it names
     (`torchvision.models.resnet18(weights="DEFAULT")`) are refused unless
     `allow_download=True`.
@@ -119,14 +132,17 @@ def build_model(
         weights,
         strict=strict,
         allow_missing=allow_missing,
+        allow_mismatch=allow_mismatch,
         prefix=prefix,
         rename=rename,
     )
-    if outputs is not None:
-        from dsl.build.compile import feature_extractor
+    return model if outputs is None else _with_outputs(model, outputs)
 
-        return feature_extractor(model, outputs)
-    return model
+
+def _with_outputs(model: nn.Module, outputs: list[str]) -> nn.Module:
+    from dsl.build.compile import feature_extractor
+
+    return feature_extractor(model, outputs)
 
 
 def _load_weights(model: nn.Module, resolved: Resolved, weights: Any, **options: Any) -> None:
@@ -167,6 +183,62 @@ def load_model(path: str | Path, *, device: str | torch.device | None = None) ->
 
     check_call_arguments("dsl.load_model", device=device)
     return _load_model(path, device=device)
+
+
+def summary(
+    spec_or_model: str | Path | SpecFile | nn.Module,
+    *,
+    input: tuple[int, ...] | list[int] | None = None,  # torchinfo's name
+    depth: int | None = 3,
+    columns: list[str] | None = None,
+    net: str | None = None,
+    params: dict[str, Any] | None = None,
+    init: bool = False,
+) -> Summary:
+    """A table of modules, as `dsl summary` prints it: output shapes, parameters, FLOPs
+    and spec lines, measured on the meta device (nothing is allocated).
+
+    `spec_or_model` is a spec (path, text or IR) or a model `build_model` built; `input`
+    is the first input's shape (default: the spec's symbolic shape, measured with small
+    sizes); `depth` and `columns` (of `dsl.tools.summary.COLUMNS`) pick what `str()` shows.
+    The result holds the rows as data (`.rows`), renders with `str()`, and gives
+    `.to_json()`; FLOPs are per sample (`.flops_per_sample`), `.flops` for `.batch`.
+    """
+    from torch import nn
+
+    from dsl.tools.sizes import resolve_for_input
+    from dsl.tools.summary import check_columns, summarise
+
+    chosen = check_columns(columns) if columns is not None else None
+    shape = tuple(input) if input is not None else None
+    if isinstance(spec_or_model, nn.Module):
+        resolved = _resolved_of(spec_or_model, shape)
+    else:
+        resolved = resolve_for_input(spec_or_model, params or {}, shape, net)
+    result = summarise(resolved, concrete=shape is not None, init=init)
+    result.depth = depth
+    if chosen is not None:
+        result.columns = chosen
+    return result
+
+
+def _resolved_of(model: nn.Module, shape: tuple[int, ...] | None) -> Resolved:
+    """The resolved network a model was built from; `shape` re-measures it at that input."""
+    from dsl.build.compile import BUILT
+    from dsl.errors import ArgumentError
+    from dsl.torchlib.symbols import Symbols, meta_tensor
+
+    if model not in BUILT:
+        raise ArgumentError(
+            "dsl.summary takes a spec or a model that dsl.build_model built",
+            hint="for another nn.Module, torchinfo.summary(model, input_size=...) measures it",
+        )
+    resolved, _ = BUILT[model]
+    if shape is None:
+        return resolved
+    name, _ = resolved.inputs[0]
+    inputs = [(name, meta_tensor(shape)), *resolved.inputs[1:]]
+    return dataclasses.replace(resolved, inputs=inputs, symbols=Symbols())
 
 
 def register(obj: Any = None, *, name: str | None = None) -> Any:

@@ -23,11 +23,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from dsl.errors import CommandLineError
+
     try:
         return _COMMANDS[args.command](args)
     except BrokenPipeError:  # `dsl summary ... | head` closed our output: that is no error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush is quiet
         return 0
+    except CommandLineError as exc:
+        hint = f"\n  hint: {exc.hint}" if exc.hint else ""
+        print(f"dsl {args.command}: error: {exc.message}{hint}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written: one line, no traceback
+        print(f"dsl {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 1
 
 
 # ----------------------------------------------------------------------------- output
@@ -53,48 +62,14 @@ def _report(errors: list[Any], fmt: str, checked: int) -> int:
     return 1 if errors else 0
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """`--set k=v`: v is a literal (number, string, true/false, list); a bare word is a string."""
-    from dsl.errors import ArgumentError
+def _overrides(args: argparse.Namespace, *, every_net: bool = False) -> dict[str, Any]:
+    """`--set` values, each of its parameter's type (checked against every file given)."""
+    from dsl.tools.overrides import check_override_types, parse_overrides
 
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ArgumentError(f"--set takes KEY=VALUE, not '{item}'")
-        out[key.strip()] = _literal(text.strip(), item)
-    return out
-
-
-def _literal(text: str, item: str) -> Any:
-    from dsl import ir
-    from dsl.errors import ArgumentError, DSLError
-    from dsl.source import Span
-    from dsl.syntax.parse_net import parse_expression
-
-    try:
-        node = parse_expression(text, Span(file="--set", line=1, col=1))
-    except DSLError:
-        return text
-    if isinstance(node, ir.Const):
-        return node.value
-    if isinstance(node, ir.Name):
-        return node.id
-    if isinstance(node, ir.ListExpr | ir.TupleExpr):
-        values = [_literal_node(i, item) for i in node.items]
-        return values if isinstance(node, ir.ListExpr) else tuple(values)
-    raise ArgumentError(f"--set {item}: the value must be a literal")
-
-
-def _literal_node(node: Any, item: str) -> Any:
-    from dsl import ir
-    from dsl.errors import ArgumentError
-
-    if isinstance(node, ir.Const):
-        return node.value
-    if isinstance(node, ir.Name):
-        return node.id
-    raise ArgumentError(f"--set {item}: the value must be a literal")
+    overrides = parse_overrides(args.set)
+    for path in getattr(args, "files", None) or [args.file]:
+        check_override_types(path, overrides, args.net, every_net=every_net)
+    return overrides
 
 
 # ----------------------------------------------------------------------------- commands
@@ -102,16 +77,11 @@ def _literal_node(node: Any, item: str) -> Any:
 
 def _validate(args: argparse.Namespace) -> int:
     from dsl.errors import DSLError
-    from dsl.tools.sizes import parse_shape
 
     errors: list[DSLError] = []
-    try:
-        overrides = parse_overrides(args.set)
-        shape = parse_shape(args.input) if args.input else None
-    except DSLError as exc:
-        return _report([exc], args.format, 0)
+    overrides = _overrides(args, every_net=True)
     for path in args.files:
-        errors.extend(validate_file(path, overrides, args.net, shape))
+        errors.extend(validate_file(path, overrides, args.net, args.input))
     return _report(errors, args.format, len(args.files))
 
 
@@ -225,10 +195,12 @@ def _errors_reported(run: Any) -> Any:
     """A command body whose DSLErrors become diagnostics and exit code 1."""
 
     def wrapper(args: argparse.Namespace) -> int:
-        from dsl.errors import DSLError
+        from dsl.errors import CommandLineError, DSLError
 
         try:
             return run(args)
+        except CommandLineError:
+            raise  # main reports it: exit 2
         except DSLError as exc:
             return _report(
                 [exc],
@@ -244,21 +216,30 @@ def _errors_reported(run: Any) -> Any:
 @_errors_reported
 def _summary(args: argparse.Namespace) -> int:
     from dsl.tools.progress import Progress
-    from dsl.tools.sizes import parse_shape, resolve_for_input
+    from dsl.tools.sizes import resolve_for_input
     from dsl.tools.summary import render, render_json, summarise
 
-    overrides = parse_overrides(args.set)
-    shape = parse_shape(args.input) if args.input else None
+    overrides = _overrides(args)
+    columns = _columns(args.columns)
     with Progress(f"measuring {args.file.name}"):
-        resolved = resolve_for_input(args.file, overrides, shape, args.net)
-        result = summarise(resolved, concrete=shape is not None, init=args.init)
+        resolved = resolve_for_input(args.file, overrides, args.input, args.net)
+        result = summarise(resolved, concrete=args.input is not None, init=args.init)
     if args.format == "json":
         print(render_json(result))
     else:
-        print(
-            render(result, depth=args.depth if args.depth >= 0 else None, color=_color(sys.stdout))
-        )
+        depth = args.depth if args.depth >= 0 else None
+        print(render(result, depth=depth, color=_color(sys.stdout), columns=columns))
     return 0
+
+
+def _columns(names: list[str] | None) -> list[str] | None:
+    from dsl.errors import ArgumentError, CommandLineError
+    from dsl.tools.summary import check_columns
+
+    try:
+        return None if names is None else check_columns(names)
+    except ArgumentError as exc:
+        raise CommandLineError(f"argument --columns: {exc.message}", hint=exc.hint) from None
 
 
 @_errors_reported
@@ -266,7 +247,7 @@ def _graph(args: argparse.Namespace) -> int:
     from dsl.build.resolve import resolve
     from dsl.tools.graph import draw, write
 
-    resolved = resolve(args.file, net=args.net, params=parse_overrides(args.set))
+    resolved = resolve(args.file, net=args.net, params=_overrides(args))
     picture = draw(resolved, depth=max(args.depth, 1), symbols=not args.concrete)
     print(write(picture, args.output))
     return 0
@@ -276,8 +257,11 @@ def _graph(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from dsl.build.resolve import resolve
     from dsl.tools.diff import compare, render, render_json
+    from dsl.tools.overrides import check_override_types, parse_overrides
 
     overrides = parse_overrides(args.set)
+    for path in (args.a, args.b):
+        check_override_types(path, overrides)
     a = resolve(args.a, params=overrides)
     b = resolve(args.b, params=overrides)
     result = compare(a, b, str(args.a), str(args.b))
@@ -291,7 +275,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _resolve(args: argparse.Namespace) -> int:
     from dsl.tools.provenance import explain, render, render_json
 
-    _, entries = explain(args.file, net=args.net, overrides=parse_overrides(args.set))
+    _, entries = explain(args.file, net=args.net, overrides=_overrides(args))
     print(
         render_json(entries)
         if args.format == "json"
@@ -323,17 +307,11 @@ def _build_with_progress(
 @_errors_reported
 def _build(args: argparse.Namespace) -> int:
     from dsl.build.checkpoint import save
-    from dsl.errors import ArgumentError
     from dsl.tools.progress import Progress
     from dsl.tools.summary import human_bytes
     from dsl.torchlib.offline import downloads_allowed
 
-    if args.output.suffix not in (".safetensors", ".pt", ".pth"):
-        raise ArgumentError(
-            f"cannot save weights as '{args.output.suffix}'",
-            hint="give -o a name ending in .safetensors or .pt",
-        )
-    overrides = parse_overrides(args.set)
+    overrides = _overrides(args)
     with downloads_allowed(args.allow_download):
         resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
     with Progress(f"writing {args.output.name}"):
@@ -358,7 +336,7 @@ def _export(args: argparse.Namespace) -> int:
     from dsl.tools.export import eject, export
     from dsl.tools.progress import Progress
 
-    overrides = parse_overrides(args.set)
+    overrides = _overrides(args)
     if args.format == "python":
         resolved = resolve(args.file, net=args.net, params=overrides)
         args.output.write_text(eject(resolved, source_name=str(args.file)), encoding="utf-8")

@@ -7,8 +7,14 @@ is quick.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+SPEC_SUFFIXES = (".net", ".yaml", ".yml")
+PICTURE_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".mmd", ".mermaid", ".md")
+WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth")
 
 EXAMPLES = {
     "validate": "dsl validate examples/unet.net\n  dsl validate examples/gpt.net --set n_layer=96 --set d_model=12288\n  dsl validate blocks/*.net --format json",
@@ -17,9 +23,9 @@ EXAMPLES = {
     "convert": "dsl convert examples/unet.net -o unet.yaml\n  dsl convert unet.yaml -o unet.net",
     "schema": "dsl schema > netdsl.schema.json",
     "ops": "dsl ops\n  dsl ops | grep -w sin",
-    "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init",
+    "summary": "dsl summary examples/unet.net\n  dsl summary examples/unet.net --input 1x3x256x256 --depth 1\n  dsl summary examples/gpt.net --set n_layer=96 --set d_model=12288 --set n_head=96 --set vocab=50257 --set block_size=2048 --depth 1\n  dsl summary examples/unet.net --format json\n  dsl summary examples/resnet18.net --depth 1 --init\n  dsl summary examples/resnet50.net --input 1x3x224x224 --columns output,params,flops",
     "graph": "dsl graph examples/unet.net -o unet.svg\n  dsl graph examples/unet.net -o unet.dot --depth 1\n  dsl graph examples/gpt.net -o gpt.mmd --depth 3",
-    "diff": "dsl diff examples/unet.net unet_wide.net\n  dsl diff a.net b.net --format json",
+    "diff": "dsl diff examples/resnet18.net examples/resnet50.net\n  dsl diff examples/unet.net examples/unet.yaml --format json",
     "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
     "build": "dsl build examples/unet.net -o unet.safetensors --seed 0\n  dsl build examples/gpt.net -o gpt.pt --set n_layer=4\n  python -c 'import dsl; m = dsl.load_model(\"unet.safetensors\")'",
     "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts",
@@ -32,11 +38,72 @@ def parser() -> argparse.ArgumentParser:
         prog="dsl",
         description="netdsl: declarative PyTorch networks. Exit codes: 0 ok, 1 errors in a spec, 2 bad command line.",
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     _language_commands(sub)
     _measuring_commands(sub)
     _building_commands(sub)
     return top
+
+
+def _version() -> str:
+    try:
+        return metadata.version("netdsl")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+# ----------------------------------------------------------------------------- argument types
+# argparse turns an ArgumentTypeError into "dsl CMD: error: argument NAME: message", exit 2.
+
+
+def spec_path(text: str) -> Path:
+    """An existing spec file."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a directory; give spec files, e.g. {path / '*.net'}"
+        )
+    return path
+
+
+def output_path(*suffixes: str) -> Callable[[str], Path]:
+    """A file to write: one of `suffixes` (any, if none), in a folder that exists."""
+
+    def check(text: str) -> Path:
+        path = Path(text)
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(
+                f"cannot write '{path.name}': give a name ending in {', '.join(suffixes)}"
+            )
+        if not path.parent.is_dir():
+            raise argparse.ArgumentTypeError(f"cannot write {text}: no folder {path.parent}")
+        return path
+
+    return check
+
+
+def set_item(text: str) -> str:
+    """`KEY=VALUE` for --set (the value is read by `dsl.tools.overrides`)."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"takes KEY=VALUE, not '{text}'")
+    return text
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """`1x3x256x256` (or `1,3,256,256`) -> (1, 3, 256, 256)."""
+    parts = [p for p in text.replace(",", "x").replace("X", "x").split("x") if p.strip()]
+    if not parts or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"takes non-negative sizes such as 1x3x256x256, not '{text}'"
+        )
+    return tuple(int(p) for p in parts)
+
+
+# ----------------------------------------------------------------------------- commands
 
 
 def _command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -50,7 +117,9 @@ def _command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def _set_option(p: argparse.ArgumentParser, help_text: str) -> None:
-    p.add_argument("--set", action="append", default=[], metavar="K=V", help=help_text)
+    p.add_argument(
+        "--set", action="append", default=[], type=set_item, metavar="K=V", help=help_text
+    )
 
 
 def _spec_options(p: argparse.ArgumentParser) -> None:
@@ -61,6 +130,7 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
 def _input_option(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--input",
+        type=shape,
         metavar="SHAPE",
         help=f"the first input's shape, e.g. 1x3x224x224: sets its symbolic sizes {default}",
     )
@@ -73,7 +143,7 @@ def _language_commands(sub: Any) -> None:
         "validate",
         "check specs: syntax, names, arguments and shapes, without allocating weights",
     )
-    validate.add_argument("files", nargs="+", type=Path)
+    validate.add_argument("files", nargs="+", type=spec_path)
     _set_option(validate, "override a net parameter (repeatable)")
     validate.add_argument("--net", help="which net to check (default: every net in the file)")
     _input_option(validate, "(default: sizes that fit the network)")
@@ -82,19 +152,19 @@ def _language_commands(sub: Any) -> None:
     _command(sub, "ops", "list the torch functions a graph body may call")
 
     fmt = _command(sub, "fmt", "rewrite spec files in canonical form")
-    fmt.add_argument("files", nargs="+", type=Path)
+    fmt.add_argument("files", nargs="+", type=spec_path)
     fmt.add_argument(
         "--check", action="store_true", help="only report files that would change (exit 1 if any)"
     )
 
     convert = _command(sub, "convert", "convert a spec between .net and YAML, without loss")
-    convert.add_argument("file", type=Path)
+    convert.add_argument("file", type=spec_path)
     convert.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=output_path(*SPEC_SUFFIXES),
         required=True,
-        help="the output file; its suffix picks the format",
+        help="the output file: .net, .yaml or .yml (its suffix picks the format)",
     )
 
     _command(sub, "schema", "print the JSON Schema of the YAML form (for editors)")
@@ -112,10 +182,17 @@ def _measuring_commands(sub: Any) -> None:
         "summary",
         "a table of modules: output shapes, parameters, FLOPs and spec lines, measured on the meta device",
     )
-    summary.add_argument("file", type=Path)
+    summary.add_argument("file", type=spec_path)
     _input_option(summary, "(default: the symbolic shape the spec declares)")
     summary.add_argument(
         "--depth", type=int, default=3, help="show modules nested at most this deep (default 3)"
+    )
+    summary.add_argument(
+        "--columns",
+        type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+        metavar="LIST",
+        help="the columns to show after Module, e.g. output,params,flops "
+        "(of type, output, params, trainable, flops, spec; default all)",
     )
     summary.add_argument(
         "--init",
@@ -130,8 +207,8 @@ def _measuring_commands(sub: Any) -> None:
     diff = _command(
         sub, "diff", "what changed between two networks: modules, parameters, checkpoint keys"
     )
-    diff.add_argument("a", type=Path)
-    diff.add_argument("b", type=Path)
+    diff.add_argument("a", type=spec_path)
+    diff.add_argument("b", type=spec_path)
     _set_option(diff, "override a parameter of both nets (repeatable)")
     diff.add_argument("--format", choices=("human", "json"), default="human")
 
@@ -140,11 +217,11 @@ def _graph_command(sub: Any) -> None:
     graph = _command(
         sub, "graph", "draw the network: DOT or Mermaid text, or SVG/PNG/PDF through Graphviz's dot"
     )
-    graph.add_argument("file", type=Path)
+    graph.add_argument("file", type=spec_path)
     graph.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=output_path(*PICTURE_SUFFIXES),
         required=True,
         help="net.svg, net.png, net.pdf, net.dot or net.mmd (the suffix picks the format)",
     )
@@ -169,7 +246,7 @@ def _building_commands(sub: Any) -> None:
         "resolve",
         "the fully expanded network: every module's constructor arguments and where each came from",
     )
-    res.add_argument("file", type=Path)
+    res.add_argument("file", type=spec_path)
     _spec_options(res)
     res.add_argument(
         "--no-defaults",
@@ -183,9 +260,13 @@ def _building_commands(sub: Any) -> None:
         "build",
         "build a network and save its initialised weights with the spec (load with dsl.load_model)",
     )
-    build.add_argument("file", type=Path)
+    build.add_argument("file", type=spec_path)
     build.add_argument(
-        "-o", "--output", type=Path, required=True, help="model.safetensors or model.pt"
+        "-o",
+        "--output",
+        type=output_path(*WEIGHTS_SUFFIXES),
+        required=True,
+        help="model.safetensors or model.pt",
     )
     build.add_argument(
         "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
@@ -205,11 +286,11 @@ def _export_command(sub: Any) -> None:
         "export",
         "export a network: ONNX, TorchScript, torch.export program, or standalone PyTorch source",
     )
-    export.add_argument("file", type=Path)
+    export.add_argument("file", type=spec_path)
     export.add_argument(
         "--format", required=True, choices=("onnx", "torchscript", "exported-program", "python")
     )
-    export.add_argument("-o", "--output", type=Path, required=True)
+    export.add_argument("-o", "--output", type=output_path(), required=True)
     export.add_argument(
         "--seed",
         type=int,

@@ -140,6 +140,10 @@ class ArgumentError(DSLError):
     code = "E300"
 
 
+class CommandLineError(ArgumentError):
+    """A mistake in the `dsl` command line itself (not in a spec): exit 2, as argparse's."""
+
+
 class UnknownKeywordError(ArgumentError):
     code = "E301"
 

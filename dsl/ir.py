@@ -216,6 +216,8 @@ ShapeDim = Annotated[
         }
     ),
 ]
+_Listed = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+Names = Annotated[_Listed, Field(json_schema_extra={"type": ["string", "array"]})]  # `let: y`
 
 # --------------------------------------------------------------------------- statements
 
@@ -231,7 +233,7 @@ class Input(Node):
 class Let(Node):
     """`a = expr`, `a, b = expr`, or `x1 = inc(x): DoubleConv(64)` (define `inc`, then apply it)."""
 
-    let: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+    let: Names
     value: Expr
     define: Expr | None = None
 
@@ -459,9 +461,7 @@ class Import(Node):
     """`from unet import DoubleConv, Down` or `from "./parts.net" import Stem`."""
 
     from_: str = Field(alias="from")
-    import_: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = (
-        Field(alias="import")
-    )
+    import_: Names = Field(alias="import")
     # Where each imported name is written, in the order of `import_`.
     name_spans: SkipJsonSchema[SkipValidation[list[Span]]] = Field(
         default=[], validation_alias="__name_spans__", exclude=True, repr=False

@@ -134,6 +134,25 @@ def test_a_checkpoint_carries_the_files_its_spec_imports(tmp_path: Path, suffix:
     assert all(torch.equal(loaded[k], v) for k, v in expected.items())
 
 
+def test_dsl_build_with_relative_imports_loads_from_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsl.cli import main
+
+    spec_dir = tmp_path / "project"
+    (spec_dir / "lib").mkdir(parents=True)
+    (spec_dir / "lib" / "parts.net").write_text(PARTS, encoding="utf-8")
+    (spec_dir / "main.net").write_text(MAIN, encoding="utf-8")
+    monkeypatch.chdir(spec_dir)
+    assert main(["build", "main.net", "-o", "main.safetensors", "--seed", "0"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    model = dsl.load_model(spec_dir / "main.safetensors")
+    expected = dsl.build_model(spec_dir / "main.net", seed=0).state_dict()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
+
+
 def test_load_model_never_reads_the_files_its_metadata_names(tmp_path: Path) -> None:
     secret = tmp_path / "secret.net"
     secret.write_text("SECRET-FIRST-LINE\n", encoding="utf-8")

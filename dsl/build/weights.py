@@ -3,6 +3,8 @@
     model = dsl.build_model("examples/resnet18.net", weights="resnet18.pth")
     model = dsl.build_model(spec, weights="ckpt.safetensors", prefix="module.",
                             rename={"head.": "fc."}, strict=False, allow_missing=["fc.*"])
+    model = dsl.build_model("examples/finetune.net", weights="resnet18.pth",
+                            allow_mismatch=["fc.*"])   # a new head of another shape
 
 or in the spec itself:  `weights("resnet18.pth", prefix="module.")` in the net's body.
 
@@ -11,6 +13,9 @@ run code. Every load returns (and prints) a coverage report: keys loaded, missin
 unexpected and mis-shaped, each missing key with the unexpected keys that look like it.
 `strict=False` still needs an allow-list of the keys that may stay unloaded, so a partial
 load is never silent, and a load that fits nothing at all is an error whatever it allows.
+`allow_mismatch=[patterns]` names the keys whose shape changed on purpose (a fine-tuned
+head: `fc.*` of 100 classes, the file's of 1000): they keep their initial values and the
+report lists them as "skipped (shape)".
 
 A tensor whose dtype differs from the model's is never counted as plainly loaded: one of
 another kind (int or bool into float, float into int) is refused, as is a value that does
@@ -49,6 +54,8 @@ class Coverage:
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)  # missing, but on the allow-list
+    # mis-shaped, but on allow_mismatch: left at their initial values
+    skipped: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     converted: list[tuple[str, torch.dtype, torch.dtype]] = field(default_factory=list)  # loaded
     refused: list[tuple[str, torch.dtype, torch.dtype, str]] = field(default_factory=list)
 
@@ -72,6 +79,7 @@ class Coverage:
             + len(self.mismatched)
             + len(self.allowed)
             + len(self.refused)
+            + len(self.skipped)
         )
         converted = f" ({len(self.converted)} converted)" if self.converted else ""
         lines = [f"weights from {self.source}: {loaded} of {total} model tensors loaded{converted}"]
@@ -81,6 +89,10 @@ class Coverage:
         rows += [
             ("shape mismatch", key, f"model {list(mine)}, file {list(theirs)}")
             for key, mine, theirs in self.mismatched
+        ]
+        rows += [
+            ("skipped (shape)", key, f"model {list(mine)}, file {list(theirs)}: allow_mismatch")
+            for key, mine, theirs in self.skipped
         ]
         rows += [
             ("dtype refused", key, f"model {_name(mine)}, file {_name(theirs)}: {why}")
@@ -205,13 +217,15 @@ def load_into(
     *,
     strict: bool = True,
     allow_missing: Iterable[str] = (),
+    allow_mismatch: Iterable[str] = (),
     prefix: str | None = None,
     rename: dict[str, str] | None = None,
     span: Span | None = None,
     report: bool = True,
 ) -> Coverage:
     """Load `source` into `model` in place; raise `WeightsError` unless the load is complete
-    or its gaps are allowed."""
+    or its gaps are allowed (`allow_missing`: absent keys, under strict=False;
+    `allow_mismatch`: keys whose shape changed, left unloaded)."""
     allow = list(allow_missing)
     if not strict and not allow:
         raise ArgumentError(
@@ -221,7 +235,7 @@ def load_into(
         )
     name = str(source) if not isinstance(source, dict) else "a state dict"
     state = remap(source if isinstance(source, dict) else read_state_dict(source), prefix, rename)
-    coverage = _compare(model.state_dict(), state, name, allow)
+    coverage = _compare(model.state_dict(), state, name, allow, list(allow_mismatch))
     if report:
         print(coverage.render(), file=sys.stderr)
     if not coverage.acceptable(strict):
@@ -257,25 +271,29 @@ class WeightsConversionWarning(UserWarning):
 
 
 def _compare(
-    mine: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], source: str, allow: list[str]
+    mine: dict[str, torch.Tensor],
+    theirs: dict[str, torch.Tensor],
+    source: str,
+    allow: list[str],
+    allow_mismatch: list[str],
 ) -> Coverage:
     coverage = Coverage(source)
     for key, tensor in mine.items():
         if key not in theirs:
-            target = (
-                coverage.allowed
-                if any(fnmatch.fnmatchcase(key, p) for p in allow)
-                else coverage.missing
-            )
-            target.append(key)
+            (coverage.allowed if _matches(key, allow) else coverage.missing).append(key)
         elif tuple(theirs[key].shape) != tuple(tensor.shape):
-            coverage.mismatched.append((key, tuple(tensor.shape), tuple(theirs[key].shape)))
+            target = coverage.skipped if _matches(key, allow_mismatch) else coverage.mismatched
+            target.append((key, tuple(tensor.shape), tuple(theirs[key].shape)))
         elif theirs[key].dtype != tensor.dtype:
             _classify_conversion(coverage, key, tensor.dtype, theirs[key])
         else:
             coverage.loaded.append(key)
     coverage.unexpected = [key for key in theirs if key not in mine]
     return coverage
+
+
+def _matches(key: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
 
 
 def _kind(dtype: torch.dtype) -> str:
@@ -323,4 +341,6 @@ def _hint(coverage: Coverage) -> str:
     if not parts:
         return "nothing in the file fits the model: allow_missing= may leave keys unloaded, not all of them; check prefix= and rename="
     fixes = "prefix= strips a prefix such as 'module.', rename= maps key prefixes, allow_missing= lets named keys stay unloaded"
+    if coverage.mismatched:
+        fixes += ", allow_mismatch= skips named keys whose shape changed (a new head)"
     return f"{', '.join(parts)} (see the table); {fixes}"

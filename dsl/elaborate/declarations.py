@@ -126,7 +126,7 @@ def is_weights_call(expr: Any) -> TypeGuard[ir.Call]:
     )
 
 
-_WEIGHTS_OPTIONS = {"prefix", "rename", "strict", "allow_missing"}
+_WEIGHTS_OPTIONS = {"prefix", "rename", "strict", "allow_missing", "allow_mismatch"}
 
 
 def add_weights(frame: Frame, call: ir.Call) -> None:

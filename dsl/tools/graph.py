@@ -369,7 +369,9 @@ def to_mermaid(picture: Picture) -> str:
 
 
 def write(picture: Picture, output: Path) -> str:
-    """Write the picture in the format `output`'s suffix names; returns a note for the user."""
+    """Write the picture in the format `output`'s suffix names; returns a note for the user.
+    SVG, PNG and PDF need Graphviz's `dot`: without it the DOT text is written beside, and
+    the note says how to render it (a missing optional program is no error in the spec)."""
     fmt = output.suffix.lstrip(".").lower()
     if fmt in ("dot", "gv"):
         output.write_text(to_dot(picture), encoding="utf-8")
@@ -387,9 +389,10 @@ def write(picture: Picture, output: Path) -> str:
     if dot is None:
         fallback = output.with_suffix(".dot")
         fallback.write_text(to_dot(picture), encoding="utf-8")
-        raise ArgumentError(
-            f"Graphviz's 'dot' program is not installed, so {output} cannot be rendered; wrote {fallback} instead",
-            hint="install Graphviz (apt-get install graphviz, brew install graphviz), or write .dot / .mmd text",
+        return (
+            f"wrote {fallback} (DOT text): Graphviz's 'dot' program is not installed, so {output} was not rendered\n"
+            f"  to get {output.name}: install the system package graphviz (apt-get install graphviz, "
+            f"brew install graphviz), then run: dot -T{fmt} {fallback} -o {output}"
         )
     result = subprocess.run(
         [dot, f"-T{fmt}", "-o", str(output)],

@@ -26,18 +26,6 @@ LARGE_SIZES = (224, 256)  # the second try's spatial sizes (distinct, so H and W
 Spec = str | Path | ir.SpecFile
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """`1x3x256x256` (or `1,3,256,256`) -> (1, 3, 256, 256)."""
-    parts = text.replace(",", "x").replace("X", "x").split("x")
-    try:
-        dims = tuple(int(p) for p in parts if p.strip())
-    except ValueError:
-        raise ArgumentError(f"--input takes sizes such as 1x3x256x256, not '{text}'") from None
-    if not dims or any(d < 0 for d in dims):
-        raise ArgumentError(f"--input takes non-negative sizes such as 1x3x256x256, not '{text}'")
-    return dims
-
-
 @dataclass
 class DeclaredInput:
     """A net's first `input` statement (a derived net's: its base's) and, for each of its

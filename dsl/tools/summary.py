@@ -19,6 +19,7 @@ from torch import nn
 from dsl.plan import LeafSpec, ModuleSpec, Resolved, TensorSpec, iter_modules
 from dsl.source import Span
 from dsl.tools.measure import Trace, meta_model, shape_text, trace
+from dsl.tools.symbolic import merged, symbolic_shapes
 from dsl.torchlib.symbols import Symbols
 
 
@@ -57,8 +58,25 @@ class InitRow:
     spec: str  # file:line of the rule or the declaration ("" for defaults)
 
 
+# The table's columns after "Module": key -> heading (`dsl summary --columns output,flops`).
+COLUMNS = {
+    "type": "Type",
+    "output": "Output shape",
+    "params": "Params",
+    "trainable": "Trainable",
+    "flops": "FLOPs",
+    "spec": "Spec",
+}
+NUMERIC_COLUMNS = {"params", "trainable", "flops"}  # flush right
+
+
 @dataclass
 class Summary:
+    """`dsl.summary(...)`: the rows as data, `str()` renders the table (`depth` and
+    `columns` pick what it shows), `to_json()` gives everything as plain data. `flops` is
+    for the whole batch measured (`batch`, the first input's leading size);
+    `flops_per_sample` divides it by that batch."""
+
     net: str
     inputs: list[tuple[str, str]]
     sizes: dict[str, int]
@@ -70,34 +88,62 @@ class Summary:
     buffer_bytes: int = 0
     activation_bytes: int = 0
     flops: int = 0
+    batch: int = 1
     init: list[InitRow] | None = None  # filled by summarise(..., init=True)
+    depth: int | None = field(default=3, repr=False)
+    columns: list[str] = field(default_factory=lambda: list(COLUMNS), repr=False)
+
+    @property
+    def flops_per_sample(self) -> float:
+        return self.flops / self.batch if self.batch else float(self.flops)
+
+    def __str__(self) -> str:
+        return render(self, depth=self.depth, columns=self.columns)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["depth"], data["columns"]
+        data["flops_per_sample"] = self.flops_per_sample
         if self.init is None:
             del data["init"]
         return data
+
+
+def check_columns(columns: Sequence[str]) -> list[str]:
+    """`columns` if each is one of COLUMNS, else an ArgumentError naming the unknown one."""
+    from dsl.errors import ArgumentError, did_you_mean
+
+    for column in columns:
+        if column not in COLUMNS:
+            raise ArgumentError(
+                f"no summary column '{column}'",
+                hint=did_you_mean(column, COLUMNS) or f"columns: {', '.join(COLUMNS)}",
+            )
+    return list(columns)
 
 
 def summarise(resolved: Resolved, *, concrete: bool = False, init: bool = False) -> Summary:
     """Measure `resolved` on the meta device. `concrete` shows numbers instead of symbols;
     `init` adds, for every parameter, the init rule (or default) that set it."""
     model = meta_model(resolved)
-    result = trace(model, [meta for _, meta in resolved.inputs])
+    inputs = [meta for _, meta in resolved.inputs]
+    result = trace(model, inputs)
     symbols = None if concrete else resolved.symbols
+    formulas = None if symbols is None else symbolic_shapes(model, inputs, symbols)
     params = list(model.parameters())
     summary = Summary(
         net=resolved.name,
         inputs=[(name, shape_text(meta, symbols)) for name, meta in resolved.inputs],
         sizes=dict(resolved.symbols.sizes),
-        output=shape_text(result.output, symbols),
-        rows=_rows(model, resolved, result, symbols),
+        output=merged((formulas or {}).get(id(model)), result.output, symbols),
+        rows=_rows(model, resolved, result, symbols, formulas or {}),
         params=sum(p.numel() for p in params),
         trainable=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
         activation_bytes=result.activation_bytes,
         flops=result.total_flops,
+        batch=int(inputs[0].shape[0]) if inputs and inputs[0].dim() else 1,
     )
     if init:
         summary.init = init_rows(model, resolved)
@@ -105,7 +151,11 @@ def summarise(resolved: Resolved, *, concrete: bool = False, init: bool = False)
 
 
 def _rows(
-    model: nn.Module, resolved: Resolved, result: Trace, symbols: Symbols | None
+    model: nn.Module,
+    resolved: Resolved,
+    result: Trace,
+    symbols: Symbols | None,
+    formulas: dict[int, list[str | None]],
 ) -> list[Row]:
     """One row per module, depth first; a module registered a second time is one row that
     names its first place, without its children."""
@@ -133,7 +183,7 @@ def _rows(
                 name=name or resolved.name,
                 depth=depth,
                 type=type(module).__name__,
-                output=shape_text(call[1], symbols) if call else "-",
+                output=merged(formulas.get(id(module)), call[1], symbols) if call else "-",
                 params=sum(p.numel() for p in own),
                 trainable=sum(p.numel() for p in own if p.requires_grad),
                 flops=result.flops.get(name, 0 if call else None),
@@ -252,32 +302,43 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def render(summary: Summary, *, depth: int | None = 3, color: bool = False) -> str:
+def render(
+    summary: Summary,
+    *,
+    depth: int | None = 3,
+    color: bool = False,
+    columns: Sequence[str] | None = None,
+) -> str:
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if color else (lambda s: s)
     dim = (lambda s: f"\x1b[2m{s}\x1b[0m") if color else (lambda s: s)
-    header = ("Module", "Type", "Output shape", "Params", "Trainable", "FLOPs", "Spec")
-    body = [_cells(row) for row in summary.rows if depth is None or row.depth <= depth]
-    out = _table(header, body, right={3, 4, 5}, bold=bold, dim=dim)
+    keys = ["module", *(columns if columns is not None else COLUMNS)]
+    header = tuple("Module" if k == "module" else COLUMNS[k] for k in keys)
+    body = [
+        tuple(_cells(row)[k] for k in keys)
+        for row in summary.rows
+        if depth is None or row.depth <= depth
+    ]
+    right = {i for i, k in enumerate(keys) if k in NUMERIC_COLUMNS}
+    out = _table(header, body, right=right, bold=bold, dim=dim, dim_last=keys[-1] == "spec")
     out += _totals(summary)
     if summary.init is not None:
         out += ["", render_init(summary.init, bold=bold, dim=dim)]
     return "\n".join(out)
 
 
-def _cells(row: Row) -> tuple[str, ...]:
+def _cells(row: Row) -> dict[str, str]:
     name = row.name if row.depth == 0 else row.name.rsplit(".", 1)[-1]
-    label = "  " * row.depth + name
+    cells = {"module": "  " * row.depth + name, "type": row.type, "spec": row.spec}
     if row.shared_with is not None:
-        return (label, row.type, f"(shared with {row.shared_with})", "-", "-", "-", row.spec)
-    return (
-        label,
-        row.type,
-        row.output,
-        f"{row.params:,}",
-        f"{row.trainable:,}",
-        human_count(row.flops) if row.flops is not None else "-",
-        row.spec,
-    )
+        shared = {"output": f"(shared with {row.shared_with})", "params": "-", "trainable": "-"}
+        return {**cells, **shared, "flops": "-"}
+    return {
+        **cells,
+        "output": row.output,
+        "params": f"{row.params:,}",
+        "trainable": f"{row.trainable:,}",
+        "flops": human_count(row.flops) if row.flops is not None else "-",
+    }
 
 
 def _table(
@@ -287,9 +348,10 @@ def _table(
     right: set[int] | None = None,
     bold: Any = str,
     dim: Any = str,
+    dim_last: bool = True,
 ) -> list[str]:
     """Columns padded to their widest cell (those in `right` flush right), between rules;
-    the last column (the spec line) dimmed."""
+    the last column (the spec line) dimmed unless `dim_last` is False."""
     right = right or set()
     widths = [
         max(len(header[i]), *(len(r[i]) for r in body)) if body else len(header[i])
@@ -306,7 +368,8 @@ def _table(
     out = [bold(line(header)), rule]
     for cells in body:
         text, last = line(cells), cells[-1]
-        out.append(text[: -len(last)] + dim(last) if last and text.endswith(last) else text)
+        dimmed = dim_last and last and text.endswith(last)
+        out.append(text[: -len(last)] + dim(last) if dimmed else text)
     out.append(rule)
     return out
 
@@ -315,7 +378,9 @@ def _totals(summary: Summary) -> list[str]:
     inputs = ", ".join(f"{n}: {s}" for n, s in summary.inputs)
     sizes = ", ".join(f"{k}={v}" for k, v in summary.sizes.items())
     buffers = f" (+ {human_bytes(summary.buffer_bytes)} buffers)" if summary.buffer_bytes else ""
-    flops = human_count(summary.flops)
+    per_sample = human_count(summary.flops_per_sample)
+    macs = human_count(summary.flops_per_sample / 2)
+    batch = f"the batch of {summary.batch} measured: {human_count(summary.flops)}"
     return [
         f"Input:                {inputs}" + (f"   (measured with {sizes})" if sizes else ""),
         f"Output:               {summary.output}",
@@ -324,7 +389,7 @@ def _totals(summary: Summary) -> list[str]:
         f"Non-trainable:        {summary.params - summary.trainable:,}",
         f"Parameter memory:     {human_bytes(summary.param_bytes)}" + buffers,
         f"Activation memory:    {human_bytes(summary.activation_bytes)} (module outputs in one forward pass, estimate)",
-        f"FLOPs:                {flops} ({summary.flops:,}; {human_count(summary.flops / 2)} MACs)",
+        f"FLOPs per sample:     {per_sample} ({macs} MACs; {batch})",
     ]
 
 
