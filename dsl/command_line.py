@@ -255,22 +255,14 @@ def _building_commands(sub: Any) -> None:
     )
     res.add_argument("--format", choices=("human", "json"), default="human")
 
-    build = _command(
+    build = _writing_command(
         sub,
         "build",
         "build a network and save its initialised weights with the spec (load with dsl.load_model)",
+        output_path(*WEIGHTS_SUFFIXES),
+        "model.safetensors or model.pt",
     )
-    build.add_argument("file", type=spec_path)
-    build.add_argument(
-        "-o",
-        "--output",
-        type=output_path(*WEIGHTS_SUFFIXES),
-        required=True,
-        help="model.safetensors or model.pt",
-    )
-    build.add_argument(
-        "--seed", type=int, default=0, help="random seed for the initial weights (default 0)"
-    )
+    _seed_option(build, "the initial weights")
     _spec_options(build)
     build.add_argument(
         "--allow-download",
@@ -281,20 +273,29 @@ def _building_commands(sub: Any) -> None:
 
 
 def _export_command(sub: Any) -> None:
-    export = _command(
+    export = _writing_command(
         sub,
         "export",
         "export a network: ONNX, TorchScript, torch.export program, or standalone PyTorch source",
+        output_path(),
+        None,
     )
-    export.add_argument("file", type=spec_path)
     export.add_argument(
         "--format", required=True, choices=("onnx", "torchscript", "exported-program", "python")
     )
-    export.add_argument("-o", "--output", type=output_path(), required=True)
-    export.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="random seed for the weights in the exported file (default 0)",
-    )
+    _seed_option(export, "the weights in the exported file")
     _spec_options(export)
+
+
+def _writing_command(
+    sub: Any, name: str, description: str, output_type: Any, output_help: str | None
+) -> Any:
+    """A command that reads one spec file and writes `-o FILE`."""
+    command = _command(sub, name, description)
+    command.add_argument("file", type=spec_path)
+    command.add_argument("-o", "--output", type=output_type, required=True, help=output_help)
+    return command
+
+
+def _seed_option(command: Any, what: str) -> None:
+    command.add_argument("--seed", type=int, default=0, help=f"random seed for {what} (default 0)")
