@@ -24,9 +24,9 @@ def _net(*lines: str, shape: str = "[B, 4]") -> str:
 
 
 def _block_tree(depth: int) -> str:
-    leaf = "block L0:\n    input x: [N, 4]\n    return x\n"
+    leaf = "block L0:\n    input x: [M, 4]\n    return x\n"
     levels = "".join(
-        f"block L{i}:\n    input x: [N, 4]\n    a = L{i - 1}()\n    b = L{i - 1}()\n"
+        f"block L{i}:\n    input x: [M, 4]\n    a = L{i - 1}()\n    b = L{i - 1}()\n"
         "    return b(a(x))\n"
         for i in range(1, depth + 1)
     )
@@ -113,7 +113,7 @@ def test_every_shipped_example_is_within_the_limits(path: Path) -> None:
     ("line", "kind"),
     [
         ("u = Upsample(scale_factor=1e999)", ShapeError),
-        ("c = Conv2d(16, 3, stride=0)", ShapeError),
+        ("c = Conv2d(8, kernel_size=3, stride=0)", ShapeError),
     ],
 )
 def test_layer_arguments_torch_refuses_are_located(line: str, kind: type[DSLError]) -> None:
