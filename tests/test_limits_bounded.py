@@ -55,6 +55,10 @@ CASES = {
         "work budget",
     ),
     "a dimension of 2**70": (_net(shape="[B, 2**70]"), "too large"),
+    "a param of 2**70 columns (found by the fuzzer)": (
+        _net("param w: [4, 2**70] = normal(0, 0.01)"),
+        "too large",
+    ),
     "a tensor of 32 * 10**18 elements": (_net(shape="[1, 1, 32, 10**18]"), "too large"),
 }
 
