@@ -49,7 +49,16 @@ CASES = {
         "from resnet import ResNet, BasicBlock\nnet R = ResNet(BasicBlock, [65537, 2, 2, 2])\n",
         "work budget",
     ),
+    "400 repeated surgery lines": (
+        "net F = torchvision.models.resnet18():\n    input x: [B, 3, 64, 64]\n"
+        + "    fc = Linear(10)\n" * 400,
+        "work budget",
+    ),
     "a dimension of 2**70": (_net(shape="[B, 2**70]"), "too large"),
+    "a param of 2**70 columns (found by the fuzzer)": (
+        _net("param w: [4, 2**70] = normal(0, 0.01)"),
+        "too large",
+    ),
     "a tensor of 32 * 10**18 elements": (_net(shape="[1, 1, 32, 10**18]"), "too large"),
 }
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import dsl
-from dsl.errors import InitError, UnknownKeywordError
+from dsl.errors import ArgumentError, InitError, UnknownKeywordError
 
 
 def _net(*lines: str) -> str:
@@ -75,3 +75,21 @@ def test_set_changes_only_constructor_settings(setting: str) -> None:
 
 def test_set_of_a_constructor_setting_is_allowed() -> None:
     dsl.validate(_derived("in_features=4"))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "softmax(x, dim=Linear)",
+        "x.view(Linear)",
+        "scaled_dot_product_attention(x, x, x, is_causal=Embedding)",
+    ],
+)
+def test_a_layer_named_as_a_forward_argument_is_refused(call: str) -> None:
+    """Found by the fuzzer: `is_causal=Embedding` validated, then the generated forward
+    did not compile."""
+    text = f"net N:\n    input x: [B, 4, 8]\n    y = {call}\n    return y\n"
+    for check in (dsl.validate, dsl.build_model):
+        with pytest.raises(ArgumentError) as caught:
+            check(text)
+        assert caught.value.span.line == 3

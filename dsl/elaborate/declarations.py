@@ -74,6 +74,7 @@ _TENSOR_OPTIONS = {"param": {"requires_grad"}, "buffer": {"persistent"}}
 def tensor_member(frame: Frame, stmt: ir.TensorDecl, kind: str, name: str) -> TensorSpec:
     """`param w: [n, m] = normal(0, 0.01)` / `buffer mean: [n] = zeros()`."""
     shape = tuple(_static_size(frame, d) for d in stmt.shape)
+    limits.check_dims(list(shape), stmt.span, f"{kind} '{name}'")
     dtype = dtype_of(stmt.dtype, stmt.span)
     options = {k: frame.static(v) for k, v in stmt.options.items()}
     allowed = _TENSOR_OPTIONS[kind]

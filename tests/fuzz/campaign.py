@@ -27,13 +27,14 @@ class Report:
     peak_growth_mib: float = 0.0
     slowest_s: float = 0.0
 
-    def add(self, kind: str, detail: str, text: str) -> None:
+    def add(self, kind: str, detail: str, text: str, relative: str) -> None:
         self.inputs += 1
         self.outcomes[kind] += 1
         if kind in ("escape", "gap", "timeout", "memory"):
             where = SIGNATURE.match(detail)  # one finding per exception type and place
             self.findings.setdefault(
-                f"{kind}: {where.group() if where else detail}", (kind, f"{detail}\n{text}")
+                f"{kind}: {where.group() if where else detail}",
+                (kind, f"{detail}\nmutated from {relative}:\n{text}"),
             )
 
     def escapes(self) -> list[str]:
@@ -55,15 +56,15 @@ class Worker:
         self.process = context.Process(target=serve, args=(child,), daemon=True)
         self.process.start()
         _, self.baseline = self.conn.recv()
-        self.job: tuple[str, float] | None = None  # (input text, start time)
+        self.job: tuple[str, str, float] | None = None  # (mutated file, input text, start time)
 
     def send(self, relative: str, text: str) -> None:
         self.conn.send((relative, text))
-        self.job = (text, time.monotonic())
+        self.job = (relative, text, time.monotonic())
 
     def over_limit(self) -> str | None:
         assert self.job is not None and self.process.pid is not None
-        if time.monotonic() - self.job[1] > TIME_LIMIT_S:
+        if time.monotonic() - self.job[2] > TIME_LIMIT_S:
             return "timeout"
         if rss_mib(self.process.pid) - self.baseline > MEMORY_LIMIT_MIB:
             return "memory"
@@ -80,15 +81,15 @@ def _poll(workers: list[Worker], report: Report) -> list[Worker]:
     for i, worker in enumerate(workers):
         if worker.job is None:
             continue
-        text = worker.job[0]
+        relative, text, _ = worker.job
         if worker.conn in ready:
             kind, detail, seconds, rss = worker.conn.recv()
             report.peak_growth_mib = max(report.peak_growth_mib, rss - worker.baseline)
             report.slowest_s = max(report.slowest_s, seconds)
-            report.add(kind, detail, text)
+            report.add(kind, detail, text, relative)
             worker.job = None
         elif limit := worker.over_limit():
-            report.add(limit, f"input of {len(text)} characters", text)
+            report.add(limit, f"input of {len(text)} characters", text, relative)
             worker.kill()
             workers[i] = Worker()
     return [w for w in workers if w.job is None]
