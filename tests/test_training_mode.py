@@ -212,3 +212,20 @@ def test_the_yaml_form_builds_the_same_module(tmp_path: Path) -> None:
     yaml_file.write_text(YAML_AUX, encoding="utf-8")
     sources = [type(dsl.build_model(path)).dsl_source for path in (net_file, yaml_file)]
     assert sources[0] == sources[1] and "if self.training:" in sources[0]
+
+
+def test_a_tensor_made_in_an_arm_lands_on_the_inputs_device() -> None:
+    spec = """\
+net N:
+    input x: [B, 4]
+    n = x.shape[0]
+    if training:
+        y = zeros(n, 4)
+    else:
+        y = ones(n, 4)
+    return x + y
+"""
+    model = dsl.build_model(spec)
+    x = torch.ones(3, 4)
+    assert torch.equal(model.train()(x), x) and torch.equal(model.eval()(x), x + 1)
+    assert model.eval()(torch.ones(2, 4, device="meta")).device.type == "meta"

@@ -35,6 +35,7 @@ class GraphBuilder:
         self.init_rules: list[init.Rule] = []
         self._dims: dict[tuple[int, int], Dim] = {}
         self.branches = [0]  # `if training:` branches so far in the whole body, nested ones too
+        self.body_graph = self.graph  # the body's own graph (an arm's builder has its own)
 
     def arm(self) -> GraphBuilder:
         """A builder for one arm of an `if training:`: a graph of its own, members and init
@@ -42,6 +43,7 @@ class GraphBuilder:
         arm = GraphBuilder(self.class_name, self.span)
         arm.members, arm.member_spans = self.members, self.member_spans
         arm.init_rules, arm.branches = self.init_rules, self.branches
+        arm.body_graph = self.body_graph
         return arm
 
     def add_member(self, name: str, member: Member, span: Span) -> None:

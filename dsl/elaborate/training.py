@@ -30,7 +30,7 @@ from dsl.elaborate.values import (
 )
 from dsl.errors import EvaluationError, Note, StructureError
 from dsl.source import Span
-from dsl.torchlib import shapes
+from dsl.torchlib import catalog, shapes
 
 BRANCH = "training_branch"  # the node.meta key holding the arms' graphs: (training, eval)
 METHOD_PREFIX = "_training_branch_"
@@ -69,6 +69,10 @@ def branch_node(parent: GraphBuilder, arms: list[Arm], outputs: list[Any]) -> fx
     """The node in `parent` that runs the arm the mode picks; `outputs` are each arm's
     result (values), in the same structure."""
     foreign = _foreign_nodes(arms, outputs)
+    if any(catalog.is_factory(n.target) for arm in arms for n in arm.builder.graph.nodes):
+        # a tensor made from sizes lands on the body's first input's device: pass it first
+        first = next((n for n in parent.body_graph.nodes if n.op == "placeholder"), None)
+        foreign = [first, *(n for n in foreign if n is not first)] if first else foreign
     graphs = [_closed(arm.builder.graph, out, foreign) for arm, out in zip(arms, outputs)]
     name = f"{METHOD_PREFIX}{parent.branches[0]}"
     parent.branches[0] += 1
