@@ -94,3 +94,34 @@ def test_choices_come_from_torch_where_it_declares_them() -> None:
         "circular",
     )
     assert declared(nn.Conv2d, "Conv2d", "kernel_size") is None
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "p = Dropout(p)",  # a member by assignment
+        "y = p(x): Dropout(0.1)",  # a member defined where it is applied
+        "p = Sequential:\n        ReLU()",  # a container member
+    ],
+)
+def test_a_member_named_like_a_parameter_is_refused(member: str) -> None:
+    text = (
+        f"block Drop(p=0.1):\n    input x\n    {member}\n    return x\n\n"
+        "net N:\n    input x: [B, 8]\n    return d(x): Drop()\n"
+    )
+    result = dsl_validate_errors(text)
+    assert any("hides the parameter 'p'" in e.message for e in result), result
+
+
+def test_a_value_named_like_a_parameter_is_no_member() -> None:
+    text = (
+        "block Scale(w=2):\n    input x\n    w = w * 2\n    return fc(x): Linear(w)\n\n"
+        "net N:\n    input x: [B, 8]\n    return s(x): Scale()\n"
+    )
+    assert dsl_validate_errors(text) == []
+
+
+def dsl_validate_errors(text: str) -> list[dsl.DSLError]:
+    from dsl.tools.validate import validate_spec
+
+    return validate_spec(text).errors

@@ -24,6 +24,7 @@ from dsl.errors import (
     UnknownLayerError,
     did_you_mean,
 )
+from dsl.source import Span
 from dsl.syntax.loader import Unit
 from dsl.torchlib.init import INITIALISERS
 from dsl.torchlib.registry import REGISTRY, refusal_hint, unknown_function
@@ -52,6 +53,7 @@ def _check_definition(definition: ir.NetDef | ir.BlockDef, unit: Unit) -> list[D
             errors.extend(_check_expr(param.default, defined, unit))
     for stmt in _walk(body):
         errors.extend(_check_stmt(stmt, defined, unit))
+    errors.extend(_hidden_parameters(definition.params, body, unit))
     if isinstance(definition.body, ir.Container):
         for value in definition.body.options.values():
             errors.extend(_check_expr(value, defined, unit))
@@ -120,6 +122,41 @@ def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
     for expr in exprs:
         errors.extend(_check_expr(expr, defined, unit))
     return errors
+
+
+def _hidden_parameters(params: list[ir.DefParam], body: list, unit: Unit) -> list[DSLError]:
+    """`dropout = Dropout(dropout)`: a member named like a parameter hides the parameter
+    for the rest of the body, where `dropout` then names the layer."""
+    by_name = {param.name: param for param in params}
+    return [
+        DuplicateNameError(
+            f"the member '{name}' hides the parameter '{name}'",
+            span,
+            notes=[Note("the parameter is declared here", by_name[name].span)],
+            hint=f"give the member another name (e.g. '{name}_layer'), or the parameter "
+            f"(e.g. '{name}_p')",
+        )
+        for stmt in _walk(body)
+        for name, span in _members(stmt, unit)
+        if name in by_name
+    ]
+
+
+def _members(stmt: Any, unit: Unit) -> Iterator[tuple[str, Span]]:
+    """The members a statement defines, each with where its name is written."""
+    applied = isinstance(stmt, ir.Let | ir.Return) and stmt.define is not None
+    value = (stmt.return_ if isinstance(stmt, ir.Return) else stmt.value) if applied else None
+    if isinstance(value, ir.Call) and isinstance(value.func, ir.Name):
+        yield value.func.id, value.func.span
+    elif isinstance(stmt, ir.Let) and stmt.define is None and len(stmt.let) == 1:
+        built = stmt.value
+        if isinstance(built, ir.Container) or (
+            isinstance(built, ir.Call)
+            and isinstance(built.func, ir.Name)
+            and (built.func.id in unit.names or REGISTRY.layer(built.func.id) is not None)
+        ):
+            name, at = stmt.let[0], stmt.span
+            yield name, Span(at.file, at.line, at.col, at.line, at.col + len(name))
 
 
 def _dimension_clashes(shape: list[Any], defined: set[str], unit: Unit) -> list[DSLError]:
