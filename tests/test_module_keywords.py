@@ -133,3 +133,15 @@ net N:
         dsl.build_model(spec)
     assert message in info.value.message
     assert info.value.span.line == 9
+
+
+def test_a_constructor_taking_args_gets_its_positional_arguments_by_position() -> None:
+    # nn.LSTM's __init__ is (*args, **kwargs): LSTM(16, 8) means input_size=16, hidden_size=8.
+    spec = "net L:\n    input x: [B, T, 16]\n    lstm = LSTM(16, 8, batch_first=true)\n    out, state = lstm(x)\n    return out\n"
+    model = dsl.build_model(spec, seed=0)
+    torch.manual_seed(0)
+    reference = torch.nn.LSTM(16, 8, batch_first=True)
+    for ours, theirs in zip(model.lstm.state_dict().values(), reference.state_dict().values()):
+        torch.testing.assert_close(ours, theirs)
+    x = torch.randn(2, 5, 16)
+    torch.testing.assert_close(model(x), reference(x)[0])

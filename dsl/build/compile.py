@@ -249,7 +249,7 @@ class _Builder:
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
             with self._draws(path):
-                return spec.layer.factory(**spec.kwargs)
+                return spec.layer.construct(spec.kwargs)
         if isinstance(spec, ContainerSpec):
             return self._container(spec, path)
         if isinstance(spec, DerivedSpec):

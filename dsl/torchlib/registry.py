@@ -50,6 +50,13 @@ class Layer:
     factory: Callable[..., nn.Module]
     source: str  # "torch.nn", "torchvision", "user"
 
+    def construct(self, bound: dict[str, Any]) -> nn.Module:
+        """Call the factory with bound arguments; keys "0", "1", ... (for a constructor that
+        takes `*args`, like `LSTM(16, 8)`) go by position."""
+        positional = [value for key, value in bound.items() if key.isdigit()]
+        named = {key: value for key, value in bound.items() if not key.isdigit()}
+        return self.factory(*positional, **named)
+
     @functools.cached_property
     def signature(self) -> inspect.Signature | None:
         target = self.factory.__init__ if inspect.isclass(self.factory) else self.factory

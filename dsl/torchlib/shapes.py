@@ -324,7 +324,7 @@ _META_INITS = _MetaInitSkipping()
 def construct_on_meta(layer: Layer, bound: dict[str, Any], span: Span) -> nn.Module:
     try:
         with on_meta():
-            module = layer.factory(**bound)
+            module = layer.construct(bound)
     except DSLError as exc:  # refused by netdsl's own wrapper (a download, ...)
         raise exc.with_span(span) from None
     except (
@@ -414,4 +414,4 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _args_text(bound: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in bound.items())
+    return ", ".join(repr(v) if k.isdigit() else f"{k}={v!r}" for k, v in bound.items())
