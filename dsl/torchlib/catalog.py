@@ -69,7 +69,7 @@ _REFUSED: dict[str, str] = {
             "numpy", "item", "tolist", "data_ptr", "storage", "untyped_storage", "storage_type",
             "backward", "register_hook", "register_post_accumulate_grad_hook", "retain_grad",
             "record_stream", "is_pinned", "pin_memory", "is_shared", "module_load", "as_subclass",
-            "new", "dim_order", "data", "to_dlpack",
+            "new", "dim_order", "data", "to_dlpack", "allclose", "equal", "is_nonzero",
         ),
         _ESCAPE,
     ),
@@ -89,6 +89,7 @@ _REFUSED: dict[str, str] = {
 _REFUSED_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r".*[^_]_$"), _IN_PLACE),
     (re.compile(r"(set|get)_.*|is_.*_enabled|.*_available"), _GLOBAL),
+    (re.compile(r".*data_ptr"), _ESCAPE),
     (re.compile(r"(cudnn|miopen|mkldnn|fbgemm|quantized|q)_.*"), _BACKEND),
 )
 # Keywords that write into a tensor the spec names, and what to write instead.
