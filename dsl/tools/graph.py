@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,33 +310,46 @@ def _dot_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _cluster_lines(
+    picture: Picture,
+    node_line: Callable[[Node, str], str],
+    opening: Callable[[Cluster, str], list[str]],
+    closing: str,
+) -> list[str]:
+    """The nodes and nested clusters of `picture`, indented, in one output format."""
+    lines: list[str] = []
+
+    def walk(cluster: Cluster, indent: str) -> None:
+        lines.extend(node_line(picture.nodes[node_id], indent) for node_id in cluster.nodes)
+        for inner in cluster.clusters:
+            lines.extend(opening(inner, indent))
+            walk(inner, indent + "  ")
+            lines.append(indent + closing)
+
+    walk(picture.root, "  ")
+    return lines
+
+
 def to_dot(picture: Picture) -> str:
+    def node_line(node: Node, indent: str) -> str:
+        label = _dot_text(node.title) + (f"\\n{_dot_text(node.detail)}" if node.detail else "")
+        return f'{indent}{node.id} [label="{label}", {_STYLE[node.kind]}];'
+
+    def opening(cluster: Cluster, indent: str) -> list[str]:
+        return [
+            f"{indent}subgraph cluster_{cluster.id.replace('.', '_')} {{",
+            f'{indent}  label="{_dot_text(cluster.label)}"; style="rounded,dashed"; color="#8899aa"; fontcolor="#445566";',
+        ]
+
     lines = [
         f'digraph "{_dot_text(picture.name)}" {{',
         '  graph [rankdir=TB, fontname="Helvetica", fontsize=11, nodesep=0.3, ranksep=0.35, labeljust=l];',
         '  node [fontname="Helvetica", fontsize=11, margin="0.12,0.04", height=0.3];',
         '  edge [color="#555555", arrowsize=0.6];',
+        *_cluster_lines(picture, node_line, opening, "}"),
+        *(f"  {a} -> {b};" for a, b in picture.edges),
+        "}",
     ]
-
-    def node_line(node: Node, indent: str) -> str:
-        label = _dot_text(node.title) + (f"\\n{_dot_text(node.detail)}" if node.detail else "")
-        return f'{indent}{node.id} [label="{label}", {_STYLE[node.kind]}];'
-
-    def cluster(c: Cluster, indent: str) -> None:
-        for node_id in c.nodes:
-            lines.append(node_line(picture.nodes[node_id], indent))
-        for inner in c.clusters:
-            lines.append(f"{indent}subgraph cluster_{inner.id.replace('.', '_')} {{")
-            lines.append(
-                f'{indent}  label="{_dot_text(inner.label)}"; style="rounded,dashed"; color="#8899aa"; fontcolor="#445566";'
-            )
-            cluster(inner, indent + "  ")
-            lines.append(f"{indent}}}")
-
-    cluster(picture.root, "  ")
-    for a, b in picture.edges:
-        lines.append(f"  {a} -> {b};")
-    lines.append("}")
     return "\n".join(lines) + "\n"
 
 
@@ -343,28 +357,27 @@ def _mermaid_text(text: str) -> str:
     return text.replace('"', "#quot;").replace("[", "#91;").replace("]", "#93;")
 
 
+_MERMAID_SHAPES = {"input": ('(["', '"])'), "output": ('(["', '"])'), "tensor": ('[/"', '"/]')}
+
+
 def to_mermaid(picture: Picture) -> str:
-    lines = ["flowchart TD"]
-    shapes = {"input": ('(["', '"])'), "output": ('(["', '"])'), "tensor": ('[/"', '"/]')}
+    def node_line(node: Node, indent: str) -> str:
+        label = _mermaid_text(node.title) + (
+            f"<br/>{_mermaid_text(node.detail)}" if node.detail else ""
+        )
+        left, right = _MERMAID_SHAPES.get(node.kind, ('["', '"]'))
+        return f"{indent}{node.id}{left}{label}{right}"
 
-    def cluster(c: Cluster, indent: str) -> None:
-        for node_id in c.nodes:
-            node = picture.nodes[node_id]
-            label = _mermaid_text(node.title) + (
-                f"<br/>{_mermaid_text(node.detail)}" if node.detail else ""
-            )
-            left, right = shapes.get(node.kind, ('["', '"]'))
-            lines.append(f"{indent}{node.id}{left}{label}{right}")
-        for inner in c.clusters:
-            lines.append(
-                f'{indent}subgraph {inner.id.replace(".", "_")}["{_mermaid_text(inner.label)}"]'
-            )
-            cluster(inner, indent + "  ")
-            lines.append(f"{indent}end")
+    def opening(cluster: Cluster, indent: str) -> list[str]:
+        return [
+            f'{indent}subgraph {cluster.id.replace(".", "_")}["{_mermaid_text(cluster.label)}"]'
+        ]
 
-    cluster(picture.root, "  ")
-    for a, b in picture.edges:
-        lines.append(f"  {a} --> {b}")
+    lines = [
+        "flowchart TD",
+        *_cluster_lines(picture, node_line, opening, "end"),
+        *(f"  {a} --> {b}" for a, b in picture.edges),
+    ]
     return "\n".join(lines) + "\n"
 
 
