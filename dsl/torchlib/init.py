@@ -84,7 +84,9 @@ class InitCall:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.no_grad(), self._refusals(shape, dtype):
-                INITIALISERS[self.name](torch.empty(trial, dtype=dtype), *self.args, **self.kwargs)
+                INITIALISERS[self.name](
+                    torch.empty(trial, dtype=dtype, device="cpu"), *self.args, **self.kwargs
+                )
 
     @contextmanager
     def _refusals(self, shape: tuple[int, ...], dtype: torch.dtype) -> Iterator[None]:
