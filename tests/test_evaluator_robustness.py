@@ -38,7 +38,7 @@ CASES = {
         "'input y'",
     ),
     "input inside an if of a block": (
-        "block Pair(flag=true):\n    input x: [N, 4]\n    if flag:\n        input y: [N, 4]\n    return x\n"
+        "block Pair(flag=true):\n    input x: [M, 4]\n    if flag:\n        input y: [M, 4]\n    return x\n"
         "net N:\n    input x: [B, 4]\n    b = Pair()\n    return b(x)\n",
         StructureError,
         4,
