@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from dsl.elaborate.values import MAX_INT_BITS, MAX_LOOP, Builtin, to_static
-from dsl.errors import DSLError, EvaluationError, LimitError
+from dsl.errors import DSLError, EvaluationError, LimitError, did_you_mean
 from dsl.source import Span
 
 
@@ -31,7 +32,22 @@ def _safe_round(number: Any, ndigits: Any = None) -> Any:
     return round(number, ndigits)
 
 
+# `math`'s functions a build-time expression may call, as `math.ceil(x)` or bare `ceil(x)`;
+# on a tensor in a graph body, the bare names are torch's ops of the same name.
+MATH_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "sqrt": math.sqrt,
+    "log": math.log,
+    "log2": math.log2,
+    "exp": math.exp,
+    "gcd": math.gcd,
+}
+MATH_CONSTANTS = {"pi": math.pi, "e": math.e}
+MATH = "math"  # the namespace name: `math.pi`, `math.ceil(x)`
+
 BUILTINS: dict[str, Callable[..., Any] | None] = {
+    **MATH_FUNCTIONS,
     "range": _safe_range,
     "len": len,
     "min": min,
@@ -51,6 +67,23 @@ BUILTINS: dict[str, Callable[..., Any] | None] = {
     "parts": None,  # handled by the evaluator: it takes a module, not a value
     "weights": None,  # a statement of a net's body (see dsl.elaborate.graph_body.add_weights)
 }
+
+
+def math_member(dotted: str, span: Span) -> Any:
+    """`math.NAME`: a function (as a builtin) or a constant; None for other dotted names."""
+    namespace, _, name = dotted.partition(".")
+    if namespace != MATH:
+        return None
+    if name in MATH_FUNCTIONS:
+        return Builtin(name, MATH_FUNCTIONS[name])
+    if name in MATH_CONSTANTS:
+        return MATH_CONSTANTS[name]
+    raise EvaluationError(
+        f"'{dotted}' is not among the math functions a spec may use",
+        span,
+        hint=did_you_mean(name, [*MATH_FUNCTIONS, *MATH_CONSTANTS])
+        or f"math offers: {', '.join([*MATH_FUNCTIONS, *MATH_CONSTANTS])}",
+    )
 
 
 def call_builtin(func: Builtin, args: list, kwargs: dict, span: Span) -> Any:

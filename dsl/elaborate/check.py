@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dsl import ir
-from dsl.elaborate.builtin_functions import BUILTINS
+from dsl.elaborate.builtin_functions import BUILTINS, MATH, MATH_CONSTANTS
 from dsl.errors import (
     DSLError,
     DuplicateNameError,
@@ -319,7 +319,11 @@ def _made_by_template(name: str, defined: set[str]) -> bool:
 
 def _known(name: str) -> bool:
     return (
-        REGISTRY.layer(name) is not None or REGISTRY.function(name) is not None or name in BUILTINS
+        REGISTRY.layer(name) is not None
+        or REGISTRY.function(name) is not None
+        or name in BUILTINS
+        or name in MATH_CONSTANTS
+        or name == MATH
     )
 
 

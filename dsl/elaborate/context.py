@@ -11,7 +11,7 @@ import torch
 
 from dsl import ir
 from dsl.elaborate import limits
-from dsl.elaborate.builtin_functions import BUILTINS
+from dsl.elaborate.builtin_functions import BUILTINS, MATH_CONSTANTS
 from dsl.elaborate.values import (
     BlockRef,
     Builtin,
@@ -109,6 +109,8 @@ def _find(name: str, unit: Unit) -> Any:
         return LayerRef(layer)
     if name in BUILTINS:
         return Builtin(name, BUILTINS[name])
+    if name in MATH_CONSTANTS:
+        return MATH_CONSTANTS[name]
     function = REGISTRY.function(name)
     if function is not None:
         return FunctionRef(function)

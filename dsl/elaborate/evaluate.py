@@ -17,7 +17,7 @@ import torch.fx as fx
 from dsl import ir
 from dsl.elaborate import graph_ops, size_decisions, training
 from dsl.elaborate.arithmetic import python_op
-from dsl.elaborate.builtin_functions import BUILTINS, call_builtin
+from dsl.elaborate.builtin_functions import BUILTINS, call_builtin, math_member
 from dsl.elaborate.conditions import decide
 from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
@@ -249,6 +249,8 @@ class Frame:
     def _eval_Attr(self, expr: ir.Attr) -> Any:
         dotted = ir.dotted(expr)
         if dotted is not None and dotted.split(".")[0] not in self.scope:
+            if (member := math_member(dotted, expr.span)) is not None:
+                return member
             layer = REGISTRY.layer(dotted)
             if layer is not None:
                 return LayerRef(layer)
