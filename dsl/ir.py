@@ -145,9 +145,26 @@ class Call(Node):
 
 
 BinaryOperator = Literal[
-    "or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**"
+    "or",
+    "and",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "|",
+    "&",
+    "+",
+    "-",
+    "*",
+    "/",
+    "//",
+    "%",
+    "@",
+    "**",
 ]
-UnaryOperator = Literal["-", "+", "not"]
+UnaryOperator = Literal["-", "+", "~", "not"]
 BINARY_OPS: tuple[str, ...] = get_args(BinaryOperator)
 UNARY_OPS: tuple[str, ...] = get_args(UnaryOperator)
 

@@ -56,6 +56,7 @@ from dsl.torchlib.registry import (
     OPERATORS,
     REGISTRY,
     TENSOR_OPERATORS,
+    UNARY_OPERATORS,
     check_keywords,
     refusal_hint,
     unknown_function,
@@ -192,11 +193,11 @@ class Frame:
         if expr.op == "not":
             return not self.condition(expr.operand)
         value = self.eval(expr.operand)
+        fn = UNARY_OPERATORS[expr.op]
         if isinstance(value, Val | Dim):
-            fn = operator.neg if expr.op == "-" else operator.pos
             return self._graph_call(fn, (value,), {}, f"'{expr.op}'", expr.span)
         try:
-            return -value if expr.op == "-" else +value
+            return fn(value)
         except TypeError:
             raise EvaluationError(
                 f"cannot apply '{expr.op}' to {kind_of(value)}", expr.span

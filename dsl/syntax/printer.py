@@ -37,11 +37,15 @@ KEYWORDS = frozenset(
 )
 
 # Precedence levels, loosest first; a context accepts a node whose level is at least its own.
-TEST, OR, AND, NOT, COMPARISON, ARITH, TERM, FACTOR, POWER, POSTFIX, ATOM = range(11)
+TEST, OR, AND, NOT, COMPARISON, BIT_OR, BIT_AND, ARITH, TERM, FACTOR, POWER, POSTFIX, ATOM = range(
+    13
+)
 _BINARY_LEVELS = {
     "or": OR,
     "and": AND,
     **dict.fromkeys(("==", "!=", "<", "<=", ">", ">="), COMPARISON),
+    "|": BIT_OR,
+    "&": BIT_AND,
     "+": ARITH,
     "-": ARITH,
     **dict.fromkeys(("*", "/", "//", "%", "@"), TERM),
@@ -321,7 +325,7 @@ def _binop(node: ir.BinOp) -> tuple[str, int]:
     if node.op == "**":  # right-associative, and its base is a postfix expression
         left, right = POSTFIX, FACTOR
     elif level == COMPARISON:  # comparisons do not chain
-        left, right = ARITH, ARITH
+        left, right = BIT_OR, BIT_OR
     else:
         left, right = level, level + 1
     return f"{_expr(node.left, left)} {node.op} {_expr(node.right, right)}", level

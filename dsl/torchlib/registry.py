@@ -280,6 +280,8 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "%": operator.mod,
     "@": operator.matmul,
     "**": operator.pow,
+    "|": operator.or_,  # on boolean masks: either; on sizes and parameters: bitwise
+    "&": operator.and_,
 }
 
 # Comparisons on graph values give boolean tensors (`mask = x > 0`); on sizes and parameters
@@ -293,6 +295,11 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     ">=": operator.ge,
 }
 TENSOR_OPERATORS = {**OPERATORS, **COMPARISONS}
+UNARY_OPERATORS: dict[str, Callable[[Any], Any]] = {
+    "-": operator.neg,
+    "+": operator.pos,
+    "~": operator.invert,  # on a boolean mask: not
+}
 
 # Tensor methods a spec may call on graph values (`x.view(B, T, C)`).
 TENSOR_METHODS = catalog.tensor_methods()
