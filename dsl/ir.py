@@ -145,25 +145,9 @@ class Call(Node):
 
 
 BinaryOperator = Literal[
-    "or",
-    "and",
-    "==",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "|",
-    "&",
-    "+",
-    "-",
-    "*",
-    "/",
-    "//",
-    "%",
-    "@",
+    "or", "and", "==", "!=", "<", "<=", ">", ">=", "|", "&", "+", "-", "*", "/", "//", "%", "@",
     "**",
-]
+]  # fmt: skip
 UnaryOperator = Literal["-", "+", "~", "not"]
 BINARY_OPS: tuple[str, ...] = get_args(BinaryOperator)
 UNARY_OPS: tuple[str, ...] = get_args(UnaryOperator)
