@@ -443,7 +443,10 @@ def test_kaiming_statistics(
 def test_sparse(seed: int, sparsity: float, std: float) -> None:
     w = build_linear(f"sparse({sparsity!r}, std={std!r})", seed)
     zeros_per_column = (w == 0).sum(dim=0)
-    assert torch.all(zeros_per_column == math.ceil(sparsity * N))
+    # sparse_ zeroes exactly ceil(sparsity * rows) per column; torch's normal sampler can
+    # itself draw an exact 0.0 now and then (seed 5256 draws one in 65,536 values).
+    assert torch.all(zeros_per_column >= math.ceil(sparsity * N))
+    assert int((zeros_per_column - math.ceil(sparsity * N)).sum()) <= 2
     assert_moments(w[w != 0], 0.0, std)
 
 
