@@ -145,3 +145,14 @@ def test_a_constructor_taking_args_gets_its_positional_arguments_by_position() -
         torch.testing.assert_close(ours, theirs)
     x = torch.randn(2, 5, 16)
     torch.testing.assert_close(model(x), reference(x)[0])
+
+
+def test_a_block_passed_to_a_module_is_a_located_error() -> None:
+    # Found by the fuzz campaign: `up(DoubleConv)` reached torch as an AttributeError.
+    spec = (
+        "block Double:\n    input x\n    return x * 2\n\n"
+        "net N:\n    input x: [B, 4, 8, 8]\n    up = Upsample(scale_factor=2)\n    return up(Double)\n"
+    )
+    with pytest.raises(DSLError, match="block Double is not one") as caught:
+        dsl.validate(spec)
+    assert caught.value.span.line == 8

@@ -239,6 +239,7 @@ def _apply_with_values(
 ) -> Val:
     """A layer applied with keywords or values other than tensors, as torch's forward takes
     them: `attn(x, x, x, need_weights=false)`, `lstm(x, (h0, c0))`, `norm(x, None)`."""
+    _refuse_references((args, kwargs), f"{handle.name}(...)", span)
     if handle.kind not in ("layer", "part"):
         if kwargs:
             raise ArgumentError(
