@@ -504,7 +504,7 @@ def parse(settings: Settings, log: Callable[[str], None]) -> list[Row]:
 
     from dsl.syntax.parse_net import parse_net
     from dsl.syntax.parse_yaml import parse_yaml
-    from dsl.syntax.printer import print_yaml
+    from dsl.syntax.yaml_printer import print_yaml
 
     rows: list[Row] = []
     rounds = 1 if settings.quick else 3  # the parsers are warm: parsed once below
