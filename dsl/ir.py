@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, ClassVar, Literal, Protocol, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -196,7 +196,10 @@ class Starred(Node):
 
 
 # A loop's target: a name, or a list of targets that unpacks each item (`i, (c, n)`).
-Target = TypeAliasType("Target", Union[str, list["Target"]])
+if TYPE_CHECKING:
+    Target = Union[str, list[Any]]
+else:
+    Target = TypeAliasType("Target", Union[str, list["Target"]])
 
 
 class CompFor(Node):

@@ -16,6 +16,7 @@ from dsl.torchlib.registry import OPERATORS
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
     "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
 }  # fmt: skip
 _NUMBERS = frozenset({int, float, bool})
 
@@ -72,7 +73,8 @@ def _guard_sequences(op: str, left: Any, right: Any, span: Span) -> None:
             f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span
         )
     compared = op in _COMPARISONS and isinstance(left, list | tuple | dict)
-    if compared and expanded_size(left, MAX_SEQUENCE) > MAX_SEQUENCE:
+    member = op in ("in", "not in") and isinstance(right, list | tuple | dict)
+    if (compared or member) and expanded_size([left, right], MAX_SEQUENCE) > MAX_SEQUENCE:
         raise LimitError(
             f"comparing {type(left).__name__}s of over {MAX_SEQUENCE} items (nested items "
             "counted) is over the limit",

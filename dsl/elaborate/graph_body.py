@@ -11,6 +11,7 @@ import torch
 from dsl import ir
 from dsl.elaborate import training
 from dsl.elaborate.bodies import Body
+from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
     add_weights,
     declared_meta,
@@ -61,7 +62,7 @@ class GraphBody(Body):
 
     def run_block(
         self,
-        node: ir.BlockDef | ir.NetDef,
+        node: ir.Definition,
         inputs: list[Any] | None,
         sources: list[Span | None],
         span: Span,
@@ -86,6 +87,9 @@ class GraphBody(Body):
             raise StructureError(
                 f"{node.name} has no return", node.span, hint="end the body with 'return <value>'"
             )
+
+    def done(self) -> bool:
+        return self.builder.has_return
 
     def other(self, stmt: Any) -> None:
         if self.builder.has_return:
@@ -205,7 +209,7 @@ class GraphBody(Body):
     def _Let(self, stmt: ir.Let) -> None:
         if stmt.define is not None:
             self._define(stmt.value, stmt.define, stmt.span)
-        value = self.frame.eval(stmt.value)
+        value = self.frame.eval(let_value(stmt))
         expand = self.context.expand_name
         if len(stmt.let) == 1:
             self._bind(expand(stmt.let[0], self.frame, stmt.span), value, stmt.span)

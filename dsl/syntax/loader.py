@@ -124,7 +124,7 @@ def _name_span(imp: ir.Import, name: str) -> Span:
 class Definition:
     """A net or block with the file it lives in (its imports are that file's)."""
 
-    node: ir.NetDef | ir.BlockDef
+    node: ir.NetDef | ir.BlockDef | ir.FuncDef
     unit: Unit
 
 

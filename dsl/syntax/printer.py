@@ -150,7 +150,7 @@ def _stmt(stmt: Any, depth: int) -> list[str]:
     if isinstance(stmt, ir.For):
         return [
             *lines,
-            f"{pad}for {print_target(stmt.for_, stmt)} in {print_expr(stmt.in_)}:",
+            f"{pad}for {print_target(stmt.for_, stmt.span)} in {print_expr(stmt.in_)}:",
             *_suite(stmt.body, depth + 1),
         ]
     if isinstance(stmt, ir.InitBlock):
@@ -160,15 +160,15 @@ def _stmt(stmt: Any, depth: int) -> list[str]:
     )
 
 
-def print_target(target: ir.Target, node: ir.Node, top: bool = True) -> str:
+def print_target(target: ir.Target, span: Span | None = None, top: bool = True) -> str:
     """A loop's target: `i`, `i, (c, n)`; a list of one is written `(a,)`."""
     if isinstance(target, str):
         return target
     if not target:
-        raise StructureError("a loop's target list names nothing", node.span)
+        raise StructureError("a loop's target list names nothing", span)
     if len(target) == 1:
-        return f"({print_target(target[0], node, False)},)"
-    text = ", ".join(print_target(item, node, False) for item in target)
+        return f"({print_target(target[0], span, False)},)"
+    text = ", ".join(print_target(item, span, False) for item in target)
     return text if top else f"({text})"
 
 
@@ -377,7 +377,7 @@ def _comprehension(node: ir.Comprehension) -> str:
     if not node.clauses:
         raise StructureError("a comprehension needs a 'for' clause", node.span)
     clauses = "".join(
-        f" for {print_target(c.for_, c)} in {_expr(c.in_, OR)}"
+        f" for {print_target(c.for_, c.span)} in {_expr(c.in_, OR)}"
         + "".join(f" if {_expr(cond, OR)}" for cond in c.if_)
         for c in node.clauses
     )

@@ -43,7 +43,7 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def _definition_data(definition: ir.NetDef | ir.BlockDef) -> dict:
+def _definition_data(definition: ir.Definition) -> dict:
     out: dict[str, Any] = {definition.kind: definition.name}
     if definition.doc is not None:
         out["doc"] = definition.doc
