@@ -130,7 +130,7 @@ class ContainerBody(Body):
         if isinstance(stmt, ir.Layer):
             self._add(None, self.frame.eval(stmt.layer), stmt)
         elif isinstance(stmt, ir.Let) and stmt.define is None:
-            value = self.frame.eval(let_value(stmt))
+            value = self.frame.eval(let_value(stmt, self.frame.scope))
             if _is_value(value) or stmt.op is not None:
                 target = stmt.let[0] if len(stmt.let) == 1 else list(stmt.let)
                 bind_target(self.frame.scope, target, value, stmt.span)  # `width = c * 2`

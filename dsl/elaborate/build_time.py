@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from dsl import ir
 from dsl.elaborate.context import Context
 from dsl.elaborate.values import MAX_LOOP, ShapeView, as_hashable, kind_of, to_static
-from dsl.errors import ArgumentError, EvaluationError, LimitError
+from dsl.errors import ArgumentError, EvaluationError, LimitError, UndefinedValueError
 from dsl.source import Span
 from dsl.syntax.printer import print_target
 
@@ -141,13 +141,20 @@ def _sequence(frame: Scope, item: ir.Starred) -> list[Any]:
 # ----------------------------------------------------------------------------- assignments
 
 
-def let_value(stmt: ir.Let) -> ir.ExprNode:
+def let_value(stmt: ir.Let, scope: dict[str, Any]) -> ir.ExprNode:
     """The value a `Let` binds: `x += y` is `x = x + y`, a new value under the same name
     (on a tensor, a new node: never an in-place update of the input)."""
     if stmt.op is None:
         return stmt.value
     if len(stmt.let) != 1 or stmt.define is not None:
         raise EvaluationError(f"'{stmt.op}=' updates one name with a value", stmt.span)
+    if stmt.let[0] not in scope:
+        name = stmt.let[0]
+        raise UndefinedValueError(
+            f"'{name} {stmt.op}= ...' updates '{name}', which has no value yet",
+            stmt.span._replace(end_line=stmt.span.line, end_col=stmt.span.col + len(name)),
+            hint=f"bind it first: '{name} = ...'",
+        )
     target = ir.Name.model_construct(id=stmt.let[0], span=stmt.span)
     return ir.BinOp.model_construct(op=stmt.op, left=target, right=stmt.value, span=stmt.span)
 

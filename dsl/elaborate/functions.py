@@ -15,7 +15,6 @@ from dsl.elaborate.evaluate import Elaboration, Frame
 from dsl.elaborate.params import bind_params
 from dsl.elaborate.values import to_static
 from dsl.errors import LimitError, StructureError
-from dsl.source import Span
 from dsl.syntax.loader import Definition
 
 _ALLOWED = "value bindings ('x = ...', 'x += ...'), 'if', 'for' and 'return'"
@@ -78,7 +77,7 @@ class FunctionBody(Body):
 
     def other(self, stmt: Any) -> None:
         if isinstance(stmt, ir.Let) and stmt.define is None:
-            value = self.frame.static(let_value(stmt))
+            value = self.frame.static(let_value(stmt, self.frame.scope))
             target = stmt.let[0] if len(stmt.let) == 1 else list(stmt.let)
             bind_target(self.frame.scope, target, value, stmt.span)
         elif isinstance(stmt, ir.Return) and stmt.define is None:
@@ -94,7 +93,7 @@ def statement_error(stmt: Any) -> StructureError:
     what = kinds.get(type(stmt), "a member")
     return StructureError(
         f"a def computes build-time values; {what} cannot sit in its body",
-        _head(stmt),
+        stmt.span,
         hint=f"a def's body holds {_ALLOWED}; define modules with 'block Name(...):'",
     )
 
@@ -112,9 +111,3 @@ def def_body_errors(node: ir.FuncDef) -> list[StructureError]:
         elif not (isinstance(stmt, ir.Let | ir.Return) and stmt.define is None):
             errors.append(statement_error(stmt))
     return errors
-
-
-def _head(stmt: Any) -> Span:
-    """Where a statement starts: its first line."""
-    span: Span = stmt.span
-    return span._replace(end_line=span.line, end_col=span.col + 1) if span else span

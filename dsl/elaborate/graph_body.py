@@ -209,7 +209,7 @@ class GraphBody(Body):
     def _Let(self, stmt: ir.Let) -> None:
         if stmt.define is not None:
             self._define(stmt.value, stmt.define, stmt.span)
-        value = self.frame.eval(let_value(stmt))
+        value = self.frame.eval(let_value(stmt, self.frame.scope))
         expand = self.context.expand_name
         if len(stmt.let) == 1:
             self._bind(expand(stmt.let[0], self.frame, stmt.span), value, stmt.span)

@@ -213,7 +213,7 @@ def _container_lines(prefix: str, container: ir.Container, depth: int) -> list[s
 
 
 def _return_value(value: ir.ExprNode) -> str:
-    if isinstance(value, ir.TupleExpr) and len(value.items) >= 2:
+    if isinstance(value, ir.TupleExpr) and len(value.items) >= 2 and not _has_starred(value):
         return ", ".join(print_expr(item) for item in value.items)
     return print_expr(value)
 
@@ -386,8 +386,12 @@ def _comprehension(node: ir.Comprehension) -> str:
     return f"{{{_expr(node.key, TEST)}: {_expr(node.element, TEST)}{clauses}}}"
 
 
+def _has_starred(node: ir.TupleExpr) -> bool:
+    return any(isinstance(item, ir.Starred) for item in node.items)
+
+
 def _subscripts(index: ir.ExprNode) -> str:
-    if not isinstance(index, ir.TupleExpr) or not index.items:
+    if not isinstance(index, ir.TupleExpr) or not index.items or _has_starred(index):
         return _subscript(index)
     if len(index.items) == 1:
         return _subscript(index.items[0]) + ","
