@@ -154,7 +154,12 @@ class ContainerBody(Body):
 
     def _add(self, name: str | None, value: Any, stmt: Any) -> None:
         if not isinstance(value, Handle):
-            raise StructureError(f"a {self.kind} holds modules, not {kind_of(value)}", stmt.span)
+            raise StructureError(
+                f"a {self.kind} holds modules, not {kind_of(value)}",
+                stmt.span,
+                hint="its body lists modules and may bind build-time values ('width = c * 2'); "
+                "functions of tensors are applied in a graph body (a block with input and return)",
+            )
         if value.name is not None:
             raise StructureError(
                 f"'{value.name}' is already a member elsewhere; a module has one place in a {self.kind}",

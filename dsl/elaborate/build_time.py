@@ -61,7 +61,7 @@ def bind_target(scope: dict[str, Any], target: ir.Target, value: Any, span: Span
         value = value.dims()
     if not isinstance(value, list | tuple):
         raise EvaluationError(
-            f"cannot unpack {kind_of(value)} into {print_target(target)}",
+            f"cannot unpack {kind_of(value)} into ({print_target(target)})",
             span,
             hint="each item unpacked by the loop's target must be a list or tuple of as many items",
         )
@@ -188,7 +188,11 @@ def spread_call(frame: Scope, call: ir.Call) -> tuple[ir.Call, Any]:
     for mapping in call.spread:
         for key, item in _mapping(frame, mapping).items():
             if key in call.kwargs or any(key == k for k, _ in keywords):
-                raise ArgumentError(f"keyword argument '{key}' is given twice", mapping.span)
+                raise ArgumentError(
+                    f"keyword argument '{key}' is given twice",
+                    mapping.span,
+                    hint=f"'{key}' is written as a keyword and is a key of this '**' dict too",
+                )
             keywords.append((key, mapping))
             values[f"__arg{len(values)}"] = item
     shape = (id(call), tuple(n for _, n in positional), tuple(k for k, _ in keywords))

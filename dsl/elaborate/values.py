@@ -333,7 +333,9 @@ def kind_of(value: Any) -> str:
         return f"layer {value.layer.name}"
     if isinstance(value, BlockRef):
         node = value.definition.node
-        return f"{'net' if isinstance(node, ir.NetDef) else 'block'} {node.name}"
+        return f"{node.kind if node.kind != 'def' else 'function'} {node.name}"
+    if isinstance(value, FunctionRef | Builtin):
+        return f"function {value.function.name if isinstance(value, FunctionRef) else value.name}"
     return type(value).__name__
 
 
