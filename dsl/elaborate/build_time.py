@@ -181,7 +181,8 @@ def spread_call(frame: Scope, call: ir.Call) -> tuple[ir.Call, Any]:
         if isinstance(arg, ir.Starred):
             items = _sequence(frame, arg)
             positional.append((arg, len(items)))
-            values.update({f"__arg{len(values)}": item for item in items})
+            for item in items:
+                values[f"__arg{len(values)}"] = item
         else:
             positional.append((arg, -1))
     keywords: list[tuple[str, ir.ExprNode]] = []
