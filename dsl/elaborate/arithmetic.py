@@ -32,7 +32,11 @@ def python_op(op: str, left: Any, right: Any, span: Span) -> Any:
     except ZeroDivisionError:
         raise EvaluationError("division by zero", span) from None
     except (TypeError, ValueError, OverflowError) as exc:
-        hint = "'in' looks for an item in a list, tuple, dict or string" if op in ("in", "not in") else None
+        hint = (
+            "'in' looks for an item in a list, tuple, dict or string"
+            if op in ("in", "not in")
+            else None
+        )
         raise EvaluationError(
             f"cannot compute {kind_of(left)} {op} {kind_of(right)}: {exc}", span, hint=hint
         ) from None
