@@ -351,3 +351,22 @@ def test_every_construct_round_trips_through_fmt_and_convert() -> None:
     x = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(net(x), yaml(x))
     assert net.head[0].out_channels == 64
+
+
+def _doc_block(tag: str, marker: str) -> str:
+    from tests.test_docs import blocks
+
+    return next(text for where, text in blocks(tag) if "language.md" in where and marker in text)
+
+
+def test_the_language_docs_examples_compute_what_they_say() -> None:
+    widths = dsl.build_model(_doc_block("net", "net Widths"), seed=0)
+    convs = [widths.stage.conv0, widths.stage.conv1]
+    assert [c.out_channels for c in convs] == [16, 32]  # the comment's `# [16, 32]`
+    assert [c.stride for c in convs] == [(2, 2), (2, 2)]
+    idioms = dsl.build_model(_doc_block("net", "net Idioms"), seed=0).eval()
+    assert [m.out_channels for m in idioms.features if isinstance(m, nn.Conv2d)] == [16, 32]
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(idioms(x), idioms.head.fc(idioms.features(x).mean(dim=[2, 3]) + 1))
+    wide = dsl.build_model(_doc_block("yaml", "def: widen"), seed=0)
+    assert (wide.fc0.out_features, wide.fc1.out_features) == (8, 16)
