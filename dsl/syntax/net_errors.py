@@ -183,8 +183,8 @@ _HABITS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
             _PYTHON_WORDS["class"],
         ),
         (
-            r"^\s*(?P<at>(?:\w+[.\[][^=]*?)(?://|\*\*|[-+*/%@|&])=)",
-            "'x op= y' updates a name; an attribute or an item cannot be updated in place",
+            r"^\s*(?P<at>(?:\w+[.\[][^=]*?)(?P<op>//|\*\*|[-+*/%@|&])=)",
+            "'{op}=' updates a name; an attribute or an item cannot be updated in place",
             "bind a new value to a name instead: 'y = ...'",
         ),
         (
