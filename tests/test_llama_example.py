@@ -122,7 +122,9 @@ class Llama(nn.Module):
 
 
 def tokens(length: int, batch: int = 2) -> torch.Tensor:
-    return torch.randint(0, CONFIG["vocab"], (batch, length), generator=torch.Generator().manual_seed(length))
+    return torch.randint(
+        0, CONFIG["vocab"], (batch, length), generator=torch.Generator().manual_seed(length)
+    )
 
 
 def test_same_initial_weights_for_the_same_seed_and_strict_loading() -> None:
