@@ -196,7 +196,10 @@ class Frame:
             return lambda arm, scope: Frame(self.elab, self.unit, arm, scope).eval(expr)
 
         exprs = (then, orelse) if mode else (orelse, then)
-        arms = [training.elaborate_arm(builder, self.scope, arm(e)) for e in exprs]
+        arms = [
+            training.elaborate_arm(builder, self.scope, arm(e), in_training)
+            for e, in_training in zip(exprs, (True, False))
+        ]
         return training.choose(builder, arms, span, self.context.symbols)
 
     # -- operators

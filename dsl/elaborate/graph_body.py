@@ -118,8 +118,8 @@ class GraphBody(Body):
 
     def _mode_branch(self, then: list, orelse: list, span: Span) -> None:
         arms = [
-            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts))
-            for stmts in (then, orelse)
+            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts), mode)
+            for stmts, mode in ((then, True), (orelse, False))
         ]
         returns = [arm.builder.has_return for arm in arms]
         symbols = self.context.symbols
@@ -132,7 +132,7 @@ class GraphBody(Body):
             raise training.not_returning(arms, span)
         result = training.merge(self.frame.scope, arms, span, symbols)
         for name, value in training.merged_values(self.builder, arms, result, span).items():
-            if isinstance(value, Val):
+            if isinstance(value, Val) and not name.startswith(training.MODE_ONLY):
                 self._bind(name, value, span)  # names the branch's output node
             else:
                 self.frame.scope[name] = value

@@ -122,10 +122,16 @@ class Parts:
 class LayerRef:
     layer: Layer
 
+    def __repr__(self) -> str:  # as a spec writes it (`dsl resolve` shows `act=ReLU`)
+        return self.layer.name
+
 
 @dataclass(frozen=True)
 class BlockRef:
     definition: Definition
+
+    def __repr__(self) -> str:
+        return self.definition.node.name
 
 
 @dataclass(frozen=True)

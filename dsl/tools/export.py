@@ -37,6 +37,7 @@ from dsl.plan import (
     TensorSpec,
     iter_modules,
 )
+from dsl.tools.python_text import python_text
 
 FORMATS = ("onnx", "torchscript", "exported-program", "python")
 
@@ -143,7 +144,7 @@ class _Ejector:
 
             def record(label: str, value: Any) -> str:
                 found.append((label, value))
-                return repr(value)
+                return python_text(value)
 
             self.init_body(spec, record)
             self._values[id(spec)] = found
@@ -195,10 +196,8 @@ class _Ejector:
             lines.append(f"self.{name} = nn.Parameter(torch.empty({shape}{dtype}){grad})")
         else:
             persistent = "" if spec.persistent else ", persistent=False"
-            make = "empty" if spec.init is not None else "zeros"
-            lines.append(
-                f'self.register_buffer("{name}", torch.{make}({shape}{dtype}){persistent})'
-            )
+            made = f"torch.{'empty' if spec.init is not None else 'zeros'}({shape}{dtype})"
+            lines.append(f'self.register_buffer("{name}", {made}{persistent})')
         if spec.init is not None:
             args = [repr(a) for a in spec.init.args] + [
                 f"{k}={v!r}" for k, v in spec.init.kwargs.items()
@@ -275,7 +274,7 @@ class _Ejector:
         def use(label: str, value: Any) -> str:
             position = counter[0]
             counter[0] += 1
-            return group.by_position.get(position, repr(value))
+            return group.by_position.get(position, python_text(value))
 
         body = self.init_body(spec, use)
         params = "".join(f", {name}" for name, _ in group.params)
@@ -392,7 +391,7 @@ def _entry_class(ej: _Ejector, root: ModuleSpec, classes: list[str]) -> str:
     entry = ej.resolved.name
 
     def literal(label: str, value: Any) -> str:
-        return repr(value)
+        return python_text(value)
 
     inner = ej.expr(root, literal, "        ")
     args = inner[len("nn.Sequential(") : -1].rstrip()
