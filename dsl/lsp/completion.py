@@ -64,7 +64,7 @@ def _open_call(lines: list[str]) -> str | None:
 
 
 def _keyword_items(doc: Document, callee: str) -> list[types.CompletionItem]:
-    analysis = doc.analysis
+    analysis = doc.parsed
     definition = analysis.names.get(callee) if analysis is not None else None
     if definition is not None:
         return [
@@ -94,7 +94,7 @@ def _keyword(name: str, default: str | None, callee: str) -> types.CompletionIte
 
 
 def _scope_items(doc: Document, line: int) -> list[types.CompletionItem]:
-    analysis = doc.analysis
+    analysis = doc.parsed
     if analysis is None or analysis.spec is None:
         return []
     scope = scope_at(scopes(analysis.spec, doc.text), line)
@@ -109,7 +109,7 @@ def _scope_items(doc: Document, line: int) -> list[types.CompletionItem]:
 
 
 def _global_items(doc: Document) -> list[types.CompletionItem]:
-    analysis = doc.analysis
+    analysis = doc.parsed
     defined = [
         types.CompletionItem(label=name, kind=_KIND.Class, detail=d.node.kind, sort_text=f"2{name}")
         for name, d in (analysis.names.items() if analysis is not None else ())

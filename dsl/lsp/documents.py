@@ -54,6 +54,8 @@ class Document:
     version: int
     analysis: Analysis | None = None
     insight: Insight | None = None
+    # The latest analysis of a text that parsed: what names mean while an edit is half done.
+    parsed: Analysis | None = None
 
 
 class Documents:
@@ -68,7 +70,8 @@ class Documents:
         with self._lock:
             doc = self._docs.get(uri)
             if doc is None or version >= doc.version:
-                doc = self._docs[uri] = Document(uri, path_of(uri), text, version)
+                before = doc.parsed if doc is not None else None
+                doc = self._docs[uri] = Document(uri, path_of(uri), text, version, parsed=before)
             return doc
 
     def close(self, uri: str) -> None:
@@ -100,6 +103,8 @@ class Documents:
             if not self.is_latest(uri, analysis.version):
                 return None
             doc.analysis = analysis
+            if analysis.spec is not None:
+                doc.parsed = analysis
         return analysis
 
     def insight(self, uri: str) -> Insight | None:

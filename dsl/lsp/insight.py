@@ -139,7 +139,7 @@ def _place_text(insight: Insight, path: str, row: Row) -> str:
 def inlay_hints(doc: Document, insight: Insight | None, lines: range) -> list[types.InlayHint]:
     """After each line that binds a member: its output shape where every place it is
     built agrees on one."""
-    analysis = doc.analysis
+    analysis = doc.parsed
     if insight is None or analysis is None or analysis.spec is None:
         return []
     text_lines = doc.text.splitlines()

@@ -27,7 +27,7 @@ class Target:
 
 
 def target_at(doc: Document, position: types.Position) -> Target | None:
-    analysis = doc.analysis
+    analysis = doc.parsed
     token = token_at(doc.text, position)
     if token is None or token.attr or analysis is None or analysis.spec is None:
         return None
@@ -100,7 +100,7 @@ def references(
         spots = [
             types.Location(other.uri, t.range)
             for other in docs.all()
-            if _sees(other.analysis, target.definition)
+            if _sees(other.parsed, target.definition)
             for t in uses(other.text, target.token.name, None)
         ]
         declared = definition_location(target.definition, doc)

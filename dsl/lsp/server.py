@@ -140,9 +140,9 @@ def _symbols(
     ls: NetdslServer, params: types.DocumentSymbolParams
 ) -> list[types.DocumentSymbol] | None:
     doc = _doc(params.text_document.uri)
-    if doc is None or doc.analysis is None or doc.analysis.spec is None:
+    if doc is None or doc.parsed is None or doc.parsed.spec is None:
         return None
-    return outline.document_symbols(outline.scopes(doc.analysis.spec, doc.text))
+    return outline.document_symbols(outline.scopes(doc.parsed.spec, doc.text))
 
 
 @server.feature(
