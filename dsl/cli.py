@@ -355,6 +355,19 @@ def _ops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lsp(args: argparse.Namespace) -> int:
+    try:
+        from dsl.lsp.server import serve
+    except ModuleNotFoundError as exc:  # pygls / lsprotocol: the `lsp` extra
+        print(
+            f"dsl lsp: error: {exc.name} is not installed\n  hint: pip install 'netdsl[lsp]'",
+            file=sys.stderr,
+        )
+        return 2
+    serve()
+    return 0
+
+
 _COMMANDS = {
     "ops": _ops,
     "validate": _validate,
@@ -368,6 +381,7 @@ _COMMANDS = {
     "resolve": _resolve,
     "build": _build,
     "export": _export,
+    "lsp": _lsp,
 }
 
 

@@ -28,6 +28,7 @@ EXAMPLES = {
     "diff": "dsl diff examples/resnet18.net examples/resnet50.net\n  dsl diff examples/unet.net examples/unet.yaml --format json",
     "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
     "build": "dsl build examples/unet.net -o unet.safetensors --seed 0\n  dsl build examples/gpt.net -o gpt.pt --set n_layer=4\n  python -c 'import dsl; m = dsl.load_model(\"unet.safetensors\")'",
+    "lsp": "dsl lsp    (started by an editor; see docs/editors.md)",
     "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts",
 }
 
@@ -168,6 +169,8 @@ def _language_commands(sub: Any) -> None:
     )
 
     _command(sub, "schema", "print the JSON Schema of the YAML form (for editors)")
+
+    _command(sub, "lsp", "run the language server on stdin/stdout (for editors; needs netdsl[lsp])")
 
     blocks = _command(
         sub, "blocks", "list the standard library's blocks and nets, or show one's documentation"
