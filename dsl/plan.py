@@ -41,6 +41,7 @@ class ContainerSpec:
     kind: str  # Sequential, ModuleList, ModuleDict
     children: list[tuple[str, ModuleSpec]]
     span: Span
+    init_rules: list[init.Rule] = field(default_factory=list)  # `block X = Sequential:`'s own
 
 
 @dataclass

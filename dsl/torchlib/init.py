@@ -258,45 +258,44 @@ def _join(prefix: str, name: str) -> str:
 
 
 def initialise(
-    root: nn.Module,
-    scoped: list[tuple[str, list[Rule]]],
+    scope: nn.Module,
+    rules: list[Rule],
     layer_types: Callable[[str], type | None],
     stream: Callable[[str], Any] | None = None,
+    prefix: str = "",
 ) -> dict[str, Rule]:
-    """Apply init rules; `scoped` lists (module path, its rules), outer modules first.
+    """Apply the init rules of one module, `scope` (at `prefix` in the model), to the
+    tensors under it. The builder calls it when that module has been built: a nested
+    block's rules run when the block is built, its parent's after (construction order, as
+    an `__init__` that initialises its own submodules draws).
 
     Returns which rule set each parameter (by qualified name), for `dsl summary --init`.
     """
     winners: dict[str, Rule] = {}
-    root_modules = None
-    for prefix, rules in scoped:
-        scope = root.get_submodule(prefix) if prefix else root
-        modules = list(scope.named_modules())
-        if not prefix:
-            root_modules = modules
-        for rule in rules:
-            hits = [_join(prefix, name) for name in _matches(scope, modules, rule, layer_types)]
-            if not hits and rule.recipe is None:
-                raise InitError(
-                    f"the init rule '{rule.target}' matches no tensor",
-                    rule.span,
-                    hint=_no_match_hint(scope, rule, layer_types),
-                )
-            winners.update(dict.fromkeys(hits, rule))
+    modules = list(scope.named_modules())
+    for rule in rules:
+        hits = list(_matches(scope, modules, rule, layer_types))
+        if not hits and rule.recipe is None:
+            raise InitError(
+                f"the init rule '{rule.target}' matches no tensor",
+                rule.span,
+                hint=_no_match_hint(scope, rule, layer_types),
+            )
+        winners.update(dict.fromkeys(hits, rule))
     if not winners:
         return winners
     # Which tensor gets which rule is worked out first, in one go: between torch's init
     # kernels, which sweep the caches, there is then no more than a loop step.
-    parameters = _named_parameters(root.named_modules() if root_modules is None else root_modules)
+    parameters = _named_parameters(modules)
     todo = [(name, param, winners[name].init) for name, param in parameters if name in winners]
     with torch.no_grad():
         for name, param, initialiser in todo:
             if stream is None:
                 initialiser.apply_without_grad(param)
             else:
-                with stream(name + "#init"):
+                with stream(_join(prefix, name) + "#init"):
                     initialiser.apply_without_grad(param)
-    return winners
+    return {_join(prefix, name): rule for name, rule in winners.items()}
 
 
 def _named_parameters(
