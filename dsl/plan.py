@@ -45,13 +45,29 @@ class ContainerSpec:
 
 
 @dataclass
+class ComputedTensor:
+    """A buffer's value computed when the model is built (`buffer index = arange(n) ...`):
+    the expression's own graph, which reads no input, parameter or module."""
+
+    graph: fx.Graph
+    text: str  # the expression as written
+    span: Span
+
+    def apply(self, tensor: torch.Tensor) -> None:
+        """Fill the buffer: the graph runs where the model is being built (meta included)."""
+        value = fx.GraphModule(torch.nn.Module(), self.graph)()
+        with torch.no_grad():
+            tensor.copy_(value)
+
+
+@dataclass
 class TensorSpec:
     """An own `param` or `buffer` of a graph module."""
 
     kind: str  # "param" or "buffer"
     shape: tuple[int, ...]
     dtype: torch.dtype
-    init: InitCall | None
+    init: InitCall | ComputedTensor | None
     persistent: bool
     requires_grad: bool
     span: Span
