@@ -79,8 +79,8 @@ def test_net_and_yaml_forms_print_back_as_written(tmp_path: Path) -> None:
     spec = parse_net(SPEC)
     assert print_net(spec) == SPEC
     yaml_text = print_yaml(spec)
-    assert "- buffer: relative_position_index\n    init: ${" in yaml_text
-    assert "shape" not in yaml_text.split("- buffer: relative_position_index")[1].split("- ")[0]
+    assert "- buffer: scale\n    init: ${tensor([0.5, 2.0])}\n    options:" in yaml_text
+    assert "{buffer: relative_position_index, init: '${((relative" in yaml_text  # no shape
     assert print_net(parse_yaml(yaml_text)) == SPEC
     path = tmp_path / "window.yaml"
     path.write_text(yaml_text, encoding="utf-8")
