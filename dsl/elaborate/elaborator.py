@@ -86,7 +86,7 @@ class Elaborator:
         node = definition.node
         frame = Frame(self, definition.unit, None, scope)
         if isinstance(node.body, ir.Container):
-            inner = container_handle(node.body, frame)
+            inner = container_handle(_block_container(node.body), frame)
             assert handle.name is not None
             inner.attach(handle.name)
             out = call_meta(inner, inputs, sources, span, self)
@@ -125,11 +125,29 @@ class Elaborator:
                 hint="write e.g. 'input x: [N, 784]' as its first line",
             )
         meta = declared_meta(frame, inputs[0])
-        body = container.model_copy(
-            update={"body": [s for s in container.body if not isinstance(s, ir.Input)]}
-        )
-        handle = container_handle(body, frame)
+        handle = container_handle(_without_inputs(container), frame)
         handle.attach(node.name)
         out = call_meta(handle, [meta], [inputs[0].span], node.span, self)
         root = finish(handle, self.context)
         return Resolved(node.name, root, [(inputs[0].input, meta)], out, self.context.symbols)
+
+
+def _without_inputs(container: ir.Container) -> ir.Container:
+    return container.model_copy(
+        update={"body": [s for s in container.body if not isinstance(s, ir.Input)]}
+    )
+
+
+def _block_container(container: ir.Container) -> ir.Container:
+    """`block X = Sequential:` may name its one input first (`input x`): its shape comes
+    from the caller, as a graph block's does."""
+    inputs = [s for s in container.body if isinstance(s, ir.Input)]
+    if not inputs:
+        return container
+    if len(inputs) > 1 or any(s.shape is not None for s in inputs):
+        raise StructureError(
+            f"a {container.kind} block takes one input, its shape from the caller",
+            inputs[-1].span,
+            hint="write 'input x' first in its body, without a shape",
+        )
+    return _without_inputs(container)

@@ -22,7 +22,7 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -113,6 +113,7 @@ class Rule:
     init: InitCall
     span: Span
     recipe: str | None = None  # the recipe that wrote it: such rules may match nothing
+    scope: str | None = None  # `"backbone.*": resnet()`: tensors whose names match only
 
 
 def _recipe_rules(name: str, span: Span, rules: list[tuple[str, str, tuple, dict]]) -> list[Rule]:
@@ -193,6 +194,9 @@ def check_initialiser(name: str, span: Span) -> None:
 
 def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Span) -> list[Rule]:
     """One `init:` line, its call already evaluated: a recipe, or `target: initialiser(...)`."""
+    if target is not None and name in RECIPES:  # a recipe on a sub-tree
+        rules = rule_from(None, name, args, kwargs, span)
+        return [replace(rule, scope=target) for rule in rules]
     if target is None:
         if name not in RECIPES:
             hint = (
@@ -205,10 +209,6 @@ def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Sp
             return RECIPES[name](span, *args, **kwargs)
         except TypeError as exc:
             raise InitError(f"{name}(): {exc}", span) from None
-    if name in RECIPES:
-        raise InitError(
-            f"'{name}' is a recipe; it stands alone on its line, without a target", span
-        )
     check_initialiser(name, span)
     return [Rule(target, InitCall(name, args, kwargs, span), span)]
 
@@ -273,8 +273,13 @@ def initialise(
     """
     winners: dict[str, Rule] = {}
     modules = list(scope.named_modules())
+    _check_scopes(scope, rules)
     for rule in rules:
-        hits = list(_matches(scope, modules, rule, layer_types))
+        hits = [
+            hit
+            for hit in _matches(scope, modules, rule, layer_types)
+            if rule.scope is None or fnmatch.fnmatchcase(hit, rule.scope)
+        ]
         if not hits and rule.recipe is None:
             raise InitError(
                 f"the init rule '{rule.target}' matches no tensor",
@@ -296,6 +301,20 @@ def initialise(
                 with stream(_join(prefix, name) + "#init"):
                     initialiser.apply_without_grad(param)
     return {_join(prefix, name): rule for name, rule in winners.items()}
+
+
+def _check_scopes(module: nn.Module, rules: list[Rule]) -> None:
+    """A recipe scoped to a sub-tree (`"backbone.*": resnet()`) must name some tensor."""
+    scopes = {rule.scope: rule.span for rule in rules if rule.scope is not None}
+    names = [name for name, _ in module.named_parameters()] if scopes else []
+    for pattern, span in scopes.items():
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise InitError(
+                f"the init rule '{pattern}' matches no tensor",
+                span,
+                hint=did_you_mean(pattern, names)
+                or f"names start with: {', '.join(dict.fromkeys(n.split('.')[0] for n in names))}",
+            )
 
 
 def _named_parameters(
