@@ -1,5 +1,6 @@
-"""Composition (issue 13): init recipes scoped to a sub-tree, and a `block X = Sequential:`
-that names its input and has its own `init:`."""
+"""Composition (issue 13): init recipes scoped to a sub-tree; a `block X = Sequential:` that
+names its input and has its own `init:`; a derived net and `parts(...)` of a net of the
+spec used inside another net, each initialised when it is built (torchvision's stream)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,62 @@ net Net:
     assert torch.equal(model.stem[0].weight, torch.ones(4, 3, 3, 3))
     with pytest.raises(StructureError, match="takes one input"):
         dsl.build_model(spec.replace("    input x\n", "    input x, y\n"))
+
+
+DERIVED = """
+from resnet import ResNet, BasicBlock
+
+net R18(num_classes=10) = ResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+
+net Two:
+    input x: [B, 3, 32, 32]
+    backbone = R18(num_classes=5)
+    head = Linear(2)
+    return head(backbone(x))
+"""
+
+
+def test_a_derived_net_is_a_layer_of_another_net() -> None:
+    model = dsl.build_model(DERIVED, seed=2)
+    torch.manual_seed(2)
+    backbone = torchvision.models.resnet18(num_classes=5)
+    head = nn.Linear(5, 2)
+    for key, tensor in backbone.state_dict().items():
+        assert torch.equal(model.state_dict()[f"backbone.{key}"], tensor), key
+    assert torch.equal(model.head.weight, head.weight)
+    backbone.eval(), model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(
+        model(x), torch.nn.functional.linear(backbone(x), head.weight, head.bias)
+    )
+
+
+PARTS = """
+from resnet import ResNet, BasicBlock
+
+net Trunk:
+    input x: [B, 3, 32, 32]
+    r = parts(ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10))
+    stem = Sequential:
+        r.conv1
+        r.bn1
+        r.relu
+    layer1 = r.layer1
+    return layer1(stem(x))
+"""
+
+
+def test_parts_of_a_net_of_the_spec() -> None:
+    model = dsl.build_model(PARTS, seed=8)
+    torch.manual_seed(8)
+    resnet = torchvision.models.resnet.ResNet(
+        torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=10
+    )
+    stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu)
+    reference = {
+        **{f"stem.{k}": v for k, v in stem.state_dict().items()},
+        **{f"layer1.{k}": v for k, v in resnet.layer1.state_dict().items()},
+    }
+    assert list(model.state_dict()) == list(reference)
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, reference[key]), key

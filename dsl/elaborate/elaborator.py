@@ -22,6 +22,7 @@ from dsl.errors import RecursionError_, StructureError
 from dsl.plan import ModuleSpec, Resolved
 from dsl.source import Span
 from dsl.syntax.loader import Definition, Unit
+from dsl.torchlib import shapes
 
 MAX_BLOCK_DEPTH = 48
 
@@ -84,6 +85,8 @@ class Elaborator:
         span: Span,
     ) -> tuple[ModuleSpec, Any]:
         node = definition.node
+        if node.base is not None:
+            return self._derived_layer(definition, scope, inputs, sources, span)
         frame = Frame(self, definition.unit, None, scope)
         if isinstance(node.body, ir.Container):
             inner = container_handle(_block_container(node.body), frame)
@@ -95,6 +98,33 @@ class Elaborator:
         frame.builder = builder
         GraphBody(builder, frame).run_block(node, inputs, sources, span)
         return builder.finish(self.context), meta_arg(builder.returned)
+
+    def _derived_layer(
+        self,
+        definition: Definition,
+        scope: dict[str, Any],
+        inputs: list[Any],
+        sources: Sources,
+        span: Span,
+    ) -> tuple[ModuleSpec, Any]:
+        """A derived net (`net R = ResNet(...)`) applied as a layer: resolved as a net of its
+        own, then its output followed on a meta copy of it for the inputs it is given."""
+        resolved = resolve_derived(self, definition.unit, definition.node, scope)
+        meta_build = self.context.meta_build
+        assert meta_build is not None  # resolve_derived needed it already
+        module = meta_build(resolved.root)
+        symbols = self.context.symbols
+        what = f"{definition.node.name}(...)"
+        out = shapes.run(module, inputs, {}, what, span, list(zip(inputs, sources)), symbols)
+        return resolved.root, out
+
+    def net_parts(self, handle: Handle) -> ModuleSpec:
+        """`parts(SomeNet(...))`: the net, its arguments bound, resolved as a model of its own."""
+        definition = handle.block
+        assert definition is not None and isinstance(handle.frame, Frame)
+        node = definition.node
+        scope = bind_params(self, node, handle.call, handle.frame, definition.unit)
+        return self.resolve_net(definition.unit, node, scope).root
 
     def resolve_net(
         self, unit: Unit, node: ir.NetDef | ir.BlockDef, scope: dict[str, Any]

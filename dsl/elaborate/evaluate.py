@@ -50,6 +50,7 @@ from dsl.errors import (
     UnknownLayerError,
     did_you_mean,
 )
+from dsl.plan import ModuleSpec
 from dsl.source import Span
 from dsl.syntax.loader import Unit
 from dsl.torchlib.registry import (
@@ -68,6 +69,8 @@ class Elaboration(BlockMaker, Protocol):
     elaborated a level above it."""
 
     def container_handle(self, node: ir.Container, frame: Frame) -> Handle: ...
+
+    def net_parts(self, handle: Handle) -> ModuleSpec: ...
 
 
 class Frame:
@@ -335,7 +338,7 @@ class Frame:
     def _call_builtin(self, func: Builtin, args: list, kwargs: dict, call: ir.Call) -> Any:
         span = call.span
         if func.name == "parts":
-            return graph_ops.parts(self.context, args, kwargs, span)
+            return graph_ops.parts(self.context, args, kwargs, span, self.elab.net_parts)
         if func.name == "weights":
             raise StructureError("weights(...) is a statement of its own in a net's body", span)
         if not vals_in((args, kwargs)):
