@@ -296,7 +296,7 @@ def _without_span(value: Any) -> Any:
 
 
 class TensorDecl(Node):
-    shape: list[ShapeDim]
+    shape: list[ShapeDim] | None = None  # None: a buffer computed from `init`, its value
     dtype: str | None = None
     init: Expr | None = None
     options: Annotated[dict[str, Expr], BeforeValidator(_without_span)] = {}

@@ -114,7 +114,9 @@ def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         exprs = [stmt.if_]
     elif isinstance(stmt, ir.For):
         exprs = [stmt.in_]
-    elif isinstance(stmt, ir.TensorDecl):
+    elif isinstance(stmt, ir.TensorDecl) and stmt.shape is None:  # a computed buffer
+        exprs = [*([stmt.init] if stmt.init is not None else []), *stmt.options.values()]
+    elif isinstance(stmt, ir.TensorDecl) and stmt.shape is not None:
         exprs = [*stmt.shape, *stmt.options.values()]
         if stmt.init is not None:
             exprs.extend(_initialiser_args(stmt.init))

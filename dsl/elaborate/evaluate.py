@@ -50,6 +50,7 @@ from dsl.errors import (
     UnknownLayerError,
     did_you_mean,
 )
+from dsl.plan import ModuleSpec
 from dsl.source import Span
 from dsl.syntax.loader import Definition, Unit
 from dsl.torchlib.registry import (
@@ -71,6 +72,8 @@ class Elaboration(BlockMaker, Protocol):
 
     def call_function(self, definition: Definition, call: ir.Call, frame: Frame) -> Any:
         """The value a call of a `def` function returns."""
+
+    def net_parts(self, handle: Handle) -> ModuleSpec: ...
 
 
 class Frame:
@@ -354,7 +357,7 @@ class Frame:
     def _call_builtin(self, func: Builtin, args: list, kwargs: dict, call: ir.Call) -> Any:
         span = call.span
         if func.name == "parts":
-            return graph_ops.parts(self.context, args, kwargs, span)
+            return graph_ops.parts(self.context, args, kwargs, span, self.elab.net_parts)
         if func.name == "weights":
             raise StructureError("weights(...) is a statement of its own in a net's body", span)
         if not vals_in((args, kwargs)):

@@ -15,7 +15,6 @@ from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
     add_weights,
     declared_meta,
-    dtype_of,
     init_rules_of,
     is_weights_call,
     size_of,
@@ -317,7 +316,7 @@ class GraphBody(Body):
         spec = tensor_member(self.frame, stmt, kind, name)
         self.builder.add_member(name, spec, stmt.span)
         node = self.builder.node("get_attr", name, ())
-        meta = shapes.meta_tensor(spec.shape, dtype_of(stmt.dtype, stmt.span))
+        meta = shapes.meta_tensor(spec.shape, spec.dtype)
         self.frame.scope[name] = Val(node, meta, stmt.span)
 
     def _InitBlock(self, stmt: ir.InitBlock) -> None:

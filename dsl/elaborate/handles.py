@@ -201,7 +201,7 @@ def finish(handle: Handle, context: Context) -> ModuleSpec:
     """The resolved spec; a module never applied is built without an input, if it can be."""
     if handle.kind == "container":
         children = [(n, finish(c, context)) for n, c in handle.children]
-        return ContainerSpec(handle.container_kind, children, handle.span)
+        return ContainerSpec(handle.container_kind, children, handle.span, handle.init_rules)
     if handle.kind == "part":
         assert handle.source is not None
         return PartSpec(handle.source.key, handle.path, handle.span)

@@ -27,6 +27,7 @@ from dsl.build.compile import GeneratedModule, generated_class
 from dsl.errors import ArgumentError
 from dsl.plan import (
     AliasSpec,
+    ComputedTensor,
     ContainerSpec,
     DerivedSpec,
     GraphSpec,
@@ -38,6 +39,7 @@ from dsl.plan import (
     iter_modules,
 )
 from dsl.tools.python_text import python_text
+from dsl.torchlib.init import InitCall
 
 FORMATS = ("onnx", "torchscript", "exported-program", "python")
 
@@ -75,11 +77,9 @@ class _Ejector:
     # -- grouping instances into classes
     def key(self, spec: ModuleSpec | SourceSpec) -> Any:
         if not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
-            what = (
-                "a net derived from another model ('net X = Base(...):')"
-                if isinstance(spec, DerivedSpec)
-                else f"a {type(spec).__name__}"
-            )
+            what = f"a {type(spec).__name__}"
+            if isinstance(spec, DerivedSpec):
+                what = "a net derived from another model ('net X = Base(...):')"
             raise ArgumentError(
                 f"{what} cannot be ejected yet",
                 getattr(spec, "span", None),
@@ -97,15 +97,7 @@ class _Ejector:
                 if isinstance(m, AliasSpec):
                     members.append((name, "alias", m.target))
                 elif isinstance(m, TensorSpec):
-                    members.append(
-                        (
-                            name,
-                            m.kind,
-                            m.init.name if m.init else None,
-                            m.persistent,
-                            m.requires_grad,
-                        )
-                    )
+                    members.append((name, m.kind, _init_key(m), m.persistent, m.requires_grad))
                 else:
                     members.append((name, self.key(m)))
             key = ("graph", generated_class(spec.class_name, spec.graph), tuple(members))
@@ -196,9 +188,11 @@ class _Ejector:
             lines.append(f"self.{name} = nn.Parameter(torch.empty({shape}{dtype}){grad})")
         else:
             persistent = "" if spec.persistent else ", persistent=False"
-            made = f"torch.{'empty' if spec.init is not None else 'zeros'}({shape}{dtype})"
-            lines.append(f'self.register_buffer("{name}", {made}{persistent})')
-        if spec.init is not None:
+            make = "empty" if spec.init is not None else "zeros"
+            lines.append(
+                f'self.register_buffer("{name}", torch.{make}({shape}{dtype}){persistent})'
+            )
+        if isinstance(spec.init, InitCall):  # never computed: key() refused those
             args = [repr(a) for a in spec.init.args] + [
                 f"{k}={v!r}" for k, v in spec.init.kwargs.items()
             ]
@@ -293,6 +287,13 @@ def _identifier(label: str) -> str:
     if not name or name[0].isdigit() or keyword.iskeyword(name) or name == "self":
         name = f"p_{name}"
     return name
+
+
+def _init_key(spec: TensorSpec) -> str | None:
+    if isinstance(spec.init, ComputedTensor):  # its graph is not written out (yet)
+        hint = "export it as onnx, torchscript or exported-program instead"
+        raise ArgumentError("a computed buffer cannot be ejected yet", spec.span, hint=hint)
+    return spec.init.name if spec.init else None
 
 
 class _Globals:

@@ -19,6 +19,7 @@ from dsl.build.resolve import resolve
 from dsl.errors import DSLError
 from dsl.plan import (
     AliasSpec,
+    ComputedTensor,
     ContainerSpec,
     DerivedSpec,
     GraphSpec,
@@ -179,7 +180,9 @@ class _Lister:
 
     def tensor(self, spec: TensorSpec, name: str, depth: int) -> None:
         init = (
-            f"{spec.init.name}({', '.join([*map(repr, spec.init.args), *(f'{k}={v!r}' for k, v in spec.init.kwargs.items())])})"
+            spec.init.text
+            if isinstance(spec.init, ComputedTensor)
+            else f"{spec.init.name}({', '.join([*map(repr, spec.init.args), *(f'{k}={v!r}' for k, v in spec.init.kwargs.items())])})"
             if spec.init
             else "zeros()"
         )
