@@ -304,7 +304,9 @@ class Frame:
     def _eval_Call(self, expr: ir.Call) -> Any:
         func = self.eval(expr.func)
         if isinstance(func, LayerRef):
-            return Handle("layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot(expr))
+            return Handle(
+                "layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot(expr)
+            )
         if isinstance(func, BlockRef):
             return Handle(
                 "block", expr.span, block=func.definition, call=expr, frame=self.snapshot(expr)
