@@ -97,8 +97,18 @@ class Frame:
     def child_scope(self, extra: dict[str, Any]) -> Frame:
         return Frame(self.elab, self.unit, self.builder, {**self.scope, **extra})
 
-    def snapshot(self) -> Frame:
-        return Frame(self.elab, self.unit, self.builder, dict(self.scope))
+    def snapshot(self, call: ir.Call) -> Frame:
+        """The scope a layer's or block's arguments are evaluated in when it is first
+        applied: the names they read, not a copy of the whole scope (which made a body of
+        n named layers cost n^2). Every name, where one is templated or not defined
+        (its error lists the names in scope)."""
+        names = self.context.names_read(call)
+        scope = self.scope
+        if names is None or any(
+            n not in scope and self.context.lookup(n, self.unit) is None for n in names
+        ):
+            return Frame(self.elab, self.unit, self.builder, dict(scope))
+        return Frame(self.elab, self.unit, self.builder, {n: scope[n] for n in names if n in scope})
 
     # -- entry points
     def static(self, expr: ir.ExprNode) -> Any:
@@ -314,12 +324,14 @@ class Frame:
             return frame.eval(plain)
         func = self.eval(expr.func)
         if isinstance(func, LayerRef):
-            return Handle("layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot())
+            return Handle(
+                "layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot(expr)
+            )
         if isinstance(func, BlockRef) and func.definition.node.kind == "def":
             return self.elab.call_function(func.definition, expr, self)
         if isinstance(func, BlockRef):
             return Handle(
-                "block", expr.span, block=func.definition, call=expr, frame=self.snapshot()
+                "block", expr.span, block=func.definition, call=expr, frame=self.snapshot(expr)
             )
         args = [self.eval(a) for a in expr.args]
         kwargs = {k: self.eval(v) for k, v in expr.kwargs.items()}
