@@ -1,0 +1,162 @@
+"""`dsl export` to ONNX, TorchScript and torch.export programs, with the spec's symbols
+as dynamic dimensions (`export_dynamic`) and a check of the written file (`export_check`).
+
+ONNX goes through torch's dynamo exporter from the same exported program, so its dynamic
+axes are the program's; they are renamed after the spec's symbols (`B`, `H`, `T`).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dsl.errors import ArgumentError
+from dsl.plan import Resolved
+from dsl.source import Span
+from dsl.tools.export import eject
+from dsl.tools.export_check import CheckResult, self_check
+from dsl.tools.export_constraints import export_program
+from dsl.tools.export_dynamic import Dynamic, DynamicPlan, plan_dynamic
+
+FORMATS = ("onnx", "torchscript", "exported-program", "python")
+
+
+@dataclass
+class ExportResult:
+    """What `export_model` wrote: the file, its dynamic dimensions, the check's outcome."""
+
+    path: Path
+    format: str
+    plan: DynamicPlan | None = None
+    check: CheckResult | None = None
+
+    def dims_text(self) -> str:
+        if self.plan is None:
+            return "standalone PyTorch source"
+        if not self.plan.ranges:
+            shapes = ", ".join(
+                f"{n} {'x'.join(map(str, s))}" for n, s in zip(self.plan.names, self.plan.shapes)
+            )
+            return f"static: {shapes}"
+        return "dynamic: " + ", ".join(r.text() for r in self.plan.ranges.values())
+
+    def __str__(self) -> str:
+        lines = [f"wrote {self.path} ({self.format}); {self.dims_text()}"]
+        if self.check is not None:
+            lines.append(self.check.text())
+        return "\n".join(lines)
+
+
+def export_model(
+    model: nn.Module,
+    resolved: Resolved,
+    fmt: str,
+    output: Path,
+    *,
+    dynamic: Dynamic = True,
+    check: bool = True,
+    check_sizes: list[Mapping[str, int]] | None = None,
+    span: Span | None = None,
+    source_name: str = "",
+) -> ExportResult:
+    """Write `model` (built from `resolved`) to `output` in `fmt`, its symbols dynamic as
+    `dynamic` chooses (`export_dynamic.Dynamic`), and check the file unless `check` is False."""
+    output = Path(output)
+    if fmt == "python":
+        output.write_text(eject(resolved, source_name=source_name), encoding="utf-8")
+        return ExportResult(output, fmt)
+    writer = _WRITERS.get(fmt)
+    if writer is None:
+        raise ArgumentError(f"unknown export format '{fmt}'", hint=f"formats: {', '.join(FORMATS)}")
+    model.eval()
+    plan = plan_dynamic(resolved, dynamic, span or _root_span(resolved))
+    writer(model, plan, output, resolved.name)
+    result = ExportResult(output, fmt, plan)
+    if check:
+        result.check = self_check(model, plan, fmt, output, check_sizes)
+    return result
+
+
+def _root_span(resolved: Resolved) -> Span | None:
+    return getattr(resolved.root, "span", None)
+
+
+def _onnx(model: nn.Module, plan: DynamicPlan, output: Path, what: str) -> None:
+    try:
+        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
+    except ImportError:
+        raise ArgumentError(
+            "ONNX export needs the 'onnx' and 'onnxscript' packages",
+            hint="pip install onnx onnxscript",
+        ) from None
+    program = export_program(model, plan, what)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onnx_program = torch.onnx.export(program, (), dynamo=True, verbose=False)
+    assert onnx_program is not None  # the dynamo exporter always returns its program
+    _rename_axes(onnx_program.model, _axis_names(program, plan))
+    onnx_program.save(str(output))
+
+
+def _axis_names(program: Any, plan: DynamicPlan) -> dict[str, str]:
+    """torch's size symbols (`s77`) -> the spec's (`B`); a root of a stepped dim -> `_H`."""
+    user = set(program.graph_signature.user_inputs)
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
+    names: dict[str, str] = {}
+    for node, symbols in zip(placeholders, plan.where):
+        for size, symbol in zip(node.meta["val"].shape, symbols):
+            if symbol is None or not isinstance(size, torch.SymInt):
+                continue
+            text = str(size)
+            stepped = re.fullmatch(r"\d+\*(\w+)", text)
+            if stepped:
+                names[stepped.group(1)] = f"_{symbol}"
+            elif text.isidentifier():
+                names[text] = symbol
+    return names
+
+
+def _rename_axes(model: Any, names: dict[str, str]) -> None:
+    """Every symbolic dim of the ONNX graph written with the spec's names."""
+    import onnx_ir as ir
+
+    if not names:
+        return
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    graph = model.graph
+    values = [*graph.inputs, *graph.outputs, *(v for n in graph.all_nodes() for v in n.outputs)]
+    for value in values:
+        if value.shape is None:
+            continue
+        dims = [
+            ir.SymbolicDim(pattern.sub(lambda m: names[m.group(1)], d.value))
+            if isinstance(d, ir.SymbolicDim) and d.value
+            else d
+            for d in value.shape
+        ]
+        value.shape = ir.Shape(dims)
+
+
+def _torchscript(model: nn.Module, plan: DynamicPlan, output: Path, what: str) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.trace(model, plan.inputs())
+    scripted.save(str(output))
+
+
+def _exported_program(model: nn.Module, plan: DynamicPlan, output: Path, what: str) -> None:
+    torch.export.save(export_program(model, plan, what), str(output))
+
+
+_WRITERS: dict[str, Callable[[nn.Module, DynamicPlan, Path, str], None]] = {
+    "onnx": _onnx,
+    "torchscript": _torchscript,
+    "exported-program": _exported_program,
+}
