@@ -7,6 +7,7 @@ ONNX runs in onnxruntime, an exported program is `torch.export.load`ed, TorchScr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +187,9 @@ def _program_runner(path: Path) -> Callable[[tuple[torch.Tensor, ...]], list[tor
 
 
 def _script_runner(path: Path) -> Callable[[tuple[torch.Tensor, ...]], list[torch.Tensor]]:
-    module = torch.jit.load(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+        module = torch.jit.load(str(path))
 
     def run(inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         with torch.no_grad():

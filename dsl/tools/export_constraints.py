@@ -20,7 +20,8 @@ from typing import Any
 
 from torch import nn
 
-from dsl.errors import ArgumentError, DSLError, SymbolicDecisionError
+from dsl.errors import ArgumentError, DSLError, Note, SymbolicDecisionError
+from dsl.plan import LeafSpec, iter_modules
 from dsl.tools.export_dynamic import DynamicPlan, SymbolRange
 
 ATTEMPTS = 4  # exports tried while torch narrows the ranges
@@ -138,13 +139,35 @@ def explain(plan: DynamicPlan, message: str) -> SymbolicDecisionError:
     python = f"dynamic={keep!r}" if keep else "dynamic=False"
     return SymbolicDecisionError(
         f"torch.export cannot keep {listed} dynamic: {what}",
-        plan.span,
+        plan.symbol_spans.get(names[0], plan.span) if names else plan.span,
         hint=(
             f"write the size as a number where the input declares it, or export with {listed} "
             f"static: {choice} ({python} in Python)"
             + ("" if fixed else "; or state a range the network takes: --dynamic NAME:MIN..MAX")
         ),
+        notes=_fixed_by(plan, fixed),
     )
+
+
+def _fixed_by(plan: DynamicPlan, fixed: dict[str, int]) -> list[Note]:
+    """The layers whose size argument, read from the input, is a fixed symbol's size."""
+    if plan.root is None or not fixed:
+        return []
+    notes = []
+    for _, spec in iter_modules(plan.root):
+        if not isinstance(spec, LeafSpec):
+            continue
+        for arg in spec.inferred:
+            for name, size in fixed.items():
+                if spec.kwargs.get(arg) == size:
+                    notes.append(
+                        Note(
+                            f"{spec.layer.name}({arg}={size}) read its size from the input "
+                            f"here; its weights fix '{name}'",
+                            spec.span,
+                        )
+                    )
+    return notes[:3]
 
 
 def _reasons(message: str) -> list[str]:

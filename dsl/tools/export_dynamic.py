@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,6 +68,8 @@ class DynamicPlan:
     dtypes: list[torch.dtype]
     ranges: dict[str, SymbolRange] = field(default_factory=dict)  # the dynamic symbols
     span: Span | None = None  # the input line, for errors
+    symbol_spans: dict[str, Span] = field(default_factory=dict)  # where each symbol is written
+    root: Any = None  # the plan's module tree, for where a size is fixed
 
     def sizes(self, chosen: Mapping[str, int] | None = None) -> dict[str, int]:
         """Every dynamic symbol's trace size, overridden by `chosen`."""
@@ -183,8 +186,9 @@ def parse_dynamic(text: str) -> dict[str, Range]:
 # ============================================================================ deriving ranges
 
 
-def plan_dynamic(resolved: Resolved, dynamic: Dynamic, span: Span | None = None) -> DynamicPlan:
-    """The plan for `dynamic=`: the chosen symbols, each with the range the network needs."""
+def plan_dynamic(resolved: Resolved, dynamic: Dynamic, spec: Any = None) -> DynamicPlan:
+    """The plan for `dynamic=`: the chosen symbols, each with the range the network needs;
+    `spec` (default: the file the net was read from) locates the errors."""
     where = input_symbols(resolved)
     symbols = list(dict.fromkeys(s for dims in where for s in dims if s is not None))
     chosen = chosen_ranges(dynamic, symbols)
@@ -193,8 +197,9 @@ def plan_dynamic(resolved: Resolved, dynamic: Dynamic, span: Span | None = None)
         where=[[s if s in chosen else None for s in dims] for dims in where],
         shapes=[tuple(meta.shape) for _, meta in resolved.inputs],
         dtypes=[meta.dtype for _, meta in resolved.inputs],
-        span=span,
     )
+    plan.span, plan.symbol_spans = input_spans(resolved, spec)
+    plan.root = resolved.root
     if chosen:
         from dsl.tools.measure import meta_model
 
@@ -283,3 +288,25 @@ def _first(pred: Any, lo: int, hi: int) -> int:
 def _at_least(r: SymbolRange, size: int) -> int:
     """The smallest size from `size` on that is a multiple of the step."""
     return -(-size // r.multiple) * r.multiple
+
+
+def input_spans(resolved: Resolved, spec: Any = None) -> tuple[Span | None, dict[str, Span]]:
+    """The span of the net's first `input` line and of each symbol written there (for errors
+    about their sizes); the net's own span where the spec cannot be read again."""
+    from dsl.errors import DSLError
+    from dsl.tools.sizes import declared_input
+
+    root = getattr(resolved.root, "span", None)
+    if spec is None and root and root.file and Path(root.file).is_file():
+        spec = Path(root.file)
+    if spec is None:
+        return root, {}
+    try:
+        declared = declared_input(spec, resolved.name)
+    except DSLError:
+        return root, {}
+    if declared is None:
+        return root, {}
+    written = declared.node.shape or []
+    spans = {s: e.span for s, e in zip(declared.symbols, written) if s is not None and e.span}
+    return declared.node.span, spans

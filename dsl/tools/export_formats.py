@@ -19,7 +19,6 @@ from torch import nn
 
 from dsl.errors import ArgumentError
 from dsl.plan import Resolved
-from dsl.source import Span
 from dsl.tools.export import eject
 from dsl.tools.export_check import CheckResult, self_check
 from dsl.tools.export_constraints import export_program
@@ -63,11 +62,12 @@ def export_model(
     dynamic: Dynamic = True,
     check: bool = True,
     check_sizes: list[Mapping[str, int]] | None = None,
-    span: Span | None = None,
+    spec: Any = None,
     source_name: str = "",
 ) -> ExportResult:
     """Write `model` (built from `resolved`) to `output` in `fmt`, its symbols dynamic as
-    `dynamic` chooses (`export_dynamic.Dynamic`), and check the file unless `check` is False."""
+    `dynamic` chooses (`export_dynamic.Dynamic`), and check the file unless `check` is False;
+    `spec` (the spec it was built from) locates errors at its `input` line."""
     output = Path(output)
     if fmt == "python":
         output.write_text(eject(resolved, source_name=source_name), encoding="utf-8")
@@ -76,16 +76,12 @@ def export_model(
     if writer is None:
         raise ArgumentError(f"unknown export format '{fmt}'", hint=f"formats: {', '.join(FORMATS)}")
     model.eval()
-    plan = plan_dynamic(resolved, dynamic, span or _root_span(resolved))
+    plan = plan_dynamic(resolved, dynamic, spec)
     writer(model, plan, output, resolved.name)
     result = ExportResult(output, fmt, plan)
     if check:
         result.check = self_check(model, plan, fmt, output, check_sizes)
     return result
-
-
-def _root_span(resolved: Resolved) -> Span | None:
-    return getattr(resolved.root, "span", None)
 
 
 def _onnx(model: nn.Module, plan: DynamicPlan, output: Path, what: str) -> None:
