@@ -46,7 +46,7 @@ class SymbolRange:
 
     def text(self) -> str:
         top = "inf" if self.max is None else str(self.max)
-        step = f", multiple of {self.multiple}" if self.multiple > 1 else ""
+        step = f" (multiple of {self.multiple})" if self.multiple > 1 else ""
         return f"{self.name} in [{self.min}, {top}]{step}"
 
     def valid(self, size: int) -> bool:

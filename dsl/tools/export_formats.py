@@ -156,3 +156,66 @@ _WRITERS: dict[str, Callable[[nn.Module, DynamicPlan, Path, str], None]] = {
     "torchscript": _torchscript,
     "exported-program": _exported_program,
 }
+
+
+SUFFIXES = {
+    ".onnx": "onnx",
+    ".pt2": "exported-program",
+    ".ts": "torchscript",
+    ".pt": "torchscript",
+    ".py": "python",
+}
+
+
+def export_any(
+    spec_or_model: Any,
+    output: str | Path,
+    *,
+    format: str | None = None,
+    dynamic: Dynamic = None,
+    input: tuple[int, ...] | None = None,
+    check: bool = True,
+    check_sizes: list[Mapping[str, int]] | None = None,
+    net: str | None = None,
+    params: dict[str, Any] | None = None,
+    sizes: dict[str, int] | None = None,
+    seed: int = 0,
+) -> ExportResult:
+    """`dsl.export`: a spec (built here with `seed`) or a model `build_model` built."""
+    from dsl.build.compile import BUILT, compile_resolved
+    from dsl.tools.sizes import resolve_fitting, resolve_for_input
+
+    output = Path(output)
+    fmt = format or SUFFIXES.get(output.suffix.lower())
+    if fmt is None:
+        raise ArgumentError(
+            f"cannot tell the export format from '{output.name}'",
+            hint=f"give format= (one of {', '.join(FORMATS)}) or a name ending in {', '.join(SUFFIXES)}",
+        )
+    if dynamic is None:  # a concrete input shape asks for a static graph
+        dynamic = input is None
+    spec = None
+    if isinstance(spec_or_model, nn.Module):
+        if spec_or_model not in BUILT or input is not None or sizes is not None:
+            raise ArgumentError(
+                "dsl.export takes a spec, or a model dsl.build_model built (without input= or sizes=)",
+                hint="build it with build_model(..., sizes=...) for other representative sizes",
+            )
+        model, (resolved, _) = spec_or_model, BUILT[spec_or_model]
+    else:
+        spec = spec_or_model
+        if input is not None:
+            resolved = resolve_for_input(spec, params or {}, tuple(input), net)
+        else:
+            resolved = resolve_fitting(spec, net=net, params=params, sizes=sizes)
+        model = compile_resolved(resolved, seed=seed) if fmt != "python" else nn.Module()
+    return export_model(
+        model,
+        resolved,
+        fmt,
+        output,
+        dynamic=dynamic,
+        check=check,
+        check_sizes=check_sizes,
+        spec=spec,
+    )
