@@ -60,7 +60,7 @@ def refine(plan: DynamicPlan, message: str) -> bool:
     if any(_STATIC_FIX.match(f) or not (_DIM_FIX.match(f) or _DERIVED_FIX.match(f)) for f in fixes):
         return False
     changed = False
-    for fix in fixes:
+    for fix in sorted(fixes, key=lambda f: not _DERIVED_FIX.match(f)):  # steps before roots
         changed |= _apply(plan, fix)
     if not fixes:  # a guard torch suggests nothing for (`H // 16 != 1`): the safe minimum
         for name in violated(message):
