@@ -231,3 +231,19 @@ def test_torch_suggestions_narrow_the_range() -> None:
     assert refine(plan, TORCH_MESSAGE)
     assert (plan.ranges["H"].min, plan.ranges["H"].multiple) == (16, 8)
     assert not refine(plan, TORCH_MESSAGE)  # nothing new: the error explains it
+
+
+def test_docs_show_the_real_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/export.md's spec and error are what `dsl export` gives for them."""
+    from dsl.cli import main
+    from tests.test_docs import blocks
+
+    page = [text for where, text in blocks("net") if "export.md" in where]
+    shown = [text for where, text in blocks("text") if "export.md" in where and "E311" in text]
+    assert page == [FIXED] and len(shown) == 1
+    monkeypatch.chdir(tmp_path)
+    Path("probe.net").write_text(FIXED)
+    assert main(["export", "probe.net", "--format", "onnx", "-o", "probe.onnx"]) == 1
+    assert capsys.readouterr().err.startswith(shown[0])

@@ -182,33 +182,12 @@ def export_any(
     seed: int = 0,
 ) -> ExportResult:
     """`dsl.export`: a spec (built here with `seed`) or a model `build_model` built."""
-    from dsl.build.compile import BUILT, compile_resolved
-    from dsl.tools.sizes import resolve_fitting, resolve_for_input
-
     output = Path(output)
-    fmt = format or SUFFIXES.get(output.suffix.lower())
-    if fmt is None:
-        raise ArgumentError(
-            f"cannot tell the export format from '{output.name}'",
-            hint=f"give format= (one of {', '.join(FORMATS)}) or a name ending in {', '.join(SUFFIXES)}",
-        )
+    fmt = _format_of(output, format)
     if dynamic is None:  # a concrete input shape asks for a static graph
         dynamic = input is None
-    spec = None
-    if isinstance(spec_or_model, nn.Module):
-        if spec_or_model not in BUILT or input is not None or sizes is not None:
-            raise ArgumentError(
-                "dsl.export takes a spec, or a model dsl.build_model built (without input= or sizes=)",
-                hint="build it with build_model(..., sizes=...) for other representative sizes",
-            )
-        model, (resolved, _) = spec_or_model, BUILT[spec_or_model]
-    else:
-        spec = spec_or_model
-        if input is not None:
-            resolved = resolve_for_input(spec, params or {}, tuple(input), net)
-        else:
-            resolved = resolve_fitting(spec, net=net, params=params, sizes=sizes)
-        model = compile_resolved(resolved, seed=seed) if fmt != "python" else nn.Module()
+    model, resolved = _model_of(spec_or_model, fmt, input, sizes, net, params, seed)
+    spec = None if isinstance(spec_or_model, nn.Module) else spec_or_model
     return export_model(
         model,
         resolved,
@@ -219,3 +198,42 @@ def export_any(
         check_sizes=check_sizes,
         spec=spec,
     )
+
+
+def _format_of(output: Path, given: str | None) -> str:
+    fmt = given or SUFFIXES.get(output.suffix.lower())
+    if fmt is None:
+        raise ArgumentError(
+            f"cannot tell the export format from '{output.name}'",
+            hint=f"give format= (one of {', '.join(FORMATS)}) or a name ending in {', '.join(SUFFIXES)}",
+        )
+    return fmt
+
+
+def _model_of(
+    spec_or_model: Any,
+    fmt: str,
+    input: tuple[int, ...] | None,
+    sizes: dict[str, int] | None,
+    net: str | None,
+    params: dict[str, Any] | None,
+    seed: int,
+) -> tuple[nn.Module, Resolved]:
+    """The model and what it was built from: a spec is resolved (at `input`'s or `sizes`'
+    sizes) and built; a model `build_model` built comes with its own."""
+    from dsl.build.compile import BUILT, compile_resolved
+    from dsl.tools.sizes import resolve_fitting, resolve_for_input
+
+    if isinstance(spec_or_model, nn.Module):
+        if spec_or_model not in BUILT or input is not None or sizes is not None:
+            raise ArgumentError(
+                "dsl.export takes a spec, or a model dsl.build_model built (without input= or sizes=)",
+                hint="build it with build_model(..., sizes=...) for other representative sizes",
+            )
+        return spec_or_model, BUILT[spec_or_model][0]
+    if input is not None:
+        resolved = resolve_for_input(spec_or_model, params or {}, tuple(input), net)
+    else:
+        resolved = resolve_fitting(spec_or_model, net=net, params=params, sizes=sizes)
+    model = compile_resolved(resolved, seed=seed) if fmt != "python" else nn.Module()
+    return model, resolved
