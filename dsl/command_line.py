@@ -29,7 +29,7 @@ EXAMPLES = {
     "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
     "build": "dsl build examples/unet.net -o unet.safetensors --seed 0\n  dsl build examples/gpt.net -o gpt.pt --set n_layer=4\n  python -c 'import dsl; m = dsl.load_model(\"unet.safetensors\")'",
     "lsp": "dsl lsp    (started by an editor; see docs/editors.md)",
-    "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts",
+    "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts\n  dsl export examples/gpt.net --format onnx -o gpt.onnx --dynamic B,T:1..64\n  dsl export examples/resnet18.net --format onnx -o resnet18.onnx --input 1x3x224x224",
 }
 
 
@@ -288,6 +288,23 @@ def _export_command(sub: Any) -> None:
     )
     _seed_option(export, "the weights in the exported file")
     _spec_options(export)
+    _input_option(export, "and exports a static graph of that shape (unless --dynamic is given)")
+    export.add_argument(
+        "--static",
+        action="store_true",
+        help="every size fixed: the representative ones, or --input's",
+    )
+    export.add_argument(
+        "--dynamic",
+        metavar="LIST",
+        help="the symbols that stay dynamic, each with an optional range: B,T or B,H:64..512 "
+        "(default: every symbol of the inputs, with the ranges the network needs)",
+    )
+    export.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip running the written file at two other sizes against the eager model",
+    )
 
 
 def _writing_command(
