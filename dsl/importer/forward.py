@@ -121,7 +121,26 @@ class GraphWriter:
             return ir.Index(value=args[0], index=args[1])
         if fn is builtins.getattr and len(args) == 2 and isinstance(args[1], ir.Const):
             return ir.Attr(value=args[0], attr=str(args[1].value))
+        if isinstance(fn, type) and issubclass(fn, tuple):
+            self.report.add(Finding("approximated", fn.__qualname__, self.name,
+                node_source(node.meta.get("stack_trace")),
+                "a named tuple is returned as a plain tuple (same values, in order)"))  # fmt: skip
+            return ir.TupleExpr(items=[*args, *kwargs.values()])
+        kwargs = self._out_of_place(node, kwargs)
         return ir.Call(func=self._callee(fn, node), args=args, kwargs=kwargs)
+
+    def _out_of_place(self, node: fx.Node, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.ExprNode]:
+        """`relu(x, inplace=True)` is `relu(x)` where nothing else reads x afterwards."""
+        flag = kwargs.get("inplace")
+        if not (isinstance(flag, ir.Const) and flag.value is True):
+            return kwargs
+        first = node.args[0] if node.args else None
+        if isinstance(first, fx.Node) and len(first.users) > 1:
+            self.failed = True
+            self.report.add(Finding("unsupported", f"{node.target}(..., inplace=True)", self.name,
+                node_source(node.meta.get("stack_trace")),
+                "writes in place into a value that is read again"))  # fmt: skip
+        return {k: v for k, v in kwargs.items() if k != "inplace"}
 
     def _callee(self, fn: Any, node: fx.Node) -> ir.ExprNode:
         name = getattr(fn, "__name__", "")

@@ -31,7 +31,7 @@ def layer_name(module: nn.Module) -> str | None:
 
 def _attribute(module: nn.Module, name: str) -> Any:
     """The constructor argument `name` as the module keeps it, or `inspect.Parameter.empty`."""
-    if name == "bias" and isinstance(getattr(module, "bias", None), torch.Tensor | type(None)):
+    if name == "bias" and isinstance(getattr(module, "bias", 0), torch.Tensor | type(None)):
         return getattr(module, "bias", None) is not None
     value = getattr(module, name, inspect.Parameter.empty)
     if isinstance(value, torch.Tensor | nn.Module) or callable(value):
@@ -59,8 +59,20 @@ def constructor_arguments(module: nn.Module) -> dict[str, Any] | None:
     for simplify in (True, False):
         arguments = _arguments(module, signature, simplify)
         if arguments is not None and _rebuilds(module, arguments):
-            return arguments
+            return _fewest(module, signature, arguments)
     return None
+
+
+def _fewest(module: nn.Module, signature: inspect.Signature, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Arguments with a default that the module is rebuilt without (`kdim` equal to
+    `embed_dim`) are left out."""
+    for key in list(arguments):
+        if signature.parameters[key].default is inspect.Parameter.empty:
+            continue
+        fewer = {k: v for k, v in arguments.items() if k != key}
+        if _rebuilds(module, fewer):
+            arguments = fewer
+    return arguments
 
 
 def _arguments(module: nn.Module, signature: inspect.Signature, simplify: bool) -> dict[str, Any] | None:
@@ -95,7 +107,17 @@ def _rebuilds(module: nn.Module, arguments: dict[str, Any]) -> bool:
         return False
     mine = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
     theirs = {k: (tuple(v.shape), v.dtype) for k, v in copy.state_dict().items()}
-    return mine == theirs and copy.extra_repr() == module.extra_repr()
+    return (
+        mine == theirs
+        and copy.extra_repr() == module.extra_repr()
+        and _settings(copy) == _settings(module)
+    )
+
+
+def _settings(module: nn.Module) -> dict[str, Any]:
+    """A module's plain attributes (what its forward reads besides tensors)."""
+    plain = (int, float, bool, str, tuple, type(None))
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and isinstance(v, plain)}
 
 
 def literal(value: Any) -> ir.ExprNode | None:

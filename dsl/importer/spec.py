@@ -23,9 +23,9 @@ def write_spec(
         inputs = ["x"]
         body: Any = ir.Container(kind=CONTAINERS[type(root)], body=reader.children(root, ""))
     else:
-        members = reader.members(root, "")
         reserved = {*root._modules, *root._parameters, *root._buffers, "training", "B"}
         inputs, forward = reader.forward(root, "", reserved)
+        members = reader.members(root, "")
         body = [*members, *forward]
     maker = BlockMaker()
     maker.make(reader.instances)

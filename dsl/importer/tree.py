@@ -43,6 +43,7 @@ class TreeReader:
     instances: dict[type, list[Instance]] = field(default_factory=dict)
     failed: bool = False
     passed: dict[int, int] = field(default_factory=dict)  # id(module) -> positional args given
+    _init_reported: set[tuple[type, str]] = field(default_factory=set)
 
     def describe(self, module: nn.Module, name: str) -> ir.ExprNode:
         """The expression that constructs `module` where its parent declares it."""
@@ -59,9 +60,8 @@ class TreeReader:
         if spelled is None:
             return None
         arguments = leaves.constructor_arguments(module)
-        call = None if arguments is None else leaves.leaf_call(
-            module, spelled, arguments, self.omit_sizes
-        )
+        omit = self.omit_sizes and id(module) in self.passed  # applied: its input is known
+        call = None if arguments is None else leaves.leaf_call(module, spelled, arguments, omit)
         if call is None:
             self.failed = True
             self.report.add(
@@ -74,7 +74,10 @@ class TreeReader:
     def children(self, module: nn.Module, name: str) -> list[Any]:
         """A container's children: positional when torch numbers them 0, 1, ..."""
         items = list(module._modules.items())
+        self._check_names(module, name, [k for k, _ in items])
         numbered = all(key == str(i) for i, (key, _) in enumerate(items))
+        if isinstance(module, nn.Sequential):  # its children are applied in turn
+            self.passed.update({id(child): 1 for _, child in items})
         out: list[Any] = []
         for key, child in items:
             if child is None:
@@ -95,8 +98,8 @@ class TreeReader:
         return ir.Call(func=ir.Name(id=placeholder))
 
     def _graph_instance(self, module: nn.Module, name: str, placeholder: str) -> Instance:
-        members = self.members(module, name)
         inputs, forward = self.forward(module, name, self._reserved(module))
+        members = self.members(module, name)
         return Instance(module, name, placeholder, [*members, *forward], inputs)
 
     def _reserved(self, module: nn.Module) -> set[str]:
@@ -126,12 +129,20 @@ class TreeReader:
 
     def members(self, module: nn.Module, name: str) -> list[Any]:
         """Own parameters and buffers, then children, in the order torch registered them."""
+        self._check_names(module, name, [*module._parameters, *module._buffers, *module._modules])
         out: list[Any] = [self._tensor(module, key, t, name) for key, t in module._parameters.items() if t is not None]
         out += [self._tensor(module, key, t, name) for key, t in module._buffers.items() if t is not None]
         for key, child in module._modules.items():
             if child is not None:
                 out.append(ir.Let(let=[key], value=self.describe(child, f"{name}.{key}" if name else key)))
         return out  # fmt: skip
+
+    def _check_names(self, module: nn.Module, name: str, keys: list[str]) -> None:
+        for key in keys:
+            if not key.isdigit() and not ir.IDENTIFIER.fullmatch(key):
+                self.failed = True
+                self.report.add(Finding("unsupported", repr(key), name, source_of(type(module).__init__),
+                    "a member name that is not an identifier cannot be written in a spec"))  # fmt: skip
 
     def _tensor(self, module: nn.Module, key: str, tensor: torch.Tensor, name: str) -> Any:
         shape = [ir.Const(value=int(n)) for n in tensor.shape]
@@ -140,9 +151,12 @@ class TreeReader:
         if isinstance(tensor, nn.Parameter):
             if not tensor.requires_grad:
                 options["requires_grad"] = ir.Const(value=False)
-            self.report.add(Finding("init", key, name, source_of(type(module).__init__),
-                f"no initialisation recipe recognised for the parameter {where}; written as "
-                "zeros() (the checkpoint supplies its values)"))  # fmt: skip
+            if (type(module), key) not in self._init_reported:
+                self._init_reported.add((type(module), key))
+                self.report.add(Finding("init", f"{type(module).__name__}.{key}", name,
+                    source_of(type(module).__init__), f"no initialisation recipe recognised for "
+                    f"{where} (and its class's others); written as zeros(), the checkpoint "
+                    "supplies the values"))  # fmt: skip
             return ir.ParamDecl(param=key, shape=shape, init=_zeros(), options=options)
         if key in module._non_persistent_buffers_set:
             options["persistent"] = ir.Const(value=False)
