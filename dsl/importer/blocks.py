@@ -11,7 +11,7 @@ from typing import Any
 
 from dsl import ir
 from dsl.importer.irwalk import literals, names_in, replace_at, skeleton, substitute
-from dsl.importer.leaves import _same
+from dsl.importer.leaves import same_value
 from dsl.importer.loops import fold_loops
 from dsl.importer.tree import Instance
 from dsl.syntax.printer import KEYWORDS
@@ -106,7 +106,7 @@ def _param_name(cls: type, instances: list[Instance], values: list[Any], hint: s
     missing = object()
     wanted = next(
         (p for p in candidates
-         if all(_same(getattr(i.module, p, missing), v) for i, v in zip(instances, values, strict=True))),
+         if all(same_value(getattr(i.module, p, missing), v) for i, v in zip(instances, values, strict=True))),
         hint if ir.IDENTIFIER.fullmatch(hint) else "value",
     )  # fmt: skip
     name, n = wanted, 2

@@ -5,6 +5,7 @@ the expression that uses it; a node used more than once, or one that draws rando
 from __future__ import annotations
 
 import builtins
+import inspect
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from torch import nn
 
 from dsl import ir
 from dsl.elaborate.builtin_functions import BUILTINS
-from dsl.importer.leaves import dotted_expr, literal
+from dsl.importer.leaves import same_value, dotted_expr, literal
 from dsl.importer.report import Finding, Report, node_source
 from dsl.syntax.printer import KEYWORDS
 from dsl.torchlib import catalog
@@ -126,7 +127,7 @@ class GraphWriter:
                 node_source(node.meta.get("stack_trace")),
                 "a named tuple is returned as a plain tuple (same values, in order)"))  # fmt: skip
             return ir.TupleExpr(items=[*args, *kwargs.values()])
-        kwargs = self._out_of_place(node, kwargs)
+        kwargs = _without_defaults(fn, self._out_of_place(node, kwargs))
         return ir.Call(func=self._callee(fn, node), args=args, kwargs=kwargs)
 
     def _out_of_place(self, node: fx.Node, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.ExprNode]:
@@ -194,6 +195,23 @@ class GraphWriter:
             )
         )
         return ir.Name(id="UNSUPPORTED")
+
+
+def _without_defaults(fn: Any, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.ExprNode]:
+    """Keywords fx recorded at their default value (`interpolate(..., antialias=False)`)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    return {
+        key: value
+        for key, value in kwargs.items()
+        if not (
+            key in params
+            and isinstance(value, ir.Const)
+            and same_value(value.value, params[key].default)
+        )
+    }
 
 
 def member_path(module: nn.Module, target: str) -> ir.ExprNode:

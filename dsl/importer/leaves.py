@@ -86,13 +86,13 @@ def _arguments(module: nn.Module, signature: inspect.Signature, simplify: bool) 
                 return None
             continue
         value = _simplified(value) if simplify else value
-        if param.default is not inspect.Parameter.empty and _same(value, param.default):
+        if param.default is not inspect.Parameter.empty and same_value(value, param.default):
             continue
         arguments[param.name] = value
     return arguments
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     try:
         return type(a) is type(b) and bool(a == b)
     except (RuntimeError, TypeError, ValueError):

@@ -28,7 +28,20 @@ class _OwnForward(fx.Tracer):
         self.traced = traced
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return m is not self.traced
+        return m is not self.traced and not inlined(m)
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def inlined(module: nn.Module) -> type | None:
+    """The container class a module is written as when its forward goes into its callers:
+    a subclass of a container with a forward of its own and no tensors of its own
+    (torchvision's `IntermediateLayerGetter`, DeepLab's `ASPPPooling`)."""
+    base = next((c for c in _CONTAINERS if isinstance(module, c)), None)
+    if base is None or type(module).forward is base.forward or type(module) is base:
+        return None
+    return None if module._parameters or module._buffers else base
 
 
 def _concrete_args(module: nn.Module, passed: int | None) -> dict[str, object] | None:

@@ -18,7 +18,7 @@ from dsl.importer import leaves
 from dsl.importer.forward import GraphWriter
 from dsl.importer.irwalk import literals, rebuild, skeleton
 from dsl.importer.report import Finding, Report, source_of
-from dsl.importer.trace import trace
+from dsl.importer.trace import inlined, trace
 
 CONTAINERS = {nn.Sequential: "Sequential", nn.ModuleList: "ModuleList", nn.ModuleDict: "ModuleDict"}
 
@@ -48,6 +48,12 @@ class TreeReader:
     def describe(self, module: nn.Module, name: str) -> ir.ExprNode:
         """The expression that constructs `module` where its parent declares it."""
         kind = CONTAINERS.get(type(module))  # type: ignore[call-overload]
+        base = inlined(module)
+        if base is not None:
+            kind = CONTAINERS[base]
+            self.report.add(Finding("approximated", type(module).__name__, name,
+                source_of(type(module).forward), f"a {kind} with a forward of its own: "
+                f"written as a {kind}, its forward inside each caller's"))  # fmt: skip
         if kind is not None:
             return ir.Container(kind=kind, body=self.children(module, name))
         leaf = self._leaf(module, name)
