@@ -275,13 +275,37 @@ def _building_commands(sub: Any) -> None:
 
 
 def _import_command(sub: Any) -> None:
-    command = _command(sub, "import", "write an existing PyTorch model as a spec, checked against it")
-    command.add_argument("target", help="MODULE:CALLABLE or MODULE.CALLABLE (a class, a builder or a module)")
-    command.add_argument("--args", type=_json_object, default={}, help="keyword arguments for the callable, as JSON")
-    command.add_argument("-o", "--output", type=output_path(*SPEC_SUFFIXES), required=True, help="model.net or model.yaml")
-    command.add_argument("--format", choices=("net", "yaml"), default=None, help="default: from the output's suffix")
-    command.add_argument("--input", action="append", default=[], help="an example input: 2x3x224x224 or long:2x16 (repeat for several)")
-    command.add_argument("--no-check", dest="check", action="store_false", help="do not build the spec and compare it with the model")
+    command = _command(
+        sub, "import", "write an existing PyTorch model as a spec, checked against it"
+    )
+    command.add_argument(
+        "target", help="MODULE:CALLABLE or MODULE.CALLABLE (a class, a builder or a module)"
+    )
+    command.add_argument(
+        "--args", type=_json_object, default={}, help="keyword arguments for the callable, as JSON"
+    )
+    command.add_argument(
+        "-o",
+        "--output",
+        type=output_path(*SPEC_SUFFIXES),
+        required=True,
+        help="model.net or model.yaml",
+    )
+    command.add_argument(
+        "--format", choices=("net", "yaml"), default=None, help="default: from the output's suffix"
+    )
+    command.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        help="an example input: 2x3x224x224 or long:2x16 (repeat for several)",
+    )
+    command.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not build the spec and compare it with the model",
+    )
 
 
 def _json_object(text: str) -> dict[str, Any]:

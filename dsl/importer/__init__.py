@@ -57,7 +57,11 @@ def from_module(
     with `module`: same state_dict keys in the same order, strict load, equal outputs in
     eval and training mode under `seed`. Input sizes are left to inference where the check
     confirms it, else written out."""
-    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs or ())
+    inputs = (
+        (example_inputs,)
+        if isinstance(example_inputs, torch.Tensor)
+        else tuple(example_inputs or ())
+    )
     attempt = _attempt(module, inputs, True, check_spec and bool(inputs), seed)
     if attempt.checked and attempt.problems:
         explicit = _attempt(module, inputs, False, True, seed)
@@ -66,7 +70,9 @@ def from_module(
     return attempt
 
 
-def _attempt(module: nn.Module, inputs: tuple[torch.Tensor, ...], omit: bool, checking: bool, seed: int) -> Imported:
+def _attempt(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], omit: bool, checking: bool, seed: int
+) -> Imported:
     report = Report()
     spec, functions, complete = write_spec(module, inputs, report, omit)
     result = Imported(spec, report, functions)

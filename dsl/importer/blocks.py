@@ -37,7 +37,9 @@ class BlockMaker:
                 else:
                     same[1].append((instance, body))
             for k, (_, members) in enumerate(variants):
-                self._block(self._name(cls.__name__ if k == 0 else f"{cls.__name__}_{k + 1}"), cls, members)
+                self._block(
+                    self._name(cls.__name__ if k == 0 else f"{cls.__name__}_{k + 1}"), cls, members
+                )
 
     def resolve(self, body: Any) -> Any:
         """`body` with its instances' placeholders replaced and its repeats folded."""
@@ -84,9 +86,11 @@ class BlockMaker:
         if not isinstance(body, ir.Container):
             body = [*(ir.Input(input=x) for x in members[0][0].inputs), *body]
         self.params[name] = names
-        self.defs.append(ir.BlockDef(block=name, params=[ir.DefParam(name=n) for n in names], body=body))
+        self.defs.append(
+            ir.BlockDef(block=name, params=[ir.DefParam(name=n) for n in names], body=body)
+        )
         for k, (instance, _) in enumerate(members):
-            values = [ir.Const(value=vector[k][1]) for vector in groups]
+            values: list[ir.ExprNode] = [ir.Const(value=vector[k][1]) for vector in groups]
             self.resolved[instance.placeholder] = _call(name, names, values)
 
 
@@ -94,13 +98,19 @@ def _call(block: str, names: list[str], values: list[ir.ExprNode]) -> ir.Call:
     """`Block(a)`, `Block(a, b)`, or `Block(a, b=..., c=...)` beyond two parameters."""
     if len(values) <= 2:
         return ir.Call(func=ir.Name(id=block), args=values)
-    return ir.Call(func=ir.Name(id=block), args=values[:1], kwargs=dict(zip(names[1:], values[1:], strict=True)))
+    return ir.Call(
+        func=ir.Name(id=block),
+        args=values[:1],
+        kwargs=dict(zip(names[1:], values[1:], strict=True)),
+    )
 
 
-def _param_name(cls: type, instances: list[Instance], values: list[Any], hint: str, taken: set[str]) -> str:
+def _param_name(
+    cls: type, instances: list[Instance], values: list[Any], hint: str, taken: set[str]
+) -> str:
     """The constructor argument whose attribute holds these values, else the hint."""
     try:
-        candidates = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        candidates = [p for p in inspect.signature(cls).parameters if p != "self"]
     except (TypeError, ValueError):
         candidates = []
     missing = object()

@@ -13,7 +13,7 @@ from torch import nn
 from dsl.errors import DSLError
 from dsl.torchlib.registry import register
 
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+RTOL, ATOL = 1e-5, 1e-6
 
 
 def build_text(text: str, functions: dict[str, Callable[..., Any]]) -> nn.Module:
@@ -56,13 +56,13 @@ def check(
         torch.manual_seed(seed)
         try:
             got = _flat(built(*inputs))
-        except Exception as exc:  # noqa: BLE001 - the generated forward failing is a finding
+        except Exception as exc:  # the generated forward failing is a finding
             return [f"the built model's forward fails: {type(exc).__name__}: {exc}"], float("inf")
         mode = "train" if training else "eval"
         difference = _difference(expected, got)
         worst = max(worst, difference)
         if difference == float("inf") or not all(
-            torch.allclose(a, b, **TOLERANCE) for a, b in zip(expected, got, strict=True)
+            torch.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(expected, got, strict=True)
         ):
             problems.append(f"outputs differ in {mode} mode (largest difference {difference:.3g})")
     return problems, worst
@@ -81,4 +81,7 @@ def _flat(output: Any) -> list[torch.Tensor]:
 def _difference(expected: list[torch.Tensor], got: list[torch.Tensor]) -> float:
     if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
         return float("inf")
-    return max((float((a - b).abs().max()) if a.numel() else 0.0 for a, b in zip(expected, got)), default=0.0)
+    return max(
+        (float((a - b).abs().max()) if a.numel() else 0.0 for a, b in zip(expected, got)),
+        default=0.0,
+    )

@@ -66,12 +66,15 @@ def import_target(
         try:
             with torch.no_grad():
                 model.eval()(*tensors)
-        except Exception as exc:  # noqa: BLE001 - the default input simply does not fit
+        except Exception as exc:  # the default input simply does not fit
             note = f"not checked: the model does not take a {DEFAULT_INPUT} input ({type(exc).__name__}); give --input"
             return from_module(model, tensors, check_spec=False), note
     result = from_module(model, tensors, check_spec=check_spec)
     if not result.checked:
         return result, "not checked (--no-check)"
     if result.faithful:
-        return result, "checked: same state_dict keys in the same order, strict load, equal outputs in eval and train"
+        return (
+            result,
+            "checked: same state_dict keys in the same order, strict load, equal outputs in eval and train",
+        )
     return result, "check FAILED: " + "; ".join(result.problems)

@@ -17,7 +17,8 @@ from torch import nn
 
 from dsl import ir
 from dsl.elaborate.builtin_functions import BUILTINS
-from dsl.importer.leaves import same_value, dotted_expr, literal
+from dsl.importer.irwalk import make
+from dsl.importer.leaves import dotted_expr, literal, same_value
 from dsl.importer.report import Finding, Report, node_source
 from dsl.syntax.printer import KEYWORDS
 from dsl.torchlib import catalog
@@ -70,7 +71,7 @@ class GraphWriter:
                 inputs.append(self._fresh(node.name))
                 self._values[node] = ir.Name(id=inputs[-1])
             elif node.op == "output":
-                stmts.append(ir.Return(return_=self._arg(node.args[0], node)))
+                stmts.append(make(ir.Return, {"return": self._arg(node.args[0], node)}))
             elif node.op == "call_function" and node.target in CHECKS:
                 continue
             else:
@@ -130,7 +131,9 @@ class GraphWriter:
         kwargs = _without_defaults(fn, self._out_of_place(node, kwargs))
         return ir.Call(func=self._callee(fn, node), args=args, kwargs=kwargs)
 
-    def _out_of_place(self, node: fx.Node, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.ExprNode]:
+    def _out_of_place(
+        self, node: fx.Node, kwargs: dict[str, ir.ExprNode]
+    ) -> dict[str, ir.ExprNode]:
         """`relu(x, inplace=True)` is `relu(x)` where nothing else reads x afterwards."""
         flag = kwargs.get("inplace")
         if not (isinstance(flag, ir.Const) and flag.value is True):
@@ -171,14 +174,19 @@ class GraphWriter:
             return self._values[value]
         if isinstance(value, tuple | list):
             items = [self._arg(v, node) for v in value]
-            return ir.TupleExpr(items=items) if isinstance(value, tuple) else ir.ListExpr(items=items)
+            return (
+                ir.TupleExpr(items=items) if isinstance(value, tuple) else ir.ListExpr(items=items)
+            )
         if isinstance(value, dict):
             return ir.DictExpr(
                 keys=[ir.Const(value=k) for k in value],
                 values=[self._arg(v, node) for v in value.values()],
             )
         if isinstance(value, slice):
-            parts = [None if p is None else self._arg(p, node) for p in (value.start, value.stop, value.step)]
+            parts = [
+                None if p is None else self._arg(p, node)
+                for p in (value.start, value.stop, value.step)
+            ]
             return ir.Slice(start=parts[0], stop=parts[1], step=parts[2])
         found = literal(value)
         if found is not None:

@@ -5,7 +5,7 @@ skeleton visit their literals in the same order."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from dsl import ir
 
@@ -13,10 +13,16 @@ from dsl import ir
 # a parameter's name, or "value".
 Visit = Callable[[ir.Const, str], ir.ExprNode]
 Slots = Callable[[ir.Call], list[str]]
+N = TypeVar("N", bound=ir.Node)
 
 
 def _no_slots(call: ir.Call) -> list[str]:
     return []
+
+
+def make(cls: type[N], fields: dict[str, Any]) -> N:
+    """A node with fields named as the IR spells them (`{"return": ...}`, `{"for": ...}`)."""
+    return cls(**fields)
 
 
 def rebuild(node: Any, visit: Visit, slots: Slots = _no_slots, hint: str = "value") -> Any:

@@ -43,9 +43,9 @@ def _attribute(module: nn.Module, name: str) -> Any:
 
 def _simplified(value: Any) -> Any:
     """(3, 3) -> 3 where a layer takes either; lists stay lists."""
-    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
-        if isinstance(value[0], int) and not isinstance(value[0], bool):
-            return value[0]
+    uniform = isinstance(value, tuple) and value and all(v == value[0] for v in value)
+    if uniform and isinstance(value[0], int) and not isinstance(value[0], bool):
+        return value[0]
     return value
 
 
@@ -63,7 +63,9 @@ def constructor_arguments(module: nn.Module) -> dict[str, Any] | None:
     return None
 
 
-def _fewest(module: nn.Module, signature: inspect.Signature, arguments: dict[str, Any]) -> dict[str, Any]:
+def _fewest(
+    module: nn.Module, signature: inspect.Signature, arguments: dict[str, Any]
+) -> dict[str, Any]:
     """Arguments with a default that the module is rebuilt without (`kdim` equal to
     `embed_dim`) are left out."""
     for key in list(arguments):
@@ -75,7 +77,9 @@ def _fewest(module: nn.Module, signature: inspect.Signature, arguments: dict[str
     return arguments
 
 
-def _arguments(module: nn.Module, signature: inspect.Signature, simplify: bool) -> dict[str, Any] | None:
+def _arguments(
+    module: nn.Module, signature: inspect.Signature, simplify: bool
+) -> dict[str, Any] | None:
     arguments: dict[str, Any] = {}
     for param in signature.parameters.values():
         if param.name in _SKIPPED or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -103,7 +107,7 @@ def _rebuilds(module: nn.Module, arguments: dict[str, Any]) -> bool:
     try:
         with torch.device("meta"):
             copy = type(module)(**arguments)
-    except Exception:  # noqa: BLE001 - any refusal means these are not its arguments
+    except Exception:  # any refusal means these are not its arguments
         return False
     mine = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
     theirs = {k: (tuple(v.shape), v.dtype) for k, v in copy.state_dict().items()}
@@ -127,8 +131,9 @@ def literal(value: Any) -> ir.ExprNode | None:
     if isinstance(value, float):
         return ir.Const(value=value) if value == value and abs(value) != float("inf") else None
     if isinstance(value, tuple | list):
-        items = [literal(v) for v in value]
-        if any(item is None for item in items):
+        found = [literal(v) for v in value]
+        items = [item for item in found if item is not None]
+        if len(items) != len(found):
             return None
         node = ir.TupleExpr if isinstance(value, tuple) else ir.ListExpr
         return node(items=items)
@@ -151,7 +156,8 @@ def leaf_call(
     rest = [p for p in required if p not in INPUT_SIZE_PARAMS]
     positional = (rest[:1] if omit_sizes else []) if sized else rest
     positional = [p for p in positional if p in kept]
-    args, kwargs = [], {}
+    args: list[ir.ExprNode] = []
+    kwargs: dict[str, ir.ExprNode] = {}
     for key, value in kept.items():
         node = literal(value)
         if node is None:

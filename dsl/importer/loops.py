@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsl import ir
-from dsl.importer.irwalk import literals, map_nodes, names_in, replace_at, skeleton
+from dsl.importer.irwalk import literals, make, map_nodes, names_in, replace_at, skeleton
 
 _LOOP_NAMES = ("i", "j", "k", "n", "m")
 
@@ -62,7 +62,7 @@ def _loop(run: list[Any]) -> ir.For:
     var = next((name for name in _LOOP_NAMES if name not in taken), "index")
     body = replace_at(run[0], {pos: _affine(a, b, var) for pos, (a, b) in steps.items()})
     count = ir.Call(func=ir.Name(id="range"), args=[ir.Const(value=len(run))])
-    return ir.For(for_=var, in_=count, body=[body])
+    return make(ir.For, {"for": var, "in": count, "body": [body]})
 
 
 def _affine(first: int, step: int, var: str) -> ir.ExprNode:

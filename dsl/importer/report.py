@@ -32,7 +32,10 @@ class Report:
     def add(self, finding: Finding) -> None:
         """Keep `finding`; a function to register is listed once, wherever it is called."""
         once = finding.kind == "registered"
-        if not any(f == finding or (once and (f.kind, f.what) == (finding.kind, finding.what)) for f in self.findings):
+        if not any(
+            f == finding or (once and (f.kind, f.what) == (finding.kind, finding.what))
+            for f in self.findings
+        ):
             self.findings.append(finding)
 
     def of_kind(self, kind: str) -> list[Finding]:

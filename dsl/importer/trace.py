@@ -72,7 +72,7 @@ def trace(
             root.train(mode)
             tracer = _OwnForward(module)
             graphs.append(tracer.trace(module, concrete_args=_concrete_args(module, passed)))
-    except Exception as exc:  # noqa: BLE001 - fx raises many kinds; each is reported
+    except Exception as exc:  # fx raises many kinds; each is reported
         report.add(
             Finding(
                 "unsupported",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.fx as fx
@@ -16,11 +16,15 @@ from torch import nn
 from dsl import ir
 from dsl.importer import leaves
 from dsl.importer.forward import GraphWriter
-from dsl.importer.irwalk import literals, rebuild, skeleton
+from dsl.importer.irwalk import literals, make, rebuild, skeleton
 from dsl.importer.report import Finding, Report, source_of
 from dsl.importer.trace import inlined, trace
 
-CONTAINERS = {nn.Sequential: "Sequential", nn.ModuleList: "ModuleList", nn.ModuleDict: "ModuleDict"}
+CONTAINERS: dict[type, Literal["Sequential", "ModuleList", "ModuleDict"]] = {
+    nn.Sequential: "Sequential",
+    nn.ModuleList: "ModuleList",
+    nn.ModuleDict: "ModuleDict",
+}
 
 
 @dataclass
@@ -47,7 +51,7 @@ class TreeReader:
 
     def describe(self, module: nn.Module, name: str) -> ir.ExprNode:
         """The expression that constructs `module` where its parent declares it."""
-        kind = CONTAINERS.get(type(module))  # type: ignore[call-overload]
+        kind = CONTAINERS.get(type(module))
         base = inlined(module)
         if base is not None:
             kind = CONTAINERS[base]
@@ -94,7 +98,7 @@ class TreeReader:
 
     def _instance(self, module: nn.Module, name: str) -> ir.ExprNode:
         placeholder = f"§{sum(len(v) for v in self.instances.values())}"
-        base = next((c for c in CONTAINERS if isinstance(module, c)), None)
+        base: Any = next((c for c in CONTAINERS if isinstance(module, c)), None)
         if base is not None and type(module).forward is base.forward:
             body: Any = ir.Container(kind=CONTAINERS[base], body=self.children(module, name))
             instance = Instance(module, name, placeholder, body)
@@ -118,7 +122,7 @@ class TreeReader:
         traced = trace(self.root, module, name, self.passed.get(id(module)), self.report)
         if traced is None:
             self.failed = True
-            return ["x"], [ir.Return(return_=ir.Call(func=ir.Name(id="UNSUPPORTED")))]
+            return ["x"], [make(ir.Return, {"return": ir.Call(func=ir.Name(id="UNSUPPORTED"))})]
         self._count_passed(module, traced.train)
         writer = GraphWriter(module, name, self.report, reserved)
         inputs, train = writer.body(traced.train)
@@ -136,11 +140,21 @@ class TreeReader:
     def members(self, module: nn.Module, name: str) -> list[Any]:
         """Own parameters and buffers, then children, in the order torch registered them."""
         self._check_names(module, name, [*module._parameters, *module._buffers, *module._modules])
-        out: list[Any] = [self._tensor(module, key, t, name) for key, t in module._parameters.items() if t is not None]
-        out += [self._tensor(module, key, t, name) for key, t in module._buffers.items() if t is not None]
+        out: list[Any] = [
+            self._tensor(module, key, t, name)
+            for key, t in module._parameters.items()
+            if t is not None
+        ]
+        out += [
+            self._tensor(module, key, t, name)
+            for key, t in module._buffers.items()
+            if t is not None
+        ]
         for key, child in module._modules.items():
             if child is not None:
-                out.append(ir.Let(let=[key], value=self.describe(child, f"{name}.{key}" if name else key)))
+                out.append(
+                    ir.Let(let=[key], value=self.describe(child, f"{name}.{key}" if name else key))
+                )
         return out  # fmt: skip
 
     def _check_names(self, module: nn.Module, name: str, keys: list[str]) -> None:
@@ -151,7 +165,7 @@ class TreeReader:
                     "a member name that is not an identifier cannot be written in a spec"))  # fmt: skip
 
     def _tensor(self, module: nn.Module, key: str, tensor: torch.Tensor, name: str) -> Any:
-        shape = [ir.Const(value=int(n)) for n in tensor.shape]
+        shape: list[ir.ExprNode] = [ir.Const(value=int(n)) for n in tensor.shape]
         options: dict[str, ir.ExprNode] = {}
         where = f"{name}.{key}" if name else key
         if isinstance(tensor, nn.Parameter):
@@ -187,7 +201,7 @@ def merge_modes(train: list[Any], evaluation: list[Any]) -> list[Any]:
     if train == evaluation:
         return train
     if not _same_but_training(train, evaluation):
-        return [ir.If(if_=ir.Name(id="training"), then=train), *evaluation]
+        return [make(ir.If, {"if": ir.Name(id="training"), "then": train}), *evaluation]
     others = iter([const.value for const, _ in literals(evaluation)])
 
     def visit(const: ir.Const, hint: str) -> ir.ExprNode:
