@@ -60,32 +60,58 @@ class GraphWriter:
     failed: bool = False
     _values: dict[fx.Node, ir.ExprNode] = field(default_factory=dict)
     _used: set[str] = field(default_factory=set)
+    _uses: dict[fx.Node, int] = field(default_factory=dict)
 
     def body(self, graph: fx.Graph) -> tuple[list[str], list[Any]]:
         """The inputs' names and the statements that compute and return the output."""
         inputs: list[str] = []
         stmts: list[Any] = []
         self._values, self._used = {}, set(self.reserved)
+        self._uses = self._live_uses(graph)
         for node in graph.nodes:
+            if node.op not in ("placeholder", "output") and node not in self._uses:
+                continue  # dead: a shape check's operands, an unused size
             if node.op == "placeholder":
                 inputs.append(self._fresh(node.name))
                 self._values[node] = ir.Name(id=inputs[-1])
             elif node.op == "output":
                 stmts.append(make(ir.Return, {"return": self._arg(node.args[0], node)}))
-            elif node.op == "call_function" and node.target in CHECKS:
-                continue
             else:
                 self._node(node, stmts)
         return inputs, stmts
 
     def _node(self, node: fx.Node, stmts: list[Any]) -> None:
         expr = self._expression(node)
-        if node.op == "get_attr" or (len(node.users) == 1 and not self._random(node)):
+        if node.op == "get_attr" or (self._uses[node] == 1 and not self._random(node)):
             self._values[node] = expr
             return
         name = self._fresh(node.name)
         stmts.append(ir.Let(let=[name], value=expr))
         self._values[node] = ir.Name(id=name)
+
+    def _live_uses(self, graph: fx.Graph) -> dict[fx.Node, int]:
+        """How often each node that the output or a random draw needs is read (a node
+        read three times by one call counts three)."""
+        uses: dict[fx.Node, int] = {}
+        pending = [
+            n
+            for n in graph.nodes
+            if n.op == "output" or (n.op != "placeholder" and self._random(n))
+        ]
+        pending = [n for n in pending if not (n.op == "call_function" and n.target in CHECKS)]
+        seen: set[fx.Node] = set()
+        while pending:
+            node = pending.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            uses.setdefault(node, 0)
+            read: list[fx.Node] = []
+            fx.node.map_arg((node.args, node.kwargs), read.append)
+            for arg in read:
+                uses[arg] = uses.get(arg, 0) + 1
+                pending.append(arg)
+        return uses
 
     def _random(self, node: fx.Node) -> bool:
         if node.op == "call_module":
