@@ -180,18 +180,17 @@ class GraphWriter:
             if name and catalog.function(spelling) is fn:
                 return dotted_expr(spelling)
         known = next((k for k, f in REGISTRY.functions.items() if f.fn is fn), None)
-        if known is None:
-            known = self._fresh(name or "function")
-            self.report.add(
-                Finding(
-                    "registered",
-                    f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', name)}",
-                    self.name,
-                    node_source(node.meta.get("stack_trace")),
-                    f"a function torch.fx keeps whole; the spec calls it as '{known}', "
-                    f"registered with dsl.register(fn, name='{known}')",
-                )
+        known = known or self._fresh(name or "function")
+        self.report.add(
+            Finding(
+                "registered",
+                f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', name)}",
+                self.name,
+                node_source(node.meta.get("stack_trace")),
+                f"a function torch.fx keeps whole; the spec calls it as '{known}': "
+                f"dsl.register(fn, name='{known}') before building it",
             )
+        )
         self.functions[known] = fn
         return ir.Name(id=known)
 

@@ -52,17 +52,30 @@ def source_of(obj: Any) -> str:
         line = inspect.getsourcelines(obj)[1]
     except (TypeError, OSError):
         return ""
-    return f"{path}:{line}" if path else ""
+    return f"{_short(path)}:{line}" if path else ""
+
+
+def _short(path: str) -> str:
+    """An installed package's file from its package folder on (`torchvision/models/...`)."""
+    return path.rpartition("site-packages/")[2]
+
+
+# Frames of the tracing machinery, not of the model's code.
+_MACHINERY = ("/torch/fx/", "/torch/nn/modules/module.py", "/torch/_jit_internal.py")
 
 
 def node_source(stack_trace: str | None) -> str:
     """The innermost `File "...", line N` of an fx node's stack trace."""
     if not stack_trace:
         return ""
-    lines = [ln.strip() for ln in stack_trace.splitlines() if ln.strip().startswith("File ")]
+    lines = [
+        ln.strip()
+        for ln in stack_trace.splitlines()
+        if ln.strip().startswith("File ") and not any(part in ln for part in _MACHINERY)
+    ]
     if not lines:
         return ""
     last = lines[-1]
     path = last.split('"')[1] if '"' in last else ""
     number = last.split("line ")[1].split(",")[0] if "line " in last else ""
-    return f"{path}:{number}"
+    return f"{_short(path)}:{number}"

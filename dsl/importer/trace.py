@@ -26,6 +26,7 @@ class _OwnForward(fx.Tracer):
     def __init__(self, traced: nn.Module) -> None:
         super().__init__()
         self.traced = traced
+        self.record_stack_traces = True  # each node's source line, for the report
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return m is not self.traced and not inlined(m)
