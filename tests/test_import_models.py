@@ -96,7 +96,9 @@ def test_imported_resnet18_reads_like_a_spec() -> None:
     text = result.text()
     assert "block BasicBlock(out_channels):" in text
     assert "    conv1 = Conv2d(out_channels, kernel_size=3, padding=1, bias=false)" in text
-    assert "    layer1 = Sequential:\n        for i in range(2):\n            BasicBlock(64)\n" in text
+    assert (
+        "    layer1 = Sequential:\n        for i in range(2):\n            BasicBlock(64)\n" in text
+    )
     assert "    fc = Linear(1000)" in text  # in_features left to inference
     assert print_net(parse_net(text)) == text  # canonical: `dsl fmt` changes nothing
 
@@ -105,7 +107,10 @@ def test_imported_gpt_keeps_its_module_list_as_a_loop() -> None:
     _, _, result = _imported("gpt")
     text = result.text()
     assert "    h = ModuleList:\n        for i in range(2):\n            Block()\n" in text
-    assert "return linear(ln_f(h[1](h[0](wte(idx) + wpe(arange(idx.size(1), device=idx.device))))), wte.weight)" in text
+    assert (
+        "return linear(ln_f(h[1](h[0](wte(idx) + wpe(arange(idx.size(1), device=idx.device))))), wte.weight)"
+        in text
+    )
 
 
 def test_swin_lists_the_functions_it_needs_registered() -> None:

@@ -51,14 +51,17 @@ def check(
     for training in (False, True):
         reference.train(training)
         built.train(training)
-        torch.manual_seed(seed)
-        expected = _flat(reference(*inputs))
-        torch.manual_seed(seed)
+        mode = "train" if training else "eval"
         try:
+            torch.manual_seed(seed)
+            expected = _flat(reference(*inputs))
+        except Exception as exc:  # an input that does not fit the model itself
+            return [f"the model fails on the example input in {mode} mode: {exc}"], float("inf")
+        try:
+            torch.manual_seed(seed)
             got = _flat(built(*inputs))
         except Exception as exc:  # the generated forward failing is a finding
             return [f"the built model's forward fails: {type(exc).__name__}: {exc}"], float("inf")
-        mode = "train" if training else "eval"
         difference = _difference(expected, got)
         worst = max(worst, difference)
         if difference == float("inf") or not all(

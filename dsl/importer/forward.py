@@ -121,7 +121,7 @@ class GraphWriter:
 
     def _fresh(self, base: str) -> str:
         name, n = base, 1
-        while name in self._used or name in KEYWORDS or name in BUILTINS:
+        while name in self._used or name in KEYWORDS or name in BUILTINS or catalog.function(name):
             name, n = f"{base}_{n}", n + 1
         self._used.add(name)
         return name
@@ -179,6 +179,8 @@ class GraphWriter:
         for spelling in (name, f"F.{name}", f"torch.{name}", f"torch.linalg.{name}"):
             if name and catalog.function(spelling) is fn:
                 return dotted_expr(spelling)
+        if name and getattr(torch, name, None) is fn and catalog.function(name) is not None:
+            return ir.Name(id=name)  # an undocumented twin (`torch.relu` of `F.relu`)
         known = next((k for k, f in REGISTRY.functions.items() if f.fn is fn), None)
         known = known or self._fresh(name or "function")
         self.report.add(
@@ -239,7 +241,8 @@ def _without_defaults(fn: Any, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.E
     return {
         key: value
         for key, value in kwargs.items()
-        if not (
+        if key == "training"  # the mode: kept, so that both modes' graphs align
+        or not (
             key in params
             and isinstance(value, ir.Const)
             and same_value(value.value, params[key].default)

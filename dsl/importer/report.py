@@ -60,8 +60,8 @@ def _short(path: str) -> str:
     return path.rpartition("site-packages/")[2]
 
 
-# Frames of the tracing machinery, not of the model's code.
-_MACHINERY = ("/torch/fx/", "/torch/nn/modules/module.py", "/torch/_jit_internal.py")
+# Frames of torch itself (fx, functional's dispatch), not of the model's code.
+_MACHINERY = ("/torch/",)
 
 
 def node_source(stack_trace: str | None) -> str:
