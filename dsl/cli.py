@@ -368,6 +368,18 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from dsl.importer.command import import_target
+
+    result, verdict = import_target(args.target, args.args, args.input, args.check)
+    fmt = args.format or ("yaml" if args.output.suffix in (".yaml", ".yml") else "net")
+    args.output.write_text(result.text(fmt), encoding="utf-8")
+    print(f"wrote {args.output}: {verdict}")
+    for finding in result.report.findings:
+        print(f"  {finding}", file=sys.stderr)
+    return 1 if result.checked and not result.faithful else 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     from dsl.tools.ops_list import render
 
@@ -402,6 +414,7 @@ _COMMANDS = {
     "build": _build,
     "export": _export,
     "lsp": _lsp,
+    "import": _import,
 }
 
 

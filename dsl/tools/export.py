@@ -35,9 +35,9 @@ from dsl.plan import (
     TensorSpec,
     iter_modules,
 )
+from dsl.tools.export_dynamic import example_inputs as example_inputs  # its old home
 from dsl.tools.python_text import python_text
 from dsl.torchlib.init import InitCall
-from dsl.tools.export_dynamic import example_inputs as example_inputs  # its old home
 
 # ============================================================================ eject
 
