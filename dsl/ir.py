@@ -36,7 +36,8 @@ TEMPLATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\{[^{}\n]*\}[A-Za-z0-9_]*)
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # defer_build: a schema is built on first validation (YAML) only, not at import
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     # Not validated: the readers make every span themselves.
     span: SkipJsonSchema[SkipValidation[Span]] = Field(
@@ -296,7 +297,7 @@ def _without_span(value: Any) -> Any:
 
 
 class TensorDecl(Node):
-    shape: list[ShapeDim]
+    shape: list[ShapeDim] | None = None  # None: a buffer computed from `init`, its value
     dtype: str | None = None
     init: Expr | None = None
     options: Annotated[dict[str, Expr], BeforeValidator(_without_span)] = {}
@@ -489,11 +490,3 @@ def dotted(expr: Any) -> str | None:
         base = dotted(expr.value)
         return f"{base}.{expr.attr}" if base else None
     return None
-
-
-_FORWARD_REFERRING: tuple[type[Node], ...] = (
-    *(Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr, DictExpr, Container),
-    *(Starred, CompFor, Comprehension, If, For, Definition, NetDef, BlockDef, FuncDef, SpecFile),
-)
-for _model in _FORWARD_REFERRING:
-    _model.model_rebuild()

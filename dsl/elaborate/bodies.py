@@ -10,6 +10,7 @@ import torch
 
 from dsl import ir
 from dsl.elaborate.build_time import bind_target, iterate, let_value
+from dsl.elaborate.declarations import init_rules_of
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import check_member_name
 from dsl.elaborate.values import Builtin, FunctionRef, Handle, MethodRef, Parts, Val, kind_of
@@ -139,6 +140,8 @@ class ContainerBody(Body):
                 raise StructureError(f"a {self.kind} child has one name", stmt.span)
             name = self.context.expand_name(stmt.let[0], self.frame, stmt.span)
             self._add(name, value, stmt)
+        elif isinstance(stmt, ir.InitBlock):  # rules on the container's own tree
+            self.handle.init_rules.extend(init_rules_of(self.frame, stmt))
         elif isinstance(stmt, ir.Input):
             raise StructureError(
                 f"'input' declares a net's inputs; it cannot sit inside a {self.kind}",

@@ -114,7 +114,9 @@ def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         exprs = [stmt.if_]
     elif isinstance(stmt, ir.For):
         exprs = [stmt.in_]
-    elif isinstance(stmt, ir.TensorDecl):
+    elif isinstance(stmt, ir.TensorDecl) and stmt.shape is None:  # a computed buffer
+        exprs = [*([stmt.init] if stmt.init is not None else []), *stmt.options.values()]
+    elif isinstance(stmt, ir.TensorDecl) and stmt.shape is not None:
         exprs = [*stmt.shape, *stmt.options.values()]
         if stmt.init is not None:
             exprs.extend(_initialiser_args(stmt.init))
@@ -224,14 +226,21 @@ def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         return _check_expr(expr.value, defined, unit)
     errors: list[DSLError] = []
     children = list(_children(expr))
+    own: set[str] = set()
     if isinstance(expr, ir.Call):
         errors.extend(_check_keywords(expr, defined, unit))
         if isinstance(expr.func, ir.Name):
             errors.extend(_check_name(expr.func, defined, unit, called=True))
             children = [c for c in children if c is not expr.func]
-            defined = defined | _own_input_sizes(expr.func.id, defined, unit)
-    for child in children:
-        errors.extend(_check_expr(child, defined, unit))
+            own = _own_input_sizes(expr.func.id, defined, unit) - defined
+    # the layer's own input sizes are defined in its arguments only: added for them and
+    # taken out again (a copy of `defined` per call made a body of n layers cost n^2)
+    defined |= own
+    try:
+        for child in children:
+            errors.extend(_check_expr(child, defined, unit))
+    finally:
+        defined -= own
     return errors
 
 

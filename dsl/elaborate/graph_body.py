@@ -15,7 +15,6 @@ from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
     add_weights,
     declared_meta,
-    dtype_of,
     init_rules_of,
     is_weights_call,
     size_of,
@@ -118,8 +117,8 @@ class GraphBody(Body):
 
     def _mode_branch(self, then: list, orelse: list, span: Span) -> None:
         arms = [
-            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts))
-            for stmts in (then, orelse)
+            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts), mode)
+            for stmts, mode in ((then, True), (orelse, False))
         ]
         returns = [arm.builder.has_return for arm in arms]
         symbols = self.context.symbols
@@ -132,7 +131,7 @@ class GraphBody(Body):
             raise training.not_returning(arms, span)
         result = training.merge(self.frame.scope, arms, span, symbols)
         for name, value in training.merged_values(self.builder, arms, result, span).items():
-            if isinstance(value, Val):
+            if isinstance(value, Val) and not name.startswith(training.MODE_ONLY):
                 self._bind(name, value, span)  # names the branch's output node
             else:
                 self.frame.scope[name] = value
@@ -317,7 +316,7 @@ class GraphBody(Body):
         spec = tensor_member(self.frame, stmt, kind, name)
         self.builder.add_member(name, spec, stmt.span)
         node = self.builder.node("get_attr", name, ())
-        meta = shapes.meta_tensor(spec.shape, dtype_of(stmt.dtype, stmt.span))
+        meta = shapes.meta_tensor(spec.shape, spec.dtype)
         self.frame.scope[name] = Val(node, meta, stmt.span)
 
     def _InitBlock(self, stmt: ir.InitBlock) -> None:

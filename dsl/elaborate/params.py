@@ -8,6 +8,7 @@ from typing import Any
 
 from dsl import ir
 from dsl.elaborate.evaluate import Elaboration, Frame
+from dsl.elaborate.layer_types import overridden
 from dsl.errors import (
     ArgumentError,
     ArityError,
@@ -40,7 +41,13 @@ def bind_params(
     scope: dict[str, Any] = {}
     frame = Frame(elab, unit, None, scope)
     for param in node.params:
-        if param.name in given:
+        if param.name in (overrides or {}):
+            default = frame.static(param.default) if param.default is not None else None
+            value = given[param.name]
+            scope[param.name] = overridden(
+                param.name, value, default, elab.context, unit, param.span
+            )
+        elif param.name in given:
             scope[param.name] = given[param.name]
         elif param.default is not None:
             scope[param.name] = frame.static(param.default)

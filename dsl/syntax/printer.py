@@ -220,7 +220,9 @@ def _return_value(value: ir.ExprNode) -> str:
 
 def _tensor_decl(stmt: ir.ParamDecl | ir.BufferDecl) -> str:
     kind = "param" if isinstance(stmt, ir.ParamDecl) else "buffer"
-    text = f"{kind} {stmt.name}: {stmt.dtype or ''}{_dims(stmt.shape)}"
+    text = f"{kind} {stmt.name}"
+    if stmt.shape is not None:  # else a computed buffer: `buffer index = <expression>`
+        text += f": {stmt.dtype or ''}{_dims(stmt.shape)}"
     if stmt.init is not None:
         text += f" = {print_expr(stmt.init)}"
     return text + "".join(f", {key}={print_expr(value)}" for key, value in stmt.options.items())
