@@ -482,6 +482,11 @@ class SpecFile(Node):
         return [d for d in self.defs if isinstance(d, NetDef)]
 
 
+def target_names(target: Target) -> list[str]:
+    """Every name a loop's target binds."""
+    return [target] if isinstance(target, str) else [n for t in target for n in target_names(t)]
+
+
 def dotted(expr: Any) -> str | None:
     """`torchvision.models.resnet50` for a chain of names and attributes, else None."""
     if isinstance(expr, Name):

@@ -75,13 +75,6 @@ def bind_target(scope: dict[str, Any], target: ir.Target, value: Any, span: Span
         bind_target(scope, inner, item, span)
 
 
-def target_names(target: ir.Target) -> list[str]:
-    """Every name a loop's target binds."""
-    if isinstance(target, str):
-        return [target]
-    return [name for inner in target for name in target_names(inner)]
-
-
 # ----------------------------------------------------------------------------- comprehensions
 
 

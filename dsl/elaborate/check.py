@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from dsl import ir
-from dsl.elaborate.build_time import target_names
 from dsl.elaborate.builtin_functions import BUILTINS, MATH, MATH_CONSTANTS
 from dsl.elaborate.functions import def_body_errors
 from dsl.errors import (
@@ -95,7 +94,7 @@ def _defined_names(stmts: list) -> Iterator[str]:
         elif isinstance(stmt, ir.TensorDecl):
             yield stmt.name
         elif isinstance(stmt, ir.For):
-            yield from target_names(stmt.for_)
+            yield from ir.target_names(stmt.for_)
 
 
 def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
@@ -205,7 +204,7 @@ def _check_initialiser(expr: ir.ExprNode) -> list[DSLError]:
 
 def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
     if isinstance(expr, ir.Comprehension):  # its loop names are its own
-        defined = defined | {n for c in expr.clauses for n in target_names(c.for_)}
+        defined = defined | {n for c in expr.clauses for n in ir.target_names(c.for_)}
     if isinstance(expr, ir.Container):
         return [e for v in expr.options.values() for e in _check_expr(v, defined, unit)]
     if isinstance(expr, ir.Name):

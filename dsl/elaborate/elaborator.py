@@ -113,6 +113,7 @@ class Elaborator:
     ) -> tuple[ModuleSpec, Any]:
         """A derived net (`net R = ResNet(...)`) applied as a layer: resolved as a net of its
         own, then its output followed on a meta copy of it for the inputs it is given."""
+        assert not isinstance(definition.node, ir.FuncDef)  # a function is called, not applied
         resolved = resolve_derived(self, definition.unit, definition.node, scope)
         meta_build = self.context.meta_build
         assert meta_build is not None  # resolve_derived needed it already
@@ -127,6 +128,7 @@ class Elaborator:
         definition = handle.block
         assert definition is not None and isinstance(handle.frame, Frame)
         node = definition.node
+        assert not isinstance(node, ir.FuncDef)  # a function is called, not applied
         scope = bind_params(self, node, handle.call, handle.frame, definition.unit)
         return self.resolve_net(definition.unit, node, scope).root
 

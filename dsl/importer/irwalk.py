@@ -120,7 +120,7 @@ def names_in(node: Any) -> set[str]:
         elif isinstance(item, ir.Input):
             found.add(item.input)
         elif isinstance(item, ir.For):
-            found.add(item.for_)
+            found.update(ir.target_names(item.for_))
         if isinstance(item, ir.Node):
             stack.extend(item.children())
     return found

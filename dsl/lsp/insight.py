@@ -49,7 +49,7 @@ def _registry_text(name: str) -> str | None:
     return None
 
 
-def _definition_text(node: ir.NetDef | ir.BlockDef) -> str:
+def _definition_text(node: ir.Definition) -> str:
     params = ", ".join(
         p.name + (f"={print_expr(p.default)}" if p.default is not None else "") for p in node.params
     )

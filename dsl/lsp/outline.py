@@ -37,7 +37,7 @@ class Binding:
 class Scope:
     """One definition: its lines (0-based, end exclusive), its name's range, its bindings."""
 
-    node: ir.NetDef | ir.BlockDef
+    node: ir.Definition
     first: int
     last: int
     name_range: types.Range
