@@ -209,6 +209,7 @@ net N:
     input x: [B, 4]
     n = 2
     n **= 3
+    x += 1
     fc = Linear(4)
     y = fc(x)
     y += x
@@ -217,11 +218,15 @@ net N:
 """
     model = dsl.build_model(spec, seed=0)
     source = inspect.getsource(type(model).forward)
-    assert "+=" not in source and "add_" not in source and "iadd" not in source
-    x = torch.randn(3, 4)
-    before = x.clone()
-    torch.testing.assert_close(model(x), (model.fc(x) + x) * 8)
-    torch.testing.assert_close(x, before)  # the input is untouched
+    assert "x.add_(" not in source and "iadd" not in source  # the caller's tensor is kept
+    x = torch.randn(3, 4, requires_grad=True)
+    before = x.detach().clone()
+    out = model(x)
+    torch.testing.assert_close(out, (model.fc(before + 1) + before + 1) * 8)
+    torch.testing.assert_close(x.detach(), before)  # the input is untouched
+    out.sum().backward()  # no in-place update broke autograd
+    expected = torch.autograd.grad(((model.fc(x + 1) + x + 1) * 8).sum(), x)[0]
+    torch.testing.assert_close(x.grad, expected)
 
 
 def test_values_bound_in_a_sequential_body() -> None:
