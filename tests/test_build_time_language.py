@@ -375,3 +375,10 @@ def test_the_language_docs_examples_compute_what_they_say() -> None:
     torch.testing.assert_close(idioms(x), idioms.head.fc(idioms.features(x).mean(dim=[2, 3]) + 1))
     wide = dsl.build_model(_doc_block("yaml", "def: widen"), seed=0)
     assert (wide.fc0.out_features, wide.fc1.out_features) == (8, 16)
+
+
+def test_a_derived_nets_body_refuses_augmented_replacement() -> None:
+    spec = "net R = torchvision.models.resnet18():\n    input x: [B, 3, 64, 64]\n    fc += Linear(10)\n"
+    with pytest.raises(StructureError, match="replaces members") as caught:
+        dsl.validate(spec)
+    assert caught.value.span.line == 3

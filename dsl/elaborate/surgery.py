@@ -137,7 +137,7 @@ class _Surgeon:
     def statement(self, stmt: Any) -> None:
         if isinstance(stmt, ir.Input):
             return
-        if isinstance(stmt, ir.Let) and len(stmt.let) == 1 and stmt.define is None:
+        if isinstance(stmt, ir.Let) and len(stmt.let) == 1 and stmt.define is None and not stmt.op:
             path = self.frame.context.expand_name(stmt.let[0], self.frame, stmt.span)
             self._replace(path, stmt)
         elif (
