@@ -271,10 +271,19 @@ net N(short=true):
     assert hasattr(model.m, "fc") is not short
 
 
-def test_nothing_may_follow_a_return_at_the_same_level() -> None:
-    spec = "net N:\n    input x: [B, 4]\n    return x\n    y = x\n"
-    with pytest.raises(StructureError, match="nothing may follow 'return'"):
+@pytest.mark.parametrize(
+    "returning",
+    [
+        "    return x\n",
+        "    if n > 1:\n        return x\n    else:\n        return x * 2\n",
+        "    if training:\n        return x\n    else:\n        return x * 2\n",
+    ],
+)
+def test_nothing_may_follow_a_statement_that_always_returns(returning: str) -> None:
+    spec = f"net N(n=2):\n    input x: [B, 4]\n{returning}    y = x\n"
+    with pytest.raises(StructureError, match="nothing may follow 'return'") as caught:
         dsl.validate(spec)
+    assert caught.value.span.line == returning.count("\n") + 3
 
 
 def test_a_def_decision_on_a_symbolic_size_is_refused() -> None:

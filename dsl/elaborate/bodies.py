@@ -31,10 +31,13 @@ class Body:
         self.frame = frame
         self.context = frame.context
 
-    def run(self, stmts: list) -> None:
-        for index, stmt in enumerate(stmts):
-            if self.done():  # a `return` ran: in an `if` or `for` it ends the body early
-                if index and isinstance(stmts[index - 1], ir.Return):
+    def run(self, stmts: list, start: int = 0) -> None:
+        """Run `stmts` from `start`; a `return` that ran (early, in an `if` or a `for`)
+        ends the body, but no statement may follow one that always returns."""
+        for index in range(start, len(stmts)):
+            stmt = stmts[index]
+            if self.done():
+                if index and always_returns(stmts[index - 1]):
                     raise StructureError("nothing may follow 'return'", stmt.span)
                 return
             self.context.step(stmt.span)
@@ -71,6 +74,14 @@ class Body:
 
     def other(self, stmt: Any) -> None:
         raise NotImplementedError
+
+
+def always_returns(stmt: Any) -> bool:
+    """Whether a statement returns on every path (`return`, or an `if` whose arms all do)."""
+    if isinstance(stmt, ir.Return):
+        return True
+    arms = (stmt.then, stmt.else_) if isinstance(stmt, ir.If) else ()
+    return bool(arms) and all(arm and always_returns(arm[-1]) for arm in arms)
 
 
 def _is_value(value: Any) -> bool:

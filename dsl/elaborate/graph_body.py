@@ -91,8 +91,6 @@ class GraphBody(Body):
         return self.builder.has_return
 
     def other(self, stmt: Any) -> None:
-        if self.builder.has_return:
-            raise StructureError("nothing may follow 'return'", stmt.span)
         handler = _HANDLERS.get(type(stmt)) or _handler(type(stmt))
         handler(self, stmt)
 
@@ -112,7 +110,7 @@ class GraphBody(Body):
             rest = []
         self._mode_branch(then, orelse, stmt.span)
         if not rest and index + 1 < len(stmts):
-            self.run(stmts[index + 1 :])  # the statements after, as Body.run would have
+            self.run(stmts, index + 1)  # the statements after, as Body.run would have
         return True
 
     def _mode_branch(self, then: list, orelse: list, span: Span) -> None:
