@@ -20,6 +20,7 @@ from dsl.errors import (
     StructureError,
     SymbolicDecisionError,
     UndefinedValueError,
+    WorkLimitError,
 )
 from dsl.syntax.parse_net import parse_net
 from dsl.syntax.parse_yaml import parse_yaml
@@ -78,6 +79,24 @@ net N(n=15):
     with pytest.raises(LimitError, match="nest more than 32 deep") as caught:
         dsl.validate(endless)
     assert caught.value.span.line == 3
+
+
+def test_calls_spend_the_work_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETDSL_MAX_WORK", "200000")
+    spec = """
+def fib(n):
+    if n < 2:
+        return n
+    return fib(n - 1) + fib(n - 2)
+
+net N:
+    input x: [B, 4]
+    fc = Linear(fib(25))
+    return fc(x)
+"""
+    with pytest.raises(WorkLimitError) as caught:  # 250,000 calls: over 200,000 units
+        dsl.validate(spec)
+    assert caught.value.span.line in (3, 4, 5)
 
 
 def test_a_def_returns_early_from_a_loop() -> None:

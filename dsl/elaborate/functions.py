@@ -15,6 +15,7 @@ from dsl.elaborate.evaluate import Elaboration, Frame
 from dsl.elaborate.params import bind_params
 from dsl.elaborate.values import to_static
 from dsl.errors import LimitError, StructureError
+from dsl.source import Span
 from dsl.syntax.loader import Definition
 
 _ALLOWED = "value bindings ('x = ...', 'x += ...'), 'if', 'for' and 'return'"
@@ -24,9 +25,9 @@ def call_function(elab: Elaboration, definition: Definition, call: ir.Call, call
     """The value `call` of the function `definition` returns."""
     node = definition.node
     context = elab.context
-    context.step(call.span)
-    depth = sum(1 for entry, _ in context.stack if entry.endswith("()"))
-    if depth >= limits.MAX_CALL_DEPTH:
+    context.budget.spend(limits.CALL_COST, call.span, f"a call of {node.name}()")
+    stack = context.stack
+    if len(stack) >= limits.MAX_CALL_DEPTH and _calls(stack) >= limits.MAX_CALL_DEPTH:
         chain = " -> ".join(entry for entry, _ in context.stack[-4:])
         raise LimitError(
             f"function '{node.name}' calls nest more than {limits.MAX_CALL_DEPTH} deep "
@@ -50,6 +51,11 @@ def call_function(elab: Elaboration, definition: Definition, call: ir.Call, call
     if size_decisions.reads_size(seen):  # what it computed from a size decides a build
         size_decisions.note(call.span, (to_static(seen, call.span), result))
     return result
+
+
+def _calls(stack: list[tuple[str, Span]]) -> int:
+    """How many function calls the elaboration is inside (blocks are on the stack too)."""
+    return sum(1 for entry, _ in stack if entry.endswith("()"))
 
 
 def _run(frame: Frame, node: Any) -> Any:
