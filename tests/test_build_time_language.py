@@ -410,3 +410,16 @@ def test_a_derived_nets_body_refuses_augmented_replacement() -> None:
     with pytest.raises(StructureError, match="replaces members") as caught:
         dsl.validate(spec)
     assert caught.value.span.line == 3
+
+
+def test_a_value_computed_by_a_def_may_rebind_a_parameter(tmp_path: Path) -> None:
+    spec = tmp_path / "rebind.net"
+    spec.write_text(
+        "def half(n):\n    return n // 2\n\ndef f(c):\n    c = half(c)\n    return c\n\n"
+        "net N(c=8):\n    c = half(c)\n    input x: [B, 4]\n    fc = Linear(f(c))\n    return fc(x)\n",
+        encoding="utf-8",
+    )
+    from dsl.cli import validate_file
+
+    assert validate_file(spec, {}) == []  # `c = half(c)` is a value, no member hiding `c`
+    assert dsl.build_model(spec, seed=0).fc.out_features == 2

@@ -158,10 +158,15 @@ def _members(stmt: Any, unit: Unit) -> Iterator[tuple[str, Span]]:
         if isinstance(built, ir.Container) or (
             isinstance(built, ir.Call)
             and isinstance(built.func, ir.Name)
-            and (built.func.id in unit.names or REGISTRY.layer(built.func.id) is not None)
+            and (_is_module_maker(built.func.id, unit) or REGISTRY.layer(built.func.id) is not None)
         ):
             name, at = stmt.let[0], stmt.span
             yield name, Span(at.file, at.line, at.col, at.line, at.col + len(name))
+
+
+def _is_module_maker(name: str, unit: Unit) -> bool:
+    """A net or block (a def computes a value)."""
+    return name in unit.names and unit.names[name].node.kind != "def"
 
 
 def _dimension_clashes(shape: list[Any], defined: set[str], unit: Unit) -> list[DSLError]:
