@@ -169,9 +169,11 @@ def forward_peak_bytes(fn: Callable[[], Any]) -> int:
 # ----------------------------------------------------------------------------- subprocesses
 
 
-def run_child(code: str, timeout: float = 300) -> dict[str, Any]:
+def run_child(
+    code: str, timeout: float = 300, env_extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run Python `code` in a fresh interpreter (repo root on the path); it prints one JSON line last."""
-    env = dict(os.environ)
+    env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up as installed: bytecode cached
     proc = subprocess.run(

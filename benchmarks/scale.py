@@ -33,18 +33,25 @@ KINDS: dict[str, Callable[[int], str]] = {
     "blocks (x = b{i}(x): Lin(16))": blocks_spec,
 }
 
+# 100,000 members take a `for` loop: a file holds at most 100,000 lines, and the work budget
+# (E601) is raised for the run, as its hint tells a user to.
 _IDENTITY_CHILD = """
 import json, time
 import torch
 import dsl
-from benchmarks.scale import named_spec
-text = named_spec({layers}, "Identity()")
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(key + ":")) / 1024
+text = (
+    "net Members:\\n    input x: [N, 16]\\n    for i in range({layers}):\\n"
+    "        x = m{{i}}(x): Identity()\\n    return x\\n"
+)
+rss0 = status("VmRSS")
 w0, c0 = time.perf_counter(), time.process_time()
-dsl.validate(text)
+resolved = dsl.validate(text)
 cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-with open("/proc/self/status") as f:
-    peak = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
-print(json.dumps(dict(cpu=cpu, wall=wall, peak_mb=peak)))
+assert len(resolved.root.members) == {layers}
+print(json.dumps(dict(cpu=cpu, wall=wall, peak_mb=status("VmHWM") - rss0)))
 """
 
 
@@ -112,8 +119,9 @@ def _growth(kind: str, per_layer: dict[int, list[float]]) -> Row:
 
 
 def _identity(settings: Any, log: Callable[[str], None]) -> list[Row]:
-    layers = 20_000 if settings.quick else 100_000
-    got = run_child(_IDENTITY_CHILD.format(layers=layers), timeout=600)
+    layers = 100_000
+    work = {"NETDSL_MAX_WORK": str(10**9)}
+    got = run_child(_IDENTITY_CHILD.format(layers=layers), timeout=600, env_extra=work)
     row = Row(
         "scale",
         f"validate {layers:,} named Identity, new process: CPU",
@@ -127,7 +135,7 @@ def _identity(settings: Any, log: Callable[[str], None]) -> list[Row]:
     row.target, row.met = "< 60 s (CPU)", got["cpu"] < 60
     memory = Row(
         "scale",
-        f"validate {layers:,} named Identity: peak RSS (whole process)",
+        f"validate {layers:,} named Identity: peak RSS beyond import torch",
         "MiB",
         got["peak_mb"],
         got["peak_mb"],
