@@ -1,5 +1,5 @@
-"""The sections of the benchmark suite (issues 8 and 18): startup (startup.py), forward, build,
-validate, parse, scale (scale.py)."""
+"""The sections of the benchmark suite (issues 8 and 18): startup (startup.py), forward,
+memory (memory.py), build, validate, parse, scale (scale.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from benchmarks.harness import (
     run_child,
     summary,
 )
+from benchmarks.memory import memory
 from benchmarks.scale import scale
 from benchmarks.startup import startup
 
@@ -575,6 +576,7 @@ def parse(settings: Settings, log: Callable[[str], None]) -> list[Row]:
 SECTIONS: dict[str, Callable[[Settings, Callable[[str], None]], list[Row]]] = {
     "startup": startup,
     "forward": forward,
+    "memory": memory,
     "build": build,
     "validate": validate,
     "parse": parse,
