@@ -15,7 +15,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="fewer rounds and cases (about 3 minutes)"
+        "--quick", action="store_true", help="fewer rounds and cases (under 10 minutes)"
     )
     parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections")
     parser.add_argument(
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from benchmarks.harness import ROOT, table, write_results
+    from benchmarks.harness import ROOT, load_warning, table, write_results
     from benchmarks.suite import SECTIONS, Settings
 
     names = args.only or list(SECTIONS)
@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
-        log(f"[{name}]")
+        warning = load_warning()
+        if warning:
+            meta.setdefault("load_warnings", []).append(f"[{name}] {warning}")
+        log(f"[{name}]" + (f" {warning}" if warning else ""))
         try:
             rows.extend(SECTIONS[name](settings, log))
         except Exception as exc:  # one broken section must not lose the others' numbers
@@ -70,10 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     write_results(args.out, rows, meta)
     print(table(rows))
     print(
-        f"\n{meta['command']} on {meta['date']}, {meta['seconds']} s; torch {meta['torch']}, "
-        f"{meta['cpu_count']} CPUs, default threads {meta['default_threads']}, "
-        f"load average {meta['loadavg_start'][0]:.1f} -> {meta['loadavg_end'][0]:.1f}; results in {args.out}"
+        f"\n{meta['command']} on {meta['date']} at commit {commit}, {meta['seconds']} s; "
+        f"torch {meta['torch']}, {meta['cpu_count']} CPUs, default threads "
+        f"{meta['default_threads']}, load average {meta['loadavg_start'][0]:.1f} -> "
+        f"{meta['loadavg_end'][0]:.1f}; results in {args.out}"
     )
+    for warning in meta.get("load_warnings", []):
+        print(warning)
     return 0
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,12 @@ class Row:
     ref_median: float | None = None
     ref_min: float | None = None
     ref_max: float | None = None
-    ratio: float | None = None  # ours / reference (for lines/s: reference / ours, so > 1 is slower)
+    # ours / reference: the median of the per-round ratios (each round times both, back to
+    # back), with their spread; for lines/s: reference / ours, so > 1 is slower
+    ratio: float | None = None
+    ratio_min: float | None = None
+    ratio_max: float | None = None
+    cpu_ratio: float | None = None  # the same from CPU time (time.process_time), beside wall
     target: str | None = None
     met: bool | None = None
     note: str = ""
@@ -53,15 +58,18 @@ def calibrate(fn: Callable[[], Any], budget_s: float) -> int:
 
 
 def interleaved(
-    fns: dict[str, Callable[[], Any]],
+    fns: Mapping[str, Callable[[], Any]],
     rounds: int,
     inner: int | dict[str, int] = 1,
     setup: Callable[[], Any] | None = None,
     warmup: int = 1,
+    cpu: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
-    """Seconds per call of each function, one sample per round; within a round every
+    """Wall seconds per call of each function, one sample per round; within a round every
     function runs `inner` times back to back, and the order alternates between rounds so
-    that drift on the machine falls on all of them alike."""
+    that drift on the machine falls on all of them alike. Sample i of every function comes
+    from round i, so ratios pair up by round. `cpu`, if given, receives the process's CPU
+    seconds per call (all its threads) for the same samples."""
     names = list(fns)
     for name in names:
         for _ in range(warmup):
@@ -76,14 +84,29 @@ def interleaved(
             gc.collect()
             gc.disable()
             try:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(count):
                     fns[name]()
-                elapsed = time.perf_counter() - start
+                elapsed, used = time.perf_counter() - start, time.process_time() - start_cpu
             finally:
                 gc.enable()
             samples[name].append(elapsed / count)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(used / count)
     return samples
+
+
+def round_ratios(ours: list[float], ref: list[float]) -> list[float]:
+    """Ours / reference, round by round (the samples of one round were taken back to back)."""
+    return [a / b for a, b in zip(ours, ref) if b]
+
+
+def set_ratio(row: Row, ratios: list[float], cpu_ratios: list[float] | None = None) -> None:
+    """The row's ratio: the median of per-round ratios, with their spread."""
+    if ratios:
+        row.ratio, row.ratio_min, row.ratio_max = summary(ratios)
+    if cpu_ratios:
+        row.cpu_ratio = summary(cpu_ratios)[0]
 
 
 def paired_row(
@@ -98,14 +121,18 @@ def paired_row(
     limit: float | None = None,
     target: str | None = None,
     note: str = "",
+    cpu: dict[str, list[float]] | None = None,
 ) -> Row:
-    """A row for times in seconds (shown in ms), with the ratio of medians ours/reference."""
+    """A row for times in seconds (shown in ms). The ratio ours/reference is the median of
+    the per-round ratios (samples paired by round, as `interleaved` takes them); `cpu`
+    (keys "ours" and "ref") adds the same ratio from CPU time."""
     med, lo, hi = summary([v * scale for v in ours])
     row = Row(section, case, unit, med, lo, hi, len(ours), note=note, target=target)
     if ref is not None:
         rmed, rlo, rhi = summary([v * scale for v in ref])
         row.ref_name, row.ref_median, row.ref_min, row.ref_max = ref_name, rmed, rlo, rhi
-        row.ratio = med / rmed if rmed else None
+        cpu_ratios = round_ratios(cpu["ours"], cpu["ref"]) if cpu else None
+        set_ratio(row, round_ratios(ours, ref), cpu_ratios)
         if limit is not None and row.ratio is not None:
             row.met = row.ratio <= limit
     return row
@@ -142,10 +169,13 @@ def forward_peak_bytes(fn: Callable[[], Any]) -> int:
 # ----------------------------------------------------------------------------- subprocesses
 
 
-def run_child(code: str, timeout: float = 300) -> dict[str, Any]:
+def run_child(
+    code: str, timeout: float = 300, env_extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run Python `code` in a fresh interpreter (repo root on the path); it prints one JSON line last."""
-    env = dict(os.environ)
+    env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up as installed: bytecode cached
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -176,10 +206,25 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.3f}"
 
 
+def _ratio(row: Row) -> str:
+    if row.ratio is None:
+        return ""
+    spread = (
+        f" ({row.ratio_min:.2f}-{row.ratio_max:.2f})"
+        if row.ratio_min is not None and row.ratio_max is not None and row.n > 1
+        else ""
+    )
+    return f"{row.ratio:.3f}{spread}"
+
+
 def table(rows: list[Row]) -> str:
-    """A Markdown table: ours (median, min-max), the reference likewise, the ratio, the target."""
-    head = "| section | case | unit | ours: median (min-max) | reference | ref: median (min-max) | ratio | target | met |"
-    lines = [head, "| " + " | ".join("---" for _ in range(9)) + " |"]
+    """A Markdown table: ours (median, min-max), the reference likewise, the ratio (median
+    of per-round ratios, their min-max), the CPU-time ratio, the target."""
+    head = (
+        "| section | case | unit | ours: median (min-max) | reference | ref: median (min-max) "
+        "| ratio: median of rounds (min-max) | CPU ratio | target | met |"
+    )
+    lines = [head, "| " + " | ".join("---" for _ in range(10)) + " |"]
     for r in rows:
         ours = f"{_fmt(r.median, r.unit)} ({_fmt(r.min, r.unit)}-{_fmt(r.max, r.unit)})"
         ref = (
@@ -187,13 +232,27 @@ def table(rows: list[Row]) -> str:
             if r.ref_median is not None
             else ""
         )
-        ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
+        cpu = f"{r.cpu_ratio:.3f}" if r.cpu_ratio is not None else ""
         met = {True: "yes", False: "**no**", None: ""}[r.met]
         case = r.case + (f" — {r.note}" if r.note else "")
         lines.append(
-            f"| {r.section} | {case} | {r.unit} | {ours} | {r.ref_name or ''} | {ref} | {ratio} | {r.target or ''} | {met} |"
+            f"| {r.section} | {case} | {r.unit} | {ours} | {r.ref_name or ''} | {ref} "
+            f"| {_ratio(r)} | {cpu} | {r.target or ''} | {met} |"
         )
     return "\n".join(lines)
+
+
+def load_warning(cpus: int | None = None) -> str | None:
+    """A warning when the machine is busy: the 1-minute load average above 3/4 of the CPUs
+    means other processes share them, and timings (wall more than CPU) suffer."""
+    cpus = cpus or os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    if load > 0.75 * cpus:
+        return (
+            f"WARNING: load average {load:.1f} on {cpus} CPUs: other processes compete for "
+            "them; trust the paired ratios and CPU times more than absolute wall times"
+        )
+    return None
 
 
 def write_results(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:

@@ -243,13 +243,15 @@ def _restore(
 class _Builder:
     """Constructs a resolved tree in declaration order and collects its init rules."""
 
-    def __init__(self, stream: init.PerModuleStream | None) -> None:
+    def __init__(self, stream: init.PerModuleStream | None, adds_in_place: bool = True) -> None:
         self.stream = stream
         self.winners: dict[str, init.Rule] = {}  # which init rule set each parameter
         self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
         # by spec and whether adds may be in place: identical blocks share one class
         self.classes: dict[tuple[int, bool], type[GeneratedModule]] = {}
-        self.adds_in_place = True  # off inside a derived net's base that has members replaced
+        # Off inside a derived net's base that has members replaced, and on meta, where
+        # torch checks an in-place add in Python with sympy (1-2 s and 150 MB the first time).
+        self.adds_in_place = adds_in_place
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
@@ -353,7 +355,7 @@ def _add_child(module: nn.Module, name: str, child: nn.Module) -> None:
 def build_on_meta(spec: ModuleSpec) -> nn.Module:
     """A meta-device copy of a resolved module, for following shapes through it."""
     with torch.device("meta"):
-        return _Builder(None).build(spec)
+        return _Builder(None, adds_in_place=False).build(spec)
 
 
 def _join(prefix: str, name: str) -> str:
@@ -402,7 +404,8 @@ def compile_resolved(
         if seed is None:
             raise ArgumentError("init_stream='per-module' needs a seed")
         stream = init.PerModuleStream(seed)
-    builder = _Builder(stream)
+    on_meta = torch.device(device or torch.get_default_device()).type == "meta"
+    builder = _Builder(stream, adds_in_place=not on_meta)
     with seeding.seeded(seed, device, reseed=stream is None), _on_device(device):
         model = builder.build(resolved.root)
     if dtype is not None:

@@ -59,11 +59,7 @@ def infer(fn: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any | None:
     try:
         if isinstance(fn, nn.Module):
             rule = _module_rule(fn)
-            return (
-                None
-                if rule is None or kwargs or len(args) != 1 or not is_meta(args[0])
-                else rule(fn, args[0])
-            )
+            return None if rule is None else infer_module(fn, rule, args, kwargs)
         owner = getattr(fn, "__self__", None)
         if isinstance(owner, torch.Tensor):
             method = METHOD_RULES.get(getattr(fn, "__name__", ""))
@@ -71,6 +67,17 @@ def infer(fn: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any | None:
         rule = FUNCTION_RULES.get(fn) if hashable(fn) else None
         return None if rule is None else rule(*args, **kwargs)
     # arguments torch would reject (a stride of 0, an infinite scale): let torch say so
+    except (TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError):
+        return None
+
+
+def infer_module(
+    module: nn.Module, rule: ModuleRule, args: Sequence[Any], kwargs: dict[str, Any]
+) -> Any | None:
+    """`infer` for a module by the rule of its class, looked up by the caller (`fast_meta`,
+    which has patched the module's `forward`, so `infer` would no longer trust the rule)."""
+    try:
+        return None if kwargs or len(args) != 1 or not is_meta(args[0]) else rule(module, args[0])
     except (TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError):
         return None
 

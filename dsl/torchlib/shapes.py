@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from math import prod
@@ -348,21 +349,52 @@ def construct_on_meta(layer: Layer, bound: dict[str, Any], span: Span) -> nn.Mod
 def fast_meta(model: nn.Module) -> Iterator[None]:
     """Run a whole meta model with each module that has a shape rule answering by its rule."""
     patched = [
-        m
+        (m, rule)
         for m in model.modules()
-        if shape_rules.MODULE_RULES.get(type(m)) is not None and "forward" not in m.__dict__
+        if (rule := shape_rules.MODULE_RULES.get(type(m))) is not None
+        and "forward" not in m.__dict__
     ]
-    for module in patched:
-        module.forward = functools.partial(_by_rule, module, type(module).forward.__get__(module))
+    for module, rule in patched:
+        forward = type(module).forward.__get__(module)
+        module.forward = functools.partial(_by_rule, module, rule, forward)
     try:
-        yield
+        with _FunctionsByRule():
+            yield
     finally:
-        for module in patched:
+        for module, _ in patched:
             del module.forward
 
 
-def _by_rule(module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    result = shape_rules.infer(module, args, kwargs) if not kwargs else None
+# `a + b` in a generated forward reaches torch as Tensor.add (or Tensor.__add__): the
+# rule of operator.add.
+_OPERATOR_METHODS = {
+    getattr(torch.Tensor, method): getattr(operator, name)
+    for name, short in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("truediv", "div"))
+    for method in (short, f"__{name}__")
+}
+
+
+class _FunctionsByRule(torch.overrides.TorchFunctionMode):
+    """Functions with a shape rule answer by it while a whole meta model runs: torch's own
+    meta path for some (the add of a residual block) imports torch._dynamo and sympy."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Any = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        result = shape_rules.infer(_OPERATOR_METHODS.get(func, func), args, kwargs)
+        return func(*args, **kwargs) if result is None else result
+
+
+def _by_rule(
+    module: nn.Module,
+    rule: shape_rules.ModuleRule,
+    forward: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    # the rule of the module's class: `infer` would see the patched forward and decline
+    result = shape_rules.infer_module(module, rule, args, kwargs)
     return forward(*args, **kwargs) if result is None else result
 
 
