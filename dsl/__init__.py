@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from dsl.importer import Imported
     from dsl.ir import SpecFile
     from dsl.plan import Resolved
     from dsl.tools.export_dynamic import Dynamic
@@ -29,6 +30,7 @@ __all__ = [
     "DSLError",
     "build_model",
     "export",
+    "from_module",
     "load",
     "load_model",
     "materialize",
@@ -287,6 +289,26 @@ def export(
         sizes=sizes,
         seed=seed,
     )
+
+
+def from_module(
+    module: nn.Module,
+    example_inputs: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+    *,
+    check: bool = True,
+    seed: int = 0,
+) -> Imported:
+    """Write an existing `nn.Module` as an idiomatic spec (`dsl import` in Python).
+
+    `result.text()` is the `.net` text (`result.text("yaml")` the YAML), `result.report`
+    lists what could not be said exactly (op, module, source line). With `example_inputs`
+    and `check`, the spec is built, loads `module`'s state_dict strictly (same keys, same
+    order) and gives equal outputs in eval and training mode under `seed`:
+    `result.faithful`, else `result.problems`. See docs/importing.md.
+    """
+    from dsl.importer import from_module as _from_module
+
+    return _from_module(module, example_inputs, check_spec=check, seed=seed)
 
 
 def register(obj: Any = None, *, name: str | None = None) -> Any:

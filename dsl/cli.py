@@ -368,10 +368,35 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from dsl.importer.command import import_target
+
+    result, verdict = import_target(args.target, args.args, args.input, args.check)
+    fmt = args.format or ("yaml" if args.output.suffix in (".yaml", ".yml") else "net")
+    args.output.write_text(result.text(fmt), encoding="utf-8")
+    print(f"wrote {args.output}: {verdict}")
+    for finding in result.report.findings:
+        print(f"  {finding}", file=sys.stderr)
+    return 1 if result.checked and not result.faithful else 0
+
+
 def _ops(args: argparse.Namespace) -> int:
     from dsl.tools.ops_list import render
 
     print(render())
+    return 0
+
+
+def _lsp(args: argparse.Namespace) -> int:
+    try:
+        from dsl.lsp.server import serve
+    except ModuleNotFoundError as exc:  # pygls / lsprotocol: the `lsp` extra
+        print(
+            f"dsl lsp: error: {exc.name} is not installed\n  hint: pip install 'netdsl[lsp]'",
+            file=sys.stderr,
+        )
+        return 2
+    serve()
     return 0
 
 
@@ -388,6 +413,8 @@ _COMMANDS = {
     "resolve": _resolve,
     "build": _build,
     "export": _export,
+    "lsp": _lsp,
+    "import": _import,
 }
 
 

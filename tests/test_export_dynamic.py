@@ -32,7 +32,7 @@ CASES = {
     "gpt": SEQUENCES,
     "resnet18": IMAGES,
     "mobilenet": IMAGES,
-    "vit": IMAGES,
+    "vit_small": IMAGES,
 }
 REPRESENTATIVE = {"B": 2, "H": 32, "W": 48, "T": 32}
 SUFFIX = {"onnx": ".onnx", "exported-program": ".pt2"}

@@ -24,7 +24,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from dsl.build import branch_code, seeding
+from dsl.build import branch_code, inplace, seeding
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
 from dsl.plan import (
@@ -64,15 +64,18 @@ _CLASSES: dict[tuple[str, str], type[GeneratedModule]] = {}
 _BY_STRUCTURE: dict[tuple, type[GeneratedModule]] = {}
 
 
-def generated_class(name: str, graph: fx.Graph) -> type[GeneratedModule]:
+def generated_class(
+    name: str, graph: fx.Graph, adds_in_place: tuple[str, ...] = ()
+) -> type[GeneratedModule]:
     """The class for a graph body; bodies that generate the same code share one class.
+    `adds_in_place` names the adds it makes in place (dsl.build.inplace).
 
     fx's code generation is most of compile's own time, so a graph whose nodes are the same
     as an earlier one's (a block built again) reuses that class without generating again."""
-    structure = (name, *branch_code.structure(graph))
+    structure = (name, adds_in_place, *branch_code.structure(graph))
     cls = _BY_STRUCTURE.get(structure)
     if cls is None:
-        code = _python_code(graph)
+        code = _python_code(inplace.with_inplace_adds(graph, adds_in_place))
         namespace = dict(code.globals)
         src = code.src + branch_code.methods_source(graph, namespace, _python_code)
         key = (name, src)
@@ -242,9 +245,11 @@ class _Builder:
 
     def __init__(self, stream: init.PerModuleStream | None) -> None:
         self.stream = stream
-        self.scoped_rules: list[tuple[str, list[init.Rule]]] = []
+        self.winners: dict[str, init.Rule] = {}  # which init rule set each parameter
         self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
-        self.classes: dict[int, type[GeneratedModule]] = {}  # by spec: identical blocks share one
+        # by spec and whether adds may be in place: identical blocks share one class
+        self.classes: dict[tuple[int, bool], type[GeneratedModule]] = {}
+        self.adds_in_place = True  # off inside a derived net's base that has members replaced
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
@@ -259,7 +264,12 @@ class _Builder:
         return self._graph(spec, path)
 
     def _derived(self, spec: DerivedSpec, path: str) -> nn.Module:
-        model = self.build(spec.base, path)
+        saved = self.adds_in_place
+        self.adds_in_place = saved and not any(isinstance(op, ReplaceOp) for op in spec.ops)
+        try:
+            model = self.build(spec.base, path)
+        finally:
+            self.adds_in_place = saved
         for op in spec.ops:
             if isinstance(op, ReplaceOp):
                 parent, _, leaf = op.path.rpartition(".")
@@ -275,31 +285,39 @@ class _Builder:
                     if name and fnmatch.fnmatchcase(name, op.pattern):
                         for key, value in op.attrs.items():
                             setattr(module, key, value)
-        if spec.init_rules:
-            self.scoped_rules.append((path, spec.init_rules))
+        self._initialise(model, spec.init_rules, path)
         return model
+
+    def _initialise(self, module: nn.Module, rules: list[init.Rule], path: str) -> None:
+        """A module's init rules run when it has been built, before its parent goes on."""
+        if rules:
+            self.winners.update(init.initialise(module, rules, _layer_type, self.stream, path))
 
     def _draws(self, path: str) -> Any:
         return self.stream(path) if self.stream is not None else contextlib.nullcontext()
 
     def _container(self, spec: ContainerSpec, path: str) -> nn.Module:
         children = [(name, self.build(child, _join(path, name))) for name, child in spec.children]
+        container: nn.Module
         if spec.kind == "Sequential":
-            sequential = nn.Sequential()
+            container = nn.Sequential()
             for name, child in children:
-                _add_child(sequential, name, child)
-            return sequential
-        if spec.kind == "ModuleList":
-            return nn.ModuleList(m for _, m in children)
-        return nn.ModuleDict(OrderedDict(children))
+                _add_child(container, name, child)
+        elif spec.kind == "ModuleList":
+            container = nn.ModuleList(m for _, m in children)
+        else:
+            container = nn.ModuleDict(OrderedDict(children))
+        self._initialise(container, spec.init_rules, path)
+        return container
 
     def _graph(self, spec: GraphSpec, path: str) -> nn.Module:
-        cls = self.classes.get(id(spec))
+        key = (id(spec), self.adds_in_place)
+        cls = self.classes.get(key)
         if cls is None:
-            cls = self.classes[id(spec)] = generated_class(spec.class_name, spec.graph)
+            members = dict(spec.members) if self.adds_in_place else {}
+            adds = inplace.inplace_adds(spec.graph, members)
+            cls = self.classes[key] = generated_class(spec.class_name, spec.graph, adds)
         module = cls()
-        if spec.init_rules:
-            self.scoped_rules.append((path, spec.init_rules))
         for name, member in spec.members:
             if isinstance(member, TensorSpec):
                 with self._draws(_join(path, name)):
@@ -310,6 +328,7 @@ class _Builder:
                 self.sources[member.key] = self.build(member.spec, _join(path, name))
             else:
                 _add_child(module, name, self.build(member, _join(path, name)))
+        self._initialise(module, spec.init_rules, path)
         return module
 
 
@@ -386,10 +405,9 @@ def compile_resolved(
     builder = _Builder(stream)
     with seeding.seeded(seed, device, reseed=stream is None), _on_device(device):
         model = builder.build(resolved.root)
-        winners = init.initialise(model, builder.scoped_rules, _layer_type, stream)
     if dtype is not None:
         model = model.to(dtype)
-    BUILT[model] = (resolved, winners)
+    BUILT[model] = (resolved, builder.winners)
     return model
 
 
@@ -409,7 +427,7 @@ def check_init_rules(resolved: Resolved) -> None:
 
 
 def _has_init_rules(spec: ModuleSpec) -> bool:
-    if isinstance(spec, GraphSpec | DerivedSpec) and spec.init_rules:
+    if isinstance(spec, GraphSpec | DerivedSpec | ContainerSpec) and spec.init_rules:
         return True
     if isinstance(spec, GraphSpec):
         return any(

@@ -33,6 +33,7 @@ class GraphBuilder:
         self.returned: Any = None
         self.has_return = False
         self.init_rules: list[init.Rule] = []
+        self.constant_nodes: list[fx.Node] = []  # what computed buffers were made from
         self._dims: dict[tuple[int, int], Dim] = {}
         self.branches = [0]  # `if training:` branches so far in the whole body, nested ones too
         self.body_graph = self.graph  # the body's own graph (an arm's builder has its own)
@@ -43,6 +44,7 @@ class GraphBuilder:
         arm = GraphBuilder(self.class_name, self.span)
         arm.members, arm.member_spans = self.members, self.member_spans
         arm.init_rules, arm.branches = self.init_rules, self.branches
+        arm.constant_nodes = self.constant_nodes
         arm.body_graph = self.body_graph
         return arm
 
@@ -83,6 +85,7 @@ class GraphBuilder:
                 self.span,
                 hint="end the body with 'return <value>'",
             )
+        self._drop_constants()
         members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]] = []
         for name, member in self.members:
             members.append(
@@ -92,6 +95,14 @@ class GraphBuilder:
         # counting free the elaboration, instead of the cyclic collector (slower, and later).
         self.members = []
         return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
+
+    def _drop_constants(self) -> None:
+        """A computed buffer's value is data: the nodes it was computed from leave forward,
+        unless forward uses them too."""
+        constants = set(self.constant_nodes)
+        for node in reversed(list(self.graph.nodes) if constants else []):
+            if node in constants and not node.users:
+                self.graph.erase_node(node)
 
 
 def check_member_name(name: str, module_type: type[torch.nn.Module], span: Span) -> None:

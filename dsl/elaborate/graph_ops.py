@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from dsl import ir
 from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.handles import BlockMaker, call_meta, finish, part_of
@@ -36,7 +37,7 @@ from dsl.errors import (
     StructureError,
     did_you_mean,
 )
-from dsl.plan import LeafSpec
+from dsl.plan import LeafSpec, ModuleSpec
 from dsl.source import Span
 from dsl.torchlib import shapes
 from dsl.torchlib.registry import TENSOR_METHODS, refusal_hint
@@ -69,7 +70,24 @@ def graph_call(
             hint=f"pass the tensor first, e.g. {what}(x, ...)",
         ) from None
     node = builder.node("call_function", fn, node_arg(args), node_arg(kwargs))
+    if fn is operator.add and _shaped_as_first(args, out):
+        node.meta[SHAPED_AS_FIRST] = True
     return Val(node, out, span)
+
+
+# On an `a + b` node whose result has a's shape and dtype: the code generator may then add
+# in place (dsl.build.inplace), where it also knows who else reads `a`.
+SHAPED_AS_FIRST = "dsl_shaped_as_first"
+
+
+def _shaped_as_first(args: tuple, out: Any) -> bool:
+    first = args[0].meta if isinstance(args[0], Val) else None
+    return (
+        isinstance(first, torch.Tensor)
+        and isinstance(out, torch.Tensor)
+        and first.shape == out.shape
+        and first.dtype == out.dtype
+    )
 
 
 def method_call(
@@ -287,20 +305,35 @@ def _apply_collection(
     return graph_call(symbols, builder, fn, (values,), dim, merge, span)
 
 
-def parts(context: Context, args: list, kwargs: dict, span: Span) -> Parts:
-    """`parts(torchvision.models.resnet18())`: a model whose submodules become members."""
-    if (
-        kwargs
-        or len(args) != 1
-        or not isinstance(args[0], Handle)
-        or args[0].kind != "layer"
-        or args[0].name is not None
-    ):
+def _is_model(handle: Handle) -> bool:
+    """A layer, or a net of the spec (not a block: a block's shapes come from its caller)."""
+    if handle.kind == "block":
+        return handle.block is not None and isinstance(handle.block.node, ir.NetDef)
+    return handle.kind == "layer"
+
+
+def parts(
+    context: Context,
+    args: list,
+    kwargs: dict,
+    span: Span,
+    net_parts: Callable[[Handle], ModuleSpec],
+) -> Parts:
+    """`parts(torchvision.models.resnet18())` or `parts(ResNet(...))` (a net of the spec's):
+    a model whose submodules become members."""
+    handle = args[0] if len(args) == 1 and not kwargs else None
+    if not isinstance(handle, Handle) or handle.name is not None or not _is_model(handle):
         raise ArgumentError(
-            "parts() takes one new layer, e.g. parts(torchvision.models.resnet18())", span
+            "parts() takes one new layer or net, e.g. parts(torchvision.models.resnet18())",
+            span,
         )
-    spec = finish(args[0], context)
-    assert isinstance(spec, LeafSpec)
-    meta = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
+    if handle.kind == "block":
+        spec: ModuleSpec = net_parts(handle)
+        assert context.meta_build is not None  # a net spec is resolved with it
+        meta = context.meta_build(spec)
+    else:
+        spec = finish(handle, context)
+        assert isinstance(spec, LeafSpec)
+        meta = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
     context.sources += 1
     return Parts(f"source{context.sources}", spec, meta, span)

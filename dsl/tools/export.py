@@ -24,6 +24,7 @@ from dsl.build.compile import GeneratedModule, generated_class
 from dsl.errors import ArgumentError
 from dsl.plan import (
     AliasSpec,
+    ComputedTensor,
     ContainerSpec,
     DerivedSpec,
     GraphSpec,
@@ -35,6 +36,8 @@ from dsl.plan import (
     iter_modules,
 )
 from dsl.tools.export_dynamic import example_inputs as example_inputs  # its old home
+from dsl.tools.python_text import python_text
+from dsl.torchlib.init import InitCall
 
 # ============================================================================ eject
 
@@ -70,11 +73,9 @@ class _Ejector:
     # -- grouping instances into classes
     def key(self, spec: ModuleSpec | SourceSpec) -> Any:
         if not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
-            what = (
-                "a net derived from another model ('net X = Base(...):')"
-                if isinstance(spec, DerivedSpec)
-                else f"a {type(spec).__name__}"
-            )
+            what = f"a {type(spec).__name__}"
+            if isinstance(spec, DerivedSpec):
+                what = "a net derived from another model ('net X = Base(...):')"
             raise ArgumentError(
                 f"{what} cannot be ejected yet",
                 getattr(spec, "span", None),
@@ -92,15 +93,7 @@ class _Ejector:
                 if isinstance(m, AliasSpec):
                     members.append((name, "alias", m.target))
                 elif isinstance(m, TensorSpec):
-                    members.append(
-                        (
-                            name,
-                            m.kind,
-                            m.init.name if m.init else None,
-                            m.persistent,
-                            m.requires_grad,
-                        )
-                    )
+                    members.append((name, m.kind, _init_key(m), m.persistent, m.requires_grad))
                 else:
                     members.append((name, self.key(m)))
             key = ("graph", generated_class(spec.class_name, spec.graph), tuple(members))
@@ -139,7 +132,7 @@ class _Ejector:
 
             def record(label: str, value: Any) -> str:
                 found.append((label, value))
-                return repr(value)
+                return python_text(value)
 
             self.init_body(spec, record)
             self._values[id(spec)] = found
@@ -195,7 +188,7 @@ class _Ejector:
             lines.append(
                 f'self.register_buffer("{name}", torch.{make}({shape}{dtype}){persistent})'
             )
-        if spec.init is not None:
+        if isinstance(spec.init, InitCall):  # never computed: key() refused those
             args = [repr(a) for a in spec.init.args] + [
                 f"{k}={v!r}" for k, v in spec.init.kwargs.items()
             ]
@@ -271,7 +264,7 @@ class _Ejector:
         def use(label: str, value: Any) -> str:
             position = counter[0]
             counter[0] += 1
-            return group.by_position.get(position, repr(value))
+            return group.by_position.get(position, python_text(value))
 
         body = self.init_body(spec, use)
         params = "".join(f", {name}" for name, _ in group.params)
@@ -290,6 +283,13 @@ def _identifier(label: str) -> str:
     if not name or name[0].isdigit() or keyword.iskeyword(name) or name == "self":
         name = f"p_{name}"
     return name
+
+
+def _init_key(spec: TensorSpec) -> str | None:
+    if isinstance(spec.init, ComputedTensor):  # its graph is not written out (yet)
+        hint = "export it as onnx, torchscript or exported-program instead"
+        raise ArgumentError("a computed buffer cannot be ejected yet", spec.span, hint=hint)
+    return spec.init.name if spec.init else None
 
 
 class _Globals:
@@ -388,7 +388,7 @@ def _entry_class(ej: _Ejector, root: ModuleSpec, classes: list[str]) -> str:
     entry = ej.resolved.name
 
     def literal(label: str, value: Any) -> str:
-        return repr(value)
+        return python_text(value)
 
     inner = ej.expr(root, literal, "        ")
     args = inner[len("nn.Sequential(") : -1].rstrip()
