@@ -52,6 +52,11 @@ class NetdslServer(LanguageServer):
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=analysis.version)
         )
+        report = (
+            f"checked {uri} version {analysis.version}: {len(found)} diagnostics in "
+            f"{analysis.wall_ms:.1f} ms ({analysis.cpu_ms:.1f} ms CPU)"
+        )
+        self.window_log_message(types.LogMessageParams(type=types.MessageType.Log, message=report))
 
     async def measured(self, uri: str, answer: Callable[[Document, Any], T]) -> T | None:
         """`answer(doc, insight)` with the shapes of the document's latest version."""
