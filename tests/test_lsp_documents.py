@@ -11,6 +11,7 @@ from lsprotocol import types
 from dsl.lsp import documents
 from dsl.lsp.diagnostics import diagnostics
 from dsl.lsp.documents import Documents
+from dsl.lsp.edits import rename
 from dsl.lsp.positions import uri_of
 
 TWO_MISTAKES = """\
@@ -119,3 +120,35 @@ def test_names_keep_their_meaning_while_an_edit_is_half_done(
     doc = docs.get(uri_of(path))
     assert doc.analysis.spec is None and doc.parsed.version == 1
     assert set(doc.parsed.names) == {"Stem", "N"}
+
+
+PARAMETRISED = """\
+block Conv(out, mid=out):
+    input x
+    a = Conv2d(mid, kernel_size=3)
+    return a(x)
+
+net N():
+    input x: [B, 3, H, W]
+    return c(x): Conv(8, mid=4)
+"""
+
+
+def test_renaming_a_parameter_renames_it_where_calls_pass_it_by_keyword(
+    docs: Documents, tmp_path: Path
+) -> None:
+    path = tmp_path / "conv.net"
+    assert _checked(docs, path, PARAMETRISED) == []
+    doc = docs.get(uri_of(path))
+    edit, warning = rename(docs, doc, types.Position(0, 17), "width")
+    assert warning is None  # a parameter is no checkpoint key
+    lines = PARAMETRISED.splitlines()
+    spots = sorted((e.range.start.line, e.range.start.character) for e in edit.changes[doc.uri])
+    assert spots == [
+        (0, lines[0].index("mid")),
+        (2, lines[2].index("mid")),
+        (7, lines[7].index("mid")),
+    ]
+    assert all(e.new_text == "width" for e in edit.changes[doc.uri])
+    kernel = rename(docs, doc, types.Position(2, lines[2].index("kernel_size")), "k")
+    assert kernel == (None, None)  # a layer's keyword is not a name of the spec
