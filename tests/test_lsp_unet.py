@@ -73,6 +73,9 @@ async def test_a_blocks_member_shows_its_shape_in_each_instance(
     assert "`inc.double_conv`: Sequential → `[B, 64, H, W]` · 38,848 parameters" in text
     assert "`down1.maxpool_conv.1.double_conv`: Sequential → `[B, 128, H/2, W/2]`" in text
     assert "... and 3 more places" in text  # 9 instances of DoubleConv, 6 shown
+    line = TEXT.splitlines().index("    input x: [B, n_channels, H, W]")
+    hover = await client.text_document_hover_async(types.HoverParams(**unet.at(line, 10)))
+    assert hover.contents.value.endswith("shape `[B, 3, H, W]`")  # type: ignore[union-attr]
 
 
 async def test_completion_offers_a_blocks_parameters(unet: Editor, client: LanguageClient) -> None:
