@@ -135,6 +135,10 @@ async def test_hover_on_a_member_shows_its_shape_parameters_and_arguments(
     assert "`head`: Linear → `[B, 10]` · 170 parameters" in text
     assert "in_features=16 *(inferred)*" in text and "out_features=10" in text
     assert "defaults: bias=True" in text
+    layer = await client.text_document_hover_async(types.HoverParams(**model.at(5, 12)))
+    assert "AdaptiveAvgPool2d(output_size" in layer.contents.value  # type: ignore[union-attr]
+    block = await client.text_document_hover_async(types.HoverParams(**model.at(4, 19)))
+    assert "block Stem(out)" in block.contents.value  # type: ignore[union-attr]
 
 
 async def test_definition_of_a_block_is_its_line_in_the_file_it_comes_from(
@@ -151,6 +155,13 @@ async def test_definition_of_a_block_is_its_line_in_the_file_it_comes_from(
     ]
     value = await client.text_document_definition_async(types.DefinitionParams(**model.at(6, 21)))
     assert [loc.range.start for loc in value] == [types.Position(4, 4)]  # y's binding
+    line = MODEL.splitlines()[7]
+    param = await client.text_document_definition_async(
+        types.DefinitionParams(**model.at(7, line.index("classes")))
+    )
+    assert [loc.range.start for loc in param] == [
+        types.Position(2, MODEL.index("classes=") - MODEL.index("net"))
+    ]
 
 
 async def test_definition_reaches_the_standard_library(

@@ -13,14 +13,14 @@ from lsprotocol import types
 from dsl import ir
 from dsl.lsp.documents import Document
 from dsl.lsp.outline import scope_at, scopes
-from dsl.lsp.positions import code_of
+from dsl.lsp.positions import open_call
 from dsl.syntax.printer import print_expr
 from dsl.torchlib.init import INITIALISERS, RECIPES
 from dsl.torchlib.registry import REGISTRY
 
 KEYWORDS = (
     *("net", "block", "input", "return", "param", "buffer", "if", "else", "for", "in"),
-    *("from", "import", "init", "true", "false", "none", "and", "or", "not"),
+    *("elif", "pass", "from", "import", "init", "true", "false", "none", "and", "or", "not"),
 )
 _KIND = types.CompletionItemKind
 
@@ -28,39 +28,13 @@ _KIND = types.CompletionItemKind
 def complete(doc: Document, position: types.Position) -> list[types.CompletionItem]:
     lines = doc.text.splitlines()
     before = lines[position.line][: position.character] if position.line < len(lines) else ""
-    callee = _open_call([*lines[: position.line], before])
+    callee = open_call([*lines[: position.line], before])
     items = _scope_items(doc, position.line)
     if callee is not None:
         return _keyword_items(doc, callee) + items
     if _in_init_block(lines, position.line):
         return _init_items() + items
     return items + _global_items(doc)
-
-
-def _open_call(lines: list[str]) -> str | None:
-    """The name called by the innermost parenthesis still open before the cursor."""
-    depth = 0
-    for line in reversed(lines[-20:]):
-        code = code_of(line)
-        for index in range(len(code) - 1, -1, -1):
-            char = code[index]
-            if char in ")]}":
-                depth += 1
-            elif char in "([{" and depth:
-                depth -= 1
-            elif char == "(":
-                head = code[:index].rstrip()
-                name = head[
-                    len(
-                        head.rstrip(
-                            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_."
-                        )
-                    ) :
-                ]
-                return name or None
-            elif char in "[{":
-                return None
-    return None
 
 
 def _keyword_items(doc: Document, callee: str) -> list[types.CompletionItem]:

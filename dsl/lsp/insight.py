@@ -12,6 +12,7 @@ from dsl.lsp.navigation import Target, target_at
 from dsl.lsp.outline import INPUT, MEMBER, PARAM, Binding, Scope, scopes, statements
 from dsl.lsp.positions import token_at
 from dsl.syntax.printer import print_expr
+from dsl.tools.measure import shape_text
 from dsl.tools.provenance import DEFAULT
 from dsl.tools.summary import Row
 from dsl.torchlib.registry import REGISTRY
@@ -66,7 +67,7 @@ def _binding_text(target: Target, insight: Insight | None, doc: Document) -> str
         default = binding.statement.default
         return head + (f", default `{print_expr(default)}`" if default is not None else "")
     if binding.kind == INPUT:
-        shape = _input_shape(binding, doc)
+        shape = _input_shape(binding, scope, doc)
         return head + (f"\n\nshape `{shape}`" if shape else "")
     member = _member_of(binding, scope, target.token.line)
     if member is None or insight is None:
@@ -79,7 +80,14 @@ def _binding_text(target: Target, insight: Insight | None, doc: Document) -> str
     return "\n\n".join([head, *lines])
 
 
-def _input_shape(binding: Binding, doc: Document) -> str | None:
+def _input_shape(binding: Binding, scope: Scope, doc: Document) -> str | None:
+    """The net's input as checked (`[B, 3, H, W]`), else as declared (a block's input has
+    one shape per place the block is built)."""
+    resolved = doc.parsed.resolved if doc.parsed is not None else None
+    if resolved is not None and resolved.name == scope.node.name:
+        meta = dict(resolved.inputs).get(binding.name)
+        if meta is not None:
+            return shape_text(meta, resolved.symbols)
     shape = binding.statement.shape
     return f"[{', '.join(print_expr(d) for d in shape)}]" if shape else None
 

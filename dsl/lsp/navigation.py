@@ -10,8 +10,8 @@ from pathlib import Path
 from lsprotocol import types
 
 from dsl.lsp.documents import Analysis, Document, Documents
-from dsl.lsp.outline import Binding, Scope, scope_at, scopes, uses
-from dsl.lsp.positions import Token, name_range, token_at, uri_of
+from dsl.lsp.outline import PARAM, Binding, Scope, scope_at, scopes, uses
+from dsl.lsp.positions import Token, name_range, open_call, token_at, tokens, uri_of
 from dsl.source import source_text
 from dsl.syntax.loader import Definition
 
@@ -33,8 +33,9 @@ def target_at(doc: Document, position: types.Position) -> Target | None:
         return None
     found = scopes(analysis.spec, doc.text)
     scope = scope_at(found, token.line)
-    if scope is not None and token.name in scope.bindings and not token.keyword:
-        return Target(token, scope, scope.bindings[token.name])
+    binding = scope.bindings.get(token.name) if scope is not None else None
+    if binding is not None and (not token.keyword or binding.range == token.range):
+        return Target(token, scope, binding)  # `mid=` names a value only where it is declared
     definition = analysis.names.get(token.name)
     return Target(token, definition=definition) if definition is not None else None
 
@@ -95,6 +96,8 @@ def references(
             for t in uses(doc.text, target.token.name, target.scope)
         ]
         declared = types.Location(doc.uri, target.binding.range)
+        if target.binding.kind == PARAM and target.scope is not None:
+            spots += _keyword_uses(docs, doc, target.scope.node.name, target.token.name)
     else:
         assert target.definition is not None
         spots = [
@@ -111,6 +114,27 @@ def references(
         if declaration:
             unique = {key: declared, **unique}
     return list(unique.values())
+
+
+def _keyword_uses(docs: Documents, doc: Document, callee: str, name: str) -> list[types.Location]:
+    """A parameter passed by keyword (`DoubleConv(64, mid=32)`) in the open documents that
+    see its net or block."""
+    definition = doc.parsed.names.get(callee) if doc.parsed is not None else None
+    if definition is None:
+        return []
+    found = []
+    for other in docs.all():
+        if not _sees(other.parsed, definition):
+            continue
+        lines = other.text.splitlines()
+        found += [
+            types.Location(other.uri, t.range)
+            for t in tokens(other.text)
+            if t.name == name
+            and t.keyword
+            and open_call([*lines[: t.line], lines[t.line][: t.start]]) == callee
+        ]
+    return found
 
 
 def _sees(analysis: Analysis | None, definition: Definition) -> bool:

@@ -112,3 +112,29 @@ def name_range(text: str, line: int, name: str, start: int = 0) -> types.Range:
         if token.name == name and token.start >= start:
             return token.range
     return types.Range(types.Position(line, start), types.Position(line, start))
+
+
+def open_call(lines: list[str]) -> str | None:
+    """The name called by the innermost parenthesis still open before the cursor."""
+    depth = 0
+    for line in reversed(lines[-20:]):
+        code = code_of(line)
+        for index in range(len(code) - 1, -1, -1):
+            char = code[index]
+            if char in ")]}":
+                depth += 1
+            elif char in "([{" and depth:
+                depth -= 1
+            elif char == "(":
+                head = code[:index].rstrip()
+                name = head[
+                    len(
+                        head.rstrip(
+                            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_."
+                        )
+                    ) :
+                ]
+                return name or None
+            elif char in "[{":
+                return None
+    return None

@@ -9,6 +9,7 @@ inlay hints are measured on a second worker thread, once per version, when asked
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -43,8 +44,7 @@ class NetdslServer(LanguageServer):
             await asyncio.sleep(delay)
         if not self.docs.is_latest(uri, version):
             return  # a newer edit has scheduled its own check
-        loop = asyncio.get_running_loop()
-        analysis = await loop.run_in_executor(self.checker, self.docs.analyse, uri)
+        analysis = await self.off_loop(self.checker, self.docs.analyse, uri)
         doc = self.docs.get(uri)
         if analysis is None or doc is None or not self.docs.is_latest(uri, analysis.version):
             return  # stale: never published over a newer version
@@ -52,15 +52,33 @@ class NetdslServer(LanguageServer):
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=analysis.version)
         )
+        report = (
+            f"checked {uri} version {analysis.version}: {len(found)} diagnostics in "
+            f"{analysis.wall_ms:.1f} ms ({analysis.cpu_ms:.1f} ms CPU)"
+        )
+        self.window_log_message(types.LogMessageParams(type=types.MessageType.Log, message=report))
 
     async def measured(self, uri: str, answer: Callable[[Document, Any], T]) -> T | None:
         """`answer(doc, insight)` with the shapes of the document's latest version."""
         doc = self.docs.get(uri)
         if doc is None:
             return None
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(self.measurer, self.docs.insight, uri)
+        found = await self.off_loop(self.measurer, self.docs.insight, uri)
         return answer(doc, found)
+
+    async def off_loop(
+        self, pool: ThreadPoolExecutor, work: Callable[[str], T], uri: str
+    ) -> T | None:
+        """`work(uri)` on a worker thread; a failure of ours (never a mistake in the spec:
+        those are diagnostics) is logged to the client with its traceback, and answers None."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, work, uri)
+        except Exception:
+            message = f"netdsl: internal error on {uri}:\n{traceback.format_exc()}"
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Error, message=message)
+            )
+            return None
 
 
 server = NetdslServer()
