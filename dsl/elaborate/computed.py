@@ -12,6 +12,7 @@ import torch.fx as fx
 from dsl import ir
 from dsl.elaborate import limits
 from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.training import METHOD_PREFIX
 from dsl.elaborate.values import Val, kind_of
 from dsl.errors import EvaluationError, StructureError
 from dsl.plan import ComputedTensor, TensorSpec
@@ -67,6 +68,8 @@ def _cone(out: fx.Node, name: str, expr: ir.ExprNode) -> list[fx.Node]:
             continue
         if node.op in _READS:
             what = _READS[node.op].format(node.target)
+            if node.target == "training" or str(node.target).startswith(METHOD_PREFIX):
+                what = "'training', the module's mode"
             raise EvaluationError(
                 f"buffer '{name}' is computed when the model is built; it cannot read {what}",
                 expr.span,
