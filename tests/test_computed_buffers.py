@@ -72,7 +72,7 @@ def test_a_huge_computed_buffer_is_refused_without_allocating() -> None:
     )
     with pytest.raises(LimitError) as info:
         dsl.build_model(spec)
-    assert "10,000,000,000,000 (10.0T) buffer elements" in str(info.value)
+    assert "makes tensors of 10,000,000,000,000 elements in all" in str(info.value)
 
 
 def test_net_and_yaml_forms_print_back_as_written(tmp_path: Path) -> None:

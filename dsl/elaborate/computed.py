@@ -64,7 +64,8 @@ class _Elements(fx.Interpreter):
 
     def run_node(self, n: fx.Node) -> Any:
         out = super().run_node(n)
-        self.elements += _elements(out)
+        if n.op != "output":  # the value itself was counted where it was made
+            self.elements += _elements(out)
         return out
 
 
