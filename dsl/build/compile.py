@@ -24,7 +24,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from dsl.build import branch_code, seeding
+from dsl.build import branch_code, inplace, seeding
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
 from dsl.plan import (
@@ -64,15 +64,18 @@ _CLASSES: dict[tuple[str, str], type[GeneratedModule]] = {}
 _BY_STRUCTURE: dict[tuple, type[GeneratedModule]] = {}
 
 
-def generated_class(name: str, graph: fx.Graph) -> type[GeneratedModule]:
+def generated_class(
+    name: str, graph: fx.Graph, adds_in_place: tuple[str, ...] = ()
+) -> type[GeneratedModule]:
     """The class for a graph body; bodies that generate the same code share one class.
+    `adds_in_place` names the adds it makes in place (dsl.build.inplace).
 
     fx's code generation is most of compile's own time, so a graph whose nodes are the same
     as an earlier one's (a block built again) reuses that class without generating again."""
-    structure = (name, *branch_code.structure(graph))
+    structure = (name, adds_in_place, *branch_code.structure(graph))
     cls = _BY_STRUCTURE.get(structure)
     if cls is None:
-        code = _python_code(graph)
+        code = _python_code(inplace.with_inplace_adds(graph, adds_in_place))
         namespace = dict(code.globals)
         src = code.src + branch_code.methods_source(graph, namespace, _python_code)
         key = (name, src)
@@ -244,7 +247,9 @@ class _Builder:
         self.stream = stream
         self.winners: dict[str, init.Rule] = {}  # which init rule set each parameter
         self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
-        self.classes: dict[int, type[GeneratedModule]] = {}  # by spec: identical blocks share one
+        # by spec and whether adds may be in place: identical blocks share one class
+        self.classes: dict[tuple[int, bool], type[GeneratedModule]] = {}
+        self.adds_in_place = True  # off inside a derived net's base that has members replaced
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
@@ -259,7 +264,12 @@ class _Builder:
         return self._graph(spec, path)
 
     def _derived(self, spec: DerivedSpec, path: str) -> nn.Module:
-        model = self.build(spec.base, path)
+        saved = self.adds_in_place
+        self.adds_in_place = saved and not any(isinstance(op, ReplaceOp) for op in spec.ops)
+        try:
+            model = self.build(spec.base, path)
+        finally:
+            self.adds_in_place = saved
         for op in spec.ops:
             if isinstance(op, ReplaceOp):
                 parent, _, leaf = op.path.rpartition(".")
@@ -301,9 +311,12 @@ class _Builder:
         return container
 
     def _graph(self, spec: GraphSpec, path: str) -> nn.Module:
-        cls = self.classes.get(id(spec))
+        key = (id(spec), self.adds_in_place)
+        cls = self.classes.get(key)
         if cls is None:
-            cls = self.classes[id(spec)] = generated_class(spec.class_name, spec.graph)
+            members = dict(spec.members) if self.adds_in_place else {}
+            adds = inplace.inplace_adds(spec.graph, members)
+            cls = self.classes[key] = generated_class(spec.class_name, spec.graph, adds)
         module = cls()
         for name, member in spec.members:
             if isinstance(member, TensorSpec):

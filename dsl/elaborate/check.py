@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from dsl import ir
+from dsl.elaborate.build_time import target_names
 from dsl.elaborate.builtin_functions import BUILTINS, MATH, MATH_CONSTANTS
+from dsl.elaborate.functions import def_body_errors
 from dsl.errors import (
     DSLError,
     DuplicateNameError,
@@ -39,12 +41,14 @@ def check_unit(unit: Unit) -> list[DSLError]:
     return errors
 
 
-def _check_definition(definition: ir.NetDef | ir.BlockDef, unit: Unit) -> list[DSLError]:
+def _check_definition(definition: ir.Definition, unit: Unit) -> list[DSLError]:
     body = definition.body.body if isinstance(definition.body, ir.Container) else definition.body
     defined = {p.name for p in definition.params} | set(_defined_names(body))
-    if not isinstance(definition.body, ir.Container):
+    if not isinstance(definition.body, ir.Container) and definition.kind != "def":
         defined.add("training")  # the module's mode, in graph bodies (dsl.elaborate.training)
     errors: list[DSLError] = []
+    if isinstance(definition, ir.FuncDef):
+        errors.extend(def_body_errors(definition))
     if definition.base is not None:
         defined |= {"freeze", "unfreeze", "set"}  # a derived net's body changes its base
         errors.extend(_check_expr(definition.base, defined, unit))
@@ -91,7 +95,7 @@ def _defined_names(stmts: list) -> Iterator[str]:
         elif isinstance(stmt, ir.TensorDecl):
             yield stmt.name
         elif isinstance(stmt, ir.For):
-            yield stmt.for_
+            yield from target_names(stmt.for_)
 
 
 def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
@@ -168,7 +172,7 @@ def _dimension_clashes(shape: list[Any], defined: set[str], unit: Unit) -> list[
     for dim in shape:
         if isinstance(dim, ir.Name) and dim.id not in defined and dim.id in unit.names:
             node = unit.names[dim.id].node
-            kind = "net" if isinstance(node, ir.NetDef) else "block"
+            kind = node.kind
             errors.append(
                 DuplicateNameError(
                     f"'{dim.id}' is a {kind}'s name, so it cannot also stand for a size",
@@ -200,6 +204,8 @@ def _check_initialiser(expr: ir.ExprNode) -> list[DSLError]:
 
 
 def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
+    if isinstance(expr, ir.Comprehension):  # its loop names are its own
+        defined = defined | {n for c in expr.clauses for n in target_names(c.for_)}
     if isinstance(expr, ir.Container):
         return [e for v in expr.options.values() for e in _check_expr(v, defined, unit)]
     if isinstance(expr, ir.Name):
@@ -220,14 +226,21 @@ def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         return _check_expr(expr.value, defined, unit)
     errors: list[DSLError] = []
     children = list(_children(expr))
+    own: set[str] = set()
     if isinstance(expr, ir.Call):
         errors.extend(_check_keywords(expr, defined, unit))
         if isinstance(expr.func, ir.Name):
             errors.extend(_check_name(expr.func, defined, unit, called=True))
             children = [c for c in children if c is not expr.func]
-            defined = defined | _own_input_sizes(expr.func.id, defined, unit)
-    for child in children:
-        errors.extend(_check_expr(child, defined, unit))
+            own = _own_input_sizes(expr.func.id, defined, unit) - defined
+    # the layer's own input sizes are defined in its arguments only: added for them and
+    # taken out again (a copy of `defined` per call made a body of n layers cost n^2)
+    defined |= own
+    try:
+        for child in children:
+            errors.extend(_check_expr(child, defined, unit))
+    finally:
+        defined -= own
     return errors
 
 

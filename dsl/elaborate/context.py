@@ -50,6 +50,7 @@ class Context:
         self._templates: dict[str, list[tuple[str, ir.ExprNode | None]]] = {}
         self._names: dict[tuple[int, str], Any] = {}  # (unit, name) -> what lookup found
         self._arg_spans: dict[int, dict[int | str, Span]] = {}  # by call
+        self._names_read: dict[int, tuple[str, ...] | None] = {}  # by call
 
     def meta_module(
         self, layer: Layer, bound: dict[str, Any], span: Span
@@ -97,6 +98,14 @@ class Context:
             self._arg_spans[id(call)] = found
         return found
 
+    def names_read(self, call: ir.Call) -> tuple[str, ...] | None:
+        """The names a call's arguments read; None where one is templated (`down{i}`) or
+        an argument holds a container, whose body may read any name."""
+        key = id(call)
+        if key not in self._names_read:
+            self._names_read[key] = _names_read([*call.args, *call.kwargs.values()])
+        return self._names_read[key]
+
     def step(self, span: Span) -> None:
         self.budget.spend(limits.STATEMENT_COST, span, "a statement")
 
@@ -115,6 +124,19 @@ def _find(name: str, unit: Unit) -> Any:
     if function is not None:
         return FunctionRef(function)
     return None
+
+
+def _names_read(exprs: list[ir.Node]) -> tuple[str, ...] | None:
+    names: dict[str, None] = {}
+    stack = list(exprs)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ir.Container) or (isinstance(node, ir.Name) and "{" in node.id):
+            return None
+        if isinstance(node, ir.Name):
+            names[node.id] = None
+        stack.extend(node.children())
+    return tuple(names)
 
 
 def _split_template(text: str) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from dsl.elaborate.bodies import container_handle
 from dsl.elaborate.context import Context
 from dsl.elaborate.declarations import declared_meta
 from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.functions import call_function
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.graph_body import GraphBody
 from dsl.elaborate.handles import Sources, call_meta, finish
@@ -34,6 +35,9 @@ class Elaborator:
 
     def container_handle(self, node: ir.Container, frame: Frame) -> Handle:
         return container_handle(node, frame)
+
+    def call_function(self, definition: Definition, call: ir.Call, frame: Frame) -> Any:
+        return call_function(self, definition, call, frame)
 
     def instantiate_block(
         self, handle: Handle, inputs: list[Any], sources: Sources, span: Span

@@ -11,6 +11,7 @@ import torch
 from dsl import ir
 from dsl.elaborate import training
 from dsl.elaborate.bodies import Body
+from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
     add_weights,
     declared_meta,
@@ -60,7 +61,7 @@ class GraphBody(Body):
 
     def run_block(
         self,
-        node: ir.BlockDef | ir.NetDef,
+        node: ir.Definition,
         inputs: list[Any] | None,
         sources: list[Span | None],
         span: Span,
@@ -85,6 +86,9 @@ class GraphBody(Body):
             raise StructureError(
                 f"{node.name} has no return", node.span, hint="end the body with 'return <value>'"
             )
+
+    def done(self) -> bool:
+        return self.builder.has_return
 
     def other(self, stmt: Any) -> None:
         if self.builder.has_return:
@@ -113,8 +117,8 @@ class GraphBody(Body):
 
     def _mode_branch(self, then: list, orelse: list, span: Span) -> None:
         arms = [
-            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts))
-            for stmts in (then, orelse)
+            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts), mode)
+            for stmts, mode in ((then, True), (orelse, False))
         ]
         returns = [arm.builder.has_return for arm in arms]
         symbols = self.context.symbols
@@ -127,7 +131,7 @@ class GraphBody(Body):
             raise training.not_returning(arms, span)
         result = training.merge(self.frame.scope, arms, span, symbols)
         for name, value in training.merged_values(self.builder, arms, result, span).items():
-            if isinstance(value, Val):
+            if isinstance(value, Val) and not name.startswith(training.MODE_ONLY):
                 self._bind(name, value, span)  # names the branch's output node
             else:
                 self.frame.scope[name] = value
@@ -204,7 +208,7 @@ class GraphBody(Body):
     def _Let(self, stmt: ir.Let) -> None:
         if stmt.define is not None:
             self._define(stmt.value, stmt.define, stmt.span)
-        value = self.frame.eval(stmt.value)
+        value = self.frame.eval(let_value(stmt, self.frame.scope))
         expand = self.context.expand_name
         if len(stmt.let) == 1:
             self._bind(expand(stmt.let[0], self.frame, stmt.span), value, stmt.span)

@@ -70,7 +70,24 @@ def graph_call(
             hint=f"pass the tensor first, e.g. {what}(x, ...)",
         ) from None
     node = builder.node("call_function", fn, node_arg(args), node_arg(kwargs))
+    if fn is operator.add and _shaped_as_first(args, out):
+        node.meta[SHAPED_AS_FIRST] = True
     return Val(node, out, span)
+
+
+# On an `a + b` node whose result has a's shape and dtype: the code generator may then add
+# in place (dsl.build.inplace), where it also knows who else reads `a`.
+SHAPED_AS_FIRST = "dsl_shaped_as_first"
+
+
+def _shaped_as_first(args: tuple, out: Any) -> bool:
+    first = args[0].meta if isinstance(args[0], Val) else None
+    return (
+        isinstance(first, torch.Tensor)
+        and isinstance(out, torch.Tensor)
+        and first.shape == out.shape
+        and first.dtype == out.dtype
+    )
 
 
 def method_call(

@@ -66,6 +66,7 @@ STATEMENT_COST = 5
 LAYER_COST = 500  # a layer instantiated: its arguments bound, its shape rule or meta run
 META_RUN_COST = 2000  # a module of a built model run on meta (torch's meta kernels are slow)
 BLOCK_COST = 500  # a block instantiated: a frame, a graph, its members' checks
+MAX_CALL_DEPTH = 32  # calls of `def` functions inside one another (recursion)
 MAX_STRING = 1_000_000  # characters of a string built or written in a spec
 MAX_DIM = 2**48  # one dimension of a declared tensor
 MAX_NUMEL = 2**60  # elements of a declared (meta) tensor

@@ -94,6 +94,7 @@ def _base(
             )
         definition = func.definition
         base_scope = bind_params(elab, definition.node, base, frame, definition.unit)
+        assert not isinstance(definition.node, ir.FuncDef)  # a net, checked above
         resolved = elab.resolve_net(definition.unit, definition.node, base_scope)
         return resolved.root, resolved.inputs, resolved.output
     if not isinstance(func, LayerRef):

@@ -123,10 +123,16 @@ class Parts:
 class LayerRef:
     layer: Layer
 
+    def __repr__(self) -> str:  # as a spec writes it (`dsl resolve` shows `act=ReLU`)
+        return self.layer.name
+
 
 @dataclass(frozen=True)
 class BlockRef:
     definition: Definition
+
+    def __repr__(self) -> str:
+        return self.definition.node.name
 
 
 @dataclass(frozen=True)
@@ -336,7 +342,9 @@ def kind_of(value: Any) -> str:
         return f"layer {value.layer.name}"
     if isinstance(value, BlockRef):
         node = value.definition.node
-        return f"{'net' if isinstance(node, ir.NetDef) else 'block'} {node.name}"
+        return f"{node.kind if node.kind != 'def' else 'function'} {node.name}"
+    if isinstance(value, FunctionRef | Builtin):
+        return f"function {value.function.name if isinstance(value, FunctionRef) else value.name}"
     return type(value).__name__
 
 

@@ -32,6 +32,7 @@ from dsl.plan import (
     TensorSpec,
     iter_modules,
 )
+from dsl.tools.python_text import python_text
 
 SPEC, DEFAULT, SET, INFERRED = "spec", "default", "--set", "inferred"
 
@@ -147,7 +148,7 @@ class _Lister:
                 or repr(before.kwargs.get(key, _MISSING)) != repr(value)
             ):
                 origin = f"{origin}, {SET}" if origin == INFERRED else SET
-            args.append(Arg(key, repr(value), origin))
+            args.append(Arg(key, python_text(value), origin))
         return args
 
     def container(self, spec: ContainerSpec, name: str, depth: int) -> None:
@@ -204,7 +205,7 @@ def _default_args(spec: LeafSpec) -> list[Arg]:
     if signature is None:
         return []
     return [
-        Arg(p.name, repr(p.default), DEFAULT)
+        Arg(p.name, python_text(p.default), DEFAULT)
         for p in signature.parameters.values()
         if p.name not in spec.kwargs
         and p.default is not inspect.Parameter.empty

@@ -8,6 +8,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
@@ -26,6 +27,8 @@ class Report:
     findings: dict[str, tuple[str, str]] = field(default_factory=dict)  # signature -> (kind, input)
     peak_growth_mib: float = 0.0
     slowest_s: float = 0.0
+    heaviest: str = ""  # the input with the peak memory growth, and the slowest one
+    slowest: str = ""
 
     def add(self, kind: str, detail: str, text: str, relative: str) -> None:
         self.inputs += 1
@@ -36,6 +39,12 @@ class Report:
                 f"{kind}: {where.group() if where else detail}",
                 (kind, f"{detail}\nmutated from {relative}:\n{text}"),
             )
+
+    def measure(self, growth_mib: float, seconds: float, described: str) -> None:
+        if growth_mib > self.peak_growth_mib:
+            self.peak_growth_mib, self.heaviest = growth_mib, described
+        if seconds > self.slowest_s:
+            self.slowest_s, self.slowest = seconds, described
 
     def escapes(self) -> list[str]:
         return [s for s, (kind, _) in self.findings.items() if kind != "gap"]
@@ -84,8 +93,7 @@ def _poll(workers: list[Worker], report: Report) -> list[Worker]:
         relative, text, _ = worker.job
         if worker.conn in ready:
             kind, detail, seconds, rss = worker.conn.recv()
-            report.peak_growth_mib = max(report.peak_growth_mib, rss - worker.baseline)
-            report.slowest_s = max(report.slowest_s, seconds)
+            report.measure(rss - worker.baseline, seconds, f"mutated from {relative}:\n{text}")
             report.add(kind, detail, text, relative)
             worker.job = None
         elif limit := worker.over_limit():
@@ -96,17 +104,30 @@ def _poll(workers: list[Worker], report: Report) -> list[Worker]:
 
 
 def run(
-    *, seed: int, count: int | None = None, minutes: float | None = None, jobs: int = 2
+    *,
+    seed: int,
+    count: int | None = None,
+    minutes: float | None = None,
+    jobs: int = 2,
+    report: Report | None = None,
+    progress: Callable[[Report], None] | None = None,
+    every_s: float = 60.0,
 ) -> Report:
+    """Run the campaign into `report` (a new one unless given, so that a caller keeps the
+    partial totals of a run that is interrupted); `progress` is called every `every_s`."""
     rng = random.Random(seed)
     specs = corpus()
-    report = Report()
+    report = Report() if report is None else report
     workers = [Worker() for _ in range(jobs)]
     deadline = time.monotonic() + 60 * minutes if minutes else None
+    next_progress = time.monotonic() + every_s
     sent = 0
     try:
         while True:
             idle = _poll(workers, report)
+            if progress and time.monotonic() > next_progress:
+                progress(report)
+                next_progress = time.monotonic() + every_s
             done = (count is not None and sent >= count) or (
                 deadline and time.monotonic() > deadline
             )
