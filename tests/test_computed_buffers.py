@@ -72,7 +72,7 @@ def test_a_huge_computed_buffer_is_refused_without_allocating() -> None:
     )
     with pytest.raises(LimitError) as info:
         dsl.build_model(spec)
-    assert "10,000,000,000,000 (10.0T) buffer elements" in str(info.value)
+    assert "makes tensors of 10,000,000,000,000 elements in all" in str(info.value)
 
 
 def test_net_and_yaml_forms_print_back_as_written(tmp_path: Path) -> None:
@@ -88,3 +88,14 @@ def test_net_and_yaml_forms_print_back_as_written(tmp_path: Path) -> None:
     assert torch.equal(
         from_yaml.relative_position_index, dsl.build_model(SPEC, seed=0).relative_position_index
     )
+
+
+def test_the_computation_itself_is_bounded_on_meta() -> None:
+    """A small value made from a huge intermediate would allocate it at build time: refused
+    by validate, which computes on meta."""
+    spec = "net Big:\n    input x: [B, 4]\n    buffer b = zeros(50000, 50000, 100).sum()\n    return x + b\n"
+    with pytest.raises(
+        LimitError, match="makes tensors of 250,000,000,001 elements in all"
+    ) as info:
+        dsl.validate(spec)
+    assert info.value.span is not None and (info.value.span.line, info.value.span.col) == (3, 16)

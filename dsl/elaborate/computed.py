@@ -7,14 +7,19 @@ its nodes leave the forward unless forward uses them too (`GraphBuilder.finish`)
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 import torch.fx as fx
 
 from dsl import ir
 from dsl.elaborate import limits
 from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.training import METHOD_PREFIX
 from dsl.elaborate.values import Val, kind_of
-from dsl.errors import EvaluationError, StructureError
+from dsl.errors import EvaluationError, SizeLimitError, StructureError
 from dsl.plan import ComputedTensor, TensorSpec
+from dsl.source import Span
 from dsl.syntax.printer import print_expr
 
 _HINT = "a computed buffer is made from parameters, sizes written as numbers and torch's functions (arange, meshgrid, stack, ...)"
@@ -42,11 +47,49 @@ def computed_buffer(frame: Frame, stmt: ir.TensorDecl, name: str, persistent: bo
     for node in cone:
         copies[node] = graph.node_copy(node, copies.__getitem__)
     graph.output(copies[value.node])
+    _check_work(graph, name, stmt.init.span)
     builder.constant_nodes.extend(cone)
     shape = tuple(int(size) for size in value.meta.shape)
     limits.check_dims(list(shape), stmt.span, f"buffer '{name}'")
     computed = ComputedTensor(graph, print_expr(stmt.init), stmt.init.span)
     return TensorSpec("buffer", shape, value.meta.dtype, computed, persistent, False, stmt.span)
+
+
+class _Elements(fx.Interpreter):
+    """Runs the value's graph on meta, counting the elements of every tensor it makes."""
+
+    def __init__(self, graph: fx.Graph) -> None:
+        super().__init__(fx.GraphModule(torch.nn.Module(), graph))
+        self.elements = 0
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        if n.op != "output":  # the value itself was counted where it was made
+            self.elements += _elements(out)
+        return out
+
+
+def _elements(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel()
+    if isinstance(value, list | tuple):  # meshgrid, split, ...
+        return sum(_elements(item) for item in value)
+    return 0
+
+
+def _check_work(graph: fx.Graph, name: str, span: Span) -> None:
+    """Computing the value allocates its intermediates too: together they are bounded as a
+    model's tensors are (limits.DEFAULT_MAX_PARAMS elements), found on meta by validate."""
+    counter = _Elements(graph)
+    with torch.device("meta"):
+        counter.run()
+    if counter.elements > limits.DEFAULT_MAX_PARAMS:
+        raise SizeLimitError(
+            f"computing buffer '{name}' makes tensors of {counter.elements:,} elements in all; "
+            f"the limit is {limits.DEFAULT_MAX_PARAMS:,}",
+            span,
+            hint="compute the value from smaller tensors",
+        )
 
 
 _READS = {
@@ -67,6 +110,8 @@ def _cone(out: fx.Node, name: str, expr: ir.ExprNode) -> list[fx.Node]:
             continue
         if node.op in _READS:
             what = _READS[node.op].format(node.target)
+            if node.target == "training" or str(node.target).startswith(METHOD_PREFIX):
+                what = "'training', the module's mode"
             raise EvaluationError(
                 f"buffer '{name}' is computed when the model is built; it cannot read {what}",
                 expr.span,

@@ -113,13 +113,14 @@ class Elaborator:
     ) -> tuple[ModuleSpec, Any]:
         """A derived net (`net R = ResNet(...)`) applied as a layer: resolved as a net of its
         own, then its output followed on a meta copy of it for the inputs it is given."""
-        assert not isinstance(definition.node, ir.FuncDef)  # a function is called, not applied
-        resolved = resolve_derived(self, definition.unit, definition.node, scope)
+        node = definition.node
+        assert isinstance(node, ir.NetDef | ir.BlockDef)  # a def has no base
+        resolved = resolve_derived(self, definition.unit, node, scope)
         meta_build = self.context.meta_build
         assert meta_build is not None  # resolve_derived needed it already
         module = meta_build(resolved.root)
         symbols = self.context.symbols
-        what = f"{definition.node.name}(...)"
+        what = f"{node.name}(...)"
         out = shapes.run(module, inputs, {}, what, span, list(zip(inputs, sources)), symbols)
         return resolved.root, out
 
@@ -128,7 +129,7 @@ class Elaborator:
         definition = handle.block
         assert definition is not None and isinstance(handle.frame, Frame)
         node = definition.node
-        assert not isinstance(node, ir.FuncDef)  # a function is called, not applied
+        assert isinstance(node, ir.NetDef)  # graph_ops.parts took nets only
         scope = bind_params(self, node, handle.call, handle.frame, definition.unit)
         return self.resolve_net(definition.unit, node, scope).root
 
