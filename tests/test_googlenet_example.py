@@ -128,3 +128,20 @@ def test_a_tensor_given_in_one_mode_is_read_by_a_later_branch_of_that_mode() -> 
         for got, expected in zip(ours, theirs):
             torch.testing.assert_close(got, expected)
     assert "return (None,)" in type(model).dsl_source  # the other mode gives None
+
+
+def test_a_value_given_in_both_modes_after_a_one_mode_one_wins() -> None:
+    text = """
+net Later:
+    input x: [N, 4]
+    if training:
+        side = x * 2
+    side = x + 1
+    if training:
+        return side
+    return side * 3
+"""
+    model = dsl.build_model(text)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(model.train()(x), x + 1)
+    torch.testing.assert_close(model.eval()(x), (x + 1) * 3)

@@ -14,6 +14,10 @@ from torch import nn
 
 import dsl
 from dsl.cli import main
+from dsl.syntax.parse_net import parse_net
+from dsl.syntax.parse_yaml import parse_yaml
+from dsl.syntax.printer import print_net
+from dsl.syntax.yaml_printer import print_yaml
 from dsl.tools.export import eject
 
 SPEC = """
@@ -116,3 +120,15 @@ def test_an_ejected_file_names_the_class(spec: Path) -> None:
     exec(compile(source, "ejected.py", "exec"), namespace)
     ejected = namespace["Act"]()  # type: ignore[operator]
     assert type(ejected.conv[2]) is nn.Hardswish
+
+
+def test_the_yaml_form_round_trips_and_takes_the_same_overrides(tmp_path: Path) -> None:
+    spec = parse_net(SPEC, "act.net")
+    yaml_text = print_yaml(spec)
+    assert "{act: '${GELU}'}" in yaml_text and "activation_layer: ${act}" in yaml_text
+    assert parse_yaml(yaml_text, "act.yaml") == spec
+    assert parse_net(print_net(spec), "again.net") == spec
+    path = tmp_path / "act.yaml"
+    path.write_text(yaml_text, encoding="utf-8")
+    model = dsl.build_model(path, params={"act": "SiLU"})
+    assert type(model.one.a) is nn.SiLU and type(model.conv[2]) is nn.SiLU

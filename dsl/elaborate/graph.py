@@ -4,6 +4,7 @@ declaration order."""
 from __future__ import annotations
 
 import functools
+import keyword
 from typing import Any
 
 import torch
@@ -57,7 +58,12 @@ class GraphBuilder:
                 hint=f"give this one another name; to apply the same '{name}' again (shared weights), write '{name}(...)' alone",
             )
         if not ir.IDENTIFIER.fullmatch(name):
-            raise StructureError(f"'{name}' cannot name a module attribute", span)
+            raise StructureError(
+                f"'{name}' cannot name a module attribute",
+                span,
+                hint="forward reads a graph body's members by name; a quoted name such as "
+                '"block1-0" names a child of a Sequential or ModuleDict',
+            )
         check_member_name(name, torch.nn.Module, span)
         self.member_spans[name] = span
         self.members.append((name, member))
@@ -106,7 +112,20 @@ class GraphBuilder:
 
 
 def check_member_name(name: str, module_type: type[torch.nn.Module], span: Span) -> None:
-    """A member becomes an attribute of the module: it may not hide one torch's has."""
+    """A member becomes an attribute of the module: it may not hide one torch's has, and
+    torch refuses an empty name or one with a '.' (the separator of qualified names)."""
+    if not name or "." in name:
+        raise StructureError(
+            f"'{name}' cannot name a member: torch's names are not empty and have no '.'",
+            span,
+            hint="a member inside another is named in its own container",
+        )
+    if keyword.iskeyword(name):  # `self.heads.for(x)` would not compile
+        raise StructureError(
+            f"'{name}' cannot name a member: it is a Python keyword, and forward reads members by name",
+            span,
+            hint=f"choose another name, e.g. '{name}_'",
+        )
     if name in _attributes_of(module_type):
         raise StructureError(
             f"'{name}' cannot name a member: every torch {module_type.__name__} has an attribute '{name}'",

@@ -73,8 +73,9 @@ def elaborate_arm(
     arm_scope = dict(scope)
     prefix = MODE_ONLY[0 if in_training else 1]
     for key, value in scope.items():
-        if key.startswith(prefix):
-            arm_scope[key.removeprefix(prefix)] = value
+        name = key.removeprefix(prefix)
+        if key.startswith(prefix) and name not in scope:  # unless given in both modes since
+            arm_scope[name] = value
     return Arm(builder, arm_scope, run(builder, arm_scope))
 
 

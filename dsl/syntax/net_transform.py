@@ -180,7 +180,13 @@ class NetTransformer(ExpressionRules, Transformer):
 
     @rule
     def targets(self, items: Items) -> _Targets:
-        return _Targets([self._name(t) for t in items], items[0])
+        return _Targets([self._target(t) for t in items], items[0])
+
+    def _target(self, token: Token) -> str:
+        """A name, or a member name torch allows written as a string (`"block1-0"`)."""
+        if token.type != "STRING":
+            return self._name(token)
+        return unescape(self._name(token)[1:-1])
 
     @rule
     def aug_stmt(self, items: Items) -> ir.Let:

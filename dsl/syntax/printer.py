@@ -187,13 +187,18 @@ def _let(stmt: ir.Let, depth: int) -> list[str]:
     if stmt.op is not None:
         if len(stmt.let) != 1 or stmt.define is not None or isinstance(stmt.value, ir.Container):
             raise StructureError(f"'{stmt.op}=' updates one name with a value", stmt.span)
-        return [f"{INDENT * depth}{stmt.let[0]} {stmt.op}= {print_expr(stmt.value)}"]
-    targets = ", ".join(stmt.let) + " = "
+        return [f"{INDENT * depth}{_target(stmt.let[0])} {stmt.op}= {print_expr(stmt.value)}"]
+    targets = ", ".join(map(_target, stmt.let)) + " = "
     if not isinstance(stmt.value, ir.Container):
         return _with_define(targets + print_expr(stmt.value), stmt.define, depth)
     if stmt.define is not None:
         raise StructureError("a container value cannot also define a layer", stmt.span)
     return _container_lines(targets, stmt.value, depth)
+
+
+def _target(name: str) -> str:
+    """A member's name: bare, or quoted where it is no identifier (RegNet's "block1-0")."""
+    return name if ir.TEMPLATE_NAME.fullmatch(name) and name not in KEYWORDS else _string(name)
 
 
 def _with_define(head: str, define: ir.ExprNode | None, depth: int) -> list[str]:
