@@ -251,15 +251,15 @@ def _without_defaults(fn: Any, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.E
 
 
 def member_path(module: nn.Module, target: str) -> ir.ExprNode:
-    """`layer1.0.conv1` as `layer1[0].conv1`; a ModuleDict's keys as strings."""
+    """`layer1.0.conv1` as `layer1[0].conv1`: a container's children by brackets, a
+    ModuleDict's and named ones' as strings."""
     parts = target.split(".")
     node: ir.ExprNode = ir.Name(id=parts[0])
     current = getattr(module, parts[0], None)
     for part in parts[1:]:
-        if isinstance(current, nn.ModuleDict):
-            node = ir.Index(value=node, index=ir.Const(value=part))
-        elif part.isdigit():
-            node = ir.Index(value=node, index=ir.Const(value=int(part)))
+        if isinstance(current, nn.Sequential | nn.ModuleList | nn.ModuleDict):
+            key = int(part) if part.isdigit() and not isinstance(current, nn.ModuleDict) else part
+            node = ir.Index(value=node, index=ir.Const(value=key))
         else:
             node = ir.Attr(value=node, attr=part)
         current = getattr(current, part, None)

@@ -114,12 +114,13 @@ def _rebuilds(module: nn.Module, arguments: dict[str, Any]) -> bool:
     return (
         mine == theirs
         and copy.extra_repr() == module.extra_repr()
-        and _settings(copy) == _settings(module)
+        and all(module.__dict__.get(k, k) == v for k, v in _settings(copy).items())
     )
 
 
 def _settings(module: nn.Module) -> dict[str, Any]:
-    """A module's plain attributes (what its forward reads besides tensors)."""
+    """A module's plain attributes (what its forward reads besides tensors); those that
+    code outside the class adds (`fc.stddev = 0.1` for an init loop) are not compared."""
     plain = (int, float, bool, str, tuple, type(None))
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and isinstance(v, plain)}
 

@@ -53,7 +53,7 @@ class TreeReader:
         """The expression that constructs `module` where its parent declares it."""
         kind = CONTAINERS.get(type(module))
         base = inlined(module)
-        if base is not None:
+        if base is not None and kind is None:
             kind = CONTAINERS[base]
             self.report.add(Finding("approximated", type(module).__name__, name,
                 source_of(type(module).forward), f"a {kind} with a forward of its own: "
