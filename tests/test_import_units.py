@@ -178,7 +178,7 @@ def test_the_command_writes_yaml_and_checks(tmp_path: object, capsys: object) ->
         == f"wrote {out}: checked: same state_dict keys in the same order, strict load, equal outputs in eval and train\n"
     )
     model = dsl.build_model(out)
-    assert model.fc.out_features == 10
+    assert isinstance(model.fc, nn.Linear) and model.fc.out_features == 10
 
 
 def test_the_command_refuses_what_it_cannot_find(tmp_path: object, capsys: object) -> None:

@@ -131,7 +131,9 @@ class GraphWriter:
         kwargs = {k: self._arg(v, node) for k, v in node.kwargs.items()}
         if node.op == "get_attr" or node.op == "call_module":
             path = member_path(self.module, str(node.target))
-            return path if node.op == "get_attr" else ir.Call(func=path, args=args, kwargs=kwargs)
+            if node.op == "get_attr":
+                return path
+            return _whole_list(self.module, ir.Call(func=path, args=args, kwargs=kwargs))
         if node.op == "call_method":
             method = ir.Attr(value=args[0], attr=str(node.target))
             return ir.Call(func=method, args=args[1:], kwargs=kwargs)
@@ -248,6 +250,27 @@ def _without_defaults(fn: Any, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.E
             and same_value(value.value, params[key].default)
         )
     }
+
+
+def _whole_list(module: nn.Module, call: ir.Call) -> ir.Call:
+    """`h[1](h[0](x))` over all of a ModuleList `h` is `h(x)`: a ModuleList runs as a chain."""
+    func = call.func
+    if not (isinstance(func, ir.Index) and isinstance(func.value, ir.Name)):
+        return call
+    container = getattr(module, func.value.id, None)
+    if not isinstance(container, nn.ModuleList) or type(container) is not nn.ModuleList:
+        return call
+    inner: ir.ExprNode = call
+    for k in reversed(range(len(container))):
+        if not (
+            isinstance(inner, ir.Call)
+            and len(inner.args) == 1
+            and not inner.kwargs
+            and inner.func == ir.Index(value=func.value, index=ir.Const(value=k))
+        ):
+            return call
+        inner = inner.args[0]
+    return ir.Call(func=func.value, args=[inner])
 
 
 def member_path(module: nn.Module, target: str) -> ir.ExprNode:
