@@ -12,6 +12,7 @@ from torch import nn
 
 from dsl import ir
 from dsl.torchlib.registry import INPUT_SIZE_PARAMS, REGISTRY
+from dsl.torchlib.symbols import DTYPES
 
 # torchvision.ops modules whose forward draws random numbers in place: kept whole.
 OPAQUE_TORCHVISION = frozenset({"StochasticDepth"})
@@ -168,6 +169,13 @@ def leaf_call(
         else:
             kwargs[key] = node
     return ir.Call(func=dotted_expr(name), args=args, kwargs=kwargs)
+
+
+def dtype_name(dtype: torch.dtype) -> str | None:
+    """How a spec names a tensor's dtype (`long`), None for the default float."""
+    if dtype == torch.float32:
+        return None
+    return next((name for name, known in DTYPES.items() if known == dtype), None)
 
 
 def dotted_expr(name: str) -> ir.ExprNode:

@@ -12,6 +12,7 @@ from torch import nn
 
 from dsl import ir
 from dsl.importer.blocks import BlockMaker
+from dsl.importer.leaves import dtype_name
 from dsl.importer.report import Finding, Report, source_of
 from dsl.importer.tree import CONTAINERS, TreeReader
 
@@ -94,5 +95,4 @@ def _input(name: str, tensor: torch.Tensor) -> ir.Input:
     shape: list[ir.ExprNode] = [ir.Const(value=int(n)) for n in tensor.shape]
     if shape:
         shape[0] = ir.Name(id="B")
-    dtype = {torch.int64: "long", torch.bool: "bool", torch.int32: "int"}.get(tensor.dtype)
-    return ir.Input(input=name, shape=shape, dtype=dtype)
+    return ir.Input(input=name, shape=shape, dtype=dtype_name(tensor.dtype))

@@ -187,13 +187,10 @@ class TreeReader:
             self.report.add(Finding("unsupported", key, name, source_of(type(module).__init__),
                 f"the non-persistent buffer {where} is computed in __init__; its values "
                 "are not in the state_dict and are written as zeros()"))  # fmt: skip
-        dtype = _DTYPES.get(tensor.dtype)
+        dtype = leaves.dtype_name(tensor.dtype)
         return ir.BufferDecl(
             buffer=key, shape=shape, dtype=dtype, init=init or _zeros(), options=options
         )
-
-
-_DTYPES = {torch.int64: "long", torch.bool: "bool", torch.int32: "int"}
 
 
 def initialiser(tensor: torch.Tensor) -> ir.Call | None:
