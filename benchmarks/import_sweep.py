@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for name in names:
         rows.append(sweep_one(name, args.max_params))
-        print(f"{name}: {'faithful' if rows[-1].faithful else 'NOT faithful'} "
-              f"({rows[-1].seconds} s)", file=sys.stderr)  # fmt: skip
+        verdict = "faithful" if rows[-1].faithful else rows[-1].why or "NOT faithful"
+        print(f"{name}: {verdict} ({rows[-1].seconds} s)", file=sys.stderr)
         if args.out is not None:
             args.out.write_text(json.dumps([asdict(r) for r in rows], indent=1))
     print(table(rows))
