@@ -108,7 +108,7 @@ def test_imported_gpt_keeps_its_module_list_as_a_loop() -> None:
     text = result.text()
     assert "    h = ModuleList:\n        for i in range(2):\n            Block()\n" in text
     assert (
-        "return linear(ln_f(h[1](h[0](wte(idx) + wpe(arange(idx.size(1), device=idx.device))))), wte.weight)"
+        "return linear(ln_f(h(wte(idx) + wpe(arange(idx.size(1), device=idx.device)))), wte.weight)"
         in text
     )
 

@@ -7,6 +7,7 @@ import inspect
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 import dsl
@@ -142,16 +143,17 @@ def test_writing_in_place_into_a_value_read_again_is_reported() -> None:
 class Scaled(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.scale = nn.Parameter(torch.ones(3))
+        self.scale = nn.Parameter(torch.randn(3))
+        self.shift = nn.Parameter(torch.full((3,), 0.5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale
+        return x * self.scale + self.shift
 
 
-def test_an_own_parameter_is_declared_and_its_init_reported() -> None:
+def test_own_parameters_are_declared_random_values_reported() -> None:
     result = dsl.from_module(Scaled(), torch.randn(2, 3))
     assert result.faithful, result.problems
-    assert "    param scale: [3] = zeros()\n" in result.text()
+    assert "    param scale: [3] = zeros()\n    param shift: [3] = constant(0.5)\n" in result.text()
     [finding] = result.report.of_kind("init")
     assert finding.what == "Scaled.scale"
 
@@ -176,10 +178,44 @@ def test_the_command_writes_yaml_and_checks(tmp_path: object, capsys: object) ->
         == f"wrote {out}: checked: same state_dict keys in the same order, strict load, equal outputs in eval and train\n"
     )
     model = dsl.build_model(out)
-    assert model.fc.out_features == 10
+    assert isinstance(model.fc, nn.Linear) and model.fc.out_features == 10
 
 
 def test_the_command_refuses_what_it_cannot_find(tmp_path: object, capsys: object) -> None:
     assert main(["import", "torchvision.models:no_such_model", "-o", f"{tmp_path}/x.net"]) == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "dsl import: error: cannot find 'torchvision.models:no_such_model'" in err
+
+
+def test_torchvision_init_loops_become_recipes() -> None:
+    """ResNet's and VGG's init loops are the language's `resnet()` and `vgg()` recipes: a
+    seeded build of the imported spec gives torchvision's seeded weights, bit for bit."""
+    for builder, recipe in (
+        (torchvision.models.resnet18, "resnet()"),
+        (torchvision.models.vgg11, "vgg()"),
+    ):
+        result = dsl.from_module(builder(), torch.randn(2, 3, 32, 32), check=False)
+        assert f"    init:\n        {recipe}\n" in result.text()
+        assert not result.report.of_kind("init")
+        built = dsl.build_model(result.text(), seed=3)
+        torch.manual_seed(3)
+        reference = builder().state_dict()
+        assert all(torch.equal(built.state_dict()[k], v) for k, v in reference.items())
+
+
+class Custom(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        nn.init.orthogonal_(self.fc.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_init_code_that_is_no_recipe_is_reported() -> None:
+    result = dsl.from_module(Custom(), torch.randn(2, 4))
+    assert result.faithful
+    [finding] = result.report.of_kind("init")
+    assert finding.what == "init.orthogonal_"
+    assert finding.source == _line(Custom, "orthogonal_")

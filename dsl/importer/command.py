@@ -12,9 +12,9 @@ from torch import nn
 
 from dsl.errors import CommandLineError
 from dsl.importer import Imported, from_module
+from dsl.torchlib.symbols import DTYPES
 
 DEFAULT_INPUT = "2x3x224x224"
-_DTYPES = {"float": torch.float32, "long": torch.int64, "int": torch.int32, "bool": torch.bool}
 
 
 def load_target(target: str, arguments: dict[str, Any]) -> nn.Module:
@@ -46,9 +46,9 @@ def example_input(text: str) -> torch.Tensor:
         shape = [int(n) for n in dims.lower().split("x")]
     except ValueError:
         raise CommandLineError(f"--input {text}: expected sizes like 2x3x224x224") from None
-    dtype = _DTYPES.get(kind or "float")
+    dtype = DTYPES.get(kind or "float")
     if dtype is None:
-        raise CommandLineError(f"--input {text}: the dtype is one of {', '.join(_DTYPES)}")
+        raise CommandLineError(f"--input {text}: the dtype is one of {', '.join(DTYPES)}")
     generator = torch.Generator().manual_seed(0)
     if dtype.is_floating_point:
         return torch.randn(shape, generator=generator)

@@ -131,7 +131,9 @@ class GraphWriter:
         kwargs = {k: self._arg(v, node) for k, v in node.kwargs.items()}
         if node.op == "get_attr" or node.op == "call_module":
             path = member_path(self.module, str(node.target))
-            return path if node.op == "get_attr" else ir.Call(func=path, args=args, kwargs=kwargs)
+            if node.op == "get_attr":
+                return path
+            return _whole_list(self.module, ir.Call(func=path, args=args, kwargs=kwargs))
         if node.op == "call_method":
             method = ir.Attr(value=args[0], attr=str(node.target))
             return ir.Call(func=method, args=args[1:], kwargs=kwargs)
@@ -250,16 +252,37 @@ def _without_defaults(fn: Any, kwargs: dict[str, ir.ExprNode]) -> dict[str, ir.E
     }
 
 
+def _whole_list(module: nn.Module, call: ir.Call) -> ir.Call:
+    """`h[1](h[0](x))` over all of a ModuleList `h` is `h(x)`: a ModuleList runs as a chain."""
+    func = call.func
+    if not (isinstance(func, ir.Index) and isinstance(func.value, ir.Name)):
+        return call
+    container = getattr(module, func.value.id, None)
+    if not isinstance(container, nn.ModuleList) or type(container) is not nn.ModuleList:
+        return call
+    inner: ir.ExprNode = call
+    for k in reversed(range(len(container))):
+        if not (
+            isinstance(inner, ir.Call)
+            and len(inner.args) == 1
+            and not inner.kwargs
+            and inner.func == ir.Index(value=func.value, index=ir.Const(value=k))
+        ):
+            return call
+        inner = inner.args[0]
+    return ir.Call(func=func.value, args=[inner])
+
+
 def member_path(module: nn.Module, target: str) -> ir.ExprNode:
-    """`layer1.0.conv1` as `layer1[0].conv1`; a ModuleDict's keys as strings."""
+    """`layer1.0.conv1` as `layer1[0].conv1`: a container's children by brackets, a
+    ModuleDict's and named ones' as strings."""
     parts = target.split(".")
     node: ir.ExprNode = ir.Name(id=parts[0])
     current = getattr(module, parts[0], None)
     for part in parts[1:]:
-        if isinstance(current, nn.ModuleDict):
-            node = ir.Index(value=node, index=ir.Const(value=part))
-        elif part.isdigit():
-            node = ir.Index(value=node, index=ir.Const(value=int(part)))
+        if isinstance(current, nn.Sequential | nn.ModuleList | nn.ModuleDict):
+            key = int(part) if part.isdigit() and not isinstance(current, nn.ModuleDict) else part
+            node = ir.Index(value=node, index=ir.Const(value=key))
         else:
             node = ir.Attr(value=node, attr=part)
         current = getattr(current, part, None)

@@ -12,6 +12,7 @@ from torch import nn
 
 from dsl import ir
 from dsl.torchlib.registry import INPUT_SIZE_PARAMS, REGISTRY
+from dsl.torchlib.symbols import DTYPES
 
 # torchvision.ops modules whose forward draws random numbers in place: kept whole.
 OPAQUE_TORCHVISION = frozenset({"StochasticDepth"})
@@ -114,12 +115,13 @@ def _rebuilds(module: nn.Module, arguments: dict[str, Any]) -> bool:
     return (
         mine == theirs
         and copy.extra_repr() == module.extra_repr()
-        and _settings(copy) == _settings(module)
+        and all(module.__dict__.get(k, k) == v for k, v in _settings(copy).items())
     )
 
 
 def _settings(module: nn.Module) -> dict[str, Any]:
-    """A module's plain attributes (what its forward reads besides tensors)."""
+    """A module's plain attributes (what its forward reads besides tensors); those that
+    code outside the class adds (`fc.stddev = 0.1` for an init loop) are not compared."""
     plain = (int, float, bool, str, tuple, type(None))
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and isinstance(v, plain)}
 
@@ -167,6 +169,13 @@ def leaf_call(
         else:
             kwargs[key] = node
     return ir.Call(func=dotted_expr(name), args=args, kwargs=kwargs)
+
+
+def dtype_name(dtype: torch.dtype) -> str | None:
+    """How a spec names a tensor's dtype (`long`), None for the default float."""
+    if dtype == torch.float32:
+        return None
+    return next((name for name, known in DTYPES.items() if known == dtype), None)
 
 
 def dotted_expr(name: str) -> ir.ExprNode:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,7 +12,8 @@ from torch import nn
 
 from dsl import ir
 from dsl.importer.blocks import BlockMaker
-from dsl.importer.report import Report
+from dsl.importer.leaves import dtype_name
+from dsl.importer.report import Finding, Report, source_of
 from dsl.importer.tree import CONTAINERS, TreeReader
 
 
@@ -30,7 +33,12 @@ def write_spec(
     maker = BlockMaker()
     maker.make(reader.instances)
     body = maker.resolve(body)
-    declared = [_input(name, t) for name, t in zip(inputs, example_inputs, strict=False)]
+    declared: list[Any] = [_input(n, t) for n, t in zip(inputs, example_inputs, strict=False)]
+    declared += [ir.Input(input=n) for n in inputs[len(declared) :]]  # shapes unknown
+    recipe = _recipe(root)
+    if recipe is not None:
+        declared.append(ir.InitBlock(init=[ir.InitRule(init=recipe)]))
+    _report_init_code(root, report, recipe is not None)
     if isinstance(body, ir.Container):
         body = body.model_copy(update={"body": [*declared, *body.body]})
     else:
@@ -42,10 +50,49 @@ def write_spec(
     return spec, reader.functions, not reader.failed
 
 
+_INIT_CALL = re.compile(r"\binit\.(\w+_)\(")
+
+
+def _recipe(root: nn.Module) -> ir.Call | None:
+    """The language's recipe for the init loop of torchvision's ResNet and VGG (each draws
+    as that loop does, so a seeded build gives torchvision's weights)."""
+    qualified = f"{type(root).__module__}.{type(root).__qualname__}"
+    if qualified == "torchvision.models.vgg.VGG":
+        return ir.Call(func=ir.Name(id="vgg"))
+    if qualified != "torchvision.models.resnet.ResNet":
+        return None
+    last = [getattr(m, "bn3", None) or getattr(m, "bn2", None) for m in root.modules()]
+    zeroed = [bn for bn in last if isinstance(bn, nn.BatchNorm2d)]
+    if zeroed and all(not bool(bn.weight.any()) for bn in zeroed):
+        return ir.Call(
+            func=ir.Name(id="resnet"), kwargs={"zero_init_residual": ir.Const(value=True)}
+        )
+    return ir.Call(func=ir.Name(id="resnet"))
+
+
+def _report_init_code(root: nn.Module, report: Report, recipe: bool) -> None:
+    """Initialisation written in the model's own classes (`nn.init.kaiming_normal_(...)`)
+    is not carried over, unless the root's is a recipe: the layers keep torch's defaults."""
+    for cls in dict.fromkeys(type(m) for m in root.modules()):
+        if cls.__module__.startswith("torch.") or (recipe and cls is type(root)):
+            continue
+        try:
+            lines, first = inspect.getsourcelines(cls)
+        except (OSError, TypeError):
+            continue
+        for offset, line in enumerate(lines):
+            found = _INIT_CALL.search(line)
+            if found:
+                path = source_of(cls).rpartition(":")[0]
+                report.add(Finding("init", f"init.{found[1]}", "", f"{path}:{first + offset}",
+                    f"{cls.__name__} initialises with its own code; not carried over: the "
+                    "spec's layers keep torch's default initialisation"))  # fmt: skip
+                break
+
+
 def _input(name: str, tensor: torch.Tensor) -> ir.Input:
     """`input x: [B, 3, 224, 224]`: the batch size symbolic, the rest as given."""
     shape: list[ir.ExprNode] = [ir.Const(value=int(n)) for n in tensor.shape]
     if shape:
         shape[0] = ir.Name(id="B")
-    dtype = {torch.int64: "long", torch.bool: "bool", torch.int32: "int"}.get(tensor.dtype)
-    return ir.Input(input=name, shape=shape, dtype=dtype)
+    return ir.Input(input=name, shape=shape, dtype=dtype_name(tensor.dtype))

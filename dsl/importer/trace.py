@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch.fx as fx
 from torch import nn
@@ -38,11 +39,15 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 def inlined(module: nn.Module) -> type | None:
     """The container class a module is written as when its forward goes into its callers:
     a subclass of a container with a forward of its own and no tensors of its own
-    (torchvision's `IntermediateLayerGetter`, DeepLab's `ASPPPooling`)."""
-    base = next((c for c in _CONTAINERS if isinstance(module, c)), None)
-    if base is None or type(module).forward is base.forward or type(module) is base:
+    (torchvision's `IntermediateLayerGetter`, DeepLab's `ASPPPooling`), or a container
+    holding one (its children are then applied one by one)."""
+    base: Any = next((c for c in _CONTAINERS if isinstance(module, c)), None)
+    if base is None:
         return None
-    return None if module._parameters or module._buffers else base
+    own_forward = type(module).forward is not base.forward
+    if own_forward and (module._parameters or module._buffers):
+        return None
+    return base if own_forward or any(inlined(c) for c in module.children()) else None
 
 
 def _concrete_args(module: nn.Module, passed: int | None) -> dict[str, object] | None:

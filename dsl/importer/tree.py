@@ -53,7 +53,7 @@ class TreeReader:
         """The expression that constructs `module` where its parent declares it."""
         kind = CONTAINERS.get(type(module))
         base = inlined(module)
-        if base is not None:
+        if base is not None and kind is None:
             kind = CONTAINERS[base]
             self.report.add(Finding("approximated", type(module).__name__, name,
                 source_of(type(module).forward), f"a {kind} with a forward of its own: "
@@ -168,9 +168,12 @@ class TreeReader:
         shape: list[ir.ExprNode] = [ir.Const(value=int(n)) for n in tensor.shape]
         options: dict[str, ir.ExprNode] = {}
         where = f"{name}.{key}" if name else key
+        init = initialiser(tensor)
         if isinstance(tensor, nn.Parameter):
             if not tensor.requires_grad:
                 options["requires_grad"] = ir.Const(value=False)
+            if init is not None:
+                return ir.ParamDecl(param=key, shape=shape, init=init, options=options)
             if (type(module), key) not in self._init_reported:
                 self._init_reported.add((type(module), key))
                 self.report.add(Finding("init", f"{type(module).__name__}.{key}", name,
@@ -180,14 +183,27 @@ class TreeReader:
             return ir.ParamDecl(param=key, shape=shape, init=_zeros(), options=options)
         if key in module._non_persistent_buffers_set:
             options["persistent"] = ir.Const(value=False)
+        if key in module._non_persistent_buffers_set and init is None:
             self.report.add(Finding("unsupported", key, name, source_of(type(module).__init__),
                 f"the non-persistent buffer {where} is computed in __init__; its values "
                 "are not in the state_dict and are written as zeros()"))  # fmt: skip
-        dtype = _DTYPES.get(tensor.dtype)
-        return ir.BufferDecl(buffer=key, shape=shape, dtype=dtype, init=_zeros(), options=options)
+        dtype = leaves.dtype_name(tensor.dtype)
+        return ir.BufferDecl(
+            buffer=key, shape=shape, dtype=dtype, init=init or _zeros(), options=options
+        )
 
 
-_DTYPES = {torch.int64: "long", torch.bool: "bool", torch.int32: "int"}
+def initialiser(tensor: torch.Tensor) -> ir.Call | None:
+    """`zeros()`, `ones()` or `constant(v)` for a tensor that holds one value throughout."""
+    if tensor.numel() == 0 or tensor.is_meta:
+        return None
+    first = tensor.flatten()[0]
+    if not bool((tensor == first).all()):
+        return None
+    value = first.item()
+    if value in (0, 1):
+        return ir.Call(func=ir.Name(id="zeros" if value == 0 else "ones"))
+    return ir.Call(func=ir.Name(id="constant"), args=[ir.Const(value=value)])
 
 
 def _zeros() -> ir.Call:
