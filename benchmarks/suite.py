@@ -257,19 +257,19 @@ def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
             loader._PARSED.clear()
             in_parse = [0.0]
             with _patched(loader, "parse_text", _timed(loader.parse_text, in_parse)):
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 resolved = resolve(path)
-                t1 = time.perf_counter()
+                t1 = time.process_time()
             for first in (True, False):
                 in_torch = [0.0]
                 _time_factories(resolved.root, in_torch, LeafSpec)
                 if first:
                     dsl_compile._CLASSES.clear()
                     dsl_compile._BY_STRUCTURE.clear()
-                t2 = time.perf_counter()
+                t2 = time.process_time()
                 with _timed_initialisers(in_torch):
                     dsl_compile.compile_resolved(resolved)
-                t3 = time.perf_counter()
+                t3 = time.process_time()
                 times["first compile" if first else "compile"].append(t3 - t2 - in_torch[0])
             times["parse"].append(in_parse[0])
             times["resolve"].append(t1 - t0 - in_parse[0])
@@ -279,7 +279,7 @@ def build(settings: Settings, log: Callable[[str], None]) -> list[Row]:
             sum(times["torch"]) > 0
         )  # the leaf walk found the layers (a derived net may hide them)
         for part, note in (
-            ("parse", ".net text -> IR, imports included"),
+            ("parse", "CPU; .net text -> IR, imports included"),
             ("resolve", "incl. shapes"),
             ("compile", "our code only: tree walk, classes"),
             ("first compile", "the same, first build in a process: generates forward code"),
@@ -329,11 +329,11 @@ def _time_factories(spec: Any, acc: list[float], leaf: Any, seen: set[int] | Non
 
 def _timed(fn: Callable[..., Any], acc: list[float]) -> Callable[..., Any]:
     def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start = time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
-            acc[0] += time.perf_counter() - start
+            acc[0] += time.process_time() - start
 
     return timed
 
@@ -372,7 +372,7 @@ def status(key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024  # MB
 
-import torch  # the baseline: everything below is beyond `import torch`
+import torch  # times are CPU time of the process; the baseline: everything below is beyond `import torch`
 import dsl, dsl.build.resolve, dsl.syntax.parse_net, dsl.torchlib.registry  # warm imports
 from benchmarks import references as refs
 spec, params = {spec!r}, {params!r}
@@ -383,18 +383,18 @@ try:
 except OSError:
     pass
 rss0 = status("VmRSS")
-t0 = time.perf_counter()
+t0 = time.process_time()
 dsl.validate(spec, params=params)
-first = time.perf_counter() - t0
+first = time.process_time() - t0
 peak = status("VmHWM") - rss0
-t0 = time.perf_counter()
+t0 = time.process_time()
 dsl.validate(spec, params=params)
-second = time.perf_counter() - t0
-t0 = time.perf_counter()
+second = time.process_time() - t0
+t0 = time.process_time()
 with torch.device("meta"):
     model = {reference}
     model(torch.empty({input_shape}, dtype={dtype}))
-ref = time.perf_counter() - t0
+ref = time.process_time() - t0
 print(json.dumps(dict(first=first, second=second, peak_mb=peak, ref=ref)))
 """
 
@@ -435,7 +435,7 @@ def validate(settings: Settings, log: Callable[[str], None]) -> list[Row]:
         target = f"< {limit_ms:.0f} ms"
         row = paired_row(
             "validate",
-            f"{name}: first call, netdsl imported already",
+            f"{name}: first call, netdsl imported already (CPU)",
             first,
             ref,
             "hand-written on meta",
@@ -444,7 +444,7 @@ def validate(settings: Settings, log: Callable[[str], None]) -> list[Row]:
         row.met = row.median < limit_ms
         rows.append(row)
         row = paired_row(
-            "validate", f"{name}: again, same process", second, ref, "hand-written on meta"
+            "validate", f"{name}: again, same process (CPU)", second, ref, "hand-written on meta"
         )
         rows.append(row)
         med, lo, hi = summary(peak)
