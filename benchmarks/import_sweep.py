@@ -116,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-params", type=float, help="skip models over this many million parameters"
     )
+    parser.add_argument("--resume", action="store_true", help="keep the rows --out holds already")
     args = parser.parse_args(argv)
     import torchvision
 
     names = args.only or torchvision.models.list_models(module=torchvision.models)
     rows: list[Row] = []
-    for name in names:
+    if args.resume and args.out is not None and args.out.exists():
+        rows = [Row(**row) for row in json.loads(args.out.read_text())]
+    done = {row.model for row in rows}
+    for name in (n for n in names if n not in done):
         rows.append(sweep_one(name, args.max_params))
         verdict = "faithful" if rows[-1].faithful else rows[-1].why or "NOT faithful"
         print(f"{name}: {verdict} ({rows[-1].seconds} s)", file=sys.stderr)
