@@ -121,16 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     import torchvision
 
     names = args.only or torchvision.models.list_models(module=torchvision.models)
-    rows: list[Row] = []
+    previous: dict[str, Row] = {}
     if args.resume and args.out is not None and args.out.exists():
-        rows = [Row(**row) for row in json.loads(args.out.read_text())]
-    done = {row.model for row in rows}
-    for name in (n for n in names if n not in done):
-        rows.append(sweep_one(name, args.max_params))
+        previous = {row["model"]: Row(**row) for row in json.loads(args.out.read_text())}
+    done = {name: r for name, r in previous.items() if r.spec_lines}  # the rest run now
+    rows: list[Row] = []
+    for name in names:
+        rows.append(done.get(name) or sweep_one(name, args.max_params))
         verdict = "faithful" if rows[-1].faithful else rows[-1].why or "NOT faithful"
         print(f"{name}: {verdict} ({rows[-1].seconds} s)", file=sys.stderr)
-        if args.out is not None:
-            args.out.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        if args.out is not None:  # the rows so far, and those of an earlier run still to come
+            later = [previous[n] for n in names[len(rows) :] if n in previous]
+            args.out.write_text(json.dumps([asdict(r) for r in [*rows, *later]], indent=1))
     print(table(rows))
     return 0
 
