@@ -59,7 +59,10 @@ def sweep_one(name: str, max_params: float | None) -> Row:
 
     import dsl
 
-    with torch.device("meta"):
+    try:  # cheap on meta; a builder that computes widths with tensors cannot run there
+        with torch.device("meta"):
+            count = sum(p.numel() for p in torchvision.models.get_model(name).parameters())
+    except NotImplementedError:
         count = sum(p.numel() for p in torchvision.models.get_model(name).parameters())
     if max_params is not None and count > max_params * 1e6:
         why = f"not run: over {max_params:g}M parameters (--max-params)"
@@ -113,17 +116,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-params", type=float, help="skip models over this many million parameters"
     )
+    parser.add_argument("--resume", action="store_true", help="keep the rows --out holds already")
     args = parser.parse_args(argv)
     import torchvision
 
     names = args.only or torchvision.models.list_models(module=torchvision.models)
+    previous: dict[str, Row] = {}
+    if args.resume and args.out is not None and args.out.exists():
+        previous = {row["model"]: Row(**row) for row in json.loads(args.out.read_text())}
+    done = {name: r for name, r in previous.items() if r.spec_lines}  # the rest run now
     rows: list[Row] = []
     for name in names:
-        rows.append(sweep_one(name, args.max_params))
+        rows.append(done.get(name) or sweep_one(name, args.max_params))
         verdict = "faithful" if rows[-1].faithful else rows[-1].why or "NOT faithful"
         print(f"{name}: {verdict} ({rows[-1].seconds} s)", file=sys.stderr)
-        if args.out is not None:
-            args.out.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        if args.out is not None:  # the rows so far, and those of an earlier run still to come
+            later = [previous[n] for n in names[len(rows) :] if n in previous]
+            args.out.write_text(json.dumps([asdict(r) for r in [*rows, *later]], indent=1))
     print(table(rows))
     return 0
 

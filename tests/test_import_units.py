@@ -219,3 +219,33 @@ def test_init_code_that_is_no_recipe_is_reported() -> None:
     [finding] = result.report.of_kind("init")
     assert finding.what == "init.orthogonal_"
     assert finding.source == _line(Custom, "orthogonal_")
+
+
+class Gate(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc(x))
+
+
+class Maybe(nn.Module):
+    def __init__(self, gated: bool) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.gate = Gate() if gated else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return y if self.gate is None else self.gate(y)
+
+
+def test_a_class_whose_later_instances_hold_another_class_comes_after_it() -> None:
+    """The first `Maybe` holds no `Gate`; the second does: `Gate`'s block is made first
+    (mobilenet_v3_large's InvertedResidual and SqueezeExcitation)."""
+    result = dsl.from_module(nn.Sequential(Maybe(False), Maybe(True)), torch.randn(2, 4))
+    assert result.faithful, result.problems
+    names = [d.name for d in result.spec.defs]
+    assert names == ["Gate", "Maybe", "Maybe_2", "Sequential"]
+    assert "§" not in result.text()

@@ -25,21 +25,32 @@ class BlockMaker:
     params: dict[str, list[str]] = field(default_factory=dict)  # block -> its parameters
 
     def make(self, instances: dict[type, list[Instance]]) -> None:
-        """Every class's blocks; classes come children first (the order they completed)."""
-        for cls, group in instances.items():
-            variants: list[tuple[Any, list[tuple[Instance, Any]]]] = []
-            for instance in group:
-                body = self.resolve(instance.body)
-                shape = skeleton(body)
-                same = next((v for v in variants if v[0] == shape), None)
-                if same is None:
-                    variants.append((shape, [(instance, body)]))
-                else:
-                    same[1].append((instance, body))
-            for k, (_, members) in enumerate(variants):
-                self._block(
-                    self._name(cls.__name__ if k == 0 else f"{cls.__name__}_{k + 1}"), cls, members
-                )
+        """Every class's blocks, each class after the classes its instances hold."""
+        pending = dict(instances)
+        while pending:
+            ready = [cls for cls, group in pending.items() if self._holds_known(group)]
+            cls = ready[0] if ready else next(iter(pending))
+            self._class(cls, pending.pop(cls))
+
+    def _holds_known(self, group: list[Instance]) -> bool:
+        """Whether every instance these hold already has its block call."""
+        held = {n for i in group for n in names_in(i.body) if n.startswith("§")}
+        return held <= set(self.resolved)
+
+    def _class(self, cls: type, group: list[Instance]) -> None:
+        variants: list[tuple[Any, list[tuple[Instance, Any]]]] = []
+        for instance in group:
+            body = self.resolve(instance.body)
+            shape = skeleton(body)
+            same = next((v for v in variants if v[0] == shape), None)
+            if same is None:
+                variants.append((shape, [(instance, body)]))
+            else:
+                same[1].append((instance, body))
+        for k, (_, members) in enumerate(variants):
+            self._block(
+                self._name(cls.__name__ if k == 0 else f"{cls.__name__}_{k + 1}"), cls, members
+            )
 
     def resolve(self, body: Any) -> Any:
         """`body` with its instances' placeholders replaced and its repeats folded."""
