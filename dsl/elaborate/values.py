@@ -334,6 +334,10 @@ def kind_of(value: Any) -> str:
     if isinstance(value, BlockRef):
         node = value.definition.node
         return f"{'net' if isinstance(node, ir.NetDef) else 'block'} {node.name}"
+    if isinstance(value, FunctionRef | Builtin):
+        return f"function {value.function.name if isinstance(value, FunctionRef) else value.name}"
+    if isinstance(value, MethodRef):
+        return f"method .{value.name}"
     return type(value).__name__
 
 
