@@ -22,7 +22,7 @@ from dsl.elaborate.declarations import (
 )
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import GraphBuilder
-from dsl.elaborate.graph_ops import graph_call
+from dsl.elaborate.graph_ops import REFERENCES, graph_call, refuse_references
 from dsl.elaborate.values import (
     TRAINING,
     Dim,
@@ -299,6 +299,9 @@ class GraphBody(Body):
         value = self.frame.eval(stmt.return_)
         if not vals_in(value):
             raise StructureError("a net returns tensors computed from its inputs", stmt.span)
+        # a module, layer or function among the tensors (`return y, fc`) is no value forward
+        # can return: the generated forward would not even compile
+        refuse_references(value, "return", stmt.span, (*REFERENCES, Handle))
         self.builder.graph.output(node_arg(value))
         self.builder.returned = value
         self.builder.has_return = True

@@ -56,7 +56,7 @@ def graph_call(
     if builder is None:
         raise StructureError(f"{what} computes on tensors, which only a graph body can do", span)
     inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]  # bounded: refuses aliasing
-    _refuse_references((args, kwargs), what, span)
+    refuse_references((args, kwargs), what, span)
     metas = meta_arg(args), meta_arg(kwargs)
     try:
         out = shapes.run(fn, metas[0], metas[1], what, span, inputs, symbols)
@@ -102,7 +102,7 @@ def method_call(
         return shape_dim(symbols, ShapeView(ref.val, builder), to_static(args[0], span), span)
     meta_fn = getattr(ref.val.meta, ref.name)
     inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in vals_in((args, kwargs))]
-    _refuse_references((args, kwargs), f".{ref.name}()", span)
+    refuse_references((args, kwargs), f".{ref.name}()", span)
     out = shapes.run(
         meta_fn, meta_arg(tuple(args)), meta_arg(kwargs), f".{ref.name}()", span, inputs, symbols
     )
@@ -112,15 +112,17 @@ def method_call(
     return Val(node, out, span)
 
 
-_REFERENCES = (LayerRef, BlockRef, FunctionRef, Builtin, MethodRef)
+REFERENCES = (LayerRef, BlockRef, FunctionRef, Builtin, MethodRef)
 
 
-def _refuse_references(value: Any, what: str, span: Span) -> None:
+def refuse_references(
+    value: Any, what: str, span: Span, references: tuple[type, ...] = REFERENCES
+) -> None:
     """A layer, block or function named as an argument is no value forward can pass."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, _REFERENCES):
+        if isinstance(item, references):
             raise ArgumentError(
                 f"{what} takes values, and {kind_of(item)} is not one",
                 span,
@@ -257,7 +259,7 @@ def _apply_with_values(
 ) -> Val:
     """A layer applied with keywords or values other than tensors, as torch's forward takes
     them: `attn(x, x, x, need_weights=false)`, `lstm(x, (h0, c0))`, `norm(x, None)`."""
-    _refuse_references((args, kwargs), f"{handle.name}(...)", span)
+    refuse_references((args, kwargs), f"{handle.name}(...)", span)
     if handle.kind not in ("layer", "part"):
         if kwargs:
             raise ArgumentError(

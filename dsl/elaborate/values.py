@@ -345,6 +345,8 @@ def kind_of(value: Any) -> str:
         return f"{node.kind if node.kind != 'def' else 'function'} {node.name}"
     if isinstance(value, FunctionRef | Builtin):
         return f"function {value.function.name if isinstance(value, FunctionRef) else value.name}"
+    if isinstance(value, MethodRef):
+        return f"method .{value.name}"
     return type(value).__name__
 
 

@@ -21,8 +21,9 @@ def _summary(report: Report, started: float) -> str:
     return (
         f"inputs: {report.inputs}  outcomes: {dict(report.outcomes)}\n"
         f"elapsed: {elapsed / 60:.1f} min ({report.inputs / max(elapsed, 1e-9):.1f} inputs/s)  "
-        f"peak memory growth: {report.peak_growth_mib:.0f} MiB  "
-        f"slowest input: {report.slowest_s:.2f} s  findings: {len(report.findings)}"
+        f"peak memory growth of one input: {report.peak_growth_mib:.0f} MiB  "
+        f"worker growth: {report.residual_mib:.0f} MiB  "
+        f"slowest input: {report.slowest_s:.2f} CPU s  findings: {len(report.findings)}"
     )
 
 
@@ -32,7 +33,7 @@ def _write(out: Path | None, report: Report, started: float) -> None:
     blocks = [f"### {s}\n{text}\n" for s, (_, text) in report.findings.items()]
     blocks += [
         f"### peak memory growth {report.peak_growth_mib:.0f} MiB, after:\n{report.heaviest}\n",
-        f"### slowest input {report.slowest_s:.2f} s:\n{report.slowest}\n",
+        f"### slowest input {report.slowest_s:.2f} CPU s:\n{report.slowest}\n",
     ]
     header = _summary(report, started).replace("\n", "  ")
     out.write_text(f"# {header}\n\n" + "\n".join(blocks))
