@@ -176,8 +176,12 @@ class _Ejector:
         return lines
 
     def tensor(self, name: str, spec: TensorSpec, val: Val) -> list[str]:
-        shape = val(f"{name}_shape", tuple(spec.shape))
         dtype = "" if spec.dtype == torch.float32 else f", dtype={spec.dtype}"
+        if isinstance(spec.init, ComputedTensor):  # its value, as a literal
+            persistent = "" if spec.persistent else ", persistent=False"
+            value = val(f"{name}_value", _computed_value(spec.init))
+            return [f'self.register_buffer("{name}", torch.tensor({value}{dtype}){persistent})']
+        shape = val(f"{name}_shape", tuple(spec.shape))
         lines = []
         if spec.kind == "param":
             grad = "" if spec.requires_grad else ", requires_grad=False"
@@ -278,6 +282,13 @@ class _Ejector:
         return "\n".join(lines) + "\n\n" + textwrap.indent(forward, "    ")
 
 
+def _computed_value(computed: ComputedTensor) -> Any:
+    """A computed buffer's value as nested lists (it reads no input: the graph runs here)."""
+    from torch import fx
+
+    return fx.GraphModule(torch.nn.Module(), computed.graph)().tolist()
+
+
 def _identifier(label: str) -> str:
     name = re.sub(r"\W", "_", label)
     if not name or name[0].isdigit() or keyword.iskeyword(name) or name == "self":
@@ -286,9 +297,8 @@ def _identifier(label: str) -> str:
 
 
 def _init_key(spec: TensorSpec) -> str | None:
-    if isinstance(spec.init, ComputedTensor):  # its graph is not written out (yet)
-        hint = "export it as onnx, torchscript or exported-program instead"
-        raise ArgumentError("a computed buffer cannot be ejected yet", spec.span, hint=hint)
+    if isinstance(spec.init, ComputedTensor):  # written out as its value (`tensor`)
+        return f"computed {spec.init.text}"
     return spec.init.name if spec.init else None
 
 
