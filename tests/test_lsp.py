@@ -91,7 +91,7 @@ class Editor:
     async def diagnostics(self) -> list[types.Diagnostic]:
         while True:
             params = await asyncio.wait_for(
-                self.client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60
+                self.client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 180
             )
             if params.uri == self.uri and params.version == self.version:
                 return list(params.diagnostics)
