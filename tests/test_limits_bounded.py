@@ -14,7 +14,7 @@ from dsl.elaborate import limits
 from dsl.errors import DSLError, LimitError, ShapeError, SizeLimitError, WorkLimitError
 
 ROOT = Path(__file__).resolve().parent.parent
-SECONDS = 45.0  # each case is refused well within this on a slow shared machine
+SECONDS = 45.0  # of CPU time: wall time on a loaded shared machine measures the neighbours
 MEBIBYTES = 400.0  # of resident memory growth
 
 
@@ -71,10 +71,10 @@ def _peak_mib() -> float:
 def test_a_few_lines_are_refused_in_bounded_time_and_memory(case: str) -> None:
     text, words = CASES[case]
     dsl.validate(_net("a = 1"))  # imports and caches before measuring
-    before, started = _peak_mib(), time.perf_counter()
+    before, started = _peak_mib(), time.process_time()
     with pytest.raises(LimitError) as caught:
         dsl.validate(text if "ResNet" not in text else _in_blocks(text))
-    assert time.perf_counter() - started < SECONDS
+    assert time.process_time() - started < SECONDS
     assert _peak_mib() - before < MEBIBYTES
     assert caught.value.span.line >= 1 and words in caught.value.message, caught.value.message
     assert caught.value.hint, "a limit says how to raise it or what to change"
