@@ -299,9 +299,9 @@ class GraphBody(Body):
         value = self.frame.eval(stmt.return_)
         if not vals_in(value):
             raise StructureError("a net returns tensors computed from its inputs", stmt.span)
-        # a module, layer or function among the tensors (`return y, fc`) is no value forward
-        # can return: the generated forward would not even compile
-        refuse_references(value, "return", stmt.span, (*REFERENCES, Handle))
+        # a module, layer, function or parts(...) source among the tensors (`return y, fc`) is
+        # no value forward can return: the generated forward would not even compile
+        refuse_references(value, "return", stmt.span, (*REFERENCES, Handle, Parts))
         self.builder.graph.output(node_arg(value))
         self.builder.returned = value
         self.builder.has_return = True

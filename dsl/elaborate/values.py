@@ -338,6 +338,8 @@ def kind_of(value: Any) -> str:
         return "a tensor"
     if isinstance(value, Handle):
         return f"module '{value.name}'"
+    if isinstance(value, Parts):
+        return "a parts(...) source"
     if isinstance(value, LayerRef):
         return f"layer {value.layer.name}"
     if isinstance(value, BlockRef):
