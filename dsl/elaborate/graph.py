@@ -22,6 +22,10 @@ from dsl.torchlib import fx_private, init
 Member = Handle | TensorSpec | AliasSpec | SourceSpec
 
 
+# The dtype an input is declared with, on its placeholder node.
+INPUT_DTYPE = "dsl_input_dtype"
+
+
 class GraphBuilder:
     """One graph body being elaborated: its fx graph, its members in declaration order."""
 
@@ -72,6 +76,26 @@ class GraphBuilder:
 
     def node(self, op: str, target: Any, args: tuple, kwargs: dict | None = None) -> fx.Node:
         return _new_node(self.graph, op, target, args, kwargs)
+
+    def attribute(self, source: fx.Node, attr: str) -> fx.Node:
+        """`source.attr` read in forward (`x.dtype`), one node per source and attribute."""
+        name = f"{source.name}_{attr}"
+        found = next((n for n in self.graph.nodes if n.name == name), None)
+        if found is None:
+            found = self.graph.create_node("call_function", getattr, (source, attr), name=name)
+        return found
+
+    def floating_input(self) -> fx.Node | None:
+        """The first input declared with a floating dtype: what a made tensor follows."""
+        return next(
+            (
+                n
+                for n in self.graph.nodes
+                if n.op == "placeholder"
+                and getattr(n.meta.get(INPUT_DTYPE), "is_floating_point", False)
+            ),
+            None,
+        )
 
     def dim(self, val: Val, index: int) -> Dim:
         key = (id(val.node), index)

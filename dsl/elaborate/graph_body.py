@@ -21,7 +21,7 @@ from dsl.elaborate.declarations import (
     tensor_member,
 )
 from dsl.elaborate.evaluate import Frame
-from dsl.elaborate.graph import GraphBuilder
+from dsl.elaborate.graph import INPUT_DTYPE, GraphBuilder
 from dsl.elaborate.graph_ops import REFERENCES, graph_call, refuse_references
 from dsl.elaborate.values import (
     TRAINING,
@@ -158,6 +158,7 @@ class GraphBody(Body):
         else:
             meta = declared_meta(self.frame, stmt)
         node = self.builder.graph.placeholder(stmt.input)
+        node.meta[INPUT_DTYPE] = getattr(meta, "dtype", None)
         val = Val(node, meta, source or stmt.span)
         self.inputs.append((stmt.input, val))
         self._bind(stmt.input, val, stmt.span)

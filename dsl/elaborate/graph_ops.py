@@ -39,7 +39,7 @@ from dsl.errors import (
 )
 from dsl.plan import LeafSpec, ModuleSpec
 from dsl.source import Span
-from dsl.torchlib import shapes
+from dsl.torchlib import catalog, shapes
 from dsl.torchlib.registry import TENSOR_METHODS, refusal_hint
 
 
@@ -69,10 +69,23 @@ def graph_call(
             span,
             hint=f"pass the tensor first, e.g. {what}(x, ...)",
         ) from None
+    kwargs = _follow_input_dtype(builder, fn, kwargs, out, span)
     node = builder.node("call_function", fn, node_arg(args), node_arg(kwargs))
     if fn is operator.add and _shaped_as_first(args, out):
         node.meta[SHAPED_AS_FIRST] = True
     return Val(node, out, span)
+
+
+def _follow_input_dtype(builder: GraphBuilder, fn: Any, kwargs: dict, out: Any, span: Span) -> dict:
+    """A floating tensor made from sizes (`zeros(T, T)`, `linspace(...)`) without a dtype
+    gets the first floating input's, read in forward, as a hand-written `dtype=x.dtype`
+    does: after `model.half()` it is half too, not float32 promoting the result back."""
+    if "dtype" in kwargs or not catalog.is_factory(fn) or not isinstance(out, torch.Tensor):
+        return kwargs
+    source = builder.floating_input() if out.dtype == torch.get_default_dtype() else None
+    if source is None:
+        return kwargs
+    return {**kwargs, "dtype": Val(builder.attribute(source, "dtype"), out.dtype, span)}
 
 
 # On an `a + b` node whose result has a's shape and dtype: the code generator may then add
@@ -183,9 +196,14 @@ def _tensor_attribute(value: Val, attr: str, builder: GraphBuilder | None, span:
     if attr == "shape":
         assert builder is not None
         return ShapeView(value, builder)
-    if attr in ("ndim", "dtype"):
-        return getattr(value.meta, attr)
-    if attr in ("T", "mT", "device"):
+    if attr == "ndim":
+        return value.meta.ndim
+    # dtype and device are read when forward runs: a built-in constant would survive
+    # `model.half()` or `.to("cuda")` and silently convert back
+    if attr in ("device", "dtype"):
+        assert builder is not None
+        return Val(builder.attribute(value.node, attr), getattr(value.meta, attr), span)
+    if attr in ("T", "mT"):
         assert builder is not None
         node = builder.node("call_function", getattr, (value.node, attr))
         return Val(node, getattr(value.meta, attr), span)
