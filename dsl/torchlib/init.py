@@ -250,7 +250,8 @@ def _matches(
 
 def _adds_residual(module: nn.Module) -> bool:
     source = getattr(type(module), "dsl_source", "")
-    return " + " in source or "torch.add(" in source
+    # `.add_(`: a residual add the code generator made in place (dsl.build.inplace)
+    return " + " in source or "torch.add(" in source or ".add_(" in source
 
 
 def _join(prefix: str, name: str) -> str:
