@@ -19,13 +19,18 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from dsl.importer import Imported
     from dsl.ir import SpecFile
     from dsl.plan import Resolved
+    from dsl.tools.export_dynamic import Dynamic
+    from dsl.tools.export_formats import ExportResult
     from dsl.tools.summary import Summary
 
 __all__ = [
     "DSLError",
     "build_model",
+    "export",
+    "from_module",
     "load",
     "load_model",
     "materialize",
@@ -239,6 +244,71 @@ def _resolved_of(model: nn.Module, shape: tuple[int, ...] | None) -> Resolved:
     name, _ = resolved.inputs[0]
     inputs = [(name, meta_tensor(shape)), *resolved.inputs[1:]]
     return dataclasses.replace(resolved, inputs=inputs, symbols=Symbols())
+
+
+def export(
+    spec_or_model: str | Path | SpecFile | nn.Module,
+    output: str | Path,
+    *,
+    format: str | None = None,
+    dynamic: Dynamic = None,
+    input: tuple[int, ...] | list[int] | None = None,
+    check: bool = True,
+    check_sizes: list[dict[str, int]] | None = None,
+    net: str | None = None,
+    params: dict[str, Any] | None = None,
+    sizes: dict[str, int] | None = None,
+    seed: int = 0,
+) -> ExportResult:
+    """Write a spec (built with `seed`) or a model `build_model` built to `output`, as
+    `dsl export` does: `format` is "onnx", "exported-program", "torchscript" or "python"
+    (default: from the suffix, .onnx, .pt2, .ts/.pt, .py).
+
+    The inputs' symbolic sizes stay dynamic, each a `torch.export.Dim` named after its
+    symbol with the range the network needs; `dynamic` chooses: True (every symbol),
+    False (static), names (["B", "T"]), or names with ranges ({"T": (1, 1024)}). `input`
+    (the first input's shape) exports a static graph of that shape unless `dynamic` is
+    given; `sizes` (as in build_model) are the sizes traced with. The written file is run
+    at two other sizes (`check_sizes`, e.g. [{"B": 1, "T": 7}, {"B": 5, "T": 50}]) and
+    compared with the eager model unless `check=False`. Returns what was written, its
+    dynamic dimensions (`.plan.ranges`) and the check (`.check`); `str()` reports both.
+    """
+    from dsl.tools.export_formats import export_any
+
+    shape = tuple(input) if input is not None else None
+    return export_any(
+        spec_or_model,
+        output,
+        format=format,
+        dynamic=dynamic,
+        input=shape,
+        check=check,
+        check_sizes=list(check_sizes) if check_sizes is not None else None,
+        net=net,
+        params=params,
+        sizes=sizes,
+        seed=seed,
+    )
+
+
+def from_module(
+    module: nn.Module,
+    example_inputs: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+    *,
+    check: bool = True,
+    seed: int = 0,
+) -> Imported:
+    """Write an existing `nn.Module` as an idiomatic spec (`dsl import` in Python).
+
+    `result.text()` is the `.net` text (`result.text("yaml")` the YAML), `result.report`
+    lists what could not be said exactly (op, module, source line). With `example_inputs`
+    and `check`, the spec is built, loads `module`'s state_dict strictly (same keys, same
+    order) and gives equal outputs in eval and training mode under `seed`:
+    `result.faithful`, else `result.problems`. See docs/importing.md.
+    """
+    from dsl.importer import from_module as _from_module
+
+    return _from_module(module, example_inputs, check_spec=check, seed=seed)
 
 
 def register(obj: Any = None, *, name: str | None = None) -> Any:

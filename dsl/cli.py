@@ -285,7 +285,11 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _build_with_progress(
-    path: Path, overrides: dict[str, Any], net: str | None, seed: int
+    path: Path,
+    overrides: dict[str, Any],
+    net: str | None,
+    seed: int,
+    shape: tuple[int, ...] | None = None,
 ) -> tuple[Any, Any]:
     import torch
 
@@ -293,9 +297,13 @@ def _build_with_progress(
     from dsl.build.compile import compile_resolved
     from dsl.build.resolve import resolve
     from dsl.tools.progress import Progress, counting_modules
+    from dsl.tools.sizes import resolve_for_input
 
     with Progress(f"checking {path.name}") as progress:
-        resolved = resolve(path, net=net, params=overrides)
+        if shape is None:
+            resolved = resolve(path, net=net, params=overrides)
+        else:  # `--input`: the symbolic sizes it sets
+            resolved = resolve_for_input(path, overrides, shape, net)
         progress.total = count_modules(resolved.root)
         progress.stage(f"building {resolved.name}")
         torch.manual_seed(seed)
@@ -333,25 +341,62 @@ def _build(args: argparse.Namespace) -> int:
 @_errors_reported
 def _export(args: argparse.Namespace) -> int:
     from dsl.build.resolve import resolve
-    from dsl.tools.export import eject, export
+    from dsl.tools.export import eject
+    from dsl.tools.export_formats import export_model
     from dsl.tools.progress import Progress
 
     overrides = _overrides(args)
     if args.format == "python":
         resolved = resolve(args.file, net=args.net, params=overrides)
         args.output.write_text(eject(resolved, source_name=str(args.file)), encoding="utf-8")
-    else:
-        resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed)
-        with Progress(f"exporting {resolved.name} ({args.format})"):
-            export(model, resolved, args.format, args.output, source_name=str(args.file))
-    print(f"wrote {args.output} ({args.format})")
+        print(f"wrote {args.output} ({args.format})")
+        return 0
+    resolved, model = _build_with_progress(args.file, overrides, args.net, args.seed, args.input)
+    static = args.static or (args.input is not None and args.dynamic is None)
+    with Progress(f"exporting {resolved.name} ({args.format})"):
+        result = export_model(
+            model,
+            resolved,
+            args.format,
+            args.output,
+            dynamic=False if static else (args.dynamic or True),
+            check=not args.no_check,
+            spec=args.file,
+            source_name=str(args.file),
+        )
+    print(result)
     return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from dsl.importer.command import import_target
+
+    result, verdict = import_target(args.target, args.args, args.input, args.check)
+    fmt = args.format or ("yaml" if args.output.suffix in (".yaml", ".yml") else "net")
+    args.output.write_text(result.text(fmt), encoding="utf-8")
+    print(f"wrote {args.output}: {verdict}")
+    for finding in result.report.findings:
+        print(f"  {finding}", file=sys.stderr)
+    return 1 if result.checked and not result.faithful else 0
 
 
 def _ops(args: argparse.Namespace) -> int:
     from dsl.tools.ops_list import render
 
     print(render())
+    return 0
+
+
+def _lsp(args: argparse.Namespace) -> int:
+    try:
+        from dsl.lsp.server import serve
+    except ModuleNotFoundError as exc:  # pygls / lsprotocol: the `lsp` extra
+        print(
+            f"dsl lsp: error: {exc.name} is not installed\n  hint: pip install 'netdsl[lsp]'",
+            file=sys.stderr,
+        )
+        return 2
+    serve()
     return 0
 
 
@@ -368,6 +413,8 @@ _COMMANDS = {
     "resolve": _resolve,
     "build": _build,
     "export": _export,
+    "lsp": _lsp,
+    "import": _import,
 }
 
 

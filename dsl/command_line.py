@@ -28,7 +28,9 @@ EXAMPLES = {
     "diff": "dsl diff examples/resnet18.net examples/resnet50.net\n  dsl diff examples/unet.net examples/unet.yaml --format json",
     "resolve": "dsl resolve examples/unet.net\n  dsl resolve examples/unet.net --set n_classes=5 --no-defaults\n  dsl resolve examples/gpt.net --format json",
     "build": "dsl build examples/unet.net -o unet.safetensors --seed 0\n  dsl build examples/gpt.net -o gpt.pt --set n_layer=4\n  python -c 'import dsl; m = dsl.load_model(\"unet.safetensors\")'",
-    "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts",
+    "lsp": "dsl lsp    (started by an editor; see docs/editors.md)",
+    "import": "dsl import torchvision.models:resnet18 -o resnet18.net\n  dsl import torchvision.models:resnet18 --args '{\"num_classes\": 10}' -o resnet18.yaml --format yaml\n  dsl import mypackage.models:Net --input 1x3x32x32 -o net.net",
+    "export": "dsl export examples/unet.net --format python -o unet.py\n  dsl export examples/unet.net --format onnx -o unet.onnx\n  dsl export examples/gpt.net --format exported-program -o gpt.pt2\n  dsl export examples/unet.net --format torchscript -o unet.ts\n  dsl export examples/gpt.net --format onnx -o gpt.onnx --dynamic B,T:1..64\n  dsl export examples/resnet18.net --format onnx -o resnet18.onnx --input 1x3x224x224",
 }
 
 
@@ -169,6 +171,8 @@ def _language_commands(sub: Any) -> None:
 
     _command(sub, "schema", "print the JSON Schema of the YAML form (for editors)")
 
+    _command(sub, "lsp", "run the language server on stdin/stdout (for editors; needs netdsl[lsp])")
+
     blocks = _command(
         sub, "blocks", "list the standard library's blocks and nets, or show one's documentation"
     )
@@ -270,6 +274,53 @@ def _building_commands(sub: Any) -> None:
         help="let torchvision download the pretrained weights a spec names",
     )
     _export_command(sub)
+    _import_command(sub)
+
+
+def _import_command(sub: Any) -> None:
+    command = _command(
+        sub, "import", "write an existing PyTorch model as a spec, checked against it"
+    )
+    command.add_argument(
+        "target", help="MODULE:CALLABLE or MODULE.CALLABLE (a class, a builder or a module)"
+    )
+    command.add_argument(
+        "--args", type=_json_object, default={}, help="keyword arguments for the callable, as JSON"
+    )
+    command.add_argument(
+        "-o",
+        "--output",
+        type=output_path(*SPEC_SUFFIXES),
+        required=True,
+        help="model.net or model.yaml",
+    )
+    command.add_argument(
+        "--format", choices=("net", "yaml"), default=None, help="default: from the output's suffix"
+    )
+    command.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        help="an example input: 2x3x224x224 or long:2x16 (repeat for several)",
+    )
+    command.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not build the spec and compare it with the model",
+    )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('a JSON object, like {"num_classes": 10}')
+    return value
 
 
 def _export_command(sub: Any) -> None:
@@ -285,6 +336,23 @@ def _export_command(sub: Any) -> None:
     )
     _seed_option(export, "the weights in the exported file")
     _spec_options(export)
+    _input_option(export, "and exports a static graph of that shape (unless --dynamic is given)")
+    export.add_argument(
+        "--static",
+        action="store_true",
+        help="every size fixed: the representative ones, or --input's",
+    )
+    export.add_argument(
+        "--dynamic",
+        metavar="LIST",
+        help="the symbols that stay dynamic, each with an optional range: B,T or B,H:64..512 "
+        "(default: every symbol of the inputs, with the ranges the network needs)",
+    )
+    export.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip running the written file at two other sizes against the eager model",
+    )
 
 
 def _writing_command(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Literal, Protocol, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypeAliasType
 
 from dsl.source import NO_SPAN, Span
 
@@ -79,6 +80,7 @@ class YAMLSpelling(Protocol):
     def expr(self, value: Any) -> Any: ...
     def dim(self, value: Any) -> Any: ...
     def stmts(self, value: Any) -> Any: ...
+    def params(self, value: Any) -> Any: ...
 
 
 def _spelled(kind: str) -> Callable[[Any, ValidationInfo], Any]:
@@ -94,8 +96,10 @@ def _spelled(kind: str) -> Callable[[Any, ValidationInfo], Any]:
 
 
 _yaml_expr, _yaml_dim, _yaml_stmts = _spelled("expr"), _spelled("dim"), _spelled("stmts")
+_yaml_params = _spelled("params")
 
 
+_ONE_KEY = {"type": "object", "minProperties": 1, "maxProperties": 1}
 _YAML_EXPR_SCHEMA = {
     "description": "A value: a YAML scalar or list, a call written {Callee: [args]} or "
     "{Callee: {args: [...], keyword: value}}, a container {Sequential: [statements]}, "
@@ -103,7 +107,7 @@ _YAML_EXPR_SCHEMA = {
     "anyOf": [
         {"type": ["string", "number", "integer", "boolean", "null"]},
         {"type": "array"},
-        {"type": "object", "minProperties": 1, "maxProperties": 1},
+        _ONE_KEY,
     ],
 }
 
@@ -134,8 +138,9 @@ class Slice(Node):
 
 class Call(Node):
     func: Expr
-    args: list[Expr] = []
+    args: list[Expr] = []  # may hold `Starred` items: `f(*xs)`
     kwargs: dict[str, Expr] = {}
+    spread: list[Expr] = []  # `f(**options)`: mappings whose items are more keywords
     kwarg_spans: SkipJsonSchema[SkipValidation[dict[str, Span]]] = Field(
         default={}, validation_alias="__kwarg_spans__", exclude=True, repr=False
     )
@@ -146,9 +151,10 @@ class Call(Node):
 
 
 BinaryOperator = Literal[
-    "or", "and", "==", "!=", "<", "<=", ">", ">=", "|", "&", "+", "-", "*", "/", "//", "%", "@",
-    "**",
+    "or", "and", "==", "!=", "<", "<=", ">", ">=", "in", "not in", "|", "&", "+", "-", "*", "/",
+    "//", "%", "@", "**",
 ]  # fmt: skip
+AugOperator = Literal["+", "-", "*", "/", "//", "%", "@", "**", "|", "&"]  # `x += y`
 UnaryOperator = Literal["-", "+", "~", "not"]
 BINARY_OPS: tuple[str, ...] = get_args(BinaryOperator)
 UNARY_OPS: tuple[str, ...] = get_args(UnaryOperator)
@@ -184,6 +190,35 @@ class DictExpr(Node):
     values: list[Expr] = []
 
 
+class Starred(Node):
+    """`*xs` in a call's arguments or a list or tuple: the items of `xs`, one by one."""
+
+    value: Expr
+
+
+# A loop's target: a name, or a list of targets that unpacks each item (`i, (c, n)`).
+if TYPE_CHECKING:
+    Target = Union[str, list[Any]]
+else:
+    Target = TypeAliasType("Target", Union[str, list["Target"]])
+
+
+class CompFor(Node):
+    """One `for target in iterable if cond...` clause of a comprehension."""
+
+    for_: Target = Field(alias="for")
+    in_: Expr = Field(alias="in")
+    if_: list[Expr] = Field(default=[], alias="if")
+
+
+class Comprehension(Node):
+    """`[e for c in cs if c > 0]`; with a `key`, the dict `{k: v for ...}`."""
+
+    element: Expr
+    key: Expr | None = None
+    clauses: list[CompFor]
+
+
 class Container(Node):
     """`Sequential:` / `ModuleList(run="parallel", merge="cat"):` / `ModuleDict:` with a body."""
 
@@ -205,6 +240,8 @@ ExprNode = Union[
     ListExpr,
     TupleExpr,
     DictExpr,
+    Starred,
+    Comprehension,
     Container,
 ]
 Expr = Annotated[ExprNode, BeforeValidator(_yaml_expr), WithJsonSchema(_YAML_EXPR_SCHEMA)]
@@ -238,6 +275,7 @@ class Let(Node):
     let: Names
     value: Expr
     define: Expr | None = None
+    op: AugOperator | None = None  # `x += y`: the value is `x + y`
 
 
 class Layer(Node):
@@ -259,7 +297,7 @@ def _without_span(value: Any) -> Any:
 
 
 class TensorDecl(Node):
-    shape: list[ShapeDim]
+    shape: list[ShapeDim] | None = None  # None: a buffer computed from `init`, its value
     dtype: str | None = None
     init: Expr | None = None
     options: Annotated[dict[str, Expr], BeforeValidator(_without_span)] = {}
@@ -296,7 +334,7 @@ class If(Node):
 
 
 class For(Node):
-    for_: str = Field(alias="for")
+    for_: Target = Field(alias="for")
     in_: Expr = Field(alias="in")
     body: Stmts = []
 
@@ -313,17 +351,8 @@ class InitBlock(Node):
 
 
 STATEMENT_KEYS = ("input", "let", "layer", "return", "param", "buffer", "if", "for", "init")
-_STATEMENT_CLASS_TAGS = {
-    "Input": "input",
-    "Let": "let",
-    "Layer": "layer",
-    "Return": "return",
-    "ParamDecl": "param",
-    "BufferDecl": "buffer",
-    "If": "if",
-    "For": "for",
-    "InitBlock": "init",
-}
+_STATEMENT_CLASSES = (Input, Let, Layer, Return, ParamDecl, BufferDecl, If, For, InitBlock)
+_STATEMENT_CLASS_TAGS = {cls.__name__: key for cls, key in zip(_STATEMENT_CLASSES, STATEMENT_KEYS)}
 
 
 def _statement_tag(value: Any) -> str | None:
@@ -349,28 +378,6 @@ Stmt = Annotated[
 Stmts = Annotated[list[Stmt], BeforeValidator(_yaml_stmts)]
 
 
-def _yaml_params(value: Any) -> Any:
-    """YAML writes parameters as `[out, {mid: "${out}"}]`: a bare name has no default."""
-    if not isinstance(value, list):
-        return value
-    out = []
-    for item in value:
-        if isinstance(item, str):
-            out.append({"name": item, "__span__": getattr(item, "span", NO_SPAN)})
-        elif (
-            isinstance(item, dict)
-            and "name" not in item
-            and len([k for k in item if k != "__span__"]) == 1
-        ):
-            key = next(k for k in item if k != "__span__")
-            out.append(
-                {"name": key, "default": item[key], "__span__": item.get("__span__", NO_SPAN)}
-            )
-        else:
-            out.append(item)
-    return out
-
-
 class DefParam(Node):
     name: str
     default: Expr | None = None
@@ -380,16 +387,8 @@ DefParams = Annotated[
     list[DefParam],
     BeforeValidator(_yaml_params),
     WithJsonSchema(
-        {
-            "description": "parameters: a bare name is required, {name: default} has a default",
-            "type": "array",
-            "items": {
-                "anyOf": [
-                    {"type": "string"},
-                    {"type": "object", "minProperties": 1, "maxProperties": 1},
-                ]
-            },
-        }
+        {"description": "parameters: a bare name is required, {name: default} has a default"}
+        | {"type": "array", "items": {"anyOf": [{"type": "string"}, _ONE_KEY]}}
     ),
 ]
 
@@ -409,52 +408,52 @@ class Definition(Node):
         BeforeValidator(_definition_body),
     ] = []
     doc: str | None = None
+    kind: ClassVar[str] = ""  # "net", "block" or "def": also the field that holds the name
 
     @property
     def name(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def kind(self) -> str:
-        raise NotImplementedError
+        return str(self.__dict__["def_" if self.kind == "def" else self.kind])
 
 
 class NetDef(Definition):
     """`net UNet(n_channels=3, n_classes=2):` — a network that `build_model` can build."""
 
     net: str
-
-    @property
-    def name(self) -> str:
-        return self.net
-
-    @property
-    def kind(self) -> str:
-        return "net"
+    kind: ClassVar[str] = "net"
 
 
 class BlockDef(Definition):
     """`block DoubleConv(out, mid=out):` — a reusable part, instantiated like a layer."""
 
     block: str
+    kind: ClassVar[str] = "block"
 
-    @property
-    def name(self) -> str:
-        return self.block
 
-    @property
-    def kind(self) -> str:
-        return "block"
+class FuncDef(Definition):
+    """`def make_divisible(v, divisor=8):` — a pure build-time function: its body binds
+    values and returns one."""
+
+    def_: str = Field(alias="def")
+    base: SkipJsonSchema[None] = None
+    body: Stmts = []
+    kind: ClassVar[str] = "def"
+
+
+_DEFINITION_TAGS = {"NetDef": "net", "BlockDef": "block", "FuncDef": "def"}
 
 
 def _definition_tag(value: Any) -> str | None:
     if isinstance(value, dict):
-        return "net" if "net" in value else "block" if "block" in value else None
-    return {"NetDef": "net", "BlockDef": "block"}.get(type(value).__name__)
+        return next((tag for tag in _DEFINITION_TAGS.values() if tag in value), None)
+    return _DEFINITION_TAGS.get(type(value).__name__)
 
 
 Def = Annotated[
-    Union[Annotated[NetDef, Tag("net")], Annotated[BlockDef, Tag("block")]],
+    Union[
+        Annotated[NetDef, Tag("net")],
+        Annotated[BlockDef, Tag("block")],
+        Annotated[FuncDef, Tag("def")],
+    ],
     Discriminator(_definition_tag),
 ]
 
@@ -476,11 +475,16 @@ class SpecFile(Node):
     imports: list[Import] = []
     defs: list[Def] = []
 
-    def definition(self, name: str) -> NetDef | BlockDef | None:
+    def definition(self, name: str) -> NetDef | BlockDef | FuncDef | None:
         return next((d for d in self.defs if d.name == name), None)
 
     def nets(self) -> list[NetDef]:
         return [d for d in self.defs if isinstance(d, NetDef)]
+
+
+def target_names(target: Target) -> list[str]:
+    """Every name a loop's target binds."""
+    return [target] if isinstance(target, str) else [n for t in target for n in target_names(t)]
 
 
 def dotted(expr: Any) -> str | None:

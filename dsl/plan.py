@@ -41,6 +41,23 @@ class ContainerSpec:
     kind: str  # Sequential, ModuleList, ModuleDict
     children: list[tuple[str, ModuleSpec]]
     span: Span
+    init_rules: list[init.Rule] = field(default_factory=list)  # `block X = Sequential:`'s own
+
+
+@dataclass
+class ComputedTensor:
+    """A buffer's value computed when the model is built (`buffer index = arange(n) ...`):
+    the expression's own graph, which reads no input, parameter or module."""
+
+    graph: fx.Graph
+    text: str  # the expression as written
+    span: Span
+
+    def apply(self, tensor: torch.Tensor) -> None:
+        """Fill the buffer: the graph runs where the model is being built (meta included)."""
+        value = fx.GraphModule(torch.nn.Module(), self.graph)()
+        with torch.no_grad():
+            tensor.copy_(value)
 
 
 @dataclass
@@ -50,7 +67,7 @@ class TensorSpec:
     kind: str  # "param" or "buffer"
     shape: tuple[int, ...]
     dtype: torch.dtype
-    init: InitCall | None
+    init: InitCall | ComputedTensor | None
     persistent: bool
     requires_grad: bool
     span: Span

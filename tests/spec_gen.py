@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 Shape = tuple[int, ...]  # a value's shape without the leading batch dim
+# A build-time function that layers' widths are sometimes spelled with: `half(2 * out)`.
+PRELUDE = ["def half(n):", "    return n // 2", ""]
 
 
 @dataclass
@@ -88,7 +90,14 @@ def _conv(draw: st.DrawFn, shape: Shape, preserve: bool = False, out: int | None
         kwargs.append(f"dilation={d}")
     if not bias:
         kwargs.append("bias=false")
-    positional = f"{c}, {out}" if draw(st.booleans()) else f"{out}"
+    if draw(st.integers(0, 3)) == 0:  # a keyword through `**{...}`
+        key, value = kwargs.pop(0).split("=")
+        kwargs.append(f'**{{"{key}": {value}}}')
+    # The width through the prelude's `def half(n)`, the arguments through `*[...]`.
+    width = f"half({2 * out})" if draw(st.integers(0, 3)) == 0 else str(out)
+    positional = f"{c}, {width}" if draw(st.booleans()) else width
+    if "," in positional and draw(st.booleans()):
+        positional = f"*[{positional}]"
     params = {"weight": out * c * k * k}
     if bias:
         params["bias"] = out
@@ -350,6 +359,7 @@ def graph_specs(draw: st.DrawFn) -> GeneratedSpec:
     ret = ", ".join(v for v, _ in outputs)
     width = draw(st.integers(1, 9))
     lines = [
+        *PRELUDE,
         f"net Gen(width={width}):",
         f"    input x: [{_dims(shape)}]",
         *body.lines,
@@ -362,7 +372,7 @@ def graph_specs(draw: st.DrawFn) -> GeneratedSpec:
 def sequential_specs(draw: st.DrawFn) -> GeneratedSpec:
     """`net Gen = Sequential:`: a plain stack."""
     shape = _input_shape(draw)
-    lines = ["net Gen = Sequential:", f"    input x: [{_dims(shape)}]"]
+    lines = [*PRELUDE, "net Gen = Sequential:", f"    input x: [{_dims(shape)}]"]
     params: dict[str, int] = {}
     named = draw(st.booleans())
     current = shape

@@ -47,6 +47,17 @@ name_exprs = st.builds(ir.Name, id=names)
 atoms = st.one_of(constants, name_exprs)
 
 
+def _items(children: st.SearchStrategy) -> st.SearchStrategy:
+    """Arguments and list or tuple items, where `*xs` may stand."""
+    return st.lists(children | st.builds(ir.Starred, value=children), max_size=3)
+
+
+# A loop's target: a name, or a (nested) list of targets.
+targets = st.recursive(
+    identifiers, lambda inner: st.lists(inner, min_size=1, max_size=3), max_leaves=4
+)
+
+
 def _calls(children: st.SearchStrategy) -> st.SearchStrategy:
     funcs = st.one_of(
         children,
@@ -56,8 +67,19 @@ def _calls(children: st.SearchStrategy) -> st.SearchStrategy:
     return st.builds(
         ir.Call,
         func=funcs,
-        args=st.lists(children, max_size=3),
+        args=_items(children),
         kwargs=st.dictionaries(identifiers, children, max_size=3),
+        spread=st.lists(children, max_size=2),
+    )
+
+
+def _comprehensions(children: st.SearchStrategy) -> st.SearchStrategy:
+    clause = st.builds(ir.CompFor, for_=targets, in_=children, if_=st.lists(children, max_size=2))
+    return st.builds(
+        ir.Comprehension,
+        element=children,
+        key=st.none() | children,
+        clauses=st.lists(clause, min_size=1, max_size=2),
     )
 
 
@@ -80,8 +102,9 @@ def _compound(children: st.SearchStrategy) -> st.SearchStrategy:
         st.builds(ir.BinOp, op=st.sampled_from(ir.BINARY_OPS), left=children, right=children),
         st.builds(ir.UnaryOp, op=st.sampled_from(ir.UNARY_OPS), operand=children),
         st.builds(ir.IfExp, cond=children, then=children, orelse=children),
-        st.builds(ir.ListExpr, items=st.lists(children, max_size=3)),
-        st.builds(ir.TupleExpr, items=st.lists(children, max_size=3)),
+        st.builds(ir.ListExpr, items=_items(children)),
+        st.builds(ir.TupleExpr, items=_items(children)),
+        _comprehensions(children),
         st.lists(st.tuples(children, children), max_size=3).map(
             lambda pairs: ir.DictExpr(keys=[k for k, _ in pairs], values=[v for _, v in pairs])
         ),
@@ -97,6 +120,7 @@ container_options = st.dictionaries(
     identifiers.filter(lambda s: s != "body"), small_expressions, max_size=2
 )
 comments = st.lists(comment_texts, max_size=2).map(tuple)
+aug_ops = st.sampled_from(["+", "-", "*", "/", "//", "%", "@", "**", "|", "&"])
 
 
 def _with_comments(strategy: st.SearchStrategy) -> st.SearchStrategy:
@@ -145,10 +169,12 @@ init_rules = st.builds(
 
 
 def _simple_statements() -> st.SearchStrategy:
-    targets = st.lists(names, min_size=1, max_size=3)
+    let_targets = st.lists(names, min_size=1, max_size=3)
     return st.one_of(
         _inputs(),
-        st.builds(ir.Let, let=targets, value=expressions, define=st.none() | small_expressions),
+        st.builds(ir.Let, let=let_targets, value=expressions, define=st.none() | small_expressions),
+        # `x += y`
+        st.builds(ir.Let, let=names.map(lambda n: [n]), value=expressions, op=aug_ops),
         st.builds(ir.Layer, layer=expressions),
         st.builds(ir.Return, return_=expressions, define=st.none() | small_expressions),
         _tensor_decls(),
@@ -172,7 +198,7 @@ def _nested_statements(body: st.SearchStrategy) -> st.SearchStrategy:
             then=body,
             else_=st.builds(ir.If, if_=small_expressions, then=body, else_=body).map(lambda s: [s]),
         ),
-        st.builds(ir.For, for_=identifiers, in_=small_expressions, body=body),
+        st.builds(ir.For, for_=targets, in_=small_expressions, body=body),
     )
 
 
@@ -206,10 +232,12 @@ def _definitions() -> st.SearchStrategy:
     )
     base = st.builds(ir.Call, func=callee, args=st.lists(small_expressions, max_size=2))
     derived = {"params": _params(), "base": base, "body": statement_lists(), "doc": doc}
+    function = {"params": _params(), "body": statement_lists(), "doc": doc}
     definition = st.one_of(
         st.builds(ir.NetDef, net=identifiers, **plain),
         st.builds(ir.BlockDef, block=identifiers, **plain),
         st.builds(ir.NetDef, net=identifiers, **derived),
+        st.builds(ir.FuncDef, def_=identifiers, **function),
     )
     return _with_comments(definition)
 

@@ -162,26 +162,90 @@ def test_later_and_more_specific_rules_win() -> None:
     assert not model.a.weight.any() and not model.b.weight.any()
 
 
-def test_inner_block_rules_win_over_the_nets() -> None:
+def test_a_blocks_rules_run_when_it_is_built_and_the_nets_after() -> None:
+    """Construction order: a block's `init:` runs when the block is built (its draws come
+    before the next member's construction), the net's rules at the end, last one winning,
+    as a hand-written `__init__` that initialises its own submodules draws (issue 13)."""
     spec = """
 block Inner(n):
     input x
     init:
-        Linear.weight: ones()
+        Linear.weight: xavier_uniform()
+        Linear.bias: ones()
     fc = Linear(n)
     return fc(x)
 
 net T:
     input x: [N, 16]
     init:
-        Linear.weight: zeros()
+        "out.bias": zeros()
+        Linear.bias: constant(2.0)
     inner = Inner(16)
     out = Linear(4)
     return out(inner(x))
 """
-    model = dsl.build_model(spec, seed=0)
-    assert torch.equal(model.inner.fc.weight, torch.ones(16, 16))
-    assert not model.out.weight.any()
+
+    class Inner(nn.Module):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.fc = nn.Linear(n, n)
+            nn.init.xavier_uniform_(self.fc.weight)
+            nn.init.ones_(self.fc.bias)
+
+    class T(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Inner(16)
+            self.out = nn.Linear(16, 4)
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.constant_(m.bias, 2.0)
+
+    model = dsl.build_model(spec, seed=5)
+    torch.manual_seed(5)
+    reference = T()
+    for (name, ours), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(ours, theirs), name
+    assert torch.equal(model.inner.fc.bias, torch.full((16,), 2.0))  # the net's rule came last
+
+
+def test_a_sequential_blocks_own_init_runs_when_it_is_built() -> None:
+    """`block X = Sequential:` with its own `init:` is torchvision's MLPBlock: an
+    nn.Sequential whose __init__ initialises its Linear layers (issue 13)."""
+    spec = """
+block MLPBlock(dim, hidden) = Sequential:
+    init:
+        Linear.weight: xavier_uniform()
+        Linear.bias: normal(std=1e-6)
+    Linear(hidden)
+    GELU()
+    Linear(dim)
+
+net T:
+    input x: [N, 8]
+    mlp = MLPBlock(8, 32)
+    head = Linear(3)
+    return head(mlp(x))
+"""
+    model = dsl.build_model(spec, seed=2)
+    torch.manual_seed(2)
+    mlp = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8))
+    for m in mlp.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.normal_(m.bias, std=1e-6)
+    head = nn.Linear(8, 3)
+    reference = [*mlp.state_dict().values(), *head.state_dict().values()]
+    assert list(model.state_dict()) == [
+        "mlp.0.weight",
+        "mlp.0.bias",
+        "mlp.2.weight",
+        "mlp.2.bias",
+        "head.weight",
+        "head.bias",
+    ]
+    for ours, theirs in zip(model.state_dict().values(), reference):
+        assert torch.equal(ours, theirs)
 
 
 def test_rules_leave_unmatched_tensors_at_torch_defaults() -> None:

@@ -4,7 +4,7 @@ Every `import` in dsl/ counts: at module level, inside functions and under `TYPE
 Layers, lowest first; a module imports its own layer or lower ones only:
 
     foundation (dsl.source, dsl.errors, dsl.pauses)  <  dsl.ir  <  dsl.syntax  <  dsl.torchlib
-    <  dsl.plan  <  dsl.elaborate  <  dsl.build  <  dsl.tools  <  dsl (the API)  <  dsl.cli
+    <  dsl.plan  <  dsl.elaborate  <  dsl.build  <  dsl.tools, dsl.importer  <  dsl (the API)  <  dsl.lsp (the language server)  <  dsl.cli
 
 and every module stays small: functions of at most 50 lines (docstrings aside), modules of
 at most 500.
@@ -29,8 +29,9 @@ LAYERS = (
     ("dsl.plan",),
     ("dsl.elaborate",),
     ("dsl.build",),
-    ("dsl.tools",),
+    ("dsl.tools", "dsl.importer"),
     ("dsl",),
+    ("dsl.lsp",),
     ("dsl.cli",),
 )
 TORCH_FREE = ("dsl.source", "dsl.errors", "dsl.pauses", "dsl.ir", "dsl.syntax")

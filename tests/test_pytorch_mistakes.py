@@ -49,7 +49,8 @@ def test_one_reading_is_accepted(layer: str, shape: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["y += x", "y -= x", "self.conv = Conv2d(8)", "f = lambda y: y", "def forward(x):"]
+    "line",
+    ["y[0] += x", "y.data -= x", "self.conv = Conv2d(8)", "f = lambda y: y", "def forward(x):"],
 )
 def test_python_habits_name_the_habit_not_grammar_terminals(line: str) -> None:
     text = f"net N:\n    input x: [B, 8]\n    y = x\n    {line}\n    return y\n"

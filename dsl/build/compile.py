@@ -245,7 +245,7 @@ class _Builder:
 
     def __init__(self, stream: init.PerModuleStream | None, adds_in_place: bool = True) -> None:
         self.stream = stream
-        self.scoped_rules: list[tuple[str, list[init.Rule]]] = []
+        self.winners: dict[str, init.Rule] = {}  # which init rule set each parameter
         self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
         # by spec and whether adds may be in place: identical blocks share one class
         self.classes: dict[tuple[int, bool], type[GeneratedModule]] = {}
@@ -287,23 +287,30 @@ class _Builder:
                     if name and fnmatch.fnmatchcase(name, op.pattern):
                         for key, value in op.attrs.items():
                             setattr(module, key, value)
-        if spec.init_rules:
-            self.scoped_rules.append((path, spec.init_rules))
+        self._initialise(model, spec.init_rules, path)
         return model
+
+    def _initialise(self, module: nn.Module, rules: list[init.Rule], path: str) -> None:
+        """A module's init rules run when it has been built, before its parent goes on."""
+        if rules:
+            self.winners.update(init.initialise(module, rules, _layer_type, self.stream, path))
 
     def _draws(self, path: str) -> Any:
         return self.stream(path) if self.stream is not None else contextlib.nullcontext()
 
     def _container(self, spec: ContainerSpec, path: str) -> nn.Module:
         children = [(name, self.build(child, _join(path, name))) for name, child in spec.children]
+        container: nn.Module
         if spec.kind == "Sequential":
-            sequential = nn.Sequential()
+            container = nn.Sequential()
             for name, child in children:
-                _add_child(sequential, name, child)
-            return sequential
-        if spec.kind == "ModuleList":
-            return nn.ModuleList(m for _, m in children)
-        return nn.ModuleDict(OrderedDict(children))
+                _add_child(container, name, child)
+        elif spec.kind == "ModuleList":
+            container = nn.ModuleList(m for _, m in children)
+        else:
+            container = nn.ModuleDict(OrderedDict(children))
+        self._initialise(container, spec.init_rules, path)
+        return container
 
     def _graph(self, spec: GraphSpec, path: str) -> nn.Module:
         key = (id(spec), self.adds_in_place)
@@ -313,8 +320,6 @@ class _Builder:
             adds = inplace.inplace_adds(spec.graph, members)
             cls = self.classes[key] = generated_class(spec.class_name, spec.graph, adds)
         module = cls()
-        if spec.init_rules:
-            self.scoped_rules.append((path, spec.init_rules))
         for name, member in spec.members:
             if isinstance(member, TensorSpec):
                 with self._draws(_join(path, name)):
@@ -325,6 +330,7 @@ class _Builder:
                 self.sources[member.key] = self.build(member.spec, _join(path, name))
             else:
                 _add_child(module, name, self.build(member, _join(path, name)))
+        self._initialise(module, spec.init_rules, path)
         return module
 
 
@@ -402,10 +408,9 @@ def compile_resolved(
     builder = _Builder(stream, adds_in_place=not on_meta)
     with seeding.seeded(seed, device, reseed=stream is None), _on_device(device):
         model = builder.build(resolved.root)
-        winners = init.initialise(model, builder.scoped_rules, _layer_type, stream)
     if dtype is not None:
         model = model.to(dtype)
-    BUILT[model] = (resolved, winners)
+    BUILT[model] = (resolved, builder.winners)
     return model
 
 
@@ -425,7 +430,7 @@ def check_init_rules(resolved: Resolved) -> None:
 
 
 def _has_init_rules(spec: ModuleSpec) -> bool:
-    if isinstance(spec, GraphSpec | DerivedSpec) and spec.init_rules:
+    if isinstance(spec, GraphSpec | DerivedSpec | ContainerSpec) and spec.init_rules:
         return True
     if isinstance(spec, GraphSpec):
         return any(

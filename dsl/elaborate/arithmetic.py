@@ -16,6 +16,7 @@ from dsl.torchlib.registry import OPERATORS
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
     "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
 }  # fmt: skip
 _NUMBERS = frozenset({int, float, bool})
 
@@ -31,8 +32,13 @@ def python_op(op: str, left: Any, right: Any, span: Span) -> Any:
     except ZeroDivisionError:
         raise EvaluationError("division by zero", span) from None
     except (TypeError, ValueError, OverflowError) as exc:
+        hint = (
+            "'in' looks for an item in a list, tuple, dict or string"
+            if op in ("in", "not in")
+            else None
+        )
         raise EvaluationError(
-            f"cannot compute {kind_of(left)} {op} {kind_of(right)}: {exc}", span
+            f"cannot compute {kind_of(left)} {op} {kind_of(right)}: {exc}", span, hint=hint
         ) from None
 
 
@@ -72,7 +78,8 @@ def _guard_sequences(op: str, left: Any, right: Any, span: Span) -> None:
             f"joining these {type(left).__name__}s is over the limit of {MAX_SEQUENCE} items", span
         )
     compared = op in _COMPARISONS and isinstance(left, list | tuple | dict)
-    if compared and expanded_size(left, MAX_SEQUENCE) > MAX_SEQUENCE:
+    member = op in ("in", "not in") and isinstance(right, list | tuple | dict)
+    if (compared or member) and expanded_size([left, right], MAX_SEQUENCE) > MAX_SEQUENCE:
         raise LimitError(
             f"comparing {type(left).__name__}s of over {MAX_SEQUENCE} items (nested items "
             "counted) is over the limit",

@@ -1,5 +1,6 @@
 """Bodies of statements: build-time `if` and `for`, common to every body, and the body of
-a Sequential/ModuleList/ModuleDict, each of whose statements adds a child."""
+a Sequential/ModuleList/ModuleDict, each of whose statements adds a child (or binds a value
+for the statements after it)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from typing import Any
 import torch
 
 from dsl import ir
+from dsl.elaborate.build_time import bind_target, iterate, let_value
+from dsl.elaborate.declarations import init_rules_of
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import check_member_name
-from dsl.elaborate.values import MAX_LOOP, Handle, kind_of
+from dsl.elaborate.values import Builtin, FunctionRef, Handle, MethodRef, Parts, Val, kind_of
 from dsl.errors import (
     ArgumentError,
     DSLError,
     DuplicateNameError,
-    EvaluationError,
-    LimitError,
     StructureError,
     UnknownKeywordError,
     did_you_mean,
@@ -30,8 +31,15 @@ class Body:
         self.frame = frame
         self.context = frame.context
 
-    def run(self, stmts: list) -> None:
-        for index, stmt in enumerate(stmts):
+    def run(self, stmts: list, start: int = 0) -> None:
+        """Run `stmts` from `start`; a `return` that ran (early, in an `if` or a `for`)
+        ends the body, but no statement may follow one that always returns."""
+        for index in range(start, len(stmts)):
+            stmt = stmts[index]
+            if self.done():
+                if index and always_returns(stmts[index - 1]):
+                    raise StructureError("nothing may follow 'return'", stmt.span)
+                return
             self.context.step(stmt.span)
             try:
                 if self.takes_rest(stmt, stmts, index):
@@ -39,6 +47,10 @@ class Body:
                 self.statement(stmt)
             except DSLError as exc:
                 raise exc.with_span(stmt.span) from None
+
+    def done(self) -> bool:
+        """Whether the body has returned (no statement after runs)."""
+        return False
 
     def takes_rest(self, stmt: Any, stmts: list, index: int) -> bool:
         """Whether this body ran `stmt` and the statements after it itself (`if training:`)."""
@@ -53,30 +65,29 @@ class Body:
             self.other(stmt)
 
     def _loop(self, stmt: ir.For) -> None:
-        items = self.frame.static(stmt.in_)
-        try:
-            iterator = list(items)
-        except TypeError:
-            count = stmt.in_.id if isinstance(stmt.in_, ir.Name) else items
-            hint = (
-                f"to repeat {items} times, write 'for {stmt.for_} in range({count}):'"
-                if isinstance(items, int) and not isinstance(items, bool)
-                else None
-            )
-            raise EvaluationError(
-                f"cannot loop over {kind_of(items)}", stmt.in_.span, hint=hint
-            ) from None
-        if len(iterator) > MAX_LOOP:
-            raise LimitError(
-                f"the loop runs {len(iterator)} times; the limit is {MAX_LOOP}", stmt.in_.span
-            )
-        for item in iterator:
+        for item in iterate(self.frame.static(stmt.in_), stmt.in_, stmt.for_):
             self.context.step(stmt.span)  # an empty body still costs its iterations
-            self.frame.scope[stmt.for_] = item
+            bind_target(self.frame.scope, stmt.for_, item, stmt.span)
             self.run(stmt.body)
+            if self.done():
+                return
 
     def other(self, stmt: Any) -> None:
         raise NotImplementedError
+
+
+def always_returns(stmt: Any) -> bool:
+    """Whether a statement returns on every path (`return`, or an `if` whose arms all do)."""
+    if isinstance(stmt, ir.Return):
+        return True
+    arms = (stmt.then, stmt.else_) if isinstance(stmt, ir.If) else ()
+    return bool(arms) and all(arm and always_returns(arm[-1]) for arm in arms)
+
+
+def _is_value(value: Any) -> bool:
+    """Whether a Sequential's `name = ...` binds a build-time value rather than adding a
+    child; what is neither (a function, a tensor) is refused as a child would be."""
+    return not isinstance(value, Handle | Parts | Val | FunctionRef | MethodRef | Builtin)
 
 
 def container_handle(node: ir.Container, frame: Frame) -> Handle:
@@ -84,7 +95,8 @@ def container_handle(node: ir.Container, frame: Frame) -> Handle:
     handle = Handle("container", node.span, container=node)
     handle.options = {k: frame.static(v) for k, v in node.options.items()}
     _check_container_options(node, handle.options)
-    ContainerBody(handle, frame).run(node.body)
+    # Names bound in the body (values, loop variables) are the body's own.
+    ContainerBody(handle, frame.child_scope({})).run(node.body)
     return handle
 
 
@@ -130,10 +142,17 @@ class ContainerBody(Body):
         if isinstance(stmt, ir.Layer):
             self._add(None, self.frame.eval(stmt.layer), stmt)
         elif isinstance(stmt, ir.Let) and stmt.define is None:
+            value = self.frame.eval(let_value(stmt, self.frame.scope))
+            if _is_value(value) or stmt.op is not None:
+                target = stmt.let[0] if len(stmt.let) == 1 else list(stmt.let)
+                bind_target(self.frame.scope, target, value, stmt.span)  # `width = c * 2`
+                return
             if len(stmt.let) != 1:
                 raise StructureError(f"a {self.kind} child has one name", stmt.span)
             name = self.context.expand_name(stmt.let[0], self.frame, stmt.span)
-            self._add(name, self.frame.eval(stmt.value), stmt)
+            self._add(name, value, stmt)
+        elif isinstance(stmt, ir.InitBlock):  # rules on the container's own tree
+            self.handle.init_rules.extend(init_rules_of(self.frame, stmt))
         elif isinstance(stmt, ir.Input):
             raise StructureError(
                 f"'input' declares a net's inputs; it cannot sit inside a {self.kind}",
@@ -149,7 +168,12 @@ class ContainerBody(Body):
 
     def _add(self, name: str | None, value: Any, stmt: Any) -> None:
         if not isinstance(value, Handle):
-            raise StructureError(f"a {self.kind} holds modules, not {kind_of(value)}", stmt.span)
+            raise StructureError(
+                f"a {self.kind} holds modules, not {kind_of(value)}",
+                stmt.span,
+                hint="its body lists modules and may bind build-time values ('width = c * 2'); "
+                "functions of tensors are applied in a graph body (a block with input and return)",
+            )
         if value.name is not None:
             raise StructureError(
                 f"'{value.name}' is already a member elsewhere; a module has one place in a {self.kind}",

@@ -14,6 +14,7 @@ from typing import Any
 
 from dsl import ir
 from dsl.elaborate.builtin_functions import BUILTINS, MATH, MATH_CONSTANTS
+from dsl.elaborate.functions import def_body_errors
 from dsl.errors import (
     DSLError,
     DuplicateNameError,
@@ -39,12 +40,14 @@ def check_unit(unit: Unit) -> list[DSLError]:
     return errors
 
 
-def _check_definition(definition: ir.NetDef | ir.BlockDef, unit: Unit) -> list[DSLError]:
+def _check_definition(definition: ir.Definition, unit: Unit) -> list[DSLError]:
     body = definition.body.body if isinstance(definition.body, ir.Container) else definition.body
     defined = {p.name for p in definition.params} | set(_defined_names(body))
-    if not isinstance(definition.body, ir.Container):
+    if not isinstance(definition.body, ir.Container) and definition.kind != "def":
         defined.add("training")  # the module's mode, in graph bodies (dsl.elaborate.training)
     errors: list[DSLError] = []
+    if isinstance(definition, ir.FuncDef):
+        errors.extend(def_body_errors(definition))
     if definition.base is not None:
         defined |= {"freeze", "unfreeze", "set"}  # a derived net's body changes its base
         errors.extend(_check_expr(definition.base, defined, unit))
@@ -91,7 +94,7 @@ def _defined_names(stmts: list) -> Iterator[str]:
         elif isinstance(stmt, ir.TensorDecl):
             yield stmt.name
         elif isinstance(stmt, ir.For):
-            yield stmt.for_
+            yield from ir.target_names(stmt.for_)
 
 
 def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
@@ -110,7 +113,9 @@ def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:
         exprs = [stmt.if_]
     elif isinstance(stmt, ir.For):
         exprs = [stmt.in_]
-    elif isinstance(stmt, ir.TensorDecl):
+    elif isinstance(stmt, ir.TensorDecl) and stmt.shape is None:  # a computed buffer
+        exprs = [*([stmt.init] if stmt.init is not None else []), *stmt.options.values()]
+    elif isinstance(stmt, ir.TensorDecl) and stmt.shape is not None:
         exprs = [*stmt.shape, *stmt.options.values()]
         if stmt.init is not None:
             exprs.extend(_initialiser_args(stmt.init))
@@ -153,10 +158,15 @@ def _members(stmt: Any, unit: Unit) -> Iterator[tuple[str, Span]]:
         if isinstance(built, ir.Container) or (
             isinstance(built, ir.Call)
             and isinstance(built.func, ir.Name)
-            and (built.func.id in unit.names or REGISTRY.layer(built.func.id) is not None)
+            and (_is_module_maker(built.func.id, unit) or REGISTRY.layer(built.func.id) is not None)
         ):
             name, at = stmt.let[0], stmt.span
             yield name, Span(at.file, at.line, at.col, at.line, at.col + len(name))
+
+
+def _is_module_maker(name: str, unit: Unit) -> bool:
+    """A net or block (a def computes a value)."""
+    return name in unit.names and unit.names[name].node.kind != "def"
 
 
 def _dimension_clashes(shape: list[Any], defined: set[str], unit: Unit) -> list[DSLError]:
@@ -166,7 +176,7 @@ def _dimension_clashes(shape: list[Any], defined: set[str], unit: Unit) -> list[
     for dim in shape:
         if isinstance(dim, ir.Name) and dim.id not in defined and dim.id in unit.names:
             node = unit.names[dim.id].node
-            kind = "net" if isinstance(node, ir.NetDef) else "block"
+            kind = node.kind
             errors.append(
                 DuplicateNameError(
                     f"'{dim.id}' is a {kind}'s name, so it cannot also stand for a size",
@@ -198,6 +208,8 @@ def _check_initialiser(expr: ir.ExprNode) -> list[DSLError]:
 
 
 def _check_expr(expr: Any, defined: set[str], unit: Unit) -> list[DSLError]:
+    if isinstance(expr, ir.Comprehension):  # its loop names are its own
+        defined = defined | {n for c in expr.clauses for n in ir.target_names(c.for_)}
     if isinstance(expr, ir.Container):
         return [e for v in expr.options.values() for e in _check_expr(v, defined, unit)]
     if isinstance(expr, ir.Name):

@@ -9,6 +9,7 @@ import torch
 
 from dsl import ir
 from dsl.elaborate import limits
+from dsl.elaborate.computed import computed_buffer
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.values import kind_of
 from dsl.errors import (
@@ -73,9 +74,6 @@ _TENSOR_OPTIONS = {"param": {"requires_grad"}, "buffer": {"persistent"}}
 
 def tensor_member(frame: Frame, stmt: ir.TensorDecl, kind: str, name: str) -> TensorSpec:
     """`param w: [n, m] = normal(0, 0.01)` / `buffer mean: [n] = zeros()`."""
-    shape = tuple(_static_size(frame, d) for d in stmt.shape)
-    limits.check_dims(list(shape), stmt.span, f"{kind} '{name}'")
-    dtype = dtype_of(stmt.dtype, stmt.span)
     options = {k: frame.static(v) for k, v in stmt.options.items()}
     allowed = _TENSOR_OPTIONS[kind]
     for key in options:
@@ -85,6 +83,17 @@ def tensor_member(frame: Frame, stmt: ir.TensorDecl, kind: str, name: str) -> Te
                 stmt.options[key].span,
                 hint=f"its options are: {', '.join(sorted(allowed))}",
             )
+    if stmt.shape is None and kind == "buffer":
+        return computed_buffer(frame, stmt, name, bool(options.get("persistent", True)))
+    if stmt.shape is None:
+        raise StructureError(
+            f"param '{name}' needs a shape",
+            stmt.span,
+            hint=f"write 'param {name}: [n] = normal(0, 0.01)'; only a buffer's value may be computed ('buffer {name} = arange(n)')",
+        )
+    shape = tuple(_static_size(frame, d) for d in stmt.shape)
+    limits.check_dims(list(shape), stmt.span, f"{kind} '{name}'")
+    dtype = dtype_of(stmt.dtype, stmt.span)
     initialiser = _tensor_init(frame, stmt.init) if stmt.init is not None else None
     if initialiser is None and kind == "param":
         raise InitError(

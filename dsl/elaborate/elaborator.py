@@ -12,6 +12,7 @@ from dsl.elaborate.bodies import container_handle
 from dsl.elaborate.context import Context
 from dsl.elaborate.declarations import declared_meta
 from dsl.elaborate.evaluate import Frame
+from dsl.elaborate.functions import call_function
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.graph_body import GraphBody
 from dsl.elaborate.handles import Sources, call_meta, finish
@@ -22,6 +23,7 @@ from dsl.errors import RecursionError_, StructureError
 from dsl.plan import ModuleSpec, Resolved
 from dsl.source import Span
 from dsl.syntax.loader import Definition, Unit
+from dsl.torchlib import shapes
 
 MAX_BLOCK_DEPTH = 48
 
@@ -33,6 +35,9 @@ class Elaborator:
 
     def container_handle(self, node: ir.Container, frame: Frame) -> Handle:
         return container_handle(node, frame)
+
+    def call_function(self, definition: Definition, call: ir.Call, frame: Frame) -> Any:
+        return call_function(self, definition, call, frame)
 
     def instantiate_block(
         self, handle: Handle, inputs: list[Any], sources: Sources, span: Span
@@ -84,9 +89,11 @@ class Elaborator:
         span: Span,
     ) -> tuple[ModuleSpec, Any]:
         node = definition.node
+        if node.base is not None:
+            return self._derived_layer(definition, scope, inputs, sources, span)
         frame = Frame(self, definition.unit, None, scope)
         if isinstance(node.body, ir.Container):
-            inner = container_handle(node.body, frame)
+            inner = container_handle(_block_container(node.body), frame)
             assert handle.name is not None
             inner.attach(handle.name)
             out = call_meta(inner, inputs, sources, span, self)
@@ -95,6 +102,36 @@ class Elaborator:
         frame.builder = builder
         GraphBody(builder, frame).run_block(node, inputs, sources, span)
         return builder.finish(self.context), meta_arg(builder.returned)
+
+    def _derived_layer(
+        self,
+        definition: Definition,
+        scope: dict[str, Any],
+        inputs: list[Any],
+        sources: Sources,
+        span: Span,
+    ) -> tuple[ModuleSpec, Any]:
+        """A derived net (`net R = ResNet(...)`) applied as a layer: resolved as a net of its
+        own, then its output followed on a meta copy of it for the inputs it is given."""
+        node = definition.node
+        assert isinstance(node, ir.NetDef | ir.BlockDef)  # a def has no base
+        resolved = resolve_derived(self, definition.unit, node, scope)
+        meta_build = self.context.meta_build
+        assert meta_build is not None  # resolve_derived needed it already
+        module = meta_build(resolved.root)
+        symbols = self.context.symbols
+        what = f"{node.name}(...)"
+        out = shapes.run(module, inputs, {}, what, span, list(zip(inputs, sources)), symbols)
+        return resolved.root, out
+
+    def net_parts(self, handle: Handle) -> ModuleSpec:
+        """`parts(SomeNet(...))`: the net, its arguments bound, resolved as a model of its own."""
+        definition = handle.block
+        assert definition is not None and isinstance(handle.frame, Frame)
+        node = definition.node
+        assert isinstance(node, ir.NetDef)  # graph_ops.parts took nets only
+        scope = bind_params(self, node, handle.call, handle.frame, definition.unit)
+        return self.resolve_net(definition.unit, node, scope).root
 
     def resolve_net(
         self, unit: Unit, node: ir.NetDef | ir.BlockDef, scope: dict[str, Any]
@@ -125,11 +162,29 @@ class Elaborator:
                 hint="write e.g. 'input x: [N, 784]' as its first line",
             )
         meta = declared_meta(frame, inputs[0])
-        body = container.model_copy(
-            update={"body": [s for s in container.body if not isinstance(s, ir.Input)]}
-        )
-        handle = container_handle(body, frame)
+        handle = container_handle(_without_inputs(container), frame)
         handle.attach(node.name)
         out = call_meta(handle, [meta], [inputs[0].span], node.span, self)
         root = finish(handle, self.context)
         return Resolved(node.name, root, [(inputs[0].input, meta)], out, self.context.symbols)
+
+
+def _without_inputs(container: ir.Container) -> ir.Container:
+    return container.model_copy(
+        update={"body": [s for s in container.body if not isinstance(s, ir.Input)]}
+    )
+
+
+def _block_container(container: ir.Container) -> ir.Container:
+    """`block X = Sequential:` may name its one input first (`input x`): its shape comes
+    from the caller, as a graph block's does."""
+    inputs = [s for s in container.body if isinstance(s, ir.Input)]
+    if not inputs:
+        return container
+    if len(inputs) > 1 or any(s.shape is not None for s in inputs):
+        raise StructureError(
+            f"a {container.kind} block takes one input, its shape from the caller",
+            inputs[-1].span,
+            hint="write 'input x' first in its body, without a shape",
+        )
+    return _without_inputs(container)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch.fx as fx
 
 from dsl import ir
-from dsl.elaborate import graph_ops, size_decisions, training
+from dsl.elaborate import build_time, graph_ops, size_decisions, training
 from dsl.elaborate.arithmetic import python_op
 from dsl.elaborate.builtin_functions import BUILTINS, call_builtin, math_member
 from dsl.elaborate.conditions import decide
@@ -50,8 +50,9 @@ from dsl.errors import (
     UnknownLayerError,
     did_you_mean,
 )
+from dsl.plan import ModuleSpec
 from dsl.source import Span
-from dsl.syntax.loader import Unit
+from dsl.syntax.loader import Definition, Unit
 from dsl.torchlib.registry import (
     OPERATORS,
     REGISTRY,
@@ -68,6 +69,11 @@ class Elaboration(BlockMaker, Protocol):
     elaborated a level above it."""
 
     def container_handle(self, node: ir.Container, frame: Frame) -> Handle: ...
+
+    def call_function(self, definition: Definition, call: ir.Call, frame: Frame) -> Any:
+        """The value a call of a `def` function returns."""
+
+    def net_parts(self, handle: Handle) -> ModuleSpec: ...
 
 
 class Frame:
@@ -162,10 +168,18 @@ class Frame:
 
     # -- compound values
     def _eval_ListExpr(self, expr: ir.ListExpr) -> list:
-        return [self.eval(i) for i in expr.items]
+        return build_time.unpacked_items(self, expr.items)
 
     def _eval_TupleExpr(self, expr: ir.TupleExpr) -> tuple:
-        return tuple(self.eval(i) for i in expr.items)
+        return tuple(build_time.unpacked_items(self, expr.items))
+
+    def _eval_Comprehension(self, expr: ir.Comprehension) -> list | dict:
+        return build_time.comprehension(self, expr)
+
+    def _eval_Starred(self, expr: ir.Starred) -> Any:
+        raise StructureError(
+            "'*' unpacks into a call's arguments, a list or a tuple only", expr.span
+        )
 
     def _eval_DictExpr(self, expr: ir.DictExpr) -> dict:
         return {
@@ -195,7 +209,10 @@ class Frame:
             return lambda arm, scope: Frame(self.elab, self.unit, arm, scope).eval(expr)
 
         exprs = (then, orelse) if mode else (orelse, then)
-        arms = [training.elaborate_arm(builder, self.scope, arm(e)) for e in exprs]
+        arms = [
+            training.elaborate_arm(builder, self.scope, arm(e), in_training)
+            for e, in_training in zip(exprs, (True, False))
+        ]
         return training.choose(builder, arms, span, self.context.symbols)
 
     # -- operators
@@ -302,11 +319,16 @@ class Frame:
 
     # -- calls
     def _eval_Call(self, expr: ir.Call) -> Any:
+        if build_time.has_unpacking(expr):  # `f(*xs, **kw)`: the plain call of the items
+            plain, frame = build_time.spread_call(self, expr)
+            return frame.eval(plain)
         func = self.eval(expr.func)
         if isinstance(func, LayerRef):
             return Handle(
                 "layer", expr.span, layer=func.layer, call=expr, frame=self.snapshot(expr)
             )
+        if isinstance(func, BlockRef) and func.definition.node.kind == "def":
+            return self.elab.call_function(func.definition, expr, self)
         if isinstance(func, BlockRef):
             return Handle(
                 "block", expr.span, block=func.definition, call=expr, frame=self.snapshot(expr)
@@ -347,7 +369,7 @@ class Frame:
     def _call_builtin(self, func: Builtin, args: list, kwargs: dict, call: ir.Call) -> Any:
         span = call.span
         if func.name == "parts":
-            return graph_ops.parts(self.context, args, kwargs, span)
+            return graph_ops.parts(self.context, args, kwargs, span, self.elab.net_parts)
         if func.name == "weights":
             raise StructureError("weights(...) is a statement of its own in a net's body", span)
         if not vals_in((args, kwargs)):

@@ -4,6 +4,7 @@ declaration order."""
 from __future__ import annotations
 
 import functools
+import keyword
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ class GraphBuilder:
         self.returned: Any = None
         self.has_return = False
         self.init_rules: list[init.Rule] = []
+        self.constant_nodes: list[fx.Node] = []  # what computed buffers were made from
         self._dims: dict[tuple[int, int], Dim] = {}
         self.branches = [0]  # `if training:` branches so far in the whole body, nested ones too
         self.body_graph = self.graph  # the body's own graph (an arm's builder has its own)
@@ -43,6 +45,7 @@ class GraphBuilder:
         arm = GraphBuilder(self.class_name, self.span)
         arm.members, arm.member_spans = self.members, self.member_spans
         arm.init_rules, arm.branches = self.init_rules, self.branches
+        arm.constant_nodes = self.constant_nodes
         arm.body_graph = self.body_graph
         return arm
 
@@ -55,7 +58,12 @@ class GraphBuilder:
                 hint=f"give this one another name; to apply the same '{name}' again (shared weights), write '{name}(...)' alone",
             )
         if not ir.IDENTIFIER.fullmatch(name):
-            raise StructureError(f"'{name}' cannot name a module attribute", span)
+            raise StructureError(
+                f"'{name}' cannot name a module attribute",
+                span,
+                hint="forward reads a graph body's members by name; a quoted name such as "
+                '"block1-0" names a child of a Sequential or ModuleDict',
+            )
         check_member_name(name, torch.nn.Module, span)
         self.member_spans[name] = span
         self.members.append((name, member))
@@ -83,6 +91,7 @@ class GraphBuilder:
                 self.span,
                 hint="end the body with 'return <value>'",
             )
+        self._drop_constants()
         members: list[tuple[str, ModuleSpec | TensorSpec | AliasSpec | SourceSpec]] = []
         for name, member in self.members:
             members.append(
@@ -93,9 +102,30 @@ class GraphBuilder:
         self.members = []
         return GraphSpec(self.class_name, members, self.graph, self.span, self.init_rules)
 
+    def _drop_constants(self) -> None:
+        """A computed buffer's value is data: the nodes it was computed from leave forward,
+        unless forward uses them too."""
+        constants = set(self.constant_nodes)
+        for node in reversed(list(self.graph.nodes) if constants else []):
+            if node in constants and not node.users:
+                self.graph.erase_node(node)
+
 
 def check_member_name(name: str, module_type: type[torch.nn.Module], span: Span) -> None:
-    """A member becomes an attribute of the module: it may not hide one torch's has."""
+    """A member becomes an attribute of the module: it may not hide one torch's has, and
+    torch refuses an empty name or one with a '.' (the separator of qualified names)."""
+    if not name or "." in name:
+        raise StructureError(
+            f"'{name}' cannot name a member: torch's names are not empty and have no '.'",
+            span,
+            hint="a member inside another is named in its own container",
+        )
+    if keyword.iskeyword(name):  # `self.heads.for(x)` would not compile
+        raise StructureError(
+            f"'{name}' cannot name a member: it is a Python keyword, and forward reads members by name",
+            span,
+            hint=f"choose another name, e.g. '{name}_'",
+        )
     if name in _attributes_of(module_type):
         raise StructureError(
             f"'{name}' cannot name a member: every torch {module_type.__name__} has an attribute '{name}'",

@@ -11,10 +11,10 @@ import torch
 from dsl import ir
 from dsl.elaborate import training
 from dsl.elaborate.bodies import Body
+from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
     add_weights,
     declared_meta,
-    dtype_of,
     init_rules_of,
     is_weights_call,
     size_of,
@@ -22,7 +22,7 @@ from dsl.elaborate.declarations import (
 )
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import GraphBuilder
-from dsl.elaborate.graph_ops import graph_call
+from dsl.elaborate.graph_ops import REFERENCES, graph_call, refuse_references
 from dsl.elaborate.values import (
     TRAINING,
     Dim,
@@ -61,7 +61,7 @@ class GraphBody(Body):
 
     def run_block(
         self,
-        node: ir.BlockDef | ir.NetDef,
+        node: ir.Definition,
         inputs: list[Any] | None,
         sources: list[Span | None],
         span: Span,
@@ -87,9 +87,10 @@ class GraphBody(Body):
                 f"{node.name} has no return", node.span, hint="end the body with 'return <value>'"
             )
 
+    def done(self) -> bool:
+        return self.builder.has_return
+
     def other(self, stmt: Any) -> None:
-        if self.builder.has_return:
-            raise StructureError("nothing may follow 'return'", stmt.span)
         handler = _HANDLERS.get(type(stmt)) or _handler(type(stmt))
         handler(self, stmt)
 
@@ -109,13 +110,13 @@ class GraphBody(Body):
             rest = []
         self._mode_branch(then, orelse, stmt.span)
         if not rest and index + 1 < len(stmts):
-            self.run(stmts[index + 1 :])  # the statements after, as Body.run would have
+            self.run(stmts, index + 1)  # the statements after, as Body.run would have
         return True
 
     def _mode_branch(self, then: list, orelse: list, span: Span) -> None:
         arms = [
-            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts))
-            for stmts in (then, orelse)
+            training.elaborate_arm(self.builder, self.frame.scope, self._arm(stmts), mode)
+            for stmts, mode in ((then, True), (orelse, False))
         ]
         returns = [arm.builder.has_return for arm in arms]
         symbols = self.context.symbols
@@ -128,7 +129,7 @@ class GraphBody(Body):
             raise training.not_returning(arms, span)
         result = training.merge(self.frame.scope, arms, span, symbols)
         for name, value in training.merged_values(self.builder, arms, result, span).items():
-            if isinstance(value, Val):
+            if isinstance(value, Val) and not name.startswith(training.MODE_ONLY):
                 self._bind(name, value, span)  # names the branch's output node
             else:
                 self.frame.scope[name] = value
@@ -205,7 +206,7 @@ class GraphBody(Body):
     def _Let(self, stmt: ir.Let) -> None:
         if stmt.define is not None:
             self._define(stmt.value, stmt.define, stmt.span)
-        value = self.frame.eval(stmt.value)
+        value = self.frame.eval(let_value(stmt, self.frame.scope))
         expand = self.context.expand_name
         if len(stmt.let) == 1:
             self._bind(expand(stmt.let[0], self.frame, stmt.span), value, stmt.span)
@@ -298,6 +299,9 @@ class GraphBody(Body):
         value = self.frame.eval(stmt.return_)
         if not vals_in(value):
             raise StructureError("a net returns tensors computed from its inputs", stmt.span)
+        # a module, layer or function among the tensors (`return y, fc`) is no value forward
+        # can return: the generated forward would not even compile
+        refuse_references(value, "return", stmt.span, (*REFERENCES, Handle))
         self.builder.graph.output(node_arg(value))
         self.builder.returned = value
         self.builder.has_return = True
@@ -313,7 +317,7 @@ class GraphBody(Body):
         spec = tensor_member(self.frame, stmt, kind, name)
         self.builder.add_member(name, spec, stmt.span)
         node = self.builder.node("get_attr", name, ())
-        meta = shapes.meta_tensor(spec.shape, dtype_of(stmt.dtype, stmt.span))
+        meta = shapes.meta_tensor(spec.shape, spec.dtype)
         self.frame.scope[name] = Val(node, meta, stmt.span)
 
     def _InitBlock(self, stmt: ir.InitBlock) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from dsl import ir
 from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.handles import BlockMaker, call_meta, finish, part_of
@@ -36,7 +37,7 @@ from dsl.errors import (
     StructureError,
     did_you_mean,
 )
-from dsl.plan import LeafSpec
+from dsl.plan import LeafSpec, ModuleSpec
 from dsl.source import Span
 from dsl.torchlib import shapes
 from dsl.torchlib.registry import TENSOR_METHODS, refusal_hint
@@ -55,7 +56,7 @@ def graph_call(
     if builder is None:
         raise StructureError(f"{what} computes on tensors, which only a graph body can do", span)
     inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]  # bounded: refuses aliasing
-    _refuse_references((args, kwargs), what, span)
+    refuse_references((args, kwargs), what, span)
     metas = meta_arg(args), meta_arg(kwargs)
     try:
         out = shapes.run(fn, metas[0], metas[1], what, span, inputs, symbols)
@@ -101,7 +102,7 @@ def method_call(
         return shape_dim(symbols, ShapeView(ref.val, builder), to_static(args[0], span), span)
     meta_fn = getattr(ref.val.meta, ref.name)
     inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in vals_in((args, kwargs))]
-    _refuse_references((args, kwargs), f".{ref.name}()", span)
+    refuse_references((args, kwargs), f".{ref.name}()", span)
     out = shapes.run(
         meta_fn, meta_arg(tuple(args)), meta_arg(kwargs), f".{ref.name}()", span, inputs, symbols
     )
@@ -111,15 +112,17 @@ def method_call(
     return Val(node, out, span)
 
 
-_REFERENCES = (LayerRef, BlockRef, FunctionRef, Builtin, MethodRef)
+REFERENCES = (LayerRef, BlockRef, FunctionRef, Builtin, MethodRef)
 
 
-def _refuse_references(value: Any, what: str, span: Span) -> None:
+def refuse_references(
+    value: Any, what: str, span: Span, references: tuple[type, ...] = REFERENCES
+) -> None:
     """A layer, block or function named as an argument is no value forward can pass."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, _REFERENCES):
+        if isinstance(item, references):
             raise ArgumentError(
                 f"{what} takes values, and {kind_of(item)} is not one",
                 span,
@@ -256,7 +259,7 @@ def _apply_with_values(
 ) -> Val:
     """A layer applied with keywords or values other than tensors, as torch's forward takes
     them: `attn(x, x, x, need_weights=false)`, `lstm(x, (h0, c0))`, `norm(x, None)`."""
-    _refuse_references((args, kwargs), f"{handle.name}(...)", span)
+    refuse_references((args, kwargs), f"{handle.name}(...)", span)
     if handle.kind not in ("layer", "part"):
         if kwargs:
             raise ArgumentError(
@@ -304,20 +307,35 @@ def _apply_collection(
     return graph_call(symbols, builder, fn, (values,), dim, merge, span)
 
 
-def parts(context: Context, args: list, kwargs: dict, span: Span) -> Parts:
-    """`parts(torchvision.models.resnet18())`: a model whose submodules become members."""
-    if (
-        kwargs
-        or len(args) != 1
-        or not isinstance(args[0], Handle)
-        or args[0].kind != "layer"
-        or args[0].name is not None
-    ):
+def _is_model(handle: Handle) -> bool:
+    """A layer, or a net of the spec (not a block: a block's shapes come from its caller)."""
+    if handle.kind == "block":
+        return handle.block is not None and isinstance(handle.block.node, ir.NetDef)
+    return handle.kind == "layer"
+
+
+def parts(
+    context: Context,
+    args: list,
+    kwargs: dict,
+    span: Span,
+    net_parts: Callable[[Handle], ModuleSpec],
+) -> Parts:
+    """`parts(torchvision.models.resnet18())` or `parts(ResNet(...))` (a net of the spec's):
+    a model whose submodules become members."""
+    handle = args[0] if len(args) == 1 and not kwargs else None
+    if not isinstance(handle, Handle) or handle.name is not None or not _is_model(handle):
         raise ArgumentError(
-            "parts() takes one new layer, e.g. parts(torchvision.models.resnet18())", span
+            "parts() takes one new layer or net, e.g. parts(torchvision.models.resnet18())",
+            span,
         )
-    spec = finish(args[0], context)
-    assert isinstance(spec, LeafSpec)
-    meta = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
+    if handle.kind == "block":
+        spec: ModuleSpec = net_parts(handle)
+        assert context.meta_build is not None  # a net spec is resolved with it
+        meta = context.meta_build(spec)
+    else:
+        spec = finish(handle, context)
+        assert isinstance(spec, LeafSpec)
+        meta = shapes.construct_on_meta(spec.layer, spec.kwargs, span)
     context.sources += 1
     return Parts(f"source{context.sources}", spec, meta, span)

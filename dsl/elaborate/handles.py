@@ -10,6 +10,7 @@ import torch
 
 from dsl.elaborate import limits
 from dsl.elaborate.context import Context
+from dsl.elaborate.layer_types import constructor_argument
 from dsl.elaborate.values import Handle, Parts, Runner, meta_signature
 from dsl.errors import EvaluationError, Note, ShapeError, StructureError, did_you_mean
 from dsl.plan import ContainerSpec, LeafSpec, ModuleSpec, PartSpec
@@ -159,8 +160,10 @@ def bind(handle: Handle, input_meta: torch.Tensor | None, context: Context) -> d
             if input_meta.dim() > (dim if dim >= 0 else -dim - 1):
                 extra[name] = int(input_meta.shape[dim])
     frame = handle.frame.child_scope(extra) if extra else handle.frame
-    args = [frame.static(a) for a in handle.call.args]
-    kwargs = {k: frame.static(v) for k, v in handle.call.kwargs.items()}
+    args = [constructor_argument(frame.static(a), a.span) for a in handle.call.args]
+    kwargs = {
+        k: constructor_argument(frame.static(v), v.span) for k, v in handle.call.kwargs.items()
+    }
     return shapes.bind_layer_args(
         handle.layer,
         args,
@@ -198,7 +201,7 @@ def finish(handle: Handle, context: Context) -> ModuleSpec:
     """The resolved spec; a module never applied is built without an input, if it can be."""
     if handle.kind == "container":
         children = [(n, finish(c, context)) for n, c in handle.children]
-        return ContainerSpec(handle.container_kind, children, handle.span)
+        return ContainerSpec(handle.container_kind, children, handle.span, handle.init_rules)
     if handle.kind == "part":
         assert handle.source is not None
         return PartSpec(handle.source.key, handle.path, handle.span)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dsl import ir
 from dsl.elaborate.evaluate import Elaboration, Frame
+from dsl.elaborate.layer_types import overridden
 from dsl.errors import (
     ArgumentError,
     ArityError,
@@ -19,14 +21,18 @@ from dsl.syntax.loader import Unit
 
 def bind_params(
     elab: Elaboration,
-    node: ir.NetDef | ir.BlockDef,
+    node: ir.Definition,
     call: ir.Call | None,
     caller: Frame | None,
     unit: Unit,
     overrides: dict[str, Any] | None = None,
+    read: Callable[[ir.ExprNode], Any] | None = None,
 ) -> dict[str, Any]:
-    """Block/net parameters from a call (or overrides), with defaults evaluated in order."""
-    given = _given_by_call(node, call, caller) if call is not None and caller is not None else {}
+    """Block/net parameters from a call (or overrides), with defaults evaluated in order;
+    `read` evaluates the call's arguments (default: the caller's build-time values)."""
+    given = {}
+    if call is not None and caller is not None:
+        given = _given_by_call(node, call, read or caller.static)
     names = [p.name for p in node.params]
     for key, value in (overrides or {}).items():
         if key not in names:
@@ -35,7 +41,13 @@ def bind_params(
     scope: dict[str, Any] = {}
     frame = Frame(elab, unit, None, scope)
     for param in node.params:
-        if param.name in given:
+        if param.name in (overrides or {}):
+            default = frame.static(param.default) if param.default is not None else None
+            value = given[param.name]
+            scope[param.name] = overridden(
+                param.name, value, default, elab.context, unit, param.span
+            )
+        elif param.name in given:
             scope[param.name] = given[param.name]
         elif param.default is not None:
             scope[param.name] = frame.static(param.default)
@@ -48,7 +60,9 @@ def bind_params(
     return scope
 
 
-def _given_by_call(node: ir.NetDef | ir.BlockDef, call: ir.Call, caller: Frame) -> dict[str, Any]:
+def _given_by_call(
+    node: ir.Definition, call: ir.Call, read: Callable[[ir.ExprNode], Any]
+) -> dict[str, Any]:
     params = node.params
     if len(call.args) > len(params):
         raise ArityError(
@@ -56,18 +70,18 @@ def _given_by_call(node: ir.NetDef | ir.BlockDef, call: ir.Call, caller: Frame) 
             call.args[len(params)].span or call.span,
             notes=[Note(f"{node.name} is defined here", node.span)],
         )
-    given = {param.name: caller.static(arg) for param, arg in zip(params, call.args)}
+    given = {param.name: read(arg) for param, arg in zip(params, call.args)}
     names = [p.name for p in params]
     for key, value in call.kwargs.items():
         if key not in names:
             raise _no_parameter(node, key, call.keyword_spans()[key])
         if key in given:
             raise ArgumentError(f"{node.name} gets '{key}' twice", value.span)
-        given[key] = caller.static(value)
+        given[key] = read(value)
     return given
 
 
-def _no_parameter(node: ir.NetDef | ir.BlockDef, key: str, span: Any) -> UnknownKeywordError:
+def _no_parameter(node: ir.Definition, key: str, span: Any) -> UnknownKeywordError:
     names = [p.name for p in node.params]
     return UnknownKeywordError(
         f"{node.name} has no parameter '{key}'",

@@ -94,6 +94,7 @@ def _base(
             )
         definition = func.definition
         base_scope = bind_params(elab, definition.node, base, frame, definition.unit)
+        assert not isinstance(definition.node, ir.FuncDef)  # a net, checked above
         resolved = elab.resolve_net(definition.unit, definition.node, base_scope)
         return resolved.root, resolved.inputs, resolved.output
     if not isinstance(func, LayerRef):
@@ -136,7 +137,7 @@ class _Surgeon:
     def statement(self, stmt: Any) -> None:
         if isinstance(stmt, ir.Input):
             return
-        if isinstance(stmt, ir.Let) and len(stmt.let) == 1 and stmt.define is None:
+        if isinstance(stmt, ir.Let) and len(stmt.let) == 1 and stmt.define is None and not stmt.op:
             path = self.frame.context.expand_name(stmt.let[0], self.frame, stmt.span)
             self._replace(path, stmt)
         elif (

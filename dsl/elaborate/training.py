@@ -30,11 +30,15 @@ from dsl.elaborate.values import (
 )
 from dsl.errors import EvaluationError, Note, StructureError
 from dsl.source import Span
-from dsl.torchlib import catalog, shapes
+from dsl.torchlib import catalog, fx_private, shapes
 
 BRANCH = "training_branch"  # the node.meta key holding the arms' graphs: (training, eval)
 METHOD_PREFIX = "_training_branch_"
 CONFLICT = "_mode conflict "  # scope key prefix: a name the two arms give differently
+# scope key prefixes of a tensor one arm gives and the other not (None in that mode, as
+# torchvision's `aux1 = None; if self.training: aux1 = self.aux1(x)`): a later arm of the
+# same mode reads it, anything else gets the CONFLICT error
+MODE_ONLY = ("_training only ", "_eval only ")
 
 
 @dataclass
@@ -58,10 +62,20 @@ def mode_test(expr: ir.ExprNode, evaluate: Callable[[ir.ExprNode], Any]) -> bool
 
 
 def elaborate_arm(
-    parent: GraphBuilder, scope: dict[str, Any], run: Callable[[GraphBuilder, dict], Any]
+    parent: GraphBuilder,
+    scope: dict[str, Any],
+    run: Callable[[GraphBuilder, dict], Any],
+    in_training: bool,
 ) -> Arm:
+    """One arm (the training one when `in_training`), seeing what earlier arms of its
+    mode gave."""
     builder = parent.arm()
     arm_scope = dict(scope)
+    prefix = MODE_ONLY[0 if in_training else 1]
+    for key, value in scope.items():
+        name = key.removeprefix(prefix)
+        if key.startswith(prefix) and name not in scope:  # unless given in both modes since
+            arm_scope[name] = value
     return Arm(builder, arm_scope, run(builder, arm_scope))
 
 
@@ -159,9 +173,11 @@ def merge(outer: dict[str, Any], arms: list[Arm], span: Span, symbols: shapes.Sy
     result = Merge()
     names = dict.fromkeys(
         name
-        for arm in arms
+        for arm, prefix in zip(arms, MODE_ONLY)
         for name, value in arm.scope.items()
-        if outer.get(name, _MISSING) is not value and not name.startswith(CONFLICT)
+        if outer.get(name, _MISSING) is not value
+        and outer.get(prefix + name, _MISSING) is not value
+        and not name.startswith(CONFLICT)
     )
     for name in names:
         a, b = (arm.scope.get(name, _MISSING) for arm in arms)
@@ -172,8 +188,11 @@ def merge(outer: dict[str, Any], arms: list[Arm], span: Span, symbols: shapes.Sy
             result.conflicts[name] = _conflict(
                 f"'{name}' is given a value in {mode} mode only",
                 span,
-                "give it a value in both branches of 'if training:', or before it",
+                "give it a value in both branches of 'if training:', or before it, or use it "
+                f"only under 'if {'' if mode == 'training' else 'not '}training:'",
             )
+            if isinstance(a if b is _MISSING else b, Val):
+                result.exports.append((name, a, b))
         elif (vals_in(a) or vals_in(b)) and agree(a, b) and not _has_dim(a, b):
             result.exports.append((name, a, b))
         elif not (vals_in(a) or vals_in(b) or _has_dim(a, b)) and _same(a, b):
@@ -218,11 +237,19 @@ def merged_values(
     values: dict[str, Any] = dict(result.bound)
     if not result.exports and not any(len(arm.builder.graph.nodes) for arm in arms):
         return values  # nothing runs in either mode (members only)
-    outputs = [tuple(export[1 + i] for export in result.exports) for i in range(2)]
-    node = branch_node(parent, arms, outputs)
-    for index, (name, a, _) in enumerate(result.exports):
+    outputs = [
+        tuple(None if side is _MISSING else side for side in export[1:])
+        for export in result.exports
+    ]
+    node = branch_node(parent, arms, [tuple(out[i] for out in outputs) for i in range(2)])
+    for index, (name, a, b) in enumerate(result.exports):
         item = parent.node("call_function", operator.getitem, (node, index))
-        values[name] = Val(item, meta_arg(a), span)
+        if a is _MISSING or b is _MISSING:  # given in one mode only: None in the other
+            prefix = MODE_ONLY[1 if a is _MISSING else 0]
+            fx_private.rename(item, name)
+            values[prefix + name] = Val(item, meta_arg(b if a is _MISSING else a), span)
+        else:
+            values[name] = Val(item, meta_arg(a), span)
     return values
 
 

@@ -23,6 +23,7 @@ from dsl.plan import ModuleSpec
 from dsl.source import Span
 from dsl.syntax.loader import Definition
 from dsl.torchlib import fx_private, shapes
+from dsl.torchlib.init import Rule
 from dsl.torchlib.registry import Function, Layer
 
 MAX_LOOP = 100_000
@@ -122,10 +123,16 @@ class Parts:
 class LayerRef:
     layer: Layer
 
+    def __repr__(self) -> str:  # as a spec writes it (`dsl resolve` shows `act=ReLU`)
+        return self.layer.name
+
 
 @dataclass(frozen=True)
 class BlockRef:
     definition: Definition
+
+    def __repr__(self) -> str:
+        return self.definition.node.name
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,7 @@ class Handle:
         "container",
         "first",
         "frame",
+        "init_rules",
         "kind",
         "layer",
         "name",
@@ -190,6 +198,7 @@ class Handle:
         self.frame = frame  # the scope its arguments are evaluated in
         self.name: str | None = None  # attribute path in the enclosing graph module
         self.children: list[tuple[str, Handle]] = []
+        self.init_rules: list[Rule] = []  # a container's own `init:`
         self.options: dict[str, Any] = {}
         self.spec: ModuleSpec | None = None
         self.runner: Runner | None = None  # the output for input metas, once built
@@ -333,7 +342,11 @@ def kind_of(value: Any) -> str:
         return f"layer {value.layer.name}"
     if isinstance(value, BlockRef):
         node = value.definition.node
-        return f"{'net' if isinstance(node, ir.NetDef) else 'block'} {node.name}"
+        return f"{node.kind if node.kind != 'def' else 'function'} {node.name}"
+    if isinstance(value, FunctionRef | Builtin):
+        return f"function {value.function.name if isinstance(value, FunctionRef) else value.name}"
+    if isinstance(value, MethodRef):
+        return f"method .{value.name}"
     return type(value).__name__
 
 

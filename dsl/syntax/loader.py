@@ -54,10 +54,38 @@ def _looks_like_yaml(text: str) -> bool:
 
 _PARSED: dict[tuple[str, str, int, int], ir.SpecFile] = {}  # IR is immutable: safe to share
 
+# An editor's open documents (the language server's): texts read in place of the files on
+# disk, by resolved path, with their parses by the name diagnostics call the file.
+_OPEN: dict[Path, tuple[str, dict[str, ir.SpecFile]]] = {}
+
+
+def open_text(path: Path, text: str | None) -> None:
+    """Read `text` wherever `path` is read from now on; None: the file on disk again."""
+    key = path.resolve()
+    if text is None:
+        _OPEN.pop(key, None)
+    elif key not in _OPEN or _OPEN[key][0] != text:
+        _OPEN[key] = (text, {})
+
+
+def _read_open(path: Path, name: str) -> ir.SpecFile | None:
+    key = _resolved(path) if _OPEN else None
+    entry = _OPEN.get(key) if key is not None else None
+    if entry is None:
+        return None
+    text, parses = entry
+    if name not in parses:
+        parses[name] = parse_text(text, name)
+    return parses[name]
+
 
 def read_file(path: Path, name: str | None = None) -> ir.SpecFile:
     """`name` is how diagnostics call the file (default: the path as given). A file read
-    before and unchanged since (same size and mtime) is not parsed again."""
+    before and unchanged since (same size and mtime) is not parsed again; a file open in
+    an editor (`open_text`) is read as the editor holds it."""
+    opened = _read_open(path, name or str(path))
+    if opened is not None:
+        return opened
     try:
         stat = path.stat()
         key = (str(path.resolve()), name or str(path), stat.st_mtime_ns, stat.st_size)
@@ -124,7 +152,7 @@ def _name_span(imp: ir.Import, name: str) -> Span:
 class Definition:
     """A net or block with the file it lives in (its imports are that file's)."""
 
-    node: ir.NetDef | ir.BlockDef
+    node: ir.NetDef | ir.BlockDef | ir.FuncDef
     unit: Unit
 
 

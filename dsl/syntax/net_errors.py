@@ -157,7 +157,7 @@ def _token_hint(token: Token, expected: set[str]) -> str | None:
 
 
 _PYTHON_WORDS = {
-    "def": "define networks with 'net Name(...):' and reusable parts with 'block Name(...):'",
+    "def": "a def defines a build-time function at the top of a file; networks are 'net Name(...):'",
     "class": "define networks with 'net Name(...):' and reusable parts with 'block Name(...):'",
     "lambda": "the language has no lambdas; register a function with @dsl.register instead",
     "while": "only build-time 'for NAME in range(n):' loops exist",
@@ -178,18 +178,18 @@ _HABITS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"\b(?P<at>lambda)\b", "the language has no 'lambda'", _LAMBDA),
         (r"^\s*(?P<at>def)\s+forward\b", "'def forward' is not written in netdsl", _FORWARD),
         (
-            r"^\s*(?P<at>def|class)\b",
+            r"^\s*(?P<at>class)\b",
             "Python's '{at}' does not define a network",
-            _PYTHON_WORDS["def"],
+            _PYTHON_WORDS["class"],
         ),
         (
-            r"^\s*(?P<t>\w+)\s*(?P<at>(?P<op>//|\*\*|[-+*/%@])=)\s*(?P<rest>[^#]*?)\s*(?:#.*)?$",
-            "'{at}' (augmented assignment) is not part of the language",
-            "write '{t} = {t} {op} {rest}': a new value under the same name",
+            r"^\s*(?P<at>(?:\w+[.\[][^=]*?)(?P<op>//|\*\*|[-+*/%@|&])=)",
+            "'{op}=' updates a name; an attribute or an item cannot be updated in place",
+            "bind a new value to a name instead: 'y = ...'",
         ),
         (
-            r"^\s*(?:net|block)\b[^(]*\((?:.*?,)?\s*(?P<at>\*{1,2}\w*)",
-            "a block's parameters are named one by one; '{at}' is not part of the language",
+            r"^\s*(?:net|block|def)\b[^(]*\((?:.*?,)?\s*(?P<at>\*{1,2}\w*)",
+            "parameters are named one by one; '{at}' is not part of the language",
             "list each parameter by name, with a default where it may be left out",
         ),
     )

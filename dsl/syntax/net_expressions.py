@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from dsl import ir
 from dsl.errors import DSLSyntaxError, Note
@@ -22,6 +22,16 @@ _IfExp = constructor(ir.IfExp)
 _ListExpr = constructor(ir.ListExpr)
 _TupleExpr = constructor(ir.TupleExpr)
 _DictExpr = constructor(ir.DictExpr)
+_Starred = constructor(ir.Starred)
+_CompFor = constructor(ir.CompFor)
+_Comprehension = constructor(ir.Comprehension)
+
+
+class _Spread(NamedTuple):
+    """`**mapping` among a call's arguments, until the call takes it."""
+
+    value: Any
+    span: Span
 
 
 class ExpressionRules(Positions):
@@ -50,6 +60,14 @@ class ExpressionRules(Positions):
         return _UnaryOp(op="not", operand=operand, span=self._span(keyword))
 
     @rule
+    def in_op(self, items: Items) -> ir.BinOp:
+        return _BinOp(op="in", left=items[0], right=items[1], span=self._span(items[0]))
+
+    @rule
+    def not_in_op(self, items: Items) -> ir.BinOp:
+        return _BinOp(op="not in", left=items[0], right=items[1], span=self._span(items[0]))
+
+    @rule
     def binop(self, items: Items) -> ir.BinOp:
         left, op, right = items
         return _BinOp(op=op.value, left=left, right=right, span=self._span(left))
@@ -70,16 +88,26 @@ class ExpressionRules(Positions):
     @rule
     def call(self, items: Items) -> ir.Call:
         func, arguments = items
-        args, kwargs, spans = arguments if arguments is not None else ([], {}, {})
-        return _Call(func=func, args=args, kwargs=kwargs, kwarg_spans=spans, span=self._span(func))
+        args, kwargs, spans, spread = arguments if arguments is not None else ([], {}, {}, [])
+        return _Call(
+            func=func,
+            args=args,
+            kwargs=kwargs,
+            spread=spread,
+            kwarg_spans=spans,
+            span=self._span(func),
+        )
 
     @rule
-    def arguments(self, items: Items) -> tuple[Items, dict, dict[str, Span]]:
+    def arguments(self, items: Items) -> tuple[Items, dict, dict[str, Span], Items]:
         args: Items = []
         kwargs: dict = {}
         key_spans: dict[str, Span] = {}
+        spread: Items = []
         for item in items:
-            if isinstance(item, tuple):
+            if isinstance(item, _Spread):
+                spread.append(item.value)
+            elif isinstance(item, tuple):
                 key, value, span = item
                 if key in kwargs:
                     raise DSLSyntaxError(
@@ -89,15 +117,25 @@ class ExpressionRules(Positions):
                     )
                 kwargs[key] = value
                 key_spans[key] = span
-            elif kwargs:
+            elif kwargs or spread:
                 raise DSLSyntaxError(
                     "a positional argument follows a keyword argument",
                     item.span,
-                    hint="put positional arguments first",
+                    hint="put positional arguments (and '*' ones) first",
                 )
             else:
                 args.append(item)
-        return args, kwargs, key_spans
+        return args, kwargs, key_spans, spread
+
+    @rule
+    def starred(self, items: Items) -> ir.Starred:
+        star, value = items
+        return _Starred(value=value, span=self._span(star))
+
+    @rule
+    def spread(self, items: Items) -> _Spread:
+        stars, value = items
+        return _Spread(value, self._span(stars))
 
     @rule
     def kwarg(self, items: Items) -> tuple:
@@ -146,6 +184,33 @@ class ExpressionRules(Positions):
     @rule
     def none(self, items: Items) -> ir.Const:
         return _Const(value=None, span=self._last())
+
+    @rule
+    def list_comp(self, items: Items) -> ir.Comprehension:
+        bracket, element, *clauses = items
+        return _Comprehension(element=element, key=None, clauses=clauses, span=self._span(bracket))
+
+    @rule
+    def dict_comp(self, items: Items) -> ir.Comprehension:
+        brace, key, value, *clauses = items
+        return _Comprehension(element=value, key=key, clauses=clauses, span=self._span(brace))
+
+    @rule
+    def comp_clause(self, items: Items) -> ir.CompFor:
+        keyword, target, iterable, *conditions = items
+        return _CompFor(for_=target, in_=iterable, if_=conditions, span=self._span(keyword))
+
+    @rule
+    def target_name(self, items: Items) -> str:
+        return self._name(items[0])
+
+    @rule
+    def target_list(self, items: Items) -> list:
+        return [item for item in items if item is not None]
+
+    @rule
+    def target_paren(self, items: Items) -> Any:
+        return items[1]
 
     @rule
     def list(self, items: Items) -> ir.ListExpr:

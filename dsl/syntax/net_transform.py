@@ -32,6 +32,7 @@ _InitBlock = constructor(ir.InitBlock)
 _DefParam = constructor(ir.DefParam)
 _NetDef = constructor(ir.NetDef)
 _BlockDef = constructor(ir.BlockDef)
+_FuncDef = constructor(ir.FuncDef)
 _Import = constructor(ir.Import)
 _SpecFile = constructor(ir.SpecFile)
 
@@ -54,7 +55,7 @@ class NetTransformer(ExpressionRules, Transformer):
     def start(self, items: Items) -> ir.SpecFile:
         seen_def = False
         for item in items:
-            if isinstance(item, ir.NetDef | ir.BlockDef):
+            if isinstance(item, ir.Definition):
                 seen_def = True
             elif isinstance(item, ir.Import) and seen_def:
                 raise DSLSyntaxError(
@@ -64,7 +65,7 @@ class NetTransformer(ExpressionRules, Transformer):
                 )
         return _SpecFile(
             imports=[i for i in items if isinstance(i, ir.Import)],
-            defs=[d for d in items if isinstance(d, ir.NetDef | ir.BlockDef)],
+            defs=[d for d in items if isinstance(d, ir.Definition)],
             span=Span(file=self.file, line=1, col=1),
         )
 
@@ -108,6 +109,15 @@ class NetTransformer(ExpressionRules, Transformer):
         if kind == "net":
             return _NetDef(net=name.value, **fields)
         return _BlockDef(block=name.value, **fields)
+
+    @rule
+    def funcdef(self, items: Items) -> ir.FuncDef:
+        keyword, name, *params, body = items
+        params = [p for p in params if p is not None]
+        check_unique([(p.name, p.span) for p in params], "parameter")
+        return _FuncDef(
+            def_=name.value, params=params, body=body, doc=None, span=self._span(keyword)
+        )
 
     @rule
     def def_kind(self, items: Items) -> Token:
@@ -165,11 +175,24 @@ class NetTransformer(ExpressionRules, Transformer):
     @rule
     def let_stmt(self, items: Items) -> ir.Let:
         targets, value, define = items
-        return _Let(let=targets.names, value=value, define=define, span=self._span(targets.first))
+        span = self._span(targets.first)
+        return _Let(let=targets.names, value=value, define=define, op=None, span=span)
 
     @rule
     def targets(self, items: Items) -> _Targets:
-        return _Targets([self._name(t) for t in items], items[0])
+        return _Targets([self._target(t) for t in items], items[0])
+
+    def _target(self, token: Token) -> str:
+        """A name, or a member name torch allows written as a string (`"block1-0"`)."""
+        if token.type != "STRING":
+            return self._name(token)
+        return unescape(self._name(token)[1:-1])
+
+    @rule
+    def aug_stmt(self, items: Items) -> ir.Let:
+        name, op, value = items
+        target = self._name(name)
+        return _Let(let=[target], value=value, define=None, op=op.value[:-1], span=self._span(name))
 
     @rule
     def layer_stmt(self, items: Items) -> ir.Layer:
@@ -216,14 +239,14 @@ class NetTransformer(ExpressionRules, Transformer):
         targets, kind, options, body = items
         span = self._span(targets.first)
         value = self._container(kind, options, body, span)
-        return _Let(let=targets.names, value=value, define=None, span=span)
+        return _Let(let=targets.names, value=value, define=None, op=None, span=span)
 
     @rule
     def container_apply(self, items: Items) -> ir.Let:
         targets, value, kind, options, body = items
         span = self._span(targets.first)
         define = self._container(kind, options, body, span)
-        return _Let(let=targets.names, value=value, define=define, span=span)
+        return _Let(let=targets.names, value=value, define=define, op=None, span=span)
 
     @rule
     def container_return(self, items: Items) -> ir.Return:
@@ -240,11 +263,11 @@ class NetTransformer(ExpressionRules, Transformer):
     @rule
     def call_parens(self, items: Items) -> dict:
         (arguments,) = items
-        args, kwargs, _ = arguments if arguments is not None else ([], {}, {})
-        if args:
+        args, kwargs, _, spread = arguments if arguments is not None else ([], {}, {}, [])
+        if args or spread:
             raise DSLSyntaxError(
                 "container options are keywords",
-                args[0].span,
+                (args or spread)[0].span,
                 hint='write e.g. ModuleList(run="parallel", merge="cat")',
             )
         return kwargs
@@ -269,8 +292,8 @@ class NetTransformer(ExpressionRules, Transformer):
 
     @rule
     def for_stmt(self, items: Items) -> ir.For:
-        keyword, var, iterable, body = items
-        return _For(for_=var.value, in_=iterable, body=body, span=self._span(keyword))
+        keyword, target, iterable, body = items
+        return _For(for_=target, in_=iterable, body=body, span=self._span(keyword))
 
     @rule
     def init_block(self, items: Items) -> ir.InitBlock:

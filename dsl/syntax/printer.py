@@ -32,6 +32,7 @@ KEYWORDS = frozenset(
         "for",
         "in",
         "init",
+        "def",
     }
     | {"not", "and", "or", "true", "false", "none", "True", "False", "None", *ir.CONTAINER_KINDS}
 )
@@ -43,7 +44,7 @@ TEST, OR, AND, NOT, COMPARISON, BIT_OR, BIT_AND, ARITH, TERM, FACTOR, POWER, POS
 _BINARY_LEVELS = {
     "or": OR,
     "and": AND,
-    **dict.fromkeys(("==", "!=", "<", "<=", ">", ">="), COMPARISON),
+    **dict.fromkeys(("==", "!=", "<", "<=", ">", ">=", "in", "not in"), COMPARISON),
     "|": BIT_OR,
     "&": BIT_AND,
     "+": ARITH,
@@ -81,7 +82,7 @@ def _import(imp: ir.Import) -> str:
     return f"from {source} import {', '.join(imp.import_)}"
 
 
-def _definition(definition: ir.NetDef | ir.BlockDef) -> list[str]:
+def _definition(definition: ir.Definition) -> list[str]:
     lines = []
     if definition.span.comments:
         # A blank line keeps these apart from the doc comment that sits right above the head.
@@ -89,7 +90,7 @@ def _definition(definition: ir.NetDef | ir.BlockDef) -> list[str]:
     if definition.doc is not None:
         lines += [_comment_line(line, 0) for line in definition.doc.split("\n")]
     head = f"{definition.kind} {definition.name}"
-    if definition.params:
+    if definition.params or isinstance(definition, ir.FuncDef):
         head += "(" + ", ".join(_param(p) for p in definition.params) + ")"
     body = definition.body
     if definition.base is not None:
@@ -149,7 +150,7 @@ def _stmt(stmt: Any, depth: int) -> list[str]:
     if isinstance(stmt, ir.For):
         return [
             *lines,
-            f"{pad}for {stmt.for_} in {print_expr(stmt.in_)}:",
+            f"{pad}for {print_target(stmt.for_, stmt.span)} in {print_expr(stmt.in_)}:",
             *_suite(stmt.body, depth + 1),
         ]
     if isinstance(stmt, ir.InitBlock):
@@ -157,6 +158,18 @@ def _stmt(stmt: Any, depth: int) -> list[str]:
     raise StructureError(
         f"cannot print a {type(stmt).__name__} as a statement", getattr(stmt, "span", None)
     )
+
+
+def print_target(target: ir.Target, span: Span | None = None, top: bool = True) -> str:
+    """A loop's target: `i`, `i, (c, n)`; a list of one is written `(a,)`."""
+    if isinstance(target, str):
+        return target
+    if not target:
+        raise StructureError("a loop's target list names nothing", span)
+    if len(target) == 1:
+        return f"({print_target(target[0], span, False)},)"
+    text = ", ".join(print_target(item, span, False) for item in target)
+    return text if top else f"({text})"
 
 
 def _input_decl(stmt: ir.Input) -> str:
@@ -171,12 +184,21 @@ def _input_decl(stmt: ir.Input) -> str:
 
 
 def _let(stmt: ir.Let, depth: int) -> list[str]:
-    targets = ", ".join(stmt.let) + " = "
+    if stmt.op is not None:
+        if len(stmt.let) != 1 or stmt.define is not None or isinstance(stmt.value, ir.Container):
+            raise StructureError(f"'{stmt.op}=' updates one name with a value", stmt.span)
+        return [f"{INDENT * depth}{_target(stmt.let[0])} {stmt.op}= {print_expr(stmt.value)}"]
+    targets = ", ".join(map(_target, stmt.let)) + " = "
     if not isinstance(stmt.value, ir.Container):
         return _with_define(targets + print_expr(stmt.value), stmt.define, depth)
     if stmt.define is not None:
         raise StructureError("a container value cannot also define a layer", stmt.span)
     return _container_lines(targets, stmt.value, depth)
+
+
+def _target(name: str) -> str:
+    """A member's name: bare, or quoted where it is no identifier (RegNet's "block1-0")."""
+    return name if ir.TEMPLATE_NAME.fullmatch(name) and name not in KEYWORDS else _string(name)
 
 
 def _with_define(head: str, define: ir.ExprNode | None, depth: int) -> list[str]:
@@ -196,14 +218,16 @@ def _container_lines(prefix: str, container: ir.Container, depth: int) -> list[s
 
 
 def _return_value(value: ir.ExprNode) -> str:
-    if isinstance(value, ir.TupleExpr) and len(value.items) >= 2:
+    if isinstance(value, ir.TupleExpr) and len(value.items) >= 2 and not _has_starred(value):
         return ", ".join(print_expr(item) for item in value.items)
     return print_expr(value)
 
 
 def _tensor_decl(stmt: ir.ParamDecl | ir.BufferDecl) -> str:
     kind = "param" if isinstance(stmt, ir.ParamDecl) else "buffer"
-    text = f"{kind} {stmt.name}: {stmt.dtype or ''}{_dims(stmt.shape)}"
+    text = f"{kind} {stmt.name}"
+    if stmt.shape is not None:  # else a computed buffer: `buffer index = <expression>`
+        text += f": {stmt.dtype or ''}{_dims(stmt.shape)}"
     if stmt.init is not None:
         text += f" = {print_expr(stmt.init)}"
     return text + "".join(f", {key}={print_expr(value)}" for key, value in stmt.options.items())
@@ -289,8 +313,9 @@ def _render(node: ir.ExprNode) -> tuple[str, int]:
     if isinstance(node, ir.Index):
         return f"{_expr(node.value, POSTFIX)}[{_subscripts(node.index)}]", POSTFIX
     if isinstance(node, ir.Call):
-        arguments = [_expr(arg, TEST) for arg in node.args]
+        arguments = [_item(arg) for arg in node.args]
         arguments += [f"{key}={_expr(value, TEST)}" for key, value in node.kwargs.items()]
+        arguments += [f"**{_expr(value, TEST)}" for value in node.spread]
         return f"{_expr(node.func, POSTFIX)}({', '.join(arguments)})", POSTFIX
     if isinstance(node, ir.BinOp):
         return _binop(node)
@@ -302,7 +327,11 @@ def _render(node: ir.ExprNode) -> tuple[str, int]:
             TEST,
         )
     if isinstance(node, ir.ListExpr):
-        return "[" + ", ".join(_expr(item, TEST) for item in node.items) + "]", ATOM
+        return "[" + ", ".join(_item(item) for item in node.items) + "]", ATOM
+    if isinstance(node, ir.Comprehension):
+        return _comprehension(node), ATOM
+    if isinstance(node, ir.Starred):
+        raise StructureError("'*' unpacks into a call's arguments, a list or a tuple", node.span)
     if isinstance(node, ir.TupleExpr):
         return _tuple(node), ATOM
     if isinstance(node, ir.DictExpr):
@@ -342,12 +371,34 @@ def _unary(node: ir.UnaryOp) -> tuple[str, int]:
 
 def _tuple(node: ir.TupleExpr) -> str:
     if len(node.items) == 1:
-        return f"({_expr(node.items[0], TEST)},)"
-    return "(" + ", ".join(_expr(item, TEST) for item in node.items) + ")"
+        return f"({_item(node.items[0])},)"
+    return "(" + ", ".join(_item(item) for item in node.items) + ")"
+
+
+def _item(node: ir.ExprNode) -> str:
+    """An argument or an item of a list or tuple, where `*xs` may stand."""
+    return "*" + _expr(node.value, TEST) if isinstance(node, ir.Starred) else _expr(node, TEST)
+
+
+def _comprehension(node: ir.Comprehension) -> str:
+    if not node.clauses:
+        raise StructureError("a comprehension needs a 'for' clause", node.span)
+    clauses = "".join(
+        f" for {print_target(c.for_, c.span)} in {_expr(c.in_, OR)}"
+        + "".join(f" if {_expr(cond, OR)}" for cond in c.if_)
+        for c in node.clauses
+    )
+    if node.key is None:
+        return f"[{_expr(node.element, TEST)}{clauses}]"
+    return f"{{{_expr(node.key, TEST)}: {_expr(node.element, TEST)}{clauses}}}"
+
+
+def _has_starred(node: ir.TupleExpr) -> bool:
+    return any(isinstance(item, ir.Starred) for item in node.items)
 
 
 def _subscripts(index: ir.ExprNode) -> str:
-    if not isinstance(index, ir.TupleExpr) or not index.items:
+    if not isinstance(index, ir.TupleExpr) or not index.items or _has_starred(index):
         return _subscript(index)
     if len(index.items) == 1:
         return _subscript(index.items[0]) + ","

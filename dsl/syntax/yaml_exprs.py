@@ -223,12 +223,35 @@ def _keywords(mapping: dict, span: Span) -> dict[str, ir.ExprNode]:
     return out
 
 
+def params_from_yaml(value: Any) -> Any:
+    """YAML writes parameters as `[out, {mid: "${out}"}]`: a bare name has no default."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            out.append({"name": item, "__span__": getattr(item, "span", NO_SPAN)})
+        elif (
+            isinstance(item, dict)
+            and "name" not in item
+            and len([k for k in item if k != "__span__"]) == 1
+        ):
+            key = next(k for k in item if k != "__span__")
+            out.append(
+                {"name": key, "default": item[key], "__span__": item.get("__span__", NO_SPAN)}
+            )
+        else:
+            out.append(item)
+    return out
+
+
 class _Spelling:
     """The YAML spellings that `dsl/ir.py`'s validators read values through."""
 
     expr = staticmethod(expr_from_yaml)
     dim = staticmethod(dim_from_yaml)
     stmts = staticmethod(stmts_from_yaml)
+    params = staticmethod(params_from_yaml)
 
 
 SPELLING: ir.YAMLSpelling = _Spelling()

@@ -43,7 +43,7 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def _definition_data(definition: ir.NetDef | ir.BlockDef) -> dict:
+def _definition_data(definition: ir.Definition) -> dict:
     out: dict[str, Any] = {definition.kind: definition.name}
     if definition.doc is not None:
         out["doc"] = definition.doc
@@ -77,7 +77,8 @@ def _stmt_data(stmt: Any) -> dict:
         )
     if isinstance(stmt, ir.Let):
         targets = stmt.let[0] if len(stmt.let) == 1 else list(stmt.let)
-        return _define_data({"let": targets, "value": _expr_data(stmt.value)}, stmt.define)
+        op = {} if stmt.op is None else {"op": stmt.op}  # `x += y`
+        return _define_data({"let": targets, **op, "value": _expr_data(stmt.value)}, stmt.define)
     if isinstance(stmt, ir.Layer):
         return {"layer": _expr_data(stmt.layer)}
     if isinstance(stmt, ir.Return):
@@ -153,7 +154,7 @@ def _expr_data(node: ir.ExprNode) -> Any:
         if isinstance(node.value, str) and node.value.startswith("${"):
             return _dollar(node)
         return node.value
-    if isinstance(node, ir.ListExpr):
+    if isinstance(node, ir.ListExpr) and not any(isinstance(i, ir.Starred) for i in node.items):
         return [_expr_data(item) for item in node.items]
     if isinstance(node, ir.Container):
         return _container_data(node)
@@ -163,6 +164,8 @@ def _expr_data(node: ir.ExprNode) -> Any:
             callee is not None
             and (callee[0].isupper() or "." in callee)
             and not {"args", "__span__"} & node.kwargs.keys()
+            and not node.spread
+            and not any(isinstance(arg, ir.Starred) for arg in node.args)
         ):
             return {callee: _call_args_data(node)}
     return _dollar(node)

@@ -1,5 +1,5 @@
-"""`dsl export`: a built network as ONNX, TorchScript, a torch.export program, or as
-standalone PyTorch source ("eject").
+"""`dsl export --format python`: a network as standalone PyTorch source ("eject"); the
+other formats are `export_formats`'s.
 
 Ejecting writes one class per generated net/block class. Its `__init__` constructs the
 members with their final constructor arguments in declaration order (so a seeded build
@@ -14,19 +14,17 @@ import inspect
 import keyword
 import re
 import textwrap
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from dsl.build.compile import GeneratedModule, generated_class
 from dsl.errors import ArgumentError
 from dsl.plan import (
     AliasSpec,
+    ComputedTensor,
     ContainerSpec,
     DerivedSpec,
     GraphSpec,
@@ -37,8 +35,9 @@ from dsl.plan import (
     TensorSpec,
     iter_modules,
 )
-
-FORMATS = ("onnx", "torchscript", "exported-program", "python")
+from dsl.tools.export_dynamic import example_inputs as example_inputs  # its old home
+from dsl.tools.python_text import python_text
+from dsl.torchlib.init import InitCall
 
 # ============================================================================ eject
 
@@ -74,11 +73,9 @@ class _Ejector:
     # -- grouping instances into classes
     def key(self, spec: ModuleSpec | SourceSpec) -> Any:
         if not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
-            what = (
-                "a net derived from another model ('net X = Base(...):')"
-                if isinstance(spec, DerivedSpec)
-                else f"a {type(spec).__name__}"
-            )
+            what = f"a {type(spec).__name__}"
+            if isinstance(spec, DerivedSpec):
+                what = "a net derived from another model ('net X = Base(...):')"
             raise ArgumentError(
                 f"{what} cannot be ejected yet",
                 getattr(spec, "span", None),
@@ -96,15 +93,7 @@ class _Ejector:
                 if isinstance(m, AliasSpec):
                     members.append((name, "alias", m.target))
                 elif isinstance(m, TensorSpec):
-                    members.append(
-                        (
-                            name,
-                            m.kind,
-                            m.init.name if m.init else None,
-                            m.persistent,
-                            m.requires_grad,
-                        )
-                    )
+                    members.append((name, m.kind, _init_key(m), m.persistent, m.requires_grad))
                 else:
                     members.append((name, self.key(m)))
             key = ("graph", generated_class(spec.class_name, spec.graph), tuple(members))
@@ -143,7 +132,7 @@ class _Ejector:
 
             def record(label: str, value: Any) -> str:
                 found.append((label, value))
-                return repr(value)
+                return python_text(value)
 
             self.init_body(spec, record)
             self._values[id(spec)] = found
@@ -187,8 +176,12 @@ class _Ejector:
         return lines
 
     def tensor(self, name: str, spec: TensorSpec, val: Val) -> list[str]:
-        shape = val(f"{name}_shape", tuple(spec.shape))
         dtype = "" if spec.dtype == torch.float32 else f", dtype={spec.dtype}"
+        if isinstance(spec.init, ComputedTensor):  # its value, as a literal
+            persistent = "" if spec.persistent else ", persistent=False"
+            value = val(f"{name}_value", _computed_value(spec.init))
+            return [f'self.register_buffer("{name}", torch.tensor({value}{dtype}){persistent})']
+        shape = val(f"{name}_shape", tuple(spec.shape))
         lines = []
         if spec.kind == "param":
             grad = "" if spec.requires_grad else ", requires_grad=False"
@@ -199,7 +192,7 @@ class _Ejector:
             lines.append(
                 f'self.register_buffer("{name}", torch.{make}({shape}{dtype}){persistent})'
             )
-        if spec.init is not None:
+        if isinstance(spec.init, InitCall):  # never computed: key() refused those
             args = [repr(a) for a in spec.init.args] + [
                 f"{k}={v!r}" for k, v in spec.init.kwargs.items()
             ]
@@ -275,7 +268,7 @@ class _Ejector:
         def use(label: str, value: Any) -> str:
             position = counter[0]
             counter[0] += 1
-            return group.by_position.get(position, repr(value))
+            return group.by_position.get(position, python_text(value))
 
         body = self.init_body(spec, use)
         params = "".join(f", {name}" for name, _ in group.params)
@@ -289,11 +282,24 @@ class _Ejector:
         return "\n".join(lines) + "\n\n" + textwrap.indent(forward, "    ")
 
 
+def _computed_value(computed: ComputedTensor) -> Any:
+    """A computed buffer's value as nested lists (it reads no input: the graph runs here)."""
+    from torch import fx
+
+    return fx.GraphModule(torch.nn.Module(), computed.graph)().tolist()
+
+
 def _identifier(label: str) -> str:
     name = re.sub(r"\W", "_", label)
     if not name or name[0].isdigit() or keyword.iskeyword(name) or name == "self":
         name = f"p_{name}"
     return name
+
+
+def _init_key(spec: TensorSpec) -> str | None:
+    if isinstance(spec.init, ComputedTensor):  # written out as its value (`tensor`)
+        return f"computed {spec.init.text}"
+    return spec.init.name if spec.init else None
 
 
 class _Globals:
@@ -392,7 +398,7 @@ def _entry_class(ej: _Ejector, root: ModuleSpec, classes: list[str]) -> str:
     entry = ej.resolved.name
 
     def literal(label: str, value: Any) -> str:
-        return repr(value)
+        return python_text(value)
 
     inner = ej.expr(root, literal, "        ")
     args = inner[len("nn.Sequential(") : -1].rstrip()
@@ -435,66 +441,3 @@ def _example_text(meta: torch.Tensor) -> str:
         dtype = "" if meta.dtype == torch.float32 else f", dtype={meta.dtype}"
         return f"torch.randn({shape}{dtype})" if shape else f"torch.randn(()){dtype}"
     return f"torch.zeros(({shape}{',' if meta.dim() == 1 else ''}), dtype={meta.dtype})"
-
-
-# ============================================================================ other formats
-
-
-def example_inputs(resolved: Resolved, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for _, meta in resolved.inputs:
-        shape = tuple(meta.shape)
-        if meta.dtype.is_floating_point:
-            out.append(torch.randn(shape, dtype=meta.dtype, generator=gen))
-        elif meta.dtype == torch.bool:
-            out.append(torch.ones(shape, dtype=torch.bool))
-        else:
-            out.append(torch.zeros(shape, dtype=meta.dtype))  # a valid id for any vocabulary
-    return tuple(out)
-
-
-def export(
-    model: nn.Module, resolved: Resolved, fmt: str, output: Path, *, source_name: str = ""
-) -> None:
-    """Write `model` (built from `resolved`) to `output` in `fmt`."""
-    if fmt == "python":
-        output.write_text(eject(resolved, source_name=source_name), encoding="utf-8")
-        return
-    writer = _WRITERS.get(fmt)
-    if writer is None:
-        raise ArgumentError(f"unknown export format '{fmt}'", hint=f"formats: {', '.join(FORMATS)}")
-    writer(model.eval(), example_inputs(resolved), output)
-
-
-def _onnx(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
-    try:
-        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
-    except ImportError:
-        raise ArgumentError(
-            "ONNX export needs the 'onnx' and 'onnxscript' packages",
-            hint="pip install onnx onnxscript",
-        ) from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, inputs, dynamo=True, verbose=False)
-        assert program is not None  # the dynamo exporter always returns its program
-        program.save(str(output))
-
-
-def _torchscript(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        scripted = torch.jit.trace(model, inputs)
-    scripted.save(str(output))
-
-
-def _exported_program(model: nn.Module, inputs: tuple[torch.Tensor, ...], output: Path) -> None:
-    torch.export.save(torch.export.export(model, inputs), str(output))
-
-
-_WRITERS: dict[str, Callable[[nn.Module, tuple[torch.Tensor, ...], Path], None]] = {
-    "onnx": _onnx,
-    "torchscript": _torchscript,
-    "exported-program": _exported_program,
-}

@@ -15,6 +15,7 @@ from dsl.errors import CommandLineError, DSLError, did_you_mean
 from dsl.source import Span
 from dsl.syntax.loader import load
 from dsl.syntax.parse_net import parse_expression
+from dsl.torchlib.registry import REGISTRY
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -42,8 +43,9 @@ def _literal(text: str, item: str) -> Any:
 def _literal_node(node: Any, item: str) -> Any:
     if isinstance(node, ir.Const):
         return node.value
-    if isinstance(node, ir.Name):
-        return node.id
+    name = ir.dotted(node)  # a bare word, or a qualified layer: torchvision.ops.Permute
+    if name is not None:
+        return name
     raise CommandLineError(f"argument --set: {item}: the value must be a literal")
 
 
@@ -78,6 +80,26 @@ def check_override_types(
         for key, value in overrides.items():
             if key in defaults and defaults[key] is not None:
                 _check_one(key, value, defaults[key])
+        _check_layer_types(spec_file, node, overrides)
+
+
+def _check_layer_types(spec_file: ir.SpecFile, node: ir.NetDef, overrides: dict[str, Any]) -> None:
+    """A parameter whose default is a layer or block (`act=GELU`) takes one's name."""
+    known = [d.name for d in spec_file.defs] + [n for i in spec_file.imports for n in i.import_]
+    for param in node.params:
+        default = param.default
+        if param.name not in overrides or not isinstance(default, ir.Name):
+            continue
+        if default.id not in known and REGISTRY.layer(default.id) is None:
+            continue
+        value = overrides[param.name]
+        if isinstance(value, str) and (value in known or REGISTRY.layer(value) is not None):
+            continue
+        raise CommandLineError(
+            f"argument --set: {param.name} takes a layer (its default is {default.id}), not {_text(value)}",
+            hint=did_you_mean(str(value), [*REGISTRY.layer_names(), *known])
+            or f"e.g. --set {param.name}={default.id}",
+        )
 
 
 def _check_one(key: str, value: Any, default: Any) -> None:

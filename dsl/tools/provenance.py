@@ -19,6 +19,7 @@ from dsl.build.resolve import resolve
 from dsl.errors import DSLError
 from dsl.plan import (
     AliasSpec,
+    ComputedTensor,
     ContainerSpec,
     DerivedSpec,
     GraphSpec,
@@ -31,6 +32,7 @@ from dsl.plan import (
     TensorSpec,
     iter_modules,
 )
+from dsl.tools.python_text import python_text
 
 SPEC, DEFAULT, SET, INFERRED = "spec", "default", "--set", "inferred"
 
@@ -146,7 +148,7 @@ class _Lister:
                 or repr(before.kwargs.get(key, _MISSING)) != repr(value)
             ):
                 origin = f"{origin}, {SET}" if origin == INFERRED else SET
-            args.append(Arg(key, repr(value), origin))
+            args.append(Arg(key, python_text(value), origin))
         return args
 
     def container(self, spec: ContainerSpec, name: str, depth: int) -> None:
@@ -178,7 +180,9 @@ class _Lister:
 
     def tensor(self, spec: TensorSpec, name: str, depth: int) -> None:
         init = (
-            f"{spec.init.name}({', '.join([*map(repr, spec.init.args), *(f'{k}={v!r}' for k, v in spec.init.kwargs.items())])})"
+            spec.init.text
+            if isinstance(spec.init, ComputedTensor)
+            else f"{spec.init.name}({', '.join([*map(repr, spec.init.args), *(f'{k}={v!r}' for k, v in spec.init.kwargs.items())])})"
             if spec.init
             else "zeros()"
         )
@@ -201,7 +205,7 @@ def _default_args(spec: LeafSpec) -> list[Arg]:
     if signature is None:
         return []
     return [
-        Arg(p.name, repr(p.default), DEFAULT)
+        Arg(p.name, python_text(p.default), DEFAULT)
         for p in signature.parameters.values()
         if p.name not in spec.kwargs
         and p.default is not inspect.Parameter.empty

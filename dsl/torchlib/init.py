@@ -22,7 +22,7 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -113,6 +113,7 @@ class Rule:
     init: InitCall
     span: Span
     recipe: str | None = None  # the recipe that wrote it: such rules may match nothing
+    scope: str | None = None  # `"backbone.*": resnet()`: tensors whose names match only
 
 
 def _recipe_rules(name: str, span: Span, rules: list[tuple[str, str, tuple, dict]]) -> list[Rule]:
@@ -193,6 +194,9 @@ def check_initialiser(name: str, span: Span) -> None:
 
 def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Span) -> list[Rule]:
     """One `init:` line, its call already evaluated: a recipe, or `target: initialiser(...)`."""
+    if target is not None and name in RECIPES:  # a recipe on a sub-tree
+        rules = rule_from(None, name, args, kwargs, span)
+        return [replace(rule, scope=target) for rule in rules]
     if target is None:
         if name not in RECIPES:
             hint = (
@@ -205,10 +209,6 @@ def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Sp
             return RECIPES[name](span, *args, **kwargs)
         except TypeError as exc:
             raise InitError(f"{name}(): {exc}", span) from None
-    if name in RECIPES:
-        raise InitError(
-            f"'{name}' is a recipe; it stands alone on its line, without a target", span
-        )
     check_initialiser(name, span)
     return [Rule(target, InitCall(name, args, kwargs, span), span)]
 
@@ -259,45 +259,63 @@ def _join(prefix: str, name: str) -> str:
 
 
 def initialise(
-    root: nn.Module,
-    scoped: list[tuple[str, list[Rule]]],
+    scope: nn.Module,
+    rules: list[Rule],
     layer_types: Callable[[str], type | None],
     stream: Callable[[str], Any] | None = None,
+    prefix: str = "",
 ) -> dict[str, Rule]:
-    """Apply init rules; `scoped` lists (module path, its rules), outer modules first.
+    """Apply the init rules of one module, `scope` (at `prefix` in the model), to the
+    tensors under it. The builder calls it when that module has been built: a nested
+    block's rules run when the block is built, its parent's after (construction order, as
+    an `__init__` that initialises its own submodules draws).
 
     Returns which rule set each parameter (by qualified name), for `dsl summary --init`.
     """
     winners: dict[str, Rule] = {}
-    root_modules = None
-    for prefix, rules in scoped:
-        scope = root.get_submodule(prefix) if prefix else root
-        modules = list(scope.named_modules())
-        if not prefix:
-            root_modules = modules
-        for rule in rules:
-            hits = [_join(prefix, name) for name in _matches(scope, modules, rule, layer_types)]
-            if not hits and rule.recipe is None:
-                raise InitError(
-                    f"the init rule '{rule.target}' matches no tensor",
-                    rule.span,
-                    hint=_no_match_hint(scope, rule, layer_types),
-                )
-            winners.update(dict.fromkeys(hits, rule))
+    modules = list(scope.named_modules())
+    _check_scopes(scope, rules)
+    for rule in rules:
+        hits = [
+            hit
+            for hit in _matches(scope, modules, rule, layer_types)
+            if rule.scope is None or fnmatch.fnmatchcase(hit, rule.scope)
+        ]
+        if not hits and rule.recipe is None:
+            raise InitError(
+                f"the init rule '{rule.target}' matches no tensor",
+                rule.span,
+                hint=_no_match_hint(scope, rule, layer_types),
+            )
+        winners.update(dict.fromkeys(hits, rule))
     if not winners:
         return winners
     # Which tensor gets which rule is worked out first, in one go: between torch's init
     # kernels, which sweep the caches, there is then no more than a loop step.
-    parameters = _named_parameters(root.named_modules() if root_modules is None else root_modules)
+    parameters = _named_parameters(modules)
     todo = [(name, param, winners[name].init) for name, param in parameters if name in winners]
     with torch.no_grad():
         for name, param, initialiser in todo:
             if stream is None:
                 initialiser.apply_without_grad(param)
             else:
-                with stream(name + "#init"):
+                with stream(_join(prefix, name) + "#init"):
                     initialiser.apply_without_grad(param)
-    return winners
+    return {_join(prefix, name): rule for name, rule in winners.items()}
+
+
+def _check_scopes(module: nn.Module, rules: list[Rule]) -> None:
+    """A recipe scoped to a sub-tree (`"backbone.*": resnet()`) must name some tensor."""
+    scopes = {rule.scope: rule.span for rule in rules if rule.scope is not None}
+    names = [name for name, _ in module.named_parameters()] if scopes else []
+    for pattern, span in scopes.items():
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
+            raise InitError(
+                f"the init rule '{pattern}' matches no tensor",
+                span,
+                hint=did_you_mean(pattern, names)
+                or f"names start with: {', '.join(dict.fromkeys(n.split('.')[0] for n in names))}",
+            )
 
 
 def _named_parameters(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -38,14 +39,27 @@ def downloads_allowed(allowed: bool) -> Iterator[None]:
 
 def refusing_downloads(builder: Builder, name: str) -> Builder:
     """`builder` (same signature), refusing arguments that name weights to download."""
+    names = _parameter_names(builder)
 
     @functools.wraps(builder)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not _DOWNLOADS_ALLOWED.get():
-            _refuse_downloads(name, kwargs)
+            _refuse_downloads(name, {**dict(zip(names, args)), **kwargs})
         return builder(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
+
+
+def _parameter_names(builder: Callable[..., Any]) -> list[str]:
+    """The names positional arguments bind to, in order. torchvision's builders take their
+    keyword-only parameters positionally too (`kwonly_to_pos_or_kw`: `resnet18(True)` is
+    `weights=True`, with a deprecation warning), so those count as well."""
+    try:
+        parameters = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: keywords are checked alone
+        return []
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [p.name for p in parameters if p.kind not in variadic]
 
 
 def _refuse_downloads(name: str, kwargs: dict[str, Any]) -> None:

@@ -1,0 +1,158 @@
+"""`python -m benchmarks.lsp [--rounds N]`: how fast a warm `dsl lsp` answers diagnostics
+after an edit, as an editor sees it.
+
+The server runs as a subprocess speaking LSP over stdio (pygls' client). Each example is
+opened, checked once (the warm-up: imports, torch's registry, the standard library's
+parse), then edited `rounds` times: each edit changes a net parameter's default (so the
+net is elaborated again with a new width) and the time is taken from sending
+`didChange` to receiving the `publishDiagnostics` of that version. The debounce is set to
+0 ms for the "server" rows (the check itself, and the messages there and back) and left at
+the default (50 ms) for the "editor" rows (what a user waits for after the last
+keystroke). The server logs each check's CPU time on its thread: on a busy machine that
+is the figure that does not count waiting for a core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import re
+import sys
+import time
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from benchmarks.harness import ROOT, Row, summary
+
+CASES = {  # example -> (text to edit, its replacements in turn, target ms)
+    "examples/unet.net": ("n_classes=2", ("n_classes=3", "n_classes=2"), 100.0),
+    "examples/resnet50.net": ("num_classes=1000", ("num_classes=10", "num_classes=1000"), 200.0),
+}
+
+
+_REPORT = re.compile(r"version (\d+): .* \(([\d.]+) ms CPU\)")
+
+
+async def _latencies(
+    case: str, rounds: int, debounce_ms: int | None
+) -> tuple[list[float], list[float]]:
+    """Milliseconds from each edit to its diagnostics on a warm server, and the CPU time of
+    each check on the server's thread (from its log message)."""
+    client = LanguageClient("netdsl-benchmark", "1")
+    published: dict[int, asyncio.Future[None]] = {}
+    cpu: dict[int, float] = {}
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def _logged(params: types.LogMessageParams) -> None:
+        found = _REPORT.search(params.message)
+        if found:
+            cpu[int(found.group(1))] = float(found.group(2))
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def _published(params: types.PublishDiagnosticsParams) -> None:
+        if params.diagnostics:
+            raise RuntimeError(f"{case} has diagnostics: {params.diagnostics[0].message}")
+        waiting = published.get(params.version or 0)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+
+    await client.start_io(sys.executable, "-m", "dsl.cli", "lsp", cwd=str(ROOT))
+    options = {"debounceMs": debounce_ms} if debounce_ms is not None else None
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=ROOT.as_uri(),
+            initialization_options=options,
+        )
+    )
+    client.initialized(types.InitializedParams())
+    path = ROOT / case
+    uri, text = path.as_uri(), path.read_text()
+    old, (first, second), _ = CASES[case]
+    loop = asyncio.get_running_loop()
+    published[1] = loop.create_future()
+    item = types.TextDocumentItem(uri=uri, language_id="netdsl", version=1, text=text)
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=item))
+    await asyncio.wait_for(published[1], 120)
+    samples = []
+    for version in range(2, rounds + 3):
+        edited = text.replace(old, first if version % 2 else second)
+        published[version] = loop.create_future()
+        start = time.perf_counter()
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=edited)],
+            )
+        )
+        await asyncio.wait_for(published[version], 60)
+        samples.append((time.perf_counter() - start) * 1000)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    # The first edit still warms the elaborator's paths.
+    return samples[1:], [cpu[v] for v in range(3, rounds + 3) if v in cpu]
+
+
+def run(rounds: int) -> list[Row]:
+    """Per example: edit-to-diagnostics with the debounce off ("server") and at its default
+    ("editor"), and the check's CPU time."""
+    rows = []
+    for case, (_, _, target) in CASES.items():
+        server, cpu = asyncio.run(_latencies(case, rounds, 0))
+        editor, _ = asyncio.run(_latencies(case, rounds, None))
+        rows.append(_row(f"{case} (server, debounce 0 ms)", server, target))
+        rows.append(_row(f"{case} (editor, debounce 50 ms)", editor, None))
+        rows.append(_row(f"{case} (CPU time of the check)", cpu, None))
+    return rows
+
+
+def _row(case: str, values: list[float], target: float | None) -> Row:
+    median, low, high = summary(values)
+    return Row(
+        section="lsp",
+        case=case,
+        unit="ms",
+        median=median,
+        min=low,
+        max=high,
+        n=len(values),
+        target=f"< {target:.0f} ms" if target is not None else None,
+        met=median < target if target is not None else None,
+    )
+
+
+def small_table(rows: list[Row]) -> str:
+    """One line per example: the three measurements, the target, whether it is met."""
+    head = "| example | server: median (min-max) | editor | check CPU | target | met |"
+    lines = [head, "| --- | --- | --- | --- | --- | --- |"]
+    for server, editor, cpu in zip(rows[::3], rows[1::3], rows[2::3]):
+        name = server.case.split(" ")[0]
+        met = "yes" if server.met else "**no**"
+        lines.append(
+            f"| {name} | {server.median:.0f} ms ({server.min:.0f}-{server.max:.0f}) "
+            f"| {editor.median:.0f} ms | {cpu.median:.0f} ms | {server.target} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.lsp", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=20, help="edits per case (default 20)")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
+    rows = run(args.rounds)
+    print(small_table(rows))
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(
+        f"\npython -m benchmarks.lsp --rounds {args.rounds} on {stamp}, "
+        f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
