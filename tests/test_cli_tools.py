@@ -356,8 +356,9 @@ def _eject_round_trip(path: Path, tmp_path: Path) -> None:
         torch.testing.assert_close(ejected(*inputs), model(*inputs))
 
 
-# Nets built from a torchvision model (derived nets, parts, a model as the whole net) are not
-# written out as plain PyTorch yet: eject refuses them, and says so.
+# Nets built from a torchvision model (derived nets, parts, a model as the whole net) and
+# computed buffers (swin) are not written out as plain PyTorch yet: eject refuses them, and
+# says so.
 NOT_EJECTABLE = {"dilation", "features", "finetune", "head_surgery", "reuse_parts"}
 
 

@@ -195,6 +195,12 @@ def check_initialiser(name: str, span: Span) -> None:
 def rule_from(target: str | None, name: str, args: tuple, kwargs: dict, span: Span) -> list[Rule]:
     """One `init:` line, its call already evaluated: a recipe, or `target: initialiser(...)`."""
     if target is not None and name in RECIPES:  # a recipe on a sub-tree
+        if target.partition(".")[0][:1].isupper():
+            raise InitError(
+                f"'{name}' is a recipe: it applies to the whole tree or to a sub-tree by name",
+                span,
+                hint=f"write '{name}()' alone on its line, or '\"backbone.*\": {name}()'",
+            )
         rules = rule_from(None, name, args, kwargs, span)
         return [replace(rule, scope=target) for rule in rules]
     if target is None:
@@ -250,8 +256,7 @@ def _matches(
 
 def _adds_residual(module: nn.Module) -> bool:
     source = getattr(type(module), "dsl_source", "")
-    # `.add_(`: a residual add the code generator made in place (dsl.build.inplace)
-    return " + " in source or "torch.add(" in source or ".add_(" in source
+    return " + " in source or "torch.add(" in source or ".add_(" in source  # in place
 
 
 def _join(prefix: str, name: str) -> str:
