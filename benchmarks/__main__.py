@@ -21,11 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results.json"
     )
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="write the table, with the command, date, commit and load, into README.md's "
+        "Performance section (between its benchmarks:table markers)",
+    )
     args = parser.parse_args(argv)
 
     import torch
 
-    from benchmarks.harness import ROOT, load_warning, table, write_results
+    from benchmarks.harness import ROOT, load_warning, table, write_readme, write_results
     from benchmarks.suite import SECTIONS, Settings
 
     names = args.only or list(SECTIONS)
@@ -71,15 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = round(time.perf_counter() - started, 1)
     meta["loadavg_end"] = os.getloadavg()
     write_results(args.out, rows, meta)
-    print(table(rows))
-    print(
-        f"\n{meta['command']} on {meta['date']} at commit {commit}, {meta['seconds']} s; "
+    said = (
+        f"`{meta['command']}` on {meta['date']} at commit {commit}, {meta['seconds']} s; "
         f"torch {meta['torch']}, {meta['cpu_count']} CPUs, default threads "
         f"{meta['default_threads']}, load average {meta['loadavg_start'][0]:.1f} -> "
-        f"{meta['loadavg_end'][0]:.1f}; results in {args.out}"
+        f"{meta['loadavg_end'][0]:.1f}"
     )
+    print(table(rows))
+    print(f"\n{said}; results in {args.out}")
     for warning in meta.get("load_warnings", []):
         print(warning)
+    if args.readme:
+        write_readme(ROOT / "README.md", f"{said}.\n\n{table(rows)}\n")
     return 0
 
 

@@ -257,3 +257,16 @@ def load_warning(cpus: int | None = None) -> str | None:
 
 def write_results(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
     path.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+
+
+README_START, README_END = "<!-- benchmarks:table -->", "<!-- /benchmarks:table -->"
+
+
+def write_readme(path: Path, text: str) -> None:
+    """Replace what stands between the README's table markers with `text`."""
+    readme = path.read_text()
+    head, start, rest = readme.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not (start and end):
+        raise SystemExit(f"{path} has no {README_START} ... {README_END} markers")
+    path.write_text(f"{head}{start}\n{text}{end}{tail}")
