@@ -123,3 +123,12 @@ def test_a_derived_net_runs_its_layers_by_their_shape_rules(
     result = dsl.validate(EXAMPLES / "dilation.net")
     assert calls == []  # 106 BatchNorm calls before
     assert tuple(result.output.shape) == (2, 1000)
+
+
+def test_a_tensor_attribute_of_several_values_is_located() -> None:
+    """Fuzz seed 20261209 escape: `h.chunk(2).mean(-1)` reached torch as an AttributeError."""
+    spec = "net N:\n    input x: [B, 4]\n    h = x.chunk(2).mean(-1)\n    return h\n"
+    with pytest.raises(dsl.DSLError) as caught:
+        dsl.validate(spec)
+    assert caught.value.span.line == 3 and "tuple of 2 values" in caught.value.message
+    assert caught.value.hint

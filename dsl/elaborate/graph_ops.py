@@ -170,6 +170,12 @@ def attribute(
     """`value.attr`: a tensor's shape or method, a part of a source, a layer's tensor."""
     if attr.startswith("_"):
         raise EvaluationError(f"'{attr}' cannot be read: names starting with '_' are private", span)
+    if isinstance(value, Val) and not isinstance(value.meta, torch.Tensor):
+        raise EvaluationError(
+            f"'.{attr}' reads a tensor, and this value is {_several(value.meta)}",
+            span,
+            hint="take one first: a, b = x.chunk(2) or x.chunk(2)[0]",
+        )
     if isinstance(value, Val):
         return _tensor_attribute(value, attr, builder, span)
     if isinstance(value, Parts):
@@ -184,6 +190,12 @@ def attribute(
             f"a shape has no attribute '{attr}'", span, hint="index it: x.shape[1]"
         )
     raise EvaluationError(f"{kind_of(value)} has no attribute '{attr}'", span)
+
+
+def _several(meta: Any) -> str:
+    if isinstance(meta, tuple | list):
+        return f"a {type(meta).__name__} of {len(meta)} values"
+    return f"a {type(meta).__name__}"
 
 
 def _is_submodule(part: Handle, attr: str) -> bool:
