@@ -51,7 +51,7 @@ def test_no_weights_passed_positionally_still_build(argument: str) -> None:
 
 # Campaign seed 20261207: examples/masked_attention.net with `attn(dropout, x, x, ...)`:
 # MultiheadAttention's forward read `0.1.dim()`, an AttributeError out of validate.
-def test_a_number_where_a_layer_takes_a_tensor_is_a_located_shape_error() -> None:
+def test_a_number_where_a_layer_takes_a_tensor_is_a_located_error() -> None:
     spec = (
         "net A(p=0.1):\n"
         "    input x: [B, T, 32]\n"
@@ -61,9 +61,48 @@ def test_a_number_where_a_layer_takes_a_tensor_is_a_located_shape_error() -> Non
     )
     with pytest.raises(dsl.DSLError) as info:
         dsl.validate(spec)
-    assert info.value.code == "E400" and (info.value.span.line, info.value.span.col) == (4, 12)
-    assert "'float' object has no attribute 'dim'" in info.value.message
-    assert info.value.hint == "pass tensors where the call takes tensors (argument 1 is 0.1)"
+    assert info.value.code == "E300" and (info.value.span.line, info.value.span.col) == (4, 12)
+    assert info.value.message == (
+        "attn (MultiheadAttention) expects tensors computed in forward where torch takes "
+        "them, not (float, a tensor, a tensor)"
+    )
+    assert info.value.hint == "pass the tensor first, e.g. attn(x, ...)"
+
+
+# Campaign seed 20261208: examples/gpt.net with `c_attn = Linear(10**9 * d_model)`: the
+# `.split(d_model, dim=2)` after it made a billion meta tensors (the worker passed 1 GiB
+# and was killed). A split into more than MAX_PIECES tensors is refused before torch.
+@pytest.mark.parametrize(
+    ("call", "pieces", "name"),
+    [
+        ("x.split(1, dim=1)", 10**9, "split"),
+        ("split(x, 4, 1)", 250_000_000, "split"),
+        ("x.chunk(10**6, 1)", 10**6, "chunk"),
+        ("x.unbind(dim=1)", 10**9, "unbind"),
+        ("x.tensor_split(70000)", 70_000, "tensor_split"),
+    ],
+)
+def test_a_split_into_too_many_tensors_is_refused_before_torch_makes_them(
+    call: str, pieces: int, name: str
+) -> None:
+    from dsl.elaborate.limits import MAX_PIECES
+
+    spec = f"net S:\n    input x: [B, 10**9]\n    a, b = {call}\n    return a\n"
+    with pytest.raises(dsl.DSLError) as info:
+        dsl.validate(spec)
+    assert info.value.code == "E602" and info.value.span.line == 3
+    assert info.value.message == (
+        f"{name}() would make {pieces:,} tensors; the limit is {MAX_PIECES:,} (MAX_PIECES)"
+    )
+    assert "MAX_PIECES" in (info.value.hint or "")
+
+
+def test_splits_under_the_limit_still_work() -> None:
+    spec = (
+        "net S:\n    input x: [B, 65536]\n    parts = x.split(1, dim=1)\n"
+        "    q, k, v = x.chunk(3, dim=1)\n    return parts[5] + q[:, :1]\n"
+    )
+    assert tuple(dsl.validate(spec).output.shape) == (2, 1)
 
 
 # Campaign seed 20261207: examples/two_outputs.net with `return to, x1000`: validate

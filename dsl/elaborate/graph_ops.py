@@ -10,9 +10,10 @@ from typing import Any
 import torch
 
 from dsl import ir
+from dsl.elaborate import limits
 from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
-from dsl.elaborate.handles import BlockMaker, call_meta, finish, part_of
+from dsl.elaborate.handles import BlockMaker, call_meta, finish, part_of, plain_value_error
 from dsl.elaborate.values import (
     BlockRef,
     Builtin,
@@ -58,17 +59,12 @@ def graph_call(
     inputs = [(v.meta, v.span) for v in vals_in((args, kwargs))]  # bounded: refuses aliasing
     refuse_references((args, kwargs), what, span)
     metas = meta_arg(args), meta_arg(kwargs)
+    if metas[0]:
+        limits.check_pieces(getattr(fn, "__name__", ""), metas[0][0], metas[0][1:], metas[1], span)
     try:
         out = shapes.run(fn, metas[0], metas[1], what, span, inputs, symbols)
     except AttributeError:  # torch reached for a tensor's method on a plain value
-        found = ", ".join(
-            [kind_of(a) for a in args] + [f"{k}={kind_of(v)}" for k, v in kwargs.items()]
-        )
-        raise ArgumentError(
-            f"{what} expects tensors computed in forward where torch takes them, not ({found})",
-            span,
-            hint=f"pass the tensor first, e.g. {what}(x, ...)",
-        ) from None
+        raise plain_value_error(what, args, kwargs, span, what) from None
     kwargs = _follow_input_dtype(builder, fn, kwargs, out, span)
     node = builder.node("call_function", fn, node_arg(args), node_arg(kwargs))
     if fn is operator.add and _shaped_as_first(args, out):
@@ -116,6 +112,7 @@ def method_call(
     meta_fn = getattr(ref.val.meta, ref.name)
     inputs = [(ref.val.meta, ref.val.span)] + [(v.meta, v.span) for v in vals_in((args, kwargs))]
     refuse_references((args, kwargs), f".{ref.name}()", span)
+    limits.check_pieces(ref.name, ref.val.meta, meta_arg(tuple(args)), meta_arg(kwargs), span)
     out = shapes.run(
         meta_fn, meta_arg(tuple(args)), meta_arg(kwargs), f".{ref.name}()", span, inputs, symbols
     )

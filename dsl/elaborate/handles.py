@@ -4,6 +4,7 @@ is elaborated by whoever implements `BlockMaker` (the elaborator), passed in."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -11,8 +12,15 @@ import torch
 from dsl.elaborate import limits
 from dsl.elaborate.context import Context
 from dsl.elaborate.layer_types import constructor_argument
-from dsl.elaborate.values import Handle, Parts, Runner, meta_signature
-from dsl.errors import EvaluationError, Note, ShapeError, StructureError, did_you_mean
+from dsl.elaborate.values import Handle, Parts, Runner, kind_of, meta_signature
+from dsl.errors import (
+    ArgumentError,
+    EvaluationError,
+    Note,
+    ShapeError,
+    StructureError,
+    did_you_mean,
+)
 from dsl.plan import ContainerSpec, LeafSpec, ModuleSpec, PartSpec
 from dsl.source import Span
 from dsl.torchlib import shapes
@@ -127,10 +135,27 @@ def _layer_runner(
         )
         if key not in outputs:
             inputs = _tensor_inputs(metas, srcs)
-            outputs[key] = shapes.run(module, metas, keywords, what, at, inputs, context.symbols)
+            try:
+                outputs[key] = shapes.run(
+                    module, metas, keywords, what, at, inputs, context.symbols
+                )
+            except AttributeError:  # `attn(0.1, x, x)`: the forward read `0.1.dim()`
+                raise plain_value_error(what, metas, keywords, at, str(handle.name)) from None
         return outputs[key]
 
     return runner
+
+
+def plain_value_error(
+    what: str, args: Sequence[Any], kwargs: dict[str, Any], span: Span, call: str
+) -> ArgumentError:
+    """torch reached for a tensor's method on a plain value the spec passed."""
+    found = ", ".join([kind_of(a) for a in args] + [f"{k}={kind_of(v)}" for k, v in kwargs.items()])
+    return ArgumentError(
+        f"{what} expects tensors computed in forward where torch takes them, not ({found})",
+        span,
+        hint=f"pass the tensor first, e.g. {call}(x, ...)",
+    )
 
 
 def _tensor_inputs(metas: list[Any], srcs: Sources) -> list[tuple[Any, Span | None]]:

@@ -15,7 +15,9 @@ kill. Buffers count too: they take memory just as parameters do.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dsl.errors import LimitError, Note, SizeLimitError, WorkLimitError
@@ -71,6 +73,7 @@ CALL_COST = 50  # a `def` called: its parameters bound, a frame, a body run
 MAX_STRING = 1_000_000  # characters of a string built or written in a spec
 MAX_DIM = 2**48  # one dimension of a declared tensor
 MAX_NUMEL = 2**60  # elements of a declared (meta) tensor
+MAX_PIECES = 65_536  # tensors one split/chunk/unbind may make (~6 KB each while elaborating)
 WORK_ENV = "NETDSL_MAX_WORK"
 
 
@@ -168,6 +171,45 @@ def check_dims(dims: list[int], span: Span, what: str) -> None:
                 span,
                 hint="check the sizes; a symbolic size (B, H) takes its value from sizes=",
             )
+
+
+# How each splitting op's first argument counts its pieces: a piece size, a count, or none
+# (unbind: one piece per index of `dim`).
+_SPLITTING = {
+    **dict.fromkeys(("split", "unsafe_split"), "size"),
+    **dict.fromkeys(
+        ("chunk", "unsafe_chunk", "tensor_split", "hsplit", "vsplit", "dsplit"), "count"
+    ),
+    "unbind": "dim",
+}
+
+
+def check_pieces(
+    name: str, tensor: Any, rest: Sequence[Any], kwargs: dict[str, Any], span: Span
+) -> None:
+    """Refuse a split of `tensor` (`rest`: the other arguments) into more than MAX_PIECES
+    tensors before torch makes them: `x.split(1, dim=1)` of a [B, 10**9] tensor would be a
+    billion meta tensors and graph values. Arguments torch would refuse are left to torch."""
+    how = _SPLITTING.get(name)
+    if how is None or not hasattr(tensor, "shape"):
+        return
+    given = [*rest, *kwargs.values()]
+    first = given[0] if given else 0
+    dim = (rest[1] if len(rest) > 1 else kwargs.get("dim", 0)) if how != "dim" else first
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, dim)):
+        return
+    if not -tensor.dim() <= dim < max(tensor.dim(), 1):
+        return
+    size = tensor.shape[dim] if tensor.dim() else 1
+    pieces = {"dim": size, "count": first, "size": math.ceil(size / first) if first > 0 else 0}
+    if pieces[how] > MAX_PIECES:
+        raise SizeLimitError(
+            f"{name}() would make {pieces[how]:,} tensors; the limit is {MAX_PIECES:,} "
+            "(MAX_PIECES)",
+            span,
+            hint="split into fewer, larger pieces, or keep the tensor whole and index it "
+            "(dsl.elaborate.limits.MAX_PIECES is the limit)",
+        )
 
 
 def module_numel(module: nn.Module) -> tuple[int, int]:

@@ -334,7 +334,7 @@ def qualified_hint(dotted: str) -> str:
 
 
 def kind_of(value: Any) -> str:
-    if isinstance(value, Val):
+    if isinstance(value, Val | torch.Tensor):
         return "a tensor"
     if isinstance(value, Handle):
         return f"module '{value.name}'"

@@ -424,7 +424,6 @@ def run(
         NotImplementedError,
         ZeroDivisionError,  # torch's meta shape formulas divide by a stride of 0
         OverflowError,
-        AttributeError,  # a number where a layer's forward expects a tensor: 0.1.dim()
     ) as exc:
         shapes = ", ".join(describe(meta, symbols) for meta, _ in inputs)
         notes = [
@@ -432,23 +431,13 @@ def run(
             for meta, src in inputs
             if src
         ]
-        detail, hint = explain(fn, args, kwargs, symbols) or (_first_line(exc), _hint(exc, args))
+        detail, hint = explain(fn, args, kwargs, symbols) or (_first_line(exc), None)
         raise ShapeError(
             f"{what} cannot take input{'s' if len(inputs) > 1 else ''} of shape {shapes}: {detail}",
             span,
             notes=notes,
             hint=hint,
         ) from None
-
-
-def _hint(exc: BaseException, args: Sequence[Any]) -> str | None:
-    """For torch's AttributeError on a plain value given where it reads a tensor."""
-    if not isinstance(exc, AttributeError):
-        return None
-    values = [
-        f"argument {i + 1} is {a!r}" for i, a in enumerate(args) if not isinstance(a, torch.Tensor)
-    ]
-    return f"pass tensors where the call takes tensors ({', '.join(values) or 'a keyword'})"
 
 
 def _first_line(exc: BaseException) -> str:
