@@ -34,7 +34,11 @@ def computed_buffer(frame: Frame, stmt: ir.TensorDecl, name: str, persistent: bo
             stmt.span,
             hint=f"write 'buffer {name}: [n] = zeros()' or 'buffer {name} = arange(n)'",
         )
-    value = frame.eval(stmt.init)
+    builder.made_at_build = True  # its tensors are made once, not in forward
+    try:
+        value = frame.eval(stmt.init)
+    finally:
+        builder.made_at_build = False
     if not isinstance(value, Val):
         raise EvaluationError(
             f"buffer '{name}' needs a tensor value, not {kind_of(value)}",

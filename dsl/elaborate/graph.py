@@ -39,6 +39,7 @@ class GraphBuilder:
         self.has_return = False
         self.init_rules: list[init.Rule] = []
         self.constant_nodes: list[fx.Node] = []  # what computed buffers were made from
+        self.made_at_build = False  # while a computed buffer's value is elaborated
         self._dims: dict[tuple[int, int], Dim] = {}
         self.branches = [0]  # `if training:` branches so far in the whole body, nested ones too
         self.body_graph = self.graph  # the body's own graph (an arm's builder has its own)

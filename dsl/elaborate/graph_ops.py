@@ -78,7 +78,8 @@ def _follow_input_dtype(builder: GraphBuilder, fn: Any, kwargs: dict, out: Any, 
     does: after `model.half()` it is half too, not float32 promoting the result back."""
     if "dtype" in kwargs or not catalog.is_factory(fn) or not isinstance(out, torch.Tensor):
         return kwargs
-    source = builder.floating_input() if out.dtype == torch.get_default_dtype() else None
+    follows = out.dtype == torch.get_default_dtype() and not builder.made_at_build
+    source = builder.floating_input() if follows else None
     if source is None:
         return kwargs
     return {**kwargs, "dtype": Val(builder.attribute(source, "dtype"), out.dtype, span)}
