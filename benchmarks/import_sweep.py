@@ -91,7 +91,7 @@ def table(rows: list[Row]) -> str:
     run = [r for r in rows if r.spec_lines]
     lines = [
         f"{faithful} of {len(rows)} classification builders import faithfully "
-        f"({len(rows) - len(run)} not run for their size).",
+        f"({len(rows) - len(run)} not run).",
         "",
         "| model | parameters | faithful | spec lines | Python lines | import + check (s) |",
         "| --- | ---: | --- | ---: | ---: | ---: |",

@@ -40,4 +40,4 @@ def test_the_table_counts_its_rows() -> None:
     section = _section()
     rows = re.findall(r"^\| (\w+) \| [0-9.]+M \| (yes|no \(see below\)) \|", section, re.M)
     faithful = sum(verdict == "yes" for _, verdict in rows)
-    assert f"{faithful} of 80 classification builders import faithfully" in section
+    assert f"{faithful} of 80 classification builders import faithfully (" in section
