@@ -36,6 +36,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[], torch.Tensor]]] = 
     "googlenet": (_vision("googlenet"), lambda: torch.randn(IMAGE)),
     "vit_b_16": (_vision("vit_b_16", image_size=32), lambda: torch.randn(2, 3, 32, 32)),
     "swin_t": (_vision("swin_t"), lambda: torch.randn(IMAGE)),
+    "regnet_y_400mf": (_vision("regnet_y_400mf"), lambda: torch.randn(IMAGE)),
     "deeplabv3_resnet50": (
         _vision("deeplabv3_resnet50", weights_backbone=None, num_classes=5),
         lambda: torch.randn(IMAGE),
@@ -120,14 +121,7 @@ def test_swin_lists_the_functions_it_needs_registered() -> None:
     assert set(result.functions) >= {"shifted_window_attention", "_patch_merging_pad"}
 
 
-def test_regnet_is_reported_not_imported() -> None:
-    """RegNet names its blocks `block1-0`: no spec can name a member so (yet)."""
-    torch.manual_seed(0)
-    model = torchvision.models.regnet_y_400mf(weights=None)
-    result = dsl.from_module(model, torch.randn(IMAGE))
-    assert not result.faithful
-    assert result.problems == ["parts of the module cannot be expressed (see the report)"]
-    first = result.report.of_kind("unsupported")[0]
-    assert (first.what, first.module) == ("'block1-0'", "trunk_output.block1")
-    assert first.source == "torchvision/models/regnet.py:154"
-    assert "not an identifier" in first.detail
+def test_regnet_names_its_blocks_quoted() -> None:
+    """RegNet names its blocks `block1-0`: a container's child is written quoted."""
+    _, _, result = _imported("regnet_y_400mf")
+    assert '    "block1-0" = ' in result.text()

@@ -158,8 +158,9 @@ class TreeReader:
         return out  # fmt: skip
 
     def _check_names(self, module: nn.Module, name: str, keys: list[str]) -> None:
-        for key in keys:
-            if not key.isdigit() and not ir.IDENTIFIER.fullmatch(key):
+        quotable = set(module._modules) if isinstance(module, tuple(CONTAINERS)) else set()
+        for key in keys:  # a container's child may be quoted: "block1-0" = ...
+            if key not in quotable and not key.isdigit() and not ir.IDENTIFIER.fullmatch(key):
                 self.failed = True
                 self.report.add(Finding("unsupported", repr(key), name, source_of(type(module).__init__),
                     "a member name that is not an identifier cannot be written in a spec"))  # fmt: skip
