@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dsl import ir
-from dsl.elaborate import training
+from dsl.elaborate import net_settings, training
 from dsl.elaborate.bodies import Body
 from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
@@ -22,6 +22,7 @@ from dsl.elaborate.declarations import (
 )
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import INPUT_DTYPE, GraphBuilder
+from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.graph_ops import REFERENCES, graph_call, refuse_references
 from dsl.elaborate.values import (
     TRAINING,
@@ -50,9 +51,10 @@ from dsl.torchlib import fx_private, shapes
 class GraphBody(Body):
     """A net or block body with named values: statements become members and graph nodes."""
 
-    def __init__(self, builder: GraphBuilder, frame: Frame) -> None:
+    def __init__(self, builder: GraphBuilder, frame: Frame, inbox: Inbox | None = None) -> None:
         super().__init__(frame)
         self.builder = builder
+        self.inbox = inbox or Inbox([])  # settings from a `set()` outside the block
         self.inputs: list[tuple[str, Val]] = []
         self._given: list[Any] | None = None
         self._sources: list[Span | None] = []
@@ -82,6 +84,8 @@ class GraphBody(Body):
         self._applied = span if inputs is not None else None
         self.frame.scope.setdefault("training", TRAINING)
         self.run(node.body)
+        members = [n for n, v in self.frame.scope.items() if isinstance(v, Handle)]
+        self.inbox.check(members, node.name)
         if not self.builder.has_return:
             raise StructureError(
                 f"{node.name} has no return", node.span, hint="end the body with 'return <value>'"
@@ -276,6 +280,7 @@ class GraphBody(Body):
     def _bind_module(self, name: str, handle: Handle, span: Span) -> None:
         if handle.name is None:
             self.builder.add_member(name, handle, span)
+            self.inbox.deliver(name, handle)
         elif name != handle.name:
             if "." in handle.name:
                 raise StructureError(
@@ -287,6 +292,9 @@ class GraphBody(Body):
     def _Layer(self, stmt: ir.Layer) -> None:
         if is_weights_call(stmt.layer):
             add_weights(self.frame, stmt.layer)
+            return
+        if net_settings.is_set_call(stmt, self.frame):
+            net_settings.record(self.frame, stmt.layer)
             return
         raise StructureError(
             "a bare layer in a graph body needs a name",

@@ -1,0 +1,125 @@
+"""`set()` in an ordinary net or block: changes a member declared earlier, before forward
+applies it, so its shapes are inferred with the change.
+
+    body = Bottleneck(64, 16)
+    set("body.conv2", dilation=2, padding=2)   # body's conv2 is built as Conv2d(..., dilation=2)
+    return body(x)
+
+A setting travels down with the member it names (`body`) and reaches the inner layer when
+the block's body declares it; the layer is then constructed with those arguments, as
+`m.body.conv2.dilation = 2` after construction would leave it. A `set()` after the member
+is applied would change nothing already inferred, so it is refused.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dsl import ir
+from dsl.elaborate.layer_types import constructor_argument
+from dsl.elaborate.values import Handle, frozen_key
+from dsl.errors import ArgumentError, Note, StructureError, UnknownKeywordError, did_you_mean
+from dsl.source import Span
+
+if TYPE_CHECKING:  # a frame evaluates through handles, which apply the settings
+    from dsl.elaborate.evaluate import Frame
+
+Setting = tuple[list[str], dict[str, Any], Span]
+
+
+def is_set_call(stmt: Any, frame: Frame) -> bool:
+    """`set("path", k=v)` as a statement, `set` not being a name of the body."""
+    return (
+        isinstance(stmt, ir.Layer)
+        and isinstance(stmt.layer, ir.Call)
+        and isinstance(stmt.layer.func, ir.Name)
+        and stmt.layer.func.id == "set"
+        and "set" not in frame.scope
+    )
+
+
+def record(frame: Frame, call: ir.Call) -> None:
+    """Attach the setting to the member its path starts with."""
+    args = [frame.static(a) for a in call.args]
+    if len(args) != 1 or not isinstance(args[0], str) or not call.kwargs:
+        raise ArgumentError(
+            'set() takes a member path and the settings, e.g. set("body.conv1", dilation=2)',
+            call.span,
+        )
+    attrs = {k: constructor_argument(frame.static(v), v.span) for k, v in call.kwargs.items()}
+    head, *rest = args[0].split(".")
+    handle = frame.scope.get(head)
+    if not isinstance(handle, Handle):
+        members = [n for n, v in frame.scope.items() if isinstance(v, Handle)]
+        raise ArgumentError(
+            f'set("{args[0]}"): no member \'{head}\' is declared above',
+            call.span,
+            hint=did_you_mean(head, members) or "declare the member first, then set() it",
+        )
+    if handle.runner is not None:
+        first = [Note("it is first applied here", handle.first[3])] if handle.first else []
+        raise StructureError(
+            f"set(\"{args[0]}\") comes after '{head}' is applied in forward, so it would change nothing already inferred",
+            call.span,
+            notes=first,
+            hint=f"move set() above the first line that applies '{head}'",
+        )
+    push(handle, rest, attrs, call.span)
+
+
+def push(handle: Handle, rest: list[str], attrs: dict[str, Any], span: Span) -> None:
+    """Give `handle` a setting for `rest` (its own arguments when `rest` is empty)."""
+    if handle.kind == "layer" and not rest:
+        assert handle.layer is not None
+        signature = handle.layer.signature
+        taken = signature.parameters if signature is not None else {}
+        if not any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+            for key in attrs:
+                if key not in taken:
+                    raise UnknownKeywordError(
+                        f"{handle.name} ({handle.layer.name}) has no setting '{key}'",
+                        span,
+                        hint=did_you_mean(key, list(taken)),
+                    )
+    elif handle.kind != "block" or not rest:
+        raise StructureError(
+            f"set() reaches a layer, or a layer inside a block; '{handle.name}' is a {handle.kind}"
+            + (" (give a block's arguments where it is declared)" if handle.kind == "block" else ""),
+            span,
+        )
+    handle.settings.append((rest, attrs, span))
+
+
+def overridden(handle: Handle, bound: dict[str, Any]) -> dict[str, Any]:
+    """A layer's constructor arguments with its settings applied, in order."""
+    for _, attrs, _ in handle.settings:
+        bound = {**bound, **attrs}
+    return bound
+
+
+def key_of(handle: Handle) -> Any:
+    """The settings, for the cache of block elaborations."""
+    return tuple((tuple(rest), frozen_key(attrs)) for rest, attrs, _ in handle.settings)
+
+
+class Inbox:
+    """A block body's settings from outside: each handed to the member it names."""
+
+    def __init__(self, settings: list[Setting]) -> None:
+        self.settings = settings
+        self.used: set[int] = set()
+
+    def deliver(self, name: str, handle: Handle) -> None:
+        for index, (rest, attrs, span) in enumerate(self.settings):
+            if rest[0] == name:
+                push(handle, rest[1:], attrs, span)
+                self.used.add(index)
+
+    def check(self, members: list[str], block: str) -> None:
+        for index, (rest, _, span) in enumerate(self.settings):
+            if index not in self.used:
+                raise ArgumentError(
+                    f"set(): block {block} has no member '{rest[0]}'",
+                    span,
+                    hint=did_you_mean(rest[0], members),
+                )
