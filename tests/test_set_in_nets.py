@@ -79,7 +79,7 @@ def test_set_reaches_through_nested_blocks_and_direct_layers() -> None:
     spec = BODY + (
         "\nblock Outer:\n    input x\n    body = Body(8)\n    return body(x)\n"
         "\nnet N:\n    input x: [B, 3, 16, 16]\n    stem = Conv2d(3, 8, 3, padding=1)\n"
-        "    outer = Outer()\n    set(\"stem\", bias=False)\n"
+        '    outer = Outer()\n    set("stem", bias=False)\n'
         '    set("outer.body.conv2", padding=0)\n    return outer(stem(x))\n'
     )
     model = dsl.build_model(spec)
@@ -90,7 +90,9 @@ def test_set_reaches_through_nested_blocks_and_direct_layers() -> None:
 
 def test_instances_of_one_block_keep_their_own_settings() -> None:
     spec = _net(
-        '    set("b2.conv1", dilation=2, padding=2)\n', "b1 = Body(8)\n    b2 = Body(8)", "b2(b1(stem(x)))"
+        '    set("b2.conv1", dilation=2, padding=2)\n',
+        "b1 = Body(8)\n    b2 = Body(8)",
+        "b2(b1(stem(x)))",
     )
     model = dsl.build_model(spec)
     assert model.b1.conv1.dilation == (1, 1) and model.b2.conv1.dilation == (2, 2)
@@ -99,7 +101,11 @@ def test_instances_of_one_block_keep_their_own_settings() -> None:
 @pytest.mark.parametrize(
     ("settings", "apply", "message"),
     [
-        ('    y = body(stem(x))\n    set("body.conv1", dilation=2)\n', "y", "after 'body' is applied"),
+        (
+            '    y = body(stem(x))\n    set("body.conv1", dilation=2)\n',
+            "y",
+            "after 'body' is applied",
+        ),
         ('    set("body.conv3", dilation=2)\n', "body(stem(x))", "has no member 'conv3'"),
         ('    set("body.conv1", dilaton=2)\n', "body(stem(x))", "has no setting 'dilaton'"),
         ('    set("body", c=4)\n', "body(stem(x))", "'body' is a block"),

@@ -15,8 +15,8 @@ from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.functions import call_function
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.graph_body import GraphBody
-from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.handles import Sources, call_meta, finish
+from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.params import bind_params
 from dsl.elaborate.surgery import resolve_derived
 from dsl.elaborate.values import Handle, frozen_key, meta_arg, meta_signature

@@ -22,8 +22,8 @@ from dsl.elaborate.declarations import (
 )
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import INPUT_DTYPE, GraphBuilder
-from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.graph_ops import REFERENCES, graph_call, refuse_references
+from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.values import (
     TRAINING,
     Dim,
@@ -294,6 +294,7 @@ class GraphBody(Body):
             add_weights(self.frame, stmt.layer)
             return
         if net_settings.is_set_call(stmt, self.frame):
+            assert isinstance(stmt.layer, ir.Call)  # is_set_call checked it
             net_settings.record(self.frame, stmt.layer)
             return
         raise StructureError(

@@ -52,7 +52,7 @@ def record(frame: Frame, call: ir.Call) -> None:
     if not isinstance(handle, Handle):
         members = [n for n, v in frame.scope.items() if isinstance(v, Handle)]
         raise ArgumentError(
-            f'set("{args[0]}"): no member \'{head}\' is declared above',
+            f"set(\"{args[0]}\"): no member '{head}' is declared above",
             call.span,
             hint=did_you_mean(head, members) or "declare the member first, then set() it",
         )
@@ -84,7 +84,9 @@ def push(handle: Handle, rest: list[str], attrs: dict[str, Any], span: Span) -> 
     elif handle.kind != "block" or not rest:
         raise StructureError(
             f"set() reaches a layer, or a layer inside a block; '{handle.name}' is a {handle.kind}"
-            + (" (give a block's arguments where it is declared)" if handle.kind == "block" else ""),
+            + (
+                " (give a block's arguments where it is declared)" if handle.kind == "block" else ""
+            ),
             span,
         )
     handle.settings.append((rest, attrs, span))
