@@ -13,7 +13,7 @@ is applied would change nothing already inferred, so it is refused.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dsl import ir
 from dsl.elaborate.layer_types import constructor_argument
@@ -21,8 +21,15 @@ from dsl.elaborate.values import Handle, frozen_key
 from dsl.errors import ArgumentError, Note, StructureError, UnknownKeywordError, did_you_mean
 from dsl.source import Span
 
-if TYPE_CHECKING:  # a frame evaluates through handles, which apply the settings
-    from dsl.elaborate.evaluate import Frame
+
+class Frame(Protocol):
+    """The body's frame (`dsl.elaborate.evaluate.Frame`, which imports handles, which
+    import this module): its names, and build-time values."""
+
+    scope: dict[str, Any]
+
+    def static(self, expr: ir.ExprNode) -> Any: ...
+
 
 Setting = tuple[list[str], dict[str, Any], Span]
 
