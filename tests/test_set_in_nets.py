@@ -29,9 +29,9 @@ def _net(settings: str, blocks: str = "body = Body(8)", apply: str = "body(stem(
 
 
 class RefBody(nn.Module):
-    def __init__(self, c: int, mid: int | None = None) -> None:
+    def __init__(self, c: int, mid: int | None = None, kernel: int = 3) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(c, mid or c, 3, padding=1)
+        self.conv1 = nn.Conv2d(c, mid or c, kernel, padding=kernel // 2)
         self.conv2 = nn.Conv2d(mid or c, c, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -39,10 +39,10 @@ class RefBody(nn.Module):
 
 
 class RefNet(nn.Module):
-    def __init__(self, mid: int | None = None) -> None:
+    def __init__(self, mid: int | None = None, kernel: int = 3) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, 8, 3, padding=1)
-        self.body = RefBody(8, mid)
+        self.body = RefBody(8, mid, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.stem(x))
@@ -72,6 +72,17 @@ def test_shapes_are_inferred_with_the_change() -> None:
     torch.manual_seed(0)
     ref = RefNet(mid=16)
     assert model.body.conv2.in_channels == 16
+    _same(model, ref)
+
+
+def test_set_replaces_a_layer_inside_a_block_where_it_is_declared() -> None:
+    """The new layer takes the old one's place (and its place in the random stream); the
+    layers after it read their input sizes from it."""
+    new = "Conv2d(out_channels=16, kernel_size=5, padding=2)"
+    model = dsl.build_model(_net(f'    set("body.conv1", {new})\n'), seed=0)
+    torch.manual_seed(0)
+    ref = RefNet(mid=16, kernel=5)
+    assert model.body.conv1.kernel_size == (5, 5) and model.body.conv2.in_channels == 16
     _same(model, ref)
 
 
@@ -110,6 +121,8 @@ def test_instances_of_one_block_keep_their_own_settings() -> None:
         ('    set("body.conv1", dilaton=2)\n', "body(stem(x))", "has no setting 'dilaton'"),
         ('    set("body", c=4)\n', "body(stem(x))", "'body' is a block"),
         ('    set("bdy.conv1", dilation=2)\n', "body(stem(x))", "no member 'bdy'"),
+        ('    set("stem", Conv2d(3, 8, 1))\n', "body(stem(x))", "declare 'stem' as that layer"),
+        ('    set("body.conv1", 3)\n', "body(stem(x))", "second argument is a new layer"),
     ],
 )
 def test_misuse_is_a_located_error(settings: str, apply: str, message: str) -> None:
@@ -118,4 +131,4 @@ def test_misuse_is_a_located_error(settings: str, apply: str, message: str) -> N
         dsl.build_model(spec)
     span = info.value.span
     assert span is not None
-    assert spec.splitlines()[span.line - 1][span.col - 1 :].startswith("set(")
+    assert spec.splitlines()[span.line - 1].lstrip().startswith("set(")  # the set() line

@@ -263,7 +263,7 @@ class GraphBody(Body):
         if isinstance(value, Parts):
             self.builder.add_member(name, SourceSpec(value.key, value.spec, span), span)
         elif isinstance(value, Handle):
-            self._bind_module(name, value, span)
+            value = self._bind_module(name, value, span)
         elif (
             isinstance(value, Val)
             and value.node.op not in ("placeholder", "get_attr")
@@ -277,10 +277,11 @@ class GraphBody(Body):
             value.bind_name(name)
         self.frame.scope[name] = value
 
-    def _bind_module(self, name: str, handle: Handle, span: Span) -> None:
+    def _bind_module(self, name: str, handle: Handle, span: Span) -> Handle:
+        """The member bound: `handle`, or the layer a `set()` from outside put in its place."""
         if handle.name is None:
+            handle = self.inbox.deliver(name, handle)
             self.builder.add_member(name, handle, span)
-            self.inbox.deliver(name, handle)
         elif name != handle.name:
             if "." in handle.name:
                 raise StructureError(
@@ -288,6 +289,7 @@ class GraphBody(Body):
                     span,
                 )
             self.builder.add_member(name, AliasSpec(handle.name, span), span)
+        return handle
 
     def _Layer(self, stmt: ir.Layer) -> None:
         if is_weights_call(stmt.layer):

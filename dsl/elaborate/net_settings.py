@@ -30,8 +30,10 @@ class Frame(Protocol):
 
     def static(self, expr: ir.ExprNode) -> Any: ...
 
+    def eval(self, expr: ir.ExprNode) -> Any: ...
 
-Setting = tuple[list[str], dict[str, Any], Span]
+
+Setting = tuple[list[str], dict[str, Any], Span, Handle | None]
 
 
 def is_set_call(stmt: Any, frame: Frame) -> bool:
@@ -47,12 +49,14 @@ def is_set_call(stmt: Any, frame: Frame) -> bool:
 
 def record(frame: Frame, call: ir.Call) -> None:
     """Attach the setting to the member its path starts with."""
-    args = [frame.static(a) for a in call.args]
-    if len(args) != 1 or not isinstance(args[0], str) or not call.kwargs:
+    args = [frame.static(a) for a in call.args[:1]]
+    if len(args) != 1 or not isinstance(args[0], str) or len(call.args) + bool(call.kwargs) != 2:
         raise ArgumentError(
-            'set() takes a member path and the settings, e.g. set("body.conv1", dilation=2)',
+            'set() takes a member path and the settings, e.g. set("body.conv1", dilation=2), '
+            'or a layer in its place, e.g. set("body.conv1", Conv2d(8, 8, 5, padding=2))',
             call.span,
         )
+    replacement = _replacement(frame, call.args[1]) if len(call.args) == 2 else None
     attrs = {k: constructor_argument(frame.static(v), v.span) for k, v in call.kwargs.items()}
     head, *rest = args[0].split(".")
     handle = frame.scope.get(head)
@@ -71,11 +75,26 @@ def record(frame: Frame, call: ir.Call) -> None:
             notes=first,
             hint=f"move set() above the first line that applies '{head}'",
         )
-    push(handle, rest, attrs, call.span)
+    if replacement is not None and not rest:
+        raise StructureError(
+            f"set(\"{head}\", ...) would replace a member of this body; declare '{head}' as that layer instead",
+            call.span,
+        )
+    push(handle, (rest, attrs, call.span, replacement))
 
 
-def push(handle: Handle, rest: list[str], attrs: dict[str, Any], span: Span) -> None:
-    """Give `handle` a setting for `rest` (its own arguments when `rest` is empty)."""
+def _replacement(frame: Frame, expr: ir.ExprNode) -> Handle:
+    value = frame.eval(expr)
+    if not isinstance(value, Handle) or value.name is not None or value.kind != "layer":
+        raise ArgumentError(
+            "set()'s second argument is a new layer, e.g. Conv2d(8, 8, 5, padding=2)", expr.span
+        )
+    return value
+
+
+def push(handle: Handle, setting: Setting) -> None:
+    """Give `handle` a setting for the path left (its own arguments when none is left)."""
+    rest, attrs, span, _ = setting
     if handle.kind == "layer" and not rest:
         assert handle.layer is not None
         signature = handle.layer.signature
@@ -96,19 +115,21 @@ def push(handle: Handle, rest: list[str], attrs: dict[str, Any], span: Span) -> 
             ),
             span,
         )
-    handle.settings.append((rest, attrs, span))
+    handle.settings.append(setting)
 
 
 def overridden(handle: Handle, bound: dict[str, Any]) -> dict[str, Any]:
     """A layer's constructor arguments with its settings applied, in order."""
-    for _, attrs, _ in handle.settings:
+    for _, attrs, _, _ in handle.settings:
         bound = {**bound, **attrs}
     return bound
 
 
 def key_of(handle: Handle) -> Any:
     """The settings, for the cache of block elaborations."""
-    return tuple((tuple(rest), frozen_key(attrs)) for rest, attrs, _ in handle.settings)
+    return tuple(
+        (tuple(rest), frozen_key(attrs), id(new)) for rest, attrs, _, new in handle.settings
+    )
 
 
 class Inbox:
@@ -118,14 +139,19 @@ class Inbox:
         self.settings = settings
         self.used: set[int] = set()
 
-    def deliver(self, name: str, handle: Handle) -> None:
-        for index, (rest, attrs, span) in enumerate(self.settings):
+    def deliver(self, name: str, handle: Handle) -> Handle:
+        """The member to bind as `name`: `handle`, or the layer a setting puts in its place."""
+        for index, (rest, attrs, span, new) in enumerate(self.settings):
             if rest[0] == name:
-                push(handle, rest[1:], attrs, span)
                 self.used.add(index)
+                if new is not None and len(rest) == 1:
+                    handle = new  # built here, where the layer it replaces is declared
+                else:
+                    push(handle, (rest[1:], attrs, span, new))
+        return handle
 
     def check(self, members: list[str], block: str) -> None:
-        for index, (rest, _, span) in enumerate(self.settings):
+        for index, (rest, _, span, _) in enumerate(self.settings):
             if index not in self.used:
                 raise ArgumentError(
                     f"set(): block {block} has no member '{rest[0]}'",
