@@ -5,10 +5,13 @@ applies it, so its shapes are inferred with the change.
     set("body.conv2", dilation=2, padding=2)   # body's conv2 is built as Conv2d(..., dilation=2)
     return body(x)
 
+    set("body.conv1", Conv2d(out_channels=16, kernel_size=5))   # a new layer in its place
+
 A setting travels down with the member it names (`body`) and reaches the inner layer when
 the block's body declares it; the layer is then constructed with those arguments, as
-`m.body.conv2.dilation = 2` after construction would leave it. A `set()` after the member
-is applied would change nothing already inferred, so it is refused.
+`m.body.conv2.dilation = 2` after construction would leave it, or the new layer is bound
+there instead (built in the old one's place in construction order). A `set()` after the
+member is applied would change nothing already inferred, so it is refused.
 """
 
 from __future__ import annotations
