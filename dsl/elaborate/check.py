@@ -45,6 +45,7 @@ def _check_definition(definition: ir.Definition, unit: Unit) -> list[DSLError]:
     defined = {p.name for p in definition.params} | set(_defined_names(body))
     if not isinstance(definition.body, ir.Container) and definition.kind != "def":
         defined.add("training")  # the module's mode, in graph bodies (dsl.elaborate.training)
+        defined.add("set")  # set("member.layer", k=v) before forward (dsl.elaborate.net_settings)
     errors: list[DSLError] = []
     if isinstance(definition, ir.FuncDef):
         errors.extend(def_body_errors(definition))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsl import ir
-from dsl.elaborate import limits
+from dsl.elaborate import limits, net_settings
 from dsl.elaborate.bodies import container_handle
 from dsl.elaborate.context import Context
 from dsl.elaborate.declarations import declared_meta
@@ -16,6 +16,7 @@ from dsl.elaborate.functions import call_function
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.graph_body import GraphBody
 from dsl.elaborate.handles import Sources, call_meta, finish
+from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.params import bind_params
 from dsl.elaborate.surgery import resolve_derived
 from dsl.elaborate.values import Handle, frozen_key, meta_arg, meta_signature
@@ -55,7 +56,12 @@ class Elaborator:
             scope = bind_params(self, node, handle.call, caller, definition.unit)
             # A block's elaboration depends only on its parameters and input shapes, so
             # identical instances (a ResNet stage's blocks, a GPT's layers) share one result.
-            key = (id(node), frozen_key(scope), tuple(meta_signature(m) for m in inputs))
+            key = (
+                id(node),
+                frozen_key(scope),
+                tuple(meta_signature(m) for m in inputs),
+                net_settings.key_of(handle),
+            )
             if key not in self._blocks:
                 self._blocks[key] = self._elaborate_block(
                     definition, handle, scope, inputs, sources, span
@@ -93,6 +99,12 @@ class Elaborator:
             return self._derived_layer(definition, scope, inputs, sources, span)
         frame = Frame(self, definition.unit, None, scope)
         if isinstance(node.body, ir.Container):
+            if handle.settings:
+                raise StructureError(
+                    f"set() reaches into a block with a graph body; {node.name} is a container",
+                    handle.settings[0][2],
+                    hint="set the layer in the container block itself",
+                )
             inner = container_handle(_block_container(node.body), frame)
             assert handle.name is not None
             inner.attach(handle.name)
@@ -100,7 +112,7 @@ class Elaborator:
             return finish(inner, self.context), out
         builder = GraphBuilder(node.name, node.span)
         frame.builder = builder
-        GraphBody(builder, frame).run_block(node, inputs, sources, span)
+        GraphBody(builder, frame, Inbox(handle.settings)).run_block(node, inputs, sources, span)
         return builder.finish(self.context), meta_arg(builder.returned)
 
     def _derived_layer(

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dsl import ir
-from dsl.elaborate import training
+from dsl.elaborate import net_settings, training
 from dsl.elaborate.bodies import Body
 from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
@@ -23,6 +23,7 @@ from dsl.elaborate.declarations import (
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import INPUT_DTYPE, GraphBuilder
 from dsl.elaborate.graph_ops import REFERENCES, graph_call, refuse_references
+from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.values import (
     TRAINING,
     Dim,
@@ -50,9 +51,10 @@ from dsl.torchlib import fx_private, shapes
 class GraphBody(Body):
     """A net or block body with named values: statements become members and graph nodes."""
 
-    def __init__(self, builder: GraphBuilder, frame: Frame) -> None:
+    def __init__(self, builder: GraphBuilder, frame: Frame, inbox: Inbox | None = None) -> None:
         super().__init__(frame)
         self.builder = builder
+        self.inbox = inbox or Inbox([])  # settings from a `set()` outside the block
         self.inputs: list[tuple[str, Val]] = []
         self._given: list[Any] | None = None
         self._sources: list[Span | None] = []
@@ -82,6 +84,8 @@ class GraphBody(Body):
         self._applied = span if inputs is not None else None
         self.frame.scope.setdefault("training", TRAINING)
         self.run(node.body)
+        members = [n for n, v in self.frame.scope.items() if isinstance(v, Handle)]
+        self.inbox.check(members, node.name)
         if not self.builder.has_return:
             raise StructureError(
                 f"{node.name} has no return", node.span, hint="end the body with 'return <value>'"
@@ -259,7 +263,7 @@ class GraphBody(Body):
         if isinstance(value, Parts):
             self.builder.add_member(name, SourceSpec(value.key, value.spec, span), span)
         elif isinstance(value, Handle):
-            self._bind_module(name, value, span)
+            value = self._bind_module(name, value, span)
         elif (
             isinstance(value, Val)
             and value.node.op not in ("placeholder", "get_attr")
@@ -273,8 +277,10 @@ class GraphBody(Body):
             value.bind_name(name)
         self.frame.scope[name] = value
 
-    def _bind_module(self, name: str, handle: Handle, span: Span) -> None:
+    def _bind_module(self, name: str, handle: Handle, span: Span) -> Handle:
+        """The member bound: `handle`, or the layer a `set()` from outside put in its place."""
         if handle.name is None:
+            handle = self.inbox.deliver(name, handle)
             self.builder.add_member(name, handle, span)
         elif name != handle.name:
             if "." in handle.name:
@@ -283,10 +289,15 @@ class GraphBody(Body):
                     span,
                 )
             self.builder.add_member(name, AliasSpec(handle.name, span), span)
+        return handle
 
     def _Layer(self, stmt: ir.Layer) -> None:
         if is_weights_call(stmt.layer):
             add_weights(self.frame, stmt.layer)
+            return
+        if net_settings.is_set_call(stmt, self.frame):
+            assert isinstance(stmt.layer, ir.Call)  # is_set_call checked it
+            net_settings.record(self.frame, stmt.layer)
             return
         raise StructureError(
             "a bare layer in a graph body needs a name",

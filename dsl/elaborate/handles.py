@@ -12,6 +12,7 @@ import torch
 from dsl.elaborate import limits
 from dsl.elaborate.context import Context
 from dsl.elaborate.layer_types import constructor_argument
+from dsl.elaborate.net_settings import overridden
 from dsl.elaborate.values import Handle, Parts, Runner, kind_of, meta_signature
 from dsl.errors import (
     ArgumentError,
@@ -121,8 +122,10 @@ def _layer_runner(
         shapes.check_input_sizes(
             handle.layer, bound, first, handle.span, source, context.symbols, span
         )
+    inferred = _inferred(handle, bound)
+    bound = overridden(handle, bound)
     module, numel = context.meta_module(handle.layer, bound, handle.span)
-    handle.spec = LeafSpec(handle.layer, bound, handle.span, numel, _inferred(handle, bound))
+    handle.spec = LeafSpec(handle.layer, bound, handle.span, numel, inferred)
     what = f"{handle.name} ({handle.layer.name})"
     outputs = context.outputs
 
@@ -238,7 +241,7 @@ def finish(handle: Handle, context: Context) -> ModuleSpec:
                 hint="apply it to a value, or remove it",
             )
         assert handle.layer is not None
-        bound = bind(handle, None, context)
+        bound = overridden(handle, bind(handle, None, context))
         module = shapes.construct_on_meta(handle.layer, bound, handle.span)
         handle.spec = LeafSpec(handle.layer, bound, handle.span, limits.module_numel(module))
     return handle.spec

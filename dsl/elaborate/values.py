@@ -173,6 +173,7 @@ class Handle:
         "options",
         "path",
         "runner",
+        "settings",
         "source",
         "span",
         "spec",
@@ -206,6 +207,9 @@ class Handle:
         self.first: tuple[list[tuple], Any, list[Any], Span] | None = None
         self.source: Parts | None = None  # for kind "part": the parts(...) it comes from
         self.path = ""
+        # `set("name.inner", k=v)` before the first application: (path left, attributes,
+        # where, the layer that replaces the one named, if any) (dsl.elaborate.net_settings)
+        self.settings: list[tuple[list[str], dict[str, Any], Span, Handle | None]] = []
 
     @property
     def title(self) -> str:
