@@ -169,15 +169,27 @@ def forward_peak_bytes(fn: Callable[[], Any]) -> int:
 # ----------------------------------------------------------------------------- subprocesses
 
 
+# What every child script starts with: json, time and `status(key)`, a /proc/self/status
+# figure in MiB (VmRSS, VmHWM).
+_CHILD_PRELUDE = """
+import json, time
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(key + ":")) / 1024
+"""
+
+
 def run_child(
     code: str, timeout: float = 300, env_extra: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Run Python `code` in a fresh interpreter (repo root on the path); it prints one JSON line last."""
+    """Run Python `code` in a fresh interpreter (repo root on the path), after
+    `_CHILD_PRELUDE`; it prints one JSON line last."""
     env = {**os.environ, **(env_extra or {})}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up as installed: bytecode cached
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", _CHILD_PRELUDE + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         cwd=ROOT,

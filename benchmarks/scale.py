@@ -36,12 +36,8 @@ KINDS: dict[str, Callable[[int], str]] = {
 # 100,000 members take a `for` loop: a file holds at most 100,000 lines, and the work budget
 # (E601) is raised for the run, as its hint tells a user to.
 _IDENTITY_CHILD = """
-import json, time
 import torch
 import dsl
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith(key + ":")) / 1024
 text = (
     "net Members:\\n    input x: [N, 16]\\n    for i in range({layers}):\\n"
     "        x = m{{i}}(x): Identity()\\n    return x\\n"

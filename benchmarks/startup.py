@@ -13,13 +13,6 @@ from typing import Any
 from benchmarks.harness import Row, run_child, set_ratio, summary
 
 _CHILD = """
-import json, time
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024  # MiB
 
 import torch  # the baseline: everything below is beyond `import torch`
 {setup}

@@ -364,13 +364,6 @@ def _timed_initialisers(acc: list[float]) -> Iterator[None]:
 # ============================================================================ 3. validate
 
 _VALIDATE_CHILD = """
-import json, time
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024  # MB
 
 import torch  # times are CPU time of the process; the baseline: everything below is beyond `import torch`
 import dsl, dsl.build.resolve, dsl.syntax.parse_net, dsl.torchlib.registry  # warm imports
