@@ -171,3 +171,12 @@ def test_a_tensor_attribute_of_several_values_is_located() -> None:
         dsl.validate(spec)
     assert caught.value.span.line == 3 and "tuple of 2 values" in caught.value.message
     assert caught.value.hint
+
+
+def test_an_initialiser_argument_too_big_for_torch_is_located() -> None:
+    """Fuzz seed 20261211 escape: `trunc_normal(std=2**70)` reached torch as an OverflowError."""
+    spec = "net N:\n    input x: [B, 4]\n    param p: [4] = trunc_normal(std=2**70)\n    return x + p\n"
+    with pytest.raises(dsl.DSLError) as caught:
+        dsl.validate(spec)
+    assert caught.value.span.line == 3 and "trunc_normal()" in caught.value.message
+    assert caught.value.hint

@@ -93,7 +93,14 @@ class InitCall:
     def _refusals(self, shape: tuple[int, ...], dtype: torch.dtype) -> Iterator[None]:
         try:
             yield
-        except (ValueError, RuntimeError, TypeError, NotImplementedError, ZeroDivisionError) as exc:
+        except (
+            ValueError,
+            RuntimeError,
+            TypeError,
+            NotImplementedError,
+            ZeroDivisionError,
+            OverflowError,
+        ) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InitError(
                 f"{self.name}() cannot initialise a {str(dtype).removeprefix('torch.')} tensor "
