@@ -169,14 +169,21 @@ def forward_peak_bytes(fn: Callable[[], Any]) -> int:
 # ----------------------------------------------------------------------------- subprocesses
 
 
-# What every child script starts with: json, time and `status(key)`, a /proc/self/status
-# figure in MiB (VmRSS, VmHWM).
+# What every child script starts with: json, time, `status(key)`, a /proc/self/status
+# figure in MiB (VmRSS, VmHWM), and `reset_peak()`, which sets VmHWM to VmRSS.
 _CHILD_PRELUDE = """
 import json, time
 
 def status(key):
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith(key + ":")) / 1024
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak RSS to the current RSS
+    except OSError:
+        pass
 """
 
 

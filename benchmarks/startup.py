@@ -16,11 +16,7 @@ _CHILD = """
 
 import torch  # the baseline: everything below is beyond `import torch`
 {setup}
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak RSS to the current RSS
-except OSError:
-    pass
+reset_peak()
 rss0 = status("VmRSS")
 w0, c0 = time.perf_counter(), time.process_time()
 {body}

@@ -370,11 +370,7 @@ import dsl, dsl.build.resolve, dsl.syntax.parse_net, dsl.torchlib.registry  # wa
 from benchmarks import references as refs
 spec, params = {spec!r}, {params!r}
 
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak RSS to the current RSS
-except OSError:
-    pass
+reset_peak()
 rss0 = status("VmRSS")
 t0 = time.process_time()
 dsl.validate(spec, params=params)
