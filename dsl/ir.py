@@ -151,8 +151,8 @@ class Call(Node):
 
 
 BinaryOperator = Literal[
-    "or", "and", "==", "!=", "<", "<=", ">", ">=", "in", "not in", "|", "&", "+", "-", "*", "/",
-    "//", "%", "@", "**",
+    "or", "and", "==", "!=", "<", "<=", ">", ">=", "in", "not in", "is", "is not", "|", "&", "+",
+    "-", "*", "/", "//", "%", "@", "**",
 ]  # fmt: skip
 AugOperator = Literal["+", "-", "*", "/", "//", "%", "@", "**", "|", "&"]  # `x += y`
 UnaryOperator = Literal["-", "+", "~", "not"]

@@ -1,5 +1,5 @@
 """Build-time programming that Python users reach for (issue 13): `def` functions, loop
-targets that unpack, comprehensions, `in` / `not in`, `*args` / `**kwargs`, `x += y`,
+targets that unpack, comprehensions, `in` / `not in`, `is` / `is not`, `*args` / `**kwargs`, `x += y`,
 value bindings in Sequential bodies, and early `return` inside an `if`."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dsl.syntax.yaml_printer import print_yaml
 
 MAKE_DIVISIBLE = """
 def make_divisible(v, divisor, min_value=none):
-    if min_value == none:
+    if min_value is none:
         min_value = divisor
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
     # Make sure that round down does not go down by more than 10%.
@@ -169,6 +169,35 @@ net N(widths=[8, 12, 16, 20], skip=[12]):
     kept = [16, 32]
     assert model.a.out_features == 3 + 0
     assert model.b.out_features == kept[1] + (16 + 32 * 2)
+
+
+def test_identity_with_none_true_and_false() -> None:
+    spec = """
+net N(norm=none, bias=true):
+    input x: [B, 4]
+    fc = Linear(4, 2, bias=bias is not false)
+    if norm is not none:
+        n = norm()
+        y = n(fc(x))
+    else:
+        y = fc(x)
+    return y if x is not none else x
+"""
+    plain = dsl.build_model(spec, seed=0)
+    assert not hasattr(plain, "norm") and plain.fc.bias is not None
+    normed = dsl.build_model(spec, seed=0, params={"norm": nn.Tanh, "bias": False})
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(normed(x), torch.tanh(normed.fc(x)))
+    assert normed.fc.bias is None
+
+
+@pytest.mark.parametrize("expr", ["3 is 3", "x is x", "[1] is not [1]", "x.shape[0] is 2"])
+def test_identity_of_values_is_refused(expr: str) -> None:
+    spec = f"net N:\n    input x: [B, 4]\n    y = {expr}\n    return x\n"
+    with pytest.raises(EvaluationError, match="takes None, True or False") as caught:
+        dsl.validate(spec)
+    assert caught.value.hint == "compare values with == or !="
+    assert (caught.value.span.line, caught.value.span.col) == (3, 9)
 
 
 def test_a_comprehension_over_tensors_in_forward() -> None:

@@ -19,6 +19,20 @@ _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
 }  # fmt: skip
 _NUMBERS = frozenset({int, float, bool})
+IDENTITY_OPERATORS = ("is", "is not")
+
+
+def identity(op: str, left: Any, right: Any, span: Span) -> bool:
+    """`a is None`, `flag is not True`: identity as Python code uses it, with None, True or
+    False on one side; a tensor or a size is never one of them."""
+    if not any(side is singleton for side in (left, right) for singleton in (None, True, False)):
+        raise EvaluationError(
+            f"'{op}' compares {kind_of(left)} with {kind_of(right)}; it takes None, True or False "
+            "on one side",
+            span,
+            hint="compare values with == or !=",
+        )
+    return (left is right) == (op == "is")
 
 
 def python_op(op: str, left: Any, right: Any, span: Span) -> Any:

@@ -16,7 +16,7 @@ import torch.fx as fx
 
 from dsl import ir
 from dsl.elaborate import build_time, graph_ops, size_decisions, training
-from dsl.elaborate.arithmetic import python_op
+from dsl.elaborate.arithmetic import IDENTITY_OPERATORS, identity, python_op
 from dsl.elaborate.builtin_functions import BUILTINS, call_builtin, math_member
 from dsl.elaborate.conditions import decide
 from dsl.elaborate.context import Context
@@ -236,6 +236,8 @@ class Frame:
         if expr.op == "or":
             return self.condition(expr.left) or self.condition(expr.right)
         left, right = self.eval(expr.left), self.eval(expr.right)
+        if expr.op in IDENTITY_OPERATORS:
+            return identity(expr.op, left, right, expr.span)
         if type(left) in STATIC_TYPES and type(right) in STATIC_TYPES:
             result = python_op(expr.op, left, right, expr.span)
             self.context.budget.spend_on_value(result, expr.span, f"'{expr.op}'")

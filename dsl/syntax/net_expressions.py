@@ -68,6 +68,14 @@ class ExpressionRules(Positions):
         return _BinOp(op="not in", left=items[0], right=items[1], span=self._span(items[0]))
 
     @rule
+    def is_op(self, items: Items) -> ir.BinOp:
+        return _BinOp(op="is", left=items[0], right=items[1], span=self._span(items[0]))
+
+    @rule
+    def is_not_op(self, items: Items) -> ir.BinOp:
+        return _BinOp(op="is not", left=items[0], right=items[1], span=self._span(items[0]))
+
+    @rule
     def binop(self, items: Items) -> ir.BinOp:
         left, op, right = items
         return _BinOp(op=op.value, left=left, right=right, span=self._span(left))

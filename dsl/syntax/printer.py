@@ -31,6 +31,7 @@ KEYWORDS = frozenset(
         "else",
         "for",
         "in",
+        "is",
         "init",
         "def",
     }
@@ -44,7 +45,7 @@ TEST, OR, AND, NOT, COMPARISON, BIT_OR, BIT_AND, ARITH, TERM, FACTOR, POWER, POS
 _BINARY_LEVELS = {
     "or": OR,
     "and": AND,
-    **dict.fromkeys(("==", "!=", "<", "<=", ">", ">=", "in", "not in"), COMPARISON),
+    **dict.fromkeys(("==", "!=", "<", "<=", ">", ">=", "in", "not in", "is", "is not"), COMPARISON),
     "|": BIT_OR,
     "&": BIT_AND,
     "+": ARITH,
