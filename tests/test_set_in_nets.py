@@ -109,6 +109,28 @@ def test_instances_of_one_block_keep_their_own_settings() -> None:
     assert model.b1.conv1.dilation == (1, 1) and model.b2.conv1.dilation == (2, 2)
 
 
+def test_a_pattern_reaches_every_matching_layer_like_a_loop_of_attributes() -> None:
+    spec = _net(
+        '    set("b*.conv[12]", dilation=2, padding=2)\n    set("*", padding=0)\n',
+        "b1 = Body(8)\n    b2 = Body(8)",
+        "b2(b1(stem(x)))",
+    )
+    model = dsl.build_model(spec, seed=0)
+    ref = nn.Sequential()
+    ref.stem = nn.Conv2d(3, 8, 3, padding=1)
+    ref.b1, ref.b2 = RefBody(8), RefBody(8)
+    for name, conv in ref.named_modules():
+        if name.startswith("b") and isinstance(conv, nn.Conv2d):
+            conv.dilation, conv.padding = (2, 2), (2, 2)
+    ref.stem.padding = (0, 0)
+    x = torch.randn(2, 3, 16, 16)
+    reference = ref.b2(ref.b1(ref.stem(x)))
+    assert list(model.state_dict()) == list(ref.state_dict())
+    model.load_state_dict(ref.state_dict(), strict=True)
+    torch.testing.assert_close(model(x), reference)
+    assert model(x).shape == (2, 8, 14, 14)  # inferred with the stem's padding 0
+
+
 @pytest.mark.parametrize(
     ("settings", "apply", "message"),
     [
@@ -123,6 +145,9 @@ def test_instances_of_one_block_keep_their_own_settings() -> None:
         ('    set("bdy.conv1", dilation=2)\n', "body(stem(x))", "no member 'bdy'"),
         ('    set("stem", Conv2d(3, 8, 1))\n', "body(stem(x))", "declare 'stem' as that layer"),
         ('    set("body.conv1", 3)\n', "body(stem(x))", "second argument is a new layer"),
+        ('    set("bo*.conv9", dilation=2)\n', "body(stem(x))", "has no member 'conv9'"),
+        ('    set("z*", dilation=2)\n', "body(stem(x))", "'z\\*' matches no layer"),
+        ('    set("b*.c*", Conv2d(8, 8, 1))\n', "body(stem(x))", "takes an exact path"),
     ],
 )
 def test_misuse_is_a_located_error(settings: str, apply: str, message: str) -> None:

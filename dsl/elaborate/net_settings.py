@@ -6,6 +6,7 @@ applies it, so its shapes are inferred with the change.
     return body(x)
 
     set("body.conv1", Conv2d(out_channels=16, kernel_size=5))   # a new layer in its place
+    set("stage*.conv2", dilation=2)      # each part of the path may be a pattern (fnmatch)
 
 A setting travels down with the member it names (`body`) and reaches the inner layer when
 the block's body declares it; the layer is then constructed with those arguments, as
@@ -16,6 +17,7 @@ member is applied would change nothing already inferred, so it is refused.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from dsl import ir
@@ -61,29 +63,60 @@ def record(frame: Frame, call: ir.Call) -> None:
         )
     replacement = _replacement(frame, call.args[1]) if len(call.args) == 2 else None
     attrs = {k: constructor_argument(frame.static(v), v.span) for k, v in call.kwargs.items()}
-    head, *rest = args[0].split(".")
-    handle = frame.scope.get(head)
-    if not isinstance(handle, Handle):
-        members = [n for n, v in frame.scope.items() if isinstance(v, Handle)]
+    rest = args[0].split(".")[1:]
+    if replacement is not None and _is_pattern(args[0]):
         raise ArgumentError(
-            f"set(\"{args[0]}\"): no member '{head}' is declared above",
+            f'set("{args[0]}", ...): a new layer takes an exact path (one module has one place)',
             call.span,
-            hint=did_you_mean(head, members) or "declare the member first, then set() it",
+            hint="write one set() per place",
         )
+    for handle in _members(frame, args[0], call.span):
+        _attach(handle, args[0], (rest, attrs, call.span, replacement))
+
+
+def _is_pattern(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _reaches(handle: Handle, rest: list[str]) -> bool:
+    """Whether a pattern's match can take the path left: a layer at its end, a block before."""
+    return handle.kind == ("block" if rest else "layer")
+
+
+def _members(frame: Frame, path: str, span: Span) -> list[Handle]:
+    head, *rest = path.split(".")
+    members = {n: v for n, v in frame.scope.items() if isinstance(v, Handle)}
+    if not _is_pattern(head):
+        found = [members[head]] if head in members else []
+    else:
+        found = [h for n, h in members.items() if fnmatchcase(n, head) and _reaches(h, rest)]
+    if not found:
+        raise ArgumentError(
+            f"set(\"{path}\"): no member '{head}' is declared above"
+            if not _is_pattern(head)
+            else f"set(\"{path}\"): '{head}' matches no {'block' if rest else 'layer'} declared above",
+            span,
+            hint=did_you_mean(head, list(members)) or "declare the member first, then set() it",
+        )
+    return found
+
+
+def _attach(handle: Handle, path: str, setting: Setting) -> None:
+    rest, span = setting[0], setting[2]
     if handle.runner is not None:
         first = [Note("it is first applied here", handle.first[3])] if handle.first else []
         raise StructureError(
-            f"set(\"{args[0]}\") comes after '{head}' is applied in forward, so it would change nothing already inferred",
-            call.span,
+            f"set(\"{path}\") comes after '{handle.name}' is applied in forward, so it would change nothing already inferred",
+            span,
             notes=first,
-            hint=f"move set() above the first line that applies '{head}'",
+            hint=f"move set() above the first line that applies '{handle.name}'",
         )
-    if replacement is not None and not rest:
+    if setting[3] is not None and not rest:
         raise StructureError(
-            f"set(\"{head}\", ...) would replace a member of this body; declare '{head}' as that layer instead",
-            call.span,
+            f"set(\"{path}\", ...) would replace a member of this body; declare '{path}' as that layer instead",
+            span,
         )
-    push(handle, (rest, attrs, call.span, replacement))
+    push(handle, setting)
 
 
 def _replacement(frame: Frame, expr: ir.ExprNode) -> Handle:
@@ -145,7 +178,10 @@ class Inbox:
     def deliver(self, name: str, handle: Handle) -> Handle:
         """The member to bind as `name`: `handle`, or the layer a setting puts in its place."""
         for index, (rest, attrs, span, new) in enumerate(self.settings):
-            if rest[0] == name:
+            pattern = _is_pattern(rest[0])
+            if name == rest[0] or (
+                pattern and fnmatchcase(name, rest[0]) and _reaches(handle, rest[1:])
+            ):
                 self.used.add(index)
                 if new is not None and len(rest) == 1:
                     handle = new  # built here, where the layer it replaces is declared
