@@ -67,6 +67,18 @@ class Kept:
         self.entries: dict[tuple, Entry] = {}
         self.hits = 0
         self._paths: dict[Path, Path] = {}
+        # Within one elaboration: node pairs compared (held, so that their ids stay theirs).
+        self.compared: dict[tuple[int, int], tuple[ir.Node, ir.Node, bool]] = {}
+
+    def same(self, kept: ir.Node, now: ir.Node) -> bool:
+        """The same node, or one equal to it and written at the same places."""
+        if kept is now:
+            return True
+        key = (id(kept), id(now))
+        found = self.compared.get(key)
+        if found is None:
+            found = self.compared[key] = (kept, now, _same_value(kept, now))
+        return found[2]
 
     def path(self, unit: Unit) -> Path | None:
         if unit.path is None:
@@ -88,6 +100,7 @@ def reusing(kept: Kept) -> Iterator[Kept]:
         yield kept
     finally:
         _KEPT.reset(token)
+        kept.compared.clear()
 
 
 def block(
@@ -101,7 +114,11 @@ def block(
         return elaborate()
     full = (path, definition.node.name, key, tuple(context.symbols.sizes.items()))
     entry = kept.entries.get(full)
-    if entry is not None and _same(entry.node, definition.node) and _replayed(kept, context, entry):
+    if (
+        entry is not None
+        and kept.same(entry.node, definition.node)
+        and _replayed(kept, context, entry)
+    ):
         kept.hits += 1
         return entry.result
     if context.reads is None:
@@ -181,15 +198,23 @@ def _replayed(kept: Kept, context: Context, entry: Entry) -> bool:
 def _same_definition(kept: Kept, read: Read, definition: Definition | None) -> bool:
     if definition is None or read.node is None:
         return definition is None and read.node is None
-    return kept.path(definition.unit) == read.where and _same(read.node, definition.node)
+    return kept.path(definition.unit) == read.where and kept.same(read.node, definition.node)
 
 
-def _same(kept: ir.Node, now: ir.Node) -> bool:
-    """The same node, or one equal to it and written at the same places."""
-    return kept is now or (kept == now and _same_places(kept, now))
-
-
-def _same_places(a: ir.Node, b: ir.Node) -> bool:
-    if any(getattr(a, f, None) != getattr(b, f, None) for f in ir.POSITION_FIELDS):
-        return False
-    return all(_same_places(x, y) for x, y in zip(a.children(), b.children(), strict=True))
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal, nodes written at the same places too (`ir.Node.__eq__` leaves places out)."""
+    if isinstance(a, ir.Node):
+        if type(a) is not type(b):
+            return False
+        return a.__dict__.keys() == b.__dict__.keys() and all(
+            _same_value(v, b.__dict__[k]) for k, v in a.__dict__.items()
+        )
+    if isinstance(a, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same_value, a, b))
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same_value(v, b[k]) for k, v in a.items())
+        )
+    return bool(a == b)
