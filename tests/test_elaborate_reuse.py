@@ -7,8 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dsl.elaborate.reuse import Kept, reusing
+from dsl.plan import iter_modules
 from dsl.syntax.loader import open_text
 from dsl.tools.summary import summarise
 from dsl.tools.validate import Validation, validate_spec
@@ -48,6 +51,18 @@ def _checked(kept: Kept, path: Path) -> Validation:
 def _rows(result: Validation) -> list[tuple[str, str, str, int]]:
     assert result.resolved is not None, result.errors
     return [(r.name, r.type, r.output, r.params) for r in summarise(result.resolved).rows]
+
+
+def _tree(result: Validation) -> list[object]:
+    """What the check resolved: every module's name, kind, arguments and place, and the
+    net's output shape (cheaper to compare than `_rows`, which builds and runs it)."""
+    resolved = result.resolved
+    assert resolved is not None, result.errors
+    modules = [
+        (name, type(spec).__name__, getattr(spec, "kwargs", None), spec.span)
+        for name, spec in iter_modules(resolved.root)
+    ]
+    return [*modules, tuple(resolved.output.shape)]
 
 
 @pytest.mark.parametrize("example", ["unet.net", "resnet50.net"])
@@ -124,3 +139,47 @@ def test_a_kept_block_still_refuses_a_decision_on_a_symbolic_size(tmp_path: Path
         assert error.code == validate_spec(path).errors[0].code
         assert "symbolic size 'H'" in error.message and error.span.line == 3
     assert kept.hits > 0
+
+
+UNET = (EXAMPLES / "unet.net").read_text()
+# Edits of examples/unet.net, each applied or not to make a version of the file.
+EDITS = [
+    ("n_classes=2, bilinear=true):", "n_classes=5, bilinear=true):"),  # the net's parameter
+    ("n_classes=2, bilinear=true):", "n_classes=2, bilinear=false):"),  # Up's other branch
+    ("Conv2d(mid, kernel_size=3, padding=1", "Conv2d(mid, kernel_size=5, padding=2"),
+    ("\nblock Down(out):", "\n\n\nblock Down(out):"),  # blocks below move down
+    ("MaxPool2d(2)", "AvgPool2d(2)"),
+    ("        BatchNorm2d()\n        ReLU", "        BatchNorm1d()\n        ReLU"),  # a mistake
+]
+
+
+def _version(applied: frozenset[int]) -> str:
+    text = UNET
+    for index in sorted(applied):
+        old, new = EDITS[index]
+        text = text.replace(old, new, 1)
+    return text
+
+
+def _outcome(result: Validation) -> object:
+    if result.errors:
+        return [(e.code, e.message, e.span) for e in result.errors]
+    return _tree(result)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(EDITS) - 1), min_size=1, max_size=6))
+def test_a_run_of_edits_checked_with_kept_blocks_gives_what_fresh_checks_give(
+    toggles: list[int],
+) -> None:
+    """Each step makes or undoes one edit, as typing does."""
+    path = EXAMPLES / "unet.net"
+    kept = Kept()
+    applied: frozenset[int] = frozenset()
+    try:
+        for toggle in [None, *toggles]:
+            applied = applied ^ {toggle} if toggle is not None else applied
+            open_text(path, _version(applied))  # as an editor holds it
+            assert _outcome(_checked(kept, path)) == _outcome(validate_spec(path, every_net=True))
+    finally:
+        open_text(path, None)
