@@ -106,8 +106,9 @@ def reusing(kept: Kept) -> Iterator[Kept]:
 def block(
     context: Context, definition: Definition, key: tuple, keep: Any, elaborate: Callable[[], T]
 ) -> T:
-    """`elaborate()`'s result for a block instance (`key`: the elaborator's own key less
-    the definition's id), or a kept one that is still valid."""
+    """`elaborate()`'s result for a block instance, or a kept one that is still valid.
+    `key`: the elaborator's own key less the definition's id, with the nesting depth and
+    the member's name; `keep`: what it names by id."""
     kept = _KEPT.get()
     path = kept.path(definition.unit) if kept is not None else None
     if kept is None or path is None:
