@@ -189,7 +189,8 @@ def measure(path: Path, analysis: Analysis) -> Insight:
 
 def _shapes(seen: Seen, path: Path, resolved: Resolved) -> dict[tuple[int, str], list[str]]:
     target = path.resolve()
-    here = {file: bool(file) and Path(file).resolve() == target for file, _, _ in seen}
+    files = {file for file, _, _ in seen}
+    here = {file: bool(file) and Path(file).resolve() == target for file in files}
     found: dict[tuple[int, str], list[str]] = {}
     for (file, line, name), metas in seen.items():
         if here[file]:
