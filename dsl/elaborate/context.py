@@ -32,6 +32,7 @@ from dsl.torchlib.registry import REGISTRY, Layer
 # (dsl.build.compile.build_on_meta): derived nets follow shapes through it. The build
 # layer passes it in; elaborate never imports build.
 MetaBuild = Callable[[ModuleSpec], torch.nn.Module]
+_MISSING = object()
 
 
 class Context:
@@ -51,6 +52,9 @@ class Context:
         self._names: dict[tuple[int, str], Any] = {}  # (unit, name) -> what lookup found
         self._arg_spans: dict[int, dict[int | str, Span]] = {}  # by call
         self._names_read: dict[int, tuple[str, ...] | None] = {}  # by call
+        # Every lookup (file, name, what it found), while kept elaborations are recorded
+        # (dsl.elaborate.reuse).
+        self.reads: list[tuple[Unit, str, Any]] | None = None
 
     def meta_module(
         self, layer: Layer, bound: dict[str, Any], span: Span
@@ -68,9 +72,11 @@ class Context:
         """What a name not in scope refers to in `unit` (None if nothing); a block body
         looks up the same few names each time it is elaborated."""
         key = (id(unit), name)
-        if key in self._names:
-            return self._names[key]
-        found = self._names[key] = _find(name, unit)
+        found = self._names.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._names[key] = _find(name, unit)
+        if self.reads is not None:
+            self.reads.append((unit, name, found))
         return found
 
     def expand_name(self, text: str, scope: StaticScope, span: Span) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsl import ir
-from dsl.elaborate import limits, net_settings
+from dsl.elaborate import limits, net_settings, reuse
 from dsl.elaborate.bodies import container_handle
 from dsl.elaborate.context import Context
 from dsl.elaborate.declarations import declared_meta
@@ -63,8 +63,12 @@ class Elaborator:
                 net_settings.key_of(handle),
             )
             if key not in self._blocks:
-                self._blocks[key] = self._elaborate_block(
-                    definition, handle, scope, inputs, sources, span
+                self._blocks[key] = reuse.block(
+                    self.context,
+                    definition,
+                    (*key[1:], len(stack), handle.name),
+                    (scope, handle.settings),
+                    lambda: self._elaborate_block(definition, handle, scope, inputs, sources, span),
                 )
             else:
                 self.context.budget.spend_on_copy(self._blocks[key][0], handle.span, node.name)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dsl import ir
-from dsl.elaborate import net_settings, training
+from dsl.elaborate import net_settings, training, watch
 from dsl.elaborate.bodies import Body
 from dsl.elaborate.build_time import let_value
 from dsl.elaborate.declarations import (
@@ -275,6 +275,8 @@ class GraphBody(Body):
             )  # `y = conv(x)` names the node y; `y = x5` leaves x5 alone
         elif isinstance(value, Dim):
             value.bind_name(name)
+        if isinstance(value, Val):
+            watch.note(span, name, value.meta)
         self.frame.scope[name] = value
 
     def _bind_module(self, name: str, handle: Handle, span: Span) -> Handle:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ir
-from dsl.elaborate import size_decisions
+from dsl.elaborate import size_decisions, watch
 from dsl.elaborate.context import Context, MetaBuild
 from dsl.elaborate.elaborator import Elaborator
 from dsl.elaborate.params import bind_params
@@ -56,7 +56,8 @@ def resolve(
 
     with size_decisions.recording() as decisions:
         resolved = elaborate(sizes)
-    size_decisions.refuse_symbolic_decisions(elaborate, resolved.symbols.sizes, decisions)
+    with watch.paused():
+        size_decisions.refuse_symbolic_decisions(elaborate, resolved.symbols.sizes, decisions)
     return resolved
 
 

@@ -50,6 +50,11 @@ def note(span: Span, seen: Any) -> None:
         log.append(Decision(span, seen))
 
 
+def current() -> list[Decision] | None:
+    """The decisions noted so far by the `recording` in force (None outside one)."""
+    return _LOG.get()
+
+
 @contextmanager
 def recording() -> Iterator[list[Decision]]:
     log: list[Decision] = []

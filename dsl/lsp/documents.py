@@ -5,7 +5,9 @@ the pipeline (`validate_spec`, the summary, `dsl resolve`'s provenance) sees the
 text, and files that import an open document see its unsaved edits too. Between edits the
 loader keeps the parse of every imported file (unchanged files are not read again) and the
 registry keeps its layers' signatures and meta modules: only the edited file is parsed
-again, and its nets elaborated again.
+again, and its nets elaborated again; a block instance whose definition, arguments, input
+shapes and every name it reads are unchanged is taken from the earlier checks
+(`dsl.elaborate.reuse`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import ir
+from dsl.elaborate.reuse import Kept, reusing
+from dsl.elaborate.watch import Seen, watching
 from dsl.errors import DSLError
 from dsl.lsp.positions import path_of
 from dsl.plan import Resolved
 from dsl.syntax.loader import Definition, Library, Unit, open_text, parse_text, read_file
+from dsl.tools.measure import shape_text
 from dsl.tools.provenance import Entry, explain
 from dsl.tools.summary import Row, summarise
 from dsl.tools.validate import validate_spec
@@ -37,16 +42,20 @@ class Analysis:
     resolved: Resolved | None = None
     wall_ms: float = 0.0  # how long the check took, and the CPU time of its thread
     cpu_ms: float = 0.0
+    reused: int = 0  # block instances an earlier check's elaboration answered
 
 
 @dataclass
 class Insight:
     """What `dsl summary` and `dsl resolve` know of one version: every module's output
-    shape and parameter count (rows), and its constructor arguments with their origins."""
+    shape and parameter count (rows), its constructor arguments with their origins, and
+    the shapes of the values the document's statements bind (by 0-based line and name;
+    one per distinct place, a block's statement having one per instance)."""
 
     version: int
     rows: list[Row]
     entries: dict[str, Entry]
+    values: dict[tuple[int, str], list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +77,7 @@ class Documents:
     def __init__(self) -> None:
         self._docs: dict[str, Document] = {}
         self._lock = threading.Lock()
+        self.kept = Kept()  # blocks elaborated by earlier checks (analyses run one at a time)
 
     def update(self, uri: str, text: str, version: int) -> Document:
         with self._lock:
@@ -101,10 +111,12 @@ class Documents:
             return None
         if doc.analysis is not None and doc.analysis.version == doc.version:
             return doc.analysis  # checked already (an edit's check that came late)
-        wall, cpu = time.perf_counter(), time.thread_time()
-        analysis = analyse_text(doc.path, doc.text, doc.version)
+        wall, cpu, hits = time.perf_counter(), time.thread_time(), self.kept.hits
+        with reusing(self.kept):
+            analysis = analyse_text(doc.path, doc.text, doc.version)
         analysis.wall_ms = (time.perf_counter() - wall) * 1000
         analysis.cpu_ms = (time.thread_time() - cpu) * 1000
+        analysis.reused = self.kept.hits - hits
         with self._lock:
             if not self.is_latest(uri, analysis.version):
                 return None
@@ -161,11 +173,27 @@ def _parsed(text: str) -> ir.SpecFile | None:
 
 
 def measure(path: Path, analysis: Analysis) -> Insight:
-    """The summary's rows and the provenance of the net `validate` resolved last."""
+    """The summary's rows, the provenance of the net `validate` resolved last and the
+    shapes of the values its elaboration bound in this file."""
     assert analysis.resolved is not None
     try:
         rows = summarise(analysis.resolved).rows
-        _, entries = explain(path, net=analysis.resolved.name)
+        with watching() as seen:
+            resolved, entries = explain(path, net=analysis.resolved.name)
     except DSLError:
-        rows, entries = [], []
-    return Insight(analysis.version, rows, {e.name: e for e in entries})
+        return Insight(analysis.version, [], {})
+    return Insight(
+        analysis.version, rows, {e.name: e for e in entries}, _shapes(seen, path, resolved)
+    )
+
+
+def _shapes(seen: Seen, path: Path, resolved: Resolved) -> dict[tuple[int, str], list[str]]:
+    target = path.resolve()
+    files = {file for file, _, _ in seen}
+    here = {file: bool(file) and Path(file).resolve() == target for file in files}
+    found: dict[tuple[int, str], list[str]] = {}
+    for (file, line, name), metas in seen.items():
+        if here[file]:
+            shapes = (shape_text(m, resolved.symbols) for m in metas)
+            found[line - 1, name] = list(dict.fromkeys(shapes))
+    return found

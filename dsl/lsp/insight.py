@@ -66,12 +66,15 @@ def _binding_text(target: Target, insight: Insight | None, doc: Document) -> str
     if binding.kind == PARAM:
         default = binding.statement.default
         return head + (f", default `{print_expr(default)}`" if default is not None else "")
-    if binding.kind == INPUT:
-        shape = _input_shape(binding, scope, doc)
-        return head + (f"\n\nshape `{shape}`" if shape else "")
-    member = _member_of(binding, scope, target.token.line)
-    if member is None or insight is None:
+    if binding.kind == INPUT and (shape := _input_shape(binding, scope, doc)):
+        return head + f"\n\nshape `{shape}`"
+    if insight is None:
         return head
+    if binding.kind == INPUT:  # a block's: as each instance was given it
+        return head + _value_text(insight, binding, scope, target.token.line)
+    member = _member_of(binding, scope, target.token.line)
+    if member is None:
+        return head + _value_text(insight, binding, scope, target.token.line)
     places = _places(insight, scope, member)
     lines = [_place_text(insight, path, row) for path, row in places[:MAX_PLACES]]
     more = len(places) - MAX_PLACES
@@ -105,6 +108,17 @@ def _member_of(binding: Binding, scope: Scope, line: int) -> str | None:
             if found is not None and found.kind == MEMBER:
                 return callee.id
     return None
+
+
+def _value_text(insight: Insight, binding: Binding, scope: Scope, line: int) -> str:
+    """A value a function or an op made: its shape where the statement on `line` binds it
+    (else where it is first bound), one per place the statement ran."""
+    if not _lets_on_line(scope, line, binding.name):
+        line = binding.statement.span.line - 1
+    shapes = insight.values.get((line, binding.name), [])
+    if len(shapes) > MAX_PLACES:
+        shapes = [*shapes[:MAX_PLACES], "..."]
+    return f"\n\nshape {', '.join(f'`{s}`' for s in shapes)}" if shapes else ""
 
 
 def _lets_on_line(scope: Scope, line: int, name: str) -> list[ir.Let]:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from dsl.lsp.documents import Analysis, Document, Documents
+from dsl.lsp.documents import Document, Documents
 from dsl.lsp.outline import PARAM, Binding, Scope, scope_at, scopes, uses
 from dsl.lsp.positions import Token, name_range, open_call, token_at, tokens, uri_of
+from dsl.lsp.workspace import sources
 from dsl.source import source_text
 from dsl.syntax.loader import Definition
 
@@ -85,7 +86,7 @@ def references(
     docs: Documents, doc: Document, position: types.Position, declaration: bool = True
 ) -> list[types.Location]:
     """Every use of the name under the cursor: a binding's within its definition, a net's
-    or block's in every open document that sees the same definition."""
+    or block's in every open document and workspace file that sees the same definition."""
     target = target_at(doc, position)
     if target is None:
         return []
@@ -102,8 +103,8 @@ def references(
         assert target.definition is not None
         spots = [
             types.Location(other.uri, t.range)
-            for other in docs.all()
-            if _sees(other.parsed, target.definition)
+            for other in sources(docs, doc, target.definition)
+            if _sees(other.names, target.definition)
             for t in uses(other.text, target.token.name, None)
         ]
         declared = definition_location(target.definition, doc)
@@ -117,14 +118,14 @@ def references(
 
 
 def _keyword_uses(docs: Documents, doc: Document, callee: str, name: str) -> list[types.Location]:
-    """A parameter passed by keyword (`DoubleConv(64, mid=32)`) in the open documents that
-    see its net or block."""
+    """A parameter passed by keyword (`DoubleConv(64, mid=32)`) in the open documents and
+    workspace files that see its net or block."""
     definition = doc.parsed.names.get(callee) if doc.parsed is not None else None
     if definition is None:
         return []
     found = []
-    for other in docs.all():
-        if not _sees(other.parsed, definition):
+    for other in sources(docs, doc, definition):
+        if not _sees(other.names, definition):
             continue
         lines = other.text.splitlines()
         found += [
@@ -137,10 +138,8 @@ def _keyword_uses(docs: Documents, doc: Document, callee: str, name: str) -> lis
     return found
 
 
-def _sees(analysis: Analysis | None, definition: Definition) -> bool:
-    if analysis is None:
-        return False
-    found = analysis.names.get(definition.node.name)
+def _sees(names: dict[str, Definition], definition: Definition) -> bool:
+    found = names.get(definition.node.name)
     return found is not None and _where(found) == _where(definition)
 
 

@@ -1,14 +1,19 @@
 """The language server: pygls on stdio, one handler per LSP feature.
 
-Diagnostics are debounced (`debounceMs` in the client's initializationOptions, default
-50 ms) and computed on a worker thread; a result is published only while its version is
-the document's latest, so a slow check never overwrites a newer one. Shapes for hover and
-inlay hints are measured on a second worker thread, once per version, when asked for.
+Diagnostics are computed on a worker thread, debounced on the leading edge: an edit after
+a quiet spell (`debounceMs` in the client's initializationOptions, default 50 ms, without
+an edit) is checked at once; an edit that follows another within it waits that long, and
+edits in quick succession are checked once, at the last. A result is published only while
+its version is the document's latest, so a slow check never overwrites a newer one.
+Shapes for hover and inlay hints are measured on a second worker thread, once per
+version, when asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +38,14 @@ class NetdslServer(LanguageServer):
         self.checker = ThreadPoolExecutor(1, thread_name_prefix="netdsl-check")
         self.measurer = ThreadPoolExecutor(1, thread_name_prefix="netdsl-measure")
         self.tasks: set[asyncio.Task[None]] = set()
+        self.last_edit: dict[str, float] = {}  # by URI, on the monotonic clock
+
+    def edited(self, uri: str, version: int) -> None:
+        """Check the new version at once after a quiet spell, else after the debounce."""
+        now = time.monotonic()
+        quiet = now - self.last_edit.get(uri, -math.inf) >= self.debounce_s
+        self.last_edit[uri] = now
+        self.schedule(uri, version, 0.0 if quiet else self.debounce_s)
 
     def schedule(self, uri: str, version: int, delay: float) -> None:
         task = asyncio.ensure_future(self.check(uri, version, delay))
@@ -49,14 +62,16 @@ class NetdslServer(LanguageServer):
         if analysis is None or doc is None or not self.docs.is_latest(uri, analysis.version):
             return  # stale: never published over a newer version
         found = diagnostics(analysis.errors, doc.path, analysis.spec)
+        when = f"after the {delay * 1000:.0f} ms debounce" if delay else "at once"
+        report = (
+            f"checked {uri} version {analysis.version} {when}: {len(found)} diagnostics in "
+            f"{analysis.wall_ms:.1f} ms ({analysis.cpu_ms:.1f} ms CPU), "
+            f"{analysis.reused} block instances reused"
+        )  # logged first: a client that has the diagnostics has the report too
+        self.window_log_message(types.LogMessageParams(type=types.MessageType.Log, message=report))
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=analysis.version)
         )
-        report = (
-            f"checked {uri} version {analysis.version}: {len(found)} diagnostics in "
-            f"{analysis.wall_ms:.1f} ms ({analysis.cpu_ms:.1f} ms CPU)"
-        )
-        self.window_log_message(types.LogMessageParams(type=types.MessageType.Log, message=report))
 
     async def measured(self, uri: str, answer: Callable[[Document, Any], T]) -> T | None:
         """`answer(doc, insight)` with the shapes of the document's latest version."""
@@ -99,14 +114,14 @@ def _initialize(ls: NetdslServer, params: types.InitializeParams) -> None:
 def _did_open(ls: NetdslServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.docs.update(item.uri, item.text, item.version)
-    ls.schedule(item.uri, item.version, 0.0)
+    ls.edited(item.uri, item.version)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def _did_change(ls: NetdslServer, params: types.DidChangeTextDocumentParams) -> None:
     uri, version = params.text_document.uri, params.text_document.version
     ls.docs.update(uri, ls.workspace.get_text_document(uri).source, version)
-    ls.schedule(uri, version, ls.debounce_s)
+    ls.edited(uri, version)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
@@ -119,6 +134,7 @@ def _did_save(ls: NetdslServer, params: types.DidSaveTextDocumentParams) -> None
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def _did_close(ls: NetdslServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.docs.close(params.text_document.uri)
+    ls.last_edit.pop(params.text_document.uri, None)
     ls.text_document_publish_diagnostics(
         types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
     )

@@ -195,6 +195,10 @@ class Library:
                 self._import_spans.pop()
         return unit
 
+    def loaded(self, path: Path) -> Unit | None:
+        """The file at `path` (resolved) if this library has loaded it."""
+        return self._units.get(path)
+
     def _fill_names(self, unit: Unit) -> None:
         for definition in unit.spec.defs:
             if definition.name in unit.names:

@@ -55,6 +55,10 @@ class Symbols:
                 self._spatial += 1
         return self.sizes[name]
 
+    def fingerprint(self) -> tuple:
+        """What choosing sizes changes: the sizes, and how many places each symbol was met."""
+        return tuple(self.sizes.items()), tuple((k, len(v)) for k, v in self._positions.items())
+
     def describe(self, shape: Sequence[int]) -> str:
         """`[B, 64, H, W]`: a size is shown as a symbol where it equals exactly one symbol's
         representative size and sits where that symbol was declared (so that 32 channels
