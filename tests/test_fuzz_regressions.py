@@ -180,3 +180,24 @@ def test_an_initialiser_argument_too_big_for_torch_is_located() -> None:
         dsl.validate(spec)
     assert caught.value.span.line == 3 and "trunc_normal()" in caught.value.message
     assert caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        'interpolate(x, size=(4, 4), mode="bilinear", align_corners=fc)',
+        "cat([x, x], dim=fc)",
+        "x.flatten(fc)",
+        "act(x, fc)",
+    ],
+)
+def test_a_member_passed_as_an_argument_is_a_located_error(call: str) -> None:
+    """Fuzz seed 20261213 escape (examples/vit_small.net, `align_corners=blocks`): a module
+    reached the generated forward as an argument, a SyntaxError in its code at build."""
+    spec = (
+        "net N:\n    input x: [B, 3, 8, 8]\n    fc = Linear(8)\n    act = PReLU()\n"
+        f"    y = {call}\n    return y\n"
+    )
+    with pytest.raises(dsl.DSLError, match="module 'fc' is not one") as info:
+        dsl.validate(spec)
+    assert info.value.code == "E300" and (info.value.span.line, info.value.span.col) == (5, 9)

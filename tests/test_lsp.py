@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 PARTS = """\
 # Parts for model.net.
@@ -34,6 +38,45 @@ net Small(classes=10):
 # `Lineer` for `Linear`: line 8 (0-based 7), columns 20-26.
 MISTAKE = MODEL.replace("Linear(classes)", "Lineer(classes)")
 
+
+def recording_client() -> LanguageClient:
+    """pytest-lsp's client that also keeps every publishDiagnostics in order
+    (`client.published`): waiting for the next notification misses one that arrives in the
+    same read as the one before it."""
+    client = LanguageClient(converter_factory=default_converter)
+    published: list[types.PublishDiagnosticsParams] = []
+
+    def publish(params: types.PublishDiagnosticsParams) -> None:
+        client.diagnostics[params.uri] = params.diagnostics
+        published.append(params)
+
+    register_lsp_features(
+        client, {**DEFAULT_CLIENT_FEATURES, types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: publish}
+    )
+    client.published = published  # type: ignore[attr-defined]
+    return client
+
+
+SERVER = ClientServerConfig(
+    server_command=[sys.executable, "-m", "dsl.cli", "lsp"], client_factory=recording_client
+)
+
+
+async def published_after(
+    client: LanguageClient, start: int, wanted: Any, timeout_s: float = 180
+) -> int:
+    """The index of the first publish at or after `start` for which `wanted(params)` holds,
+    waiting for it."""
+    deadline = time.monotonic() + timeout_s
+    published: list[types.PublishDiagnosticsParams] = client.published  # type: ignore[attr-defined]
+    while time.monotonic() < deadline:
+        found = next((i for i in range(start, len(published)) if wanted(published[i])), None)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"no such publishDiagnostics in {timeout_s} s")
+
+
 asyncio_module = pytest.mark.asyncio(loop_scope="module")
 pytestmark = asyncio_module
 
@@ -49,7 +92,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_lsp.fixture(
     scope="module",
     loop_scope="module",
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "dsl.cli", "lsp"]),
+    config=SERVER,
 )
 async def client(lsp_client: LanguageClient, workspace: Path):  # type: ignore[no-untyped-def]
     params = types.InitializeParams(
@@ -67,6 +110,7 @@ class Editor:
 
     def __init__(self, client: LanguageClient, path: Path) -> None:
         self.client, self.uri, self.version = client, path.as_uri(), 1
+        self.read = 0  # how far into client.published this editor has read
 
     async def open(self, text: str) -> list[types.Diagnostic]:
         self.client.text_document_did_open(
@@ -89,12 +133,13 @@ class Editor:
         return await self.diagnostics()
 
     async def diagnostics(self) -> list[types.Diagnostic]:
-        while True:
-            params = await asyncio.wait_for(
-                self.client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 180
-            )
-            if params.uri == self.uri and params.version == self.version:
-                return list(params.diagnostics)
+        """The next diagnostics published for this version since the last this editor read
+        (a file it imports may have it checked again at the same version)."""
+        index = await published_after(
+            self.client, self.read, lambda p: p.uri == self.uri and p.version == self.version
+        )
+        self.read = index + 1
+        return list(self.client.published[index].diagnostics)  # type: ignore[attr-defined]
 
     def at(self, line: int, character: int) -> dict:
         return {

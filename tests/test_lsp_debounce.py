@@ -6,14 +6,13 @@ succession" holds on a busy machine; which way each check went is in the server'
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from tests.test_lsp import Editor
+from tests.test_lsp import SERVER, Editor, published_after
 from tests.test_lsp_unet import TEXT, UNET
 
 DEBOUNCE_MS = 1000
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_lsp.fixture(
     scope="module",
     loop_scope="module",
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "dsl.cli", "lsp"]),
+    config=SERVER,
 )
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     params = types.InitializeParams(
@@ -64,15 +63,11 @@ async def test_an_edit_after_a_quiet_spell_is_checked_at_once_a_burst_once_at_it
     assert await unet.replace(TEXT.replace("n_classes=2", "n_classes=3")) == []
     assert _how_checked(client, unet.uri, unet.version) == ["at once"]
     await asyncio.sleep(DEBOUNCE_MS / 1000 + 0.1)
-    first = unet.version + 1
+    first, start = unet.version + 1, len(client.published)  # type: ignore[attr-defined]
     for width in (4, 5, 6, 7):  # typed in quick succession
         _change(client, unet, TEXT.replace("n_classes=2", f"n_classes={width}"))
-    published = []
-    while not published or published[-1] != unet.version:
-        params = await asyncio.wait_for(
-            client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60
-        )
-        published.append(params.version)
+    end = await published_after(client, start, lambda p: p.version == unet.version, 60)
+    published = [p.version for p in client.published[start : end + 1]]  # type: ignore[attr-defined]
     # The burst's first edit was checked at once; its result is published only if it was
     # done before the next edit came.
     assert published in ([unet.version], [first, unet.version])

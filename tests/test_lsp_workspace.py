@@ -6,15 +6,14 @@ outside the workspace)."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from tests.test_lsp import Editor
+from tests.test_lsp import SERVER, Editor
 
 LAYERS = """\
 block Unit(out):
@@ -71,7 +70,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_lsp.fixture(
     scope="module",
     loop_scope="module",
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "dsl.cli", "lsp"]),
+    config=SERVER,
 )
 async def client(lsp_client: LanguageClient, workspace: Path):  # type: ignore[no-untyped-def]
     params = types.InitializeParams(
@@ -94,8 +93,8 @@ def _reused(client: LanguageClient, editor: Editor) -> int:
     pattern = re.compile(
         rf"checked {re.escape(editor.uri)} version {editor.version} .* (\d+) block instances"
     )
-    (count,) = [m.group(1) for r in client.log_messages if (m := pattern.search(r.message))]
-    return int(count)
+    counts = [m.group(1) for r in client.log_messages if (m := pattern.search(r.message))]
+    return int(counts[-1])  # the last check of that version
 
 
 async def test_kept_blocks_are_let_go_when_a_file_they_read_changes(
@@ -107,7 +106,7 @@ async def test_kept_blocks_are_let_go_when_a_file_they_read_changes(
     layers = Editor(client, workspace / "layers.net")
     broken = LAYERS.replace("conv(x)", "conv(x).flatten(1)")
     assert await layers.open(broken) == []  # a block alone: its input has no shape yet
-    (found,) = await model.replace(MODEL.replace("classes=10", "classes=6"))
+    (found,) = await model.diagnostics()  # checked again for the edit of a file it imports
     assert "parts.net" in found.message and "BatchNorm2d" in found.message
     assert _reused(client, model) == 0
     client.text_document_did_close(
@@ -121,6 +120,26 @@ async def test_kept_blocks_are_let_go_when_a_file_they_read_changes(
     finally:
         (workspace / "layers.net").write_text(LAYERS)
     assert await model.replace(MODEL) == []
+
+
+async def test_an_edit_of_an_imported_file_checks_the_open_files_that_import_it(
+    model: Editor, client: LanguageClient, workspace: Path
+) -> None:
+    assert await model.replace(MODEL) == []
+    layers = Editor(client, workspace / "layers.net")
+    broken = LAYERS.replace("conv(x)", "conv(x).flatten(1)")
+    assert await layers.open(LAYERS) == []
+    assert await model.diagnostics() == []  # opened: its text now, checked again
+    try:
+        assert await layers.replace(broken) == []
+        (found,) = await model.diagnostics()  # model.net is not edited: checked again
+        assert "BatchNorm2d" in found.message and "got 2D input" in found.message
+        assert await layers.replace(LAYERS) == []
+        assert await model.diagnostics() == []
+    finally:
+        client.text_document_did_close(
+            types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(layers.uri))
+        )
 
 
 async def test_hover_on_a_value_made_by_a_function_or_an_op_shows_its_shape(

@@ -22,7 +22,7 @@ from dsl.elaborate.declarations import (
 )
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import INPUT_DTYPE, GraphBuilder
-from dsl.elaborate.graph_ops import REFERENCES, graph_call, refuse_references
+from dsl.elaborate.graph_ops import graph_call, refuse_references
 from dsl.elaborate.net_settings import Inbox
 from dsl.elaborate.values import (
     TRAINING,
@@ -315,7 +315,7 @@ class GraphBody(Body):
             raise StructureError("a net returns tensors computed from its inputs", stmt.span)
         # a module, layer, function or parts(...) source among the tensors (`return y, fc`) is
         # no value forward can return: the generated forward would not even compile
-        refuse_references(value, "return", stmt.span, (*REFERENCES, Handle, Parts))
+        refuse_references(value, "return", stmt.span)
         self.builder.graph.output(node_arg(value))
         self.builder.returned = value
         self.builder.has_return = True

@@ -123,13 +123,15 @@ def method_call(
     return Val(node, out, span)
 
 
-REFERENCES = (LayerRef, BlockRef, FunctionRef, Builtin, MethodRef)
+# Named things forward cannot pass as values: a layer type, a function, and also a member
+# (a module: `interpolate(x, align_corners=blocks)` would put the module in the code).
+REFERENCES = (LayerRef, BlockRef, FunctionRef, Builtin, MethodRef, Handle, Parts)
 
 
 def refuse_references(
     value: Any, what: str, span: Span, references: tuple[type, ...] = REFERENCES
 ) -> None:
-    """A layer, block or function named as an argument is no value forward can pass."""
+    """A layer, block, function or member named as an argument is no value forward can pass."""
     stack = [value]
     while stack:
         item = stack.pop()

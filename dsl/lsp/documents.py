@@ -43,6 +43,7 @@ class Analysis:
     wall_ms: float = 0.0  # how long the check took, and the CPU time of its thread
     cpu_ms: float = 0.0
     reused: int = 0  # block instances an earlier check's elaboration answered
+    reads: frozenset[Path] = frozenset()  # the files its imports loaded (resolved)
 
 
 @dataclass
@@ -99,6 +100,21 @@ class Documents:
     def all(self) -> list[Document]:
         return list(self._docs.values())
 
+    def dependents(self, uri: str) -> list[Document]:
+        """The other open documents whose last check read `uri`'s file: forgotten, so that
+        their next check reads its new text."""
+        doc = self._docs.get(uri)
+        if doc is None or doc.path is None:
+            return []
+        target = doc.path.resolve()
+        found = []
+        with self._lock:
+            for other in self._docs.values():
+                if other is not doc and other.analysis and target in other.analysis.reads:
+                    other.analysis = other.insight = None
+                    found.append(other)
+        return found
+
     def is_latest(self, uri: str, version: int) -> bool:
         doc = self._docs.get(uri)
         return doc is not None and doc.version == version
@@ -153,13 +169,15 @@ def analyse_text(path: Path | None, text: str, version: int) -> Analysis:
         spec = read_file(path)  # the parse validate made
     except DSLError:
         return Analysis(version, result.errors, None)
-    return Analysis(version, result.errors, spec, _scope(spec, path), result.resolved)
+    library = Library(path.parent)
+    names = _scope(library, spec, path)
+    return Analysis(version, result.errors, spec, names, result.resolved, reads=library.paths())
 
 
-def _scope(spec: ir.SpecFile, path: Path) -> dict[str, Definition]:
+def _scope(library: Library, spec: ir.SpecFile, path: Path) -> dict[str, Definition]:
     """The definitions visible in the file; where an import fails, its own ones."""
     try:
-        return Library(path.parent).unit(spec, path).names
+        return library.unit(spec, path).names
     except DSLError:
         unit = Unit(spec, path)
         return {d.name: Definition(d, unit) for d in spec.defs}

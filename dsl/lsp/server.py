@@ -5,6 +5,8 @@ a quiet spell (`debounceMs` in the client's initializationOptions, default 50 ms
 an edit) is checked at once; an edit that follows another within it waits that long, and
 edits in quick succession are checked once, at the last. A result is published only while
 its version is the document's latest, so a slow check never overwrites a newer one.
+When a check of one document is published, the other open documents that import it are
+checked again (after the debounce), so they show what its new text means for them.
 Shapes for hover and inlay hints are measured on a second worker thread, once per
 version, when asked for.
 """
@@ -47,12 +49,12 @@ class NetdslServer(LanguageServer):
         self.last_edit[uri] = now
         self.schedule(uri, version, 0.0 if quiet else self.debounce_s)
 
-    def schedule(self, uri: str, version: int, delay: float) -> None:
-        task = asyncio.ensure_future(self.check(uri, version, delay))
+    def schedule(self, uri: str, version: int, delay: float, cascade: bool = True) -> None:
+        task = asyncio.ensure_future(self.check(uri, version, delay, cascade))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def check(self, uri: str, version: int, delay: float) -> None:
+    async def check(self, uri: str, version: int, delay: float, cascade: bool) -> None:
         if delay:
             await asyncio.sleep(delay)
         if not self.docs.is_latest(uri, version):
@@ -72,6 +74,14 @@ class NetdslServer(LanguageServer):
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=found, version=analysis.version)
         )
+        if cascade:
+            self.recheck(self.docs.dependents(uri))
+
+    def recheck(self, docs: list[Document]) -> None:
+        """Check documents again for an edit of a file they import (and not what imports
+        them in turn: an import cycle would go round for ever)."""
+        for doc in docs:
+            self.schedule(doc.uri, doc.version, self.debounce_s, cascade=False)
 
     async def measured(self, uri: str, answer: Callable[[Document, Any], T]) -> T | None:
         """`answer(doc, insight)` with the shapes of the document's latest version."""
@@ -126,13 +136,12 @@ def _did_change(ls: NetdslServer, params: types.DidChangeTextDocumentParams) -> 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 def _did_save(ls: NetdslServer, params: types.DidSaveTextDocumentParams) -> None:
-    for doc in ls.docs.all():  # files that import the saved one see it as saved now
-        if doc.uri != params.text_document.uri:
-            ls.schedule(doc.uri, doc.version, ls.debounce_s)
+    ls.recheck(ls.docs.dependents(params.text_document.uri))  # they see it as saved now
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def _did_close(ls: NetdslServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.recheck(ls.docs.dependents(params.text_document.uri))  # the file on disk again
     ls.docs.close(params.text_document.uri)
     ls.last_edit.pop(params.text_document.uri, None)
     ls.text_document_publish_diagnostics(

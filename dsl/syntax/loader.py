@@ -199,6 +199,10 @@ class Library:
         """The file at `path` (resolved) if this library has loaded it."""
         return self._units.get(path)
 
+    def paths(self) -> frozenset[Path]:
+        """Every file loaded so far (resolved): the one built and all it imports."""
+        return frozenset(self._units)
+
     def _fill_names(self, unit: Unit) -> None:
         for definition in unit.spec.defs:
             if definition.name in unit.names:
