@@ -153,6 +153,14 @@ class ContainerBody(Body):
             self._add(name, value, stmt)
         elif isinstance(stmt, ir.InitBlock):  # rules on the container's own tree
             self.handle.init_rules.extend(init_rules_of(self.frame, stmt))
+        elif isinstance(stmt, ir.Forward):  # a block's own is taken off its body before
+            raise StructureError(
+                f"this {self.kind} cannot have a forward of its own: 'forward:' comes last, "
+                "at the top level of a container block's body",
+                stmt.span,
+                hint=f"define 'block Name = {self.kind}:' with the children and then 'forward:', "
+                "and use that block here",
+            )
         elif isinstance(stmt, ir.Input):
             raise StructureError(
                 f"'input' declares a net's inputs; it cannot sit inside a {self.kind}",

@@ -234,7 +234,11 @@ class Handle:
             if -len(names) <= key < len(names):
                 return self.children[key][1]
             raise EvaluationError(
-                f"{self.name} has {len(names)} children; index {key} is out of range", span
+                f"{self.name} has {len(names)} children; index {key} is out of range",
+                span,
+                hint=f"index from 0 to {len(names) - 1}, or from -{len(names)} counting from the end"
+                if names
+                else None,
             )
         key_text = str(key)
         for name, child in self.children:
