@@ -80,8 +80,8 @@ block Chain = ModuleList:
     Linear(8, 8)
     forward:
         input x
-        for layer in self:
-            x = x + layer(x)
+        for i, layer in enumerate(self):
+            x = x + layer(x) * (i + 1)
         return x
 
 block Ends = Sequential:
@@ -113,8 +113,8 @@ net Net:
 
 class Chain(nn.ModuleList):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self:
-            x = x + layer(x)
+        for i, layer in enumerate(self):
+            x = x + layer(x) * (i + 1)
         return x
 
 

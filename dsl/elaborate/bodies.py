@@ -13,7 +13,16 @@ from dsl.elaborate.build_time import bind_target, iterate, let_value
 from dsl.elaborate.declarations import init_rules_of
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import check_member_name
-from dsl.elaborate.values import Builtin, FunctionRef, Handle, MethodRef, Parts, Val, kind_of
+from dsl.elaborate.values import (
+    Builtin,
+    FunctionRef,
+    Handle,
+    MethodRef,
+    Parts,
+    Val,
+    kind_of,
+    to_static,
+)
 from dsl.errors import (
     ArgumentError,
     DSLError,
@@ -65,7 +74,8 @@ class Body:
             self.other(stmt)
 
     def _loop(self, stmt: ir.For) -> None:
-        for item in iterate(self.frame.static(stmt.in_), stmt.in_, stmt.for_):
+        items = to_static(self.frame.eval(stmt.in_), stmt.in_.span, modules=True)
+        for item in iterate(items, stmt.in_, stmt.for_):
             self.context.step(stmt.span)  # an empty body still costs its iterations
             bind_target(self.frame.scope, stmt.for_, item, stmt.span)
             self.run(stmt.body)
