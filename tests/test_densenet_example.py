@@ -185,16 +185,3 @@ def test_fmt_and_convert_round_trip_both_ways(
     if source == "containers.net":
         assert back.read_text() == net.read_text()
     capsys.readouterr()
-
-
-def test_python_export_refuses_a_container_with_its_own_forward(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    net = tmp_path / "containers.net"
-    net.write_text(CONTAINERS)
-    out = tmp_path / "net.py"
-    assert main(["export", str(net), "--format", "python", "-o", str(out)]) == 1
-    assert "a container block with a forward of its own cannot be ejected yet" in (
-        capsys.readouterr().err
-    )
-    assert not out.exists()
