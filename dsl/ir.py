@@ -4,8 +4,7 @@ Every node is a frozen pydantic model carrying a `Span` (which never takes part 
 equality). Field names are the YAML keys, so `SpecFile.model_json_schema()` describes the
 YAML form: expressions there are YAML scalars, lists, `{Callee: args}` mappings, or
 `${...}` strings in `.net` expression syntax (see docs/yaml.md). The `.net` parser builds
-nodes directly with `model_construct`; YAML goes through validation.
-"""
+nodes directly with `model_construct`; YAML goes through validation."""
 
 from __future__ import annotations
 
@@ -49,7 +48,10 @@ class Node(BaseModel):
         fields that say where (`span`, `kwarg_spans`, `name_spans`) take no part."""
         if type(self) is not type(other):
             return NotImplemented
-        return _meaning(self) == _meaning(other)
+        mine, theirs = (
+            {k: v for k, v in n.__dict__.items() if k not in POSITION_FIELDS} for n in (self, other)
+        )
+        return mine == theirs
 
     __hash__ = None  # type: ignore[assignment]  # nodes hold lists and dicts
 
@@ -64,10 +66,6 @@ class Node(BaseModel):
 
 
 POSITION_FIELDS = frozenset({"span", "kwarg_spans", "name_spans"})
-
-
-def _meaning(node: Node) -> dict[str, Any]:
-    return {k: v for k, v in node.__dict__.items() if k not in POSITION_FIELDS}
 
 
 # --------------------------------------------------------------------------- expressions
@@ -350,15 +348,19 @@ class InitBlock(Node):
     init: list[InitRule]
 
 
-STATEMENT_KEYS = ("input", "let", "layer", "return", "param", "buffer", "if", "for", "init")
-_STATEMENT_CLASSES = (Input, Let, Layer, Return, ParamDecl, BufferDecl, If, For, InitBlock)
-_STATEMENT_CLASS_TAGS = {cls.__name__: key for cls, key in zip(_STATEMENT_CLASSES, STATEMENT_KEYS)}
+class Forward(Node):
+    forward: Stmts = []  # last in a container block's body: a graph body, its children `self`
+
+
+_STATEMENT_TAGS = {"Input": "input", "Let": "let", "Layer": "layer"}  # class name -> YAML key
+_STATEMENT_TAGS |= {"Return": "return", "ParamDecl": "param", "BufferDecl": "buffer", "If": "if"}
+_STATEMENT_TAGS |= {"For": "for", "InitBlock": "init", "Forward": "forward"}
 
 
 def _statement_tag(value: Any) -> str | None:
     if isinstance(value, dict):
-        return next((k for k in value if k in STATEMENT_KEYS), None)
-    return _STATEMENT_CLASS_TAGS.get(type(value).__name__)
+        return next((k for k in value if k in _STATEMENT_TAGS.values()), None)
+    return _STATEMENT_TAGS.get(type(value).__name__)
 
 
 Stmt = Annotated[
@@ -372,6 +374,7 @@ Stmt = Annotated[
         Annotated[If, Tag("if")],
         Annotated[For, Tag("for")],
         Annotated[InitBlock, Tag("init")],
+        Annotated[Forward, Tag("forward")],
     ],
     Discriminator(_statement_tag),
 ]

@@ -42,6 +42,10 @@ class ContainerSpec:
     children: list[tuple[str, ModuleSpec]]
     span: Span
     init_rules: list[init.Rule] = field(default_factory=list)  # `block X = Sequential:`'s own
+    # A container block's own `forward:`: the graph of a subclass of the torch container,
+    # named `class_name`, whose forward reads the children as its attributes.
+    forward: fx.Graph | None = None
+    class_name: str = ""
 
 
 @dataclass

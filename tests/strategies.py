@@ -199,6 +199,7 @@ def _nested_statements(body: st.SearchStrategy) -> st.SearchStrategy:
             else_=st.builds(ir.If, if_=small_expressions, then=body, else_=body).map(lambda s: [s]),
         ),
         st.builds(ir.For, for_=targets, in_=small_expressions, body=body),
+        st.builds(ir.Forward, forward=body),  # a container block's own, after its children
     )
 
 

@@ -16,15 +16,13 @@ import importlib
 import linecache
 import types
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
-from dsl.build import branch_code, inplace, seeding
+from dsl.build import branch_code, hand_written, inplace, seeding
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
 from dsl.plan import (
@@ -41,7 +39,7 @@ from dsl.plan import (
     SourceSpec,
     TensorSpec,
 )
-from dsl.torchlib import catalog, init, nn_private, ops, shapes
+from dsl.torchlib import init, nn_private, shapes
 from dsl.torchlib.registry import REGISTRY
 
 
@@ -50,6 +48,7 @@ class GeneratedModule(nn.Module):
 
     dsl_source: str = ""
     dsl_globals: dict[str, str] = {}
+    dsl_base: str = ""  # the torch container it subclasses, if any (`_BASES`)
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,133 +56,57 @@ class GeneratedModule(nn.Module):
     def __reduce_ex__(self, protocol: Any) -> tuple:
         # The class exists only in this process, so a pickle says how to make it again.
         cls = type(self)
-        return (_restore, (cls.__name__, cls.dsl_source, cls.dsl_globals, self.__dict__))
+        state = self.__dict__
+        return (_restore, (cls.__name__, cls.dsl_source, cls.dsl_globals, state, cls.dsl_base))
 
 
-_CLASSES: dict[tuple[str, str], type[GeneratedModule]] = {}
+class GeneratedSequential(GeneratedModule, nn.Sequential):
+    """Base of a `block X = Sequential:` with a `forward:` of its own."""
+
+    dsl_base = "Sequential"
+
+
+class GeneratedModuleList(GeneratedModule, nn.ModuleList):
+    """Base of a `block X = ModuleList:` with a `forward:` of its own."""
+
+    dsl_base = "ModuleList"
+
+
+class GeneratedModuleDict(GeneratedModule, nn.ModuleDict):
+    """Base of a `block X = ModuleDict:` with a `forward:` of its own."""
+
+    dsl_base = "ModuleDict"
+
+
+_BASES: dict[str, type[GeneratedModule]] = {
+    cls.dsl_base: cls
+    for cls in (GeneratedModule, GeneratedSequential, GeneratedModuleList, GeneratedModuleDict)
+}
+_CLASSES: dict[tuple[str, str, str], type[GeneratedModule]] = {}
 _BY_STRUCTURE: dict[tuple, type[GeneratedModule]] = {}
 
 
 def generated_class(
-    name: str, graph: fx.Graph, adds_in_place: tuple[str, ...] = ()
+    name: str, graph: fx.Graph, adds_in_place: tuple[str, ...] = (), base: str = ""
 ) -> type[GeneratedModule]:
     """The class for a graph body; bodies that generate the same code share one class.
-    `adds_in_place` names the adds it makes in place (dsl.build.inplace).
+    `adds_in_place` names the adds it makes in place (dsl.build.inplace); `base` names the
+    torch container a container block's forward subclasses.
 
     fx's code generation is most of compile's own time, so a graph whose nodes are the same
     as an earlier one's (a block built again) reuses that class without generating again."""
-    structure = (name, adds_in_place, *branch_code.structure(graph))
+    structure = (name, adds_in_place, base, *branch_code.structure(graph))
     cls = _BY_STRUCTURE.get(structure)
     if cls is None:
-        code = _python_code(inplace.with_inplace_adds(graph, adds_in_place))
+        code = hand_written.python_code(inplace.with_inplace_adds(graph, adds_in_place))
         namespace = dict(code.globals)
-        src = code.src + branch_code.methods_source(graph, namespace, _python_code)
-        key = (name, src)
+        src = code.src + branch_code.methods_source(graph, namespace, hand_written.python_code)
+        key = (name, src, base)
         if key not in _CLASSES:
             imports = {k: _import_path(v) for k, v in namespace.items()}
-            _CLASSES[key] = _make_class(name, src, namespace, imports)
+            _CLASSES[key] = _make_class(name, src, namespace, imports, base)
         cls = _BY_STRUCTURE[structure] = _CLASSES[key]
     return cls
-
-
-def _python_code(graph: fx.Graph) -> fx.graph.PythonCode:
-    return _as_written_by_hand(graph).python_code(root_module="self")
-
-
-def _as_written_by_hand(graph: fx.Graph) -> fx.Graph:
-    """The graph with its calls doing what a hand-written forward's do: an op with a
-    `training` parameter the spec leaves out gets `training=self.training`; a `dropout_p`
-    given to one without (attention) applies in training only; a tensor made from sizes
-    (`arange(T)`, `zeros(...)`) without a `device` lands on the first input's. Which ops
-    these are is read from their signatures."""
-    if not any(_rule(node) for node in graph.nodes):
-        return graph
-    copy = fx.Graph()
-    copy.output(copy.graph_copy(graph, {}))
-    reads = _Reads(copy)
-    for node in list(copy.nodes):
-        rule = _rule(node)
-        if rule is not None:
-            _REWRITES[rule](node, reads)
-    return copy
-
-
-class _Reads:
-    """What a hand-written forward reads from `self` and its input (`self.training`,
-    `x.device`): each made once, at the top of the graph, on first use."""
-
-    def __init__(self, graph: fx.Graph) -> None:
-        self.graph = graph
-        self.made: dict[str, fx.Node] = {}
-
-    def __call__(self, what: str) -> fx.Node:
-        if what not in self.made:
-            first = next(n for n in self.graph.nodes if n.op != "placeholder")
-            with self.graph.inserting_before(first):
-                if what == "training":
-                    self.made[what] = self.graph.get_attr("training")
-                else:
-                    source = next(n for n in self.graph.nodes if n.op == "placeholder")
-                    self.made[what] = self.graph.create_node(
-                        "call_function", getattr, (source, what), name=f"{source.name}_{what}"
-                    )
-        return self.made[what]
-
-
-def _rule(node: fx.Node) -> str | None:
-    params = _parameters(node.target) if node.op == "call_function" else None
-    if params is None:
-        return None
-    if "training" in params.names:
-        return None if params.passed("training", node.args, node.kwargs) else "training"
-    if "dropout_p" in params.names and params.passed("dropout_p", node.args, node.kwargs):
-        return None if _argument(node, params, "dropout_p") in (0, 0.0) else "dropout_p"
-    if catalog.is_factory(node.target) and not params.passed("device", node.args, node.kwargs):
-        has_input = any(n.op == "placeholder" for n in node.graph.nodes)
-        return "device" if has_input else None
-    return None
-
-
-def _pass_training(node: fx.Node, reads: _Reads) -> None:
-    node.kwargs = {**node.kwargs, "training": reads("training")}
-
-
-def _gate_dropout_p(node: fx.Node, reads: _Reads) -> None:
-    """`dropout_p=p` -> `dropout_p=when_training(p, self.training)`."""
-    params = _parameters(node.target)
-    assert params is not None
-    p = _argument(node, params, "dropout_p")
-    with node.graph.inserting_before(node):
-        gated = node.graph.create_node(
-            "call_function", ops.when_training, (p, reads("training")), name="dropout_p"
-        )
-    if "dropout_p" in node.kwargs:
-        node.kwargs = {**node.kwargs, "dropout_p": gated}
-    else:
-        index = params.names.index("dropout_p")
-        node.args = (*node.args[:index], gated, *node.args[index + 1 :])
-
-
-def _place_on_input_device(node: fx.Node, reads: _Reads) -> None:
-    node.kwargs = {**node.kwargs, "device": reads("device")}
-
-
-_REWRITES: dict[str, Callable[[fx.Node, _Reads], None]] = {
-    "training": _pass_training,
-    "dropout_p": _gate_dropout_p,
-    "device": _place_on_input_device,
-}
-
-
-def _argument(node: fx.Node, params: catalog.Params, name: str) -> Any:
-    return node.kwargs[name] if name in node.kwargs else node.args[params.names.index(name)]
-
-
-def _parameters(target: Any) -> catalog.Params | None:
-    try:
-        return catalog.parameters(target)
-    except TypeError:  # an unhashable callable a user registered: no mode to follow
-        return None
 
 
 def _import_path(obj: Any) -> str:
@@ -206,7 +129,7 @@ def _resolve_import(path: str) -> Any:
 
 
 def _make_class(
-    name: str, src: str, namespace: dict[str, Any], imports: dict[str, str]
+    name: str, src: str, namespace: dict[str, Any], imports: dict[str, str], base: str
 ) -> type[GeneratedModule]:
     digest = hashlib.sha1(f"{name}\n{src}".encode()).hexdigest()[:12]
     filename = f"<netdsl {name} {digest}>"
@@ -225,16 +148,16 @@ def _make_class(
         "dsl_globals": imports,
         "__module__": "dsl.generated",
     }
-    return type(name, (GeneratedModule,), attrs)
+    return type(name, (_BASES[base],), attrs)
 
 
 def _restore(
-    name: str, src: str, imports: dict[str, str], state: dict[str, Any]
+    name: str, src: str, imports: dict[str, str], state: dict[str, Any], base: str = ""
 ) -> GeneratedModule:
-    cls = _CLASSES.get((name, src))
+    cls = _CLASSES.get((name, src, base))
     if cls is None:
         namespace = {key: _resolve_import(path) for key, path in imports.items()}
-        cls = _CLASSES[(name, src)] = _make_class(name, src, namespace, imports)
+        cls = _CLASSES[(name, src, base)] = _make_class(name, src, namespace, imports, base)
     module = cls.__new__(cls)
     module.__dict__.update(state)
     return module
@@ -299,16 +222,15 @@ class _Builder:
         return self.stream(path) if self.stream is not None else contextlib.nullcontext()
 
     def _container(self, spec: ContainerSpec, path: str) -> nn.Module:
+        """The torch container, or a subclass of it with the block's own forward; its
+        children are added under their keys, as `append` and `update` add them."""
         children = [(name, self.build(child, _join(path, name))) for name, child in spec.children]
-        container: nn.Module
-        if spec.kind == "Sequential":
-            container = nn.Sequential()
-            for name, child in children:
-                _add_child(container, name, child)
-        elif spec.kind == "ModuleList":
-            container = nn.ModuleList(m for _, m in children)
+        if spec.forward is None:
+            container = _CONTAINERS[spec.kind]()
         else:
-            container = nn.ModuleDict(OrderedDict(children))
+            container = generated_class(spec.class_name, spec.forward, (), spec.kind)()
+        for name, child in children:
+            _add_child(container, name, child)
         self._initialise(container, spec.init_rules, path)
         return container
 
@@ -334,6 +256,11 @@ class _Builder:
         return module
 
 
+_CONTAINERS: dict[str, type[nn.Module]] = {
+    "Sequential": nn.Sequential,
+    "ModuleList": nn.ModuleList,
+    "ModuleDict": nn.ModuleDict,
+}
 _REGISTRATION_HOOKS = nn_private.MODULE_REGISTRATION_HOOKS
 
 

@@ -13,7 +13,16 @@ from dsl.elaborate.build_time import bind_target, iterate, let_value
 from dsl.elaborate.declarations import init_rules_of
 from dsl.elaborate.evaluate import Frame
 from dsl.elaborate.graph import check_member_name
-from dsl.elaborate.values import Builtin, FunctionRef, Handle, MethodRef, Parts, Val, kind_of
+from dsl.elaborate.values import (
+    Builtin,
+    FunctionRef,
+    Handle,
+    MethodRef,
+    Parts,
+    Val,
+    kind_of,
+    to_static,
+)
 from dsl.errors import (
     ArgumentError,
     DSLError,
@@ -65,7 +74,8 @@ class Body:
             self.other(stmt)
 
     def _loop(self, stmt: ir.For) -> None:
-        for item in iterate(self.frame.static(stmt.in_), stmt.in_, stmt.for_):
+        items = to_static(self.frame.eval(stmt.in_), stmt.in_.span, modules=True)
+        for item in iterate(items, stmt.in_, stmt.for_):
             self.context.step(stmt.span)  # an empty body still costs its iterations
             bind_target(self.frame.scope, stmt.for_, item, stmt.span)
             self.run(stmt.body)
@@ -153,6 +163,14 @@ class ContainerBody(Body):
             self._add(name, value, stmt)
         elif isinstance(stmt, ir.InitBlock):  # rules on the container's own tree
             self.handle.init_rules.extend(init_rules_of(self.frame, stmt))
+        elif isinstance(stmt, ir.Forward):  # a block's own is taken off its body before
+            raise StructureError(
+                f"this {self.kind} cannot have a forward of its own: 'forward:' comes last, "
+                "at the top level of a container block's body",
+                stmt.span,
+                hint=f"define 'block Name = {self.kind}:' with the children and then 'forward:', "
+                "and use that block here",
+            )
         elif isinstance(stmt, ir.Input):
             raise StructureError(
                 f"'input' declares a net's inputs; it cannot sit inside a {self.kind}",

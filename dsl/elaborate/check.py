@@ -67,7 +67,7 @@ def _check_definition(definition: ir.Definition, unit: Unit) -> list[DSLError]:
 def _walk(stmts: list) -> Iterator[Any]:
     for stmt in stmts:
         yield stmt
-        for field in ("then", "else_", "body"):
+        for field in ("then", "else_", "body", "forward"):
             inner = getattr(stmt, field, None)
             if isinstance(inner, list):
                 yield from _walk(inner)
@@ -96,6 +96,8 @@ def _defined_names(stmts: list) -> Iterator[str]:
             yield stmt.name
         elif isinstance(stmt, ir.For):
             yield from ir.target_names(stmt.for_)
+        elif isinstance(stmt, ir.Forward):  # the container and its mode, in its own forward
+            yield from ("self", "training")
 
 
 def _check_stmt(stmt: Any, defined: set[str], unit: Unit) -> list[DSLError]:

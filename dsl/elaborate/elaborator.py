@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from dsl import ir
-from dsl.elaborate import limits, net_settings, reuse
+from dsl.elaborate import container_forward, limits, net_settings, reuse
 from dsl.elaborate.bodies import container_handle
+from dsl.elaborate.container_forward import split_forward
 from dsl.elaborate.context import Context
 from dsl.elaborate.declarations import declared_meta
 from dsl.elaborate.evaluate import Frame
@@ -109,7 +110,13 @@ class Elaborator:
                     handle.settings[0][2],
                     hint="set the layer in the container block itself",
                 )
-            inner = container_handle(_block_container(node.body), frame)
+            children, forward = split_forward(node.body)
+            if forward is not None:
+                spec, out, _ = container_forward.elaborate(
+                    frame, node.name, children, forward, inputs, sources, span
+                )
+                return spec, out
+            inner = container_handle(_block_container(children), frame)
             assert handle.name is not None
             inner.attach(handle.name)
             out = call_meta(inner, inputs, sources, span, self)
@@ -169,7 +176,14 @@ class Elaborator:
     def _resolve_container_net(
         self, frame: Frame, node: ir.NetDef | ir.BlockDef, container: ir.Container
     ) -> Resolved:
-        """`net MLP = Sequential:` — inputs are declared first in the body, then the children."""
+        """`net MLP = Sequential:` — inputs are declared first in the body, then the children
+        (or in its `forward:`, after them)."""
+        children, forward = split_forward(container)
+        if forward is not None:
+            spec, out, declared = container_forward.elaborate(
+                frame, node.name, children, forward, None, [], node.span
+            )
+            return Resolved(node.name, spec, declared, out, self.context.symbols)
         inputs = [s for s in container.body if isinstance(s, ir.Input)]
         if len(inputs) != 1:
             raise StructureError(

@@ -18,6 +18,7 @@ from dsl import ir
 from dsl.elaborate import build_time, graph_ops, size_decisions, training
 from dsl.elaborate.arithmetic import IDENTITY_OPERATORS, identity, python_op
 from dsl.elaborate.builtin_functions import BUILTINS, call_builtin, math_member
+from dsl.elaborate.children import Children
 from dsl.elaborate.conditions import decide
 from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
@@ -247,6 +248,9 @@ class Frame:
             return self._graph_call(fn, (left, right), {}, f"'{expr.op}'", expr.span)
         if expr.op in OPERATORS and (isinstance(left, Dim) or isinstance(right, Dim)):
             return self._dim_op(expr.op, left, right, expr.span)
+        if expr.op == "+" and _joins_values(left, right):  # `features + [layer(x)]`
+            self.context.budget.spend_on_value(left + right, expr.span, "'+'")
+            return left + right
         if isinstance(left, Val) or isinstance(right, Val):
             raise EvaluationError(
                 f"'{expr.op}' compares tensors computed in forward; build-time code cannot",
@@ -303,8 +307,9 @@ class Frame:
             assert value.source is not None
             path = f"{value.path}.{to_static(index, expr.index.span)}"
             return part_of(value.source, path, expr.span)
-        if isinstance(value, Handle):
-            return value.child(to_static(index, expr.index.span), expr.span)
+        if isinstance(value, Handle | Children):
+            handle = value if isinstance(value, Handle) else value.handle
+            return handle.child(to_static(index, expr.index.span), expr.span)
         if isinstance(value, ShapeView):
             key = to_static(index, expr.index.span)
             return graph_ops.shape_dim(self.context.symbols, value, key, expr.span)
@@ -409,6 +414,14 @@ def _evaluator(node_type: type) -> Callable[[Frame, Any], Any]:
     method = getattr(Frame, "_eval_" + node_type.__name__)
     _EVALUATORS[node_type] = method
     return method
+
+
+def _joins_values(left: Any, right: Any) -> bool:
+    """Whether `left + right` joins two lists (or tuples) that hold values computed in
+    forward: the joined list is build-time structure, as Python's would be."""
+    return (
+        type(left) is type(right) and type(left) in (list, tuple) and bool(vals_in((left, right)))
+    )
 
 
 def _value_spans(call: ir.Call) -> dict[str, Span]:

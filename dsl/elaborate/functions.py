@@ -95,7 +95,12 @@ class FunctionBody(Body):
 
 def statement_error(stmt: Any) -> StructureError:
     """A statement a def's body cannot hold: it computes values, it builds no module."""
-    kinds: dict[type, str] = {ir.Input: "an input", ir.Layer: "a layer", ir.InitBlock: "init rules"}
+    kinds: dict[type, str] = {
+        ir.Input: "an input",
+        ir.Layer: "a layer",
+        ir.InitBlock: "init rules",
+        ir.Forward: "a forward",
+    }
     what = kinds.get(type(stmt), "a member")
     return StructureError(
         f"a def computes build-time values; {what} cannot sit in its body",

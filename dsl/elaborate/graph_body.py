@@ -70,25 +70,40 @@ class GraphBody(Body):
     ) -> None:
         """`inputs` are the metas a caller applies the block to (None for a top-level net)."""
         assert not isinstance(node.body, ir.Container)  # a container body is no graph body
-        declared = [s for s in node.body if isinstance(s, ir.Input)]
+        self.run_body(node.name, node.body, node.span, inputs, sources, span)
+
+    def run_body(
+        self,
+        name: str,
+        stmts: list,
+        at: Span,
+        inputs: list[Any] | None,
+        sources: list[Span | None],
+        span: Span,
+    ) -> None:
+        """The statements of `name`'s body, written at `at`, for these inputs."""
+        forward = next((s for s in stmts if isinstance(s, ir.Forward)), None)
+        if forward is not None:  # before its inputs are counted: they may sit in it
+            self._Forward(forward)
+        declared = [s for s in stmts if isinstance(s, ir.Input)]
         if inputs is not None and len(declared) != len(inputs):
             raise ArityError(
-                f"{node.name} declares {len(declared)} input{'s' if len(declared) != 1 else ''} "
+                f"{name} declares {len(declared)} input{'s' if len(declared) != 1 else ''} "
                 f"({', '.join(d.input for d in declared) or 'none'}) and is applied to {len(inputs)}",
                 span,
-                notes=[Note(f"{node.name} is defined here", node.span)],
+                notes=[Note(f"{name} is defined here", at)],
             )
         self._declared = {id(s) for s in declared}
         self._given = inputs
         self._sources = sources
         self._applied = span if inputs is not None else None
         self.frame.scope.setdefault("training", TRAINING)
-        self.run(node.body)
+        self.run(stmts)
         members = [n for n, v in self.frame.scope.items() if isinstance(v, Handle)]
-        self.inbox.check(members, node.name)
+        self.inbox.check(members, name)
         if not self.builder.has_return:
             raise StructureError(
-                f"{node.name} has no return", node.span, hint="end the body with 'return <value>'"
+                f"{name} has no return", at, hint="end the body with 'return <value>'"
             )
 
     def done(self) -> bool:
@@ -143,7 +158,7 @@ class GraphBody(Body):
 
     def _arm(self, stmts: list) -> Callable[[GraphBuilder, dict], Any]:
         def run(builder: GraphBuilder, scope: dict[str, Any]) -> Any:
-            body = GraphBody(builder, Frame(self.frame.elab, self.frame.unit, builder, scope))
+            body = type(self)(builder, Frame(self.frame.elab, self.frame.unit, builder, scope))
             body._given, body._applied = self._given, self._applied  # a block's, or a net's
             body.run(stmts)
             return builder.returned
@@ -336,6 +351,15 @@ class GraphBody(Body):
 
     def _InitBlock(self, stmt: ir.InitBlock) -> None:
         self.builder.init_rules.extend(init_rules_of(self.frame, stmt))
+
+    def _Forward(self, stmt: ir.Forward) -> None:
+        raise StructureError(
+            "'forward:' belongs to a container block, after its children; "
+            "a graph body is a forward already",
+            stmt.span,
+            hint="write its statements in the body itself, or define "
+            "'block Name = ModuleDict:' with the children and then 'forward:'",
+        )
 
 
 def _returns(stmts: list) -> bool:

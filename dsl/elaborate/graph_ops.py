@@ -11,6 +11,7 @@ import torch
 
 from dsl import ir
 from dsl.elaborate import limits
+from dsl.elaborate.children import Children
 from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.handles import BlockMaker, call_meta, finish, part_of, plain_value_error
@@ -185,6 +186,8 @@ def attribute(
         return part_of(value.source, f"{value.path}.{attr}", span)
     if isinstance(value, Handle):
         return _module_tensor(context, value, attr, builder, span)
+    if isinstance(value, Children):
+        return value.attribute(attr, span)
     if isinstance(value, ShapeView):
         raise EvaluationError(
             f"a shape has no attribute '{attr}'", span, hint="index it: x.shape[1]"

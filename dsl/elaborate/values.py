@@ -234,7 +234,11 @@ class Handle:
             if -len(names) <= key < len(names):
                 return self.children[key][1]
             raise EvaluationError(
-                f"{self.name} has {len(names)} children; index {key} is out of range", span
+                f"{self.name} has {len(names)} children; index {key} is out of range",
+                span,
+                hint=f"index from 0 to {len(names) - 1}, or from -{len(names)} counting from the end"
+                if names
+                else None,
             )
         key_text = str(key)
         for name, child in self.children:
@@ -356,17 +360,21 @@ def kind_of(value: Any) -> str:
     return type(value).__name__
 
 
-def to_static(value: Any, span: Span) -> Any:
+def to_static(value: Any, span: Span, modules: bool = False) -> Any:
+    """`value` known when the model is built; with `modules`, the modules it holds stay
+    (what a loop runs over: `for i, layer in enumerate(self):`)."""
     if type(value) in STATIC_TYPES:
         return value
     if isinstance(value, Dim):
         return value.value
     if isinstance(value, list):
-        return [to_static(v, span) for v in value]
+        return [to_static(v, span, modules) for v in value]
     if isinstance(value, tuple):
-        return tuple(to_static(v, span) for v in value)
+        return tuple(to_static(v, span, modules) for v in value)
     if isinstance(value, dict):
-        return {k: to_static(v, span) for k, v in value.items()}
+        return {k: to_static(v, span, modules) for k, v in value.items()}
+    if modules and isinstance(value, Handle):
+        return value
     if isinstance(value, Val):
         raise EvaluationError(
             "this needs a value known when the model is built, but it is a tensor computed in forward",

@@ -20,7 +20,20 @@ from dsl.torchlib.registry import REGISTRY
 
 KEYWORDS = (
     *("net", "block", "input", "return", "param", "buffer", "if", "else", "for", "in"),
-    *("elif", "pass", "from", "import", "init", "true", "false", "none", "and", "or", "not"),
+    *(
+        "elif",
+        "pass",
+        "from",
+        "import",
+        "init",
+        "forward",
+        "true",
+        "false",
+        "none",
+        "and",
+        "or",
+        "not",
+    ),
 )
 _KIND = types.CompletionItemKind
 

@@ -86,6 +86,8 @@ def statements(body: list[Any]) -> Iterator[Any]:
             yield from statements([*stmt.then, *stmt.else_])
         elif isinstance(stmt, ir.For):
             yield from statements(stmt.body)
+        elif isinstance(stmt, ir.Forward):
+            yield from statements(stmt.forward)
         elif isinstance(stmt, ir.Let | ir.Return) and isinstance(_value(stmt), ir.Container):
             container = _value(stmt)
             assert isinstance(container, ir.Container)

@@ -128,7 +128,7 @@ class _Attacher:
         if leading:
             updates["span"] = _with_comments(stmt.span, leading)
         fields = stmt.__dict__  # not getattr: a missing attribute costs pydantic an exception
-        for field in ("then", "else_", "body"):
+        for field in ("then", "else_", "body", "forward"):
             value = fields.get(field)
             if isinstance(value, list) and (visited := self.stmts(value)) is not value:
                 updates[field] = visited

@@ -174,9 +174,15 @@ _FORWARD = "a net's body is its forward: write the graph statements under 'net N
 _HABITS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     (re.compile(pattern), message, hint)
     for pattern, message, hint in (
-        (r"\b(?P<at>self)\.", "'self.' is not written in netdsl", _MEMBERS),
+        # `self.conv = ...`; a container block's own forward reads `self.name` (valid syntax)
+        (r"^\s*(?P<at>self)\.[\w.]*\s*=(?!=)", "'self.' is not written in netdsl", _MEMBERS),
         (r"\b(?P<at>lambda)\b", "the language has no 'lambda'", _LAMBDA),
         (r"^\s*(?P<at>def)\s+forward\b", "'def forward' is not written in netdsl", _FORWARD),
+        (
+            r"^\s*(?P<at>forward)\s*(?:[=,(.\[]|$)",
+            "'forward' is a keyword: 'forward:' opens a container block's own forward",
+            "give the member another name, e.g. 'forward_'",
+        ),
         (
             r"^\s*(?P<at>class)\b",
             "Python's '{at}' does not define a network",

@@ -29,6 +29,7 @@ _If = constructor(ir.If)
 _For = constructor(ir.For)
 _InitRule = constructor(ir.InitRule)
 _InitBlock = constructor(ir.InitBlock)
+_Forward = constructor(ir.Forward)
 _DefParam = constructor(ir.DefParam)
 _NetDef = constructor(ir.NetDef)
 _BlockDef = constructor(ir.BlockDef)
@@ -299,6 +300,11 @@ class NetTransformer(ExpressionRules, Transformer):
     def init_block(self, items: Items) -> ir.InitBlock:
         keyword, *rules = items
         return _InitBlock(init=rules, span=self._span(keyword))
+
+    @rule
+    def forward_block(self, items: Items) -> ir.Forward:
+        keyword, body = items
+        return _Forward(forward=body, span=self._span(keyword))
 
     @rule
     def init_rule(self, items: Items) -> ir.InitRule:

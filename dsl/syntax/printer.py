@@ -33,6 +33,7 @@ KEYWORDS = frozenset(
         "in",
         "is",
         "init",
+        "forward",
         "def",
     }
     | {"not", "and", "or", "true", "false", "none", "True", "False", "None", *ir.CONTAINER_KINDS}
@@ -156,6 +157,8 @@ def _stmt(stmt: Any, depth: int) -> list[str]:
         ]
     if isinstance(stmt, ir.InitBlock):
         return [*lines, *_init_block(stmt, depth)]
+    if isinstance(stmt, ir.Forward):
+        return [*lines, f"{pad}forward:", *_suite(stmt.forward, depth + 1)]
     raise StructureError(
         f"cannot print a {type(stmt).__name__} as a statement", getattr(stmt, "span", None)
     )

@@ -162,6 +162,21 @@ def _container(kind: str, value: Any, span: Span) -> ir.Container:
     )
 
 
+def container_schema(generated: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of a container as `_container` reads it, `{Sequential: [...]}` or
+    `{ModuleList: {run: parallel, body: [...]}}`, from pydantic's of the node (its fields)."""
+    body = generated["properties"]["body"]
+    options = {"type": "object", "properties": {"body": body}}
+    return {
+        "description": generated.get("description", ""),
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "propertyNames": {"enum": list(ir.CONTAINER_KINDS)},
+        "additionalProperties": {"anyOf": [body, options, {"type": "null"}]},
+    }
+
+
 def _call(callee: Any, value: Any, span: Span) -> ir.Call:
     func = _callee(callee, span)
     args: list

@@ -97,6 +97,8 @@ def _stmt_data(stmt: Any) -> dict:
         return {key: value for key, value in out.items() if key != "body" or value}
     if isinstance(stmt, ir.InitBlock):
         return {"init": [_init_rule_data(rule) for rule in stmt.init]}
+    if isinstance(stmt, ir.Forward):
+        return {"forward": _stmts_data(stmt.forward)}
     raise StructureError(
         f"cannot print a {type(stmt).__name__} as a statement", getattr(stmt, "span", None)
     )

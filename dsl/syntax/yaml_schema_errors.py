@@ -23,6 +23,7 @@ _STATEMENT_MODELS: dict[str, type[BaseModel]] = {
     "if": ir.If,
     "for": ir.For,
     "init": ir.InitBlock,
+    "forward": ir.Forward,
 }
 _DEFINITION_MODELS: dict[str, type[BaseModel]] = {"net": ir.NetDef, "block": ir.BlockDef}
 _LIST_ITEM_MODELS: dict[str, type[BaseModel]] = {

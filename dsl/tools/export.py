@@ -72,10 +72,13 @@ class _Ejector:
 
     # -- grouping instances into classes
     def key(self, spec: ModuleSpec | SourceSpec) -> Any:
-        if not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
+        own_forward = isinstance(spec, ContainerSpec) and spec.forward is not None
+        if own_forward or not isinstance(spec, LeafSpec | ContainerSpec | GraphSpec):
             what = f"a {type(spec).__name__}"
             if isinstance(spec, DerivedSpec):
                 what = "a net derived from another model ('net X = Base(...):')"
+            if own_forward:
+                what = "a container block with a forward of its own"
             raise ArgumentError(
                 f"{what} cannot be ejected yet",
                 getattr(spec, "span", None),

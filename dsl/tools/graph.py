@@ -129,6 +129,7 @@ class _Drawer:
             opens
             and isinstance(spec, ContainerSpec)
             and spec.kind == "Sequential"
+            and spec.forward is None  # one of its own is drawn as a box: children run as it says
             and call is not None
         ):
             inner = Cluster(

@@ -159,6 +159,21 @@ def vgg(span: Span) -> list[Rule]:
     )
 
 
+def densenet(span: Span) -> list[Rule]:
+    """torchvision's DenseNet: conv kaiming_normal (fan_in, leaky_relu's defaults), BN 1/0,
+    Linear bias 0 (its weight keeps torch's own init)."""
+    return _recipe_rules(
+        "densenet",
+        span,
+        [
+            ("Conv2d.weight", "kaiming_normal", (), {}),
+            ("BatchNorm2d.weight", "constant", (1,), {}),
+            ("BatchNorm2d.bias", "constant", (0,), {}),
+            ("Linear.bias", "constant", (0,), {}),
+        ],
+    )
+
+
 def transformer(span: Span, std: float = 0.02) -> list[Rule]:
     """GPT/ViT style: Linear and Embedding trunc_normal(std=0.02), zero bias, LayerNorm 1/0."""
     return _recipe_rules(
@@ -185,6 +200,7 @@ def zero_init_residual_rules(span: Span) -> list[Rule]:
 RECIPES: dict[str, Callable[..., list[Rule]]] = {
     "resnet": resnet,
     "vgg": vgg,
+    "densenet": densenet,
     "transformer": transformer,
     "zero_init_residual": zero_init_residual_rules,
 }
