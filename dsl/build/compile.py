@@ -354,7 +354,7 @@ def _add_child(module: nn.Module, name: str, child: nn.Module) -> None:
 
 def build_on_meta(spec: ModuleSpec) -> nn.Module:
     """A meta-device copy of a resolved module, for following shapes through it."""
-    with torch.device("meta"):
+    with shapes.on_meta():
         return _Builder(None, adds_in_place=False).build(spec)
 
 
