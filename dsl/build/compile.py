@@ -40,6 +40,7 @@ from dsl.plan import (
     Resolved,
     SourceSpec,
     TensorSpec,
+    has_init_rules,
 )
 from dsl.torchlib import catalog, init, nn_private, ops, shapes
 from dsl.torchlib.registry import REGISTRY
@@ -425,26 +426,8 @@ def _on_device(device: str | torch.device | None) -> contextlib.AbstractContextM
 def check_init_rules(resolved: Resolved) -> None:
     """Init rules match against the built module tree: where a spec has any, build it on the
     meta device (nothing is allocated) so that a rule matching nothing is found by validate."""
-    if _has_init_rules(resolved.root):
+    if has_init_rules(resolved.root):
         compile_resolved(resolved, device="meta")
-
-
-def _has_init_rules(spec: ModuleSpec) -> bool:
-    if isinstance(spec, GraphSpec | DerivedSpec | ContainerSpec) and spec.init_rules:
-        return True
-    if isinstance(spec, GraphSpec):
-        return any(
-            _has_init_rules(m)
-            for _, m in spec.members
-            if isinstance(m, GraphSpec | ContainerSpec | DerivedSpec)
-        )
-    if isinstance(spec, ContainerSpec):
-        return any(_has_init_rules(c) for _, c in spec.children)
-    if isinstance(spec, DerivedSpec):
-        return _has_init_rules(spec.base) or any(
-            isinstance(op, ReplaceOp) and _has_init_rules(op.spec) for op in spec.ops
-        )
-    return False
 
 
 def materialize(
