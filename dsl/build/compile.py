@@ -25,6 +25,7 @@ import torch.fx as fx
 from torch import nn
 
 from dsl.build import branch_code, inplace, seeding
+from dsl.elaborate.values import frozen_key, shared_meta_module
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
 from dsl.plan import (
@@ -244,8 +245,16 @@ def _restore(
 class _Builder:
     """Constructs a resolved tree in declaration order and collects its init rules."""
 
-    def __init__(self, stream: init.PerModuleStream | None, adds_in_place: bool = True) -> None:
+    def __init__(
+        self,
+        stream: init.PerModuleStream | None,
+        adds_in_place: bool = True,
+        for_shapes: bool = False,
+    ) -> None:
         self.stream = stream
+        # A meta copy to follow shapes through (build_on_meta): its leaves are copies of the
+        # meta instances elaboration shares, and init rules, which change no shape, do not run.
+        self.for_shapes = for_shapes
         self.winners: dict[str, init.Rule] = {}  # which init rule set each parameter
         self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
         # by spec and whether adds may be in place: identical blocks share one class
@@ -256,6 +265,8 @@ class _Builder:
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
+            if self.for_shapes:
+                return _meta_leaf(spec)
             with self._draws(path):
                 return spec.layer.construct(spec.kwargs)
         if isinstance(spec, ContainerSpec):
@@ -293,7 +304,7 @@ class _Builder:
 
     def _initialise(self, module: nn.Module, rules: list[init.Rule], path: str) -> None:
         """A module's init rules run when it has been built, before its parent goes on."""
-        if rules:
+        if rules and not self.for_shapes:
             self.winners.update(init.initialise(module, rules, _layer_type, self.stream, path))
 
     def _draws(self, path: str) -> Any:
@@ -356,7 +367,15 @@ def _add_child(module: nn.Module, name: str, child: nn.Module) -> None:
 def build_on_meta(spec: ModuleSpec) -> nn.Module:
     """A meta-device copy of a resolved module, for following shapes through it."""
     with shapes.on_meta():
-        return _Builder(None, adds_in_place=False).build(spec)
+        return _Builder(None, adds_in_place=False, for_shapes=True).build(spec)
+
+
+def _meta_leaf(spec: LeafSpec) -> nn.Module:
+    """A leaf of a meta copy: a copy of the meta instance elaboration shares (a layer's
+    constructor is most of a meta build's time), or a new one where that has submodules."""
+    shared, _ = shared_meta_module(spec.layer, frozen_key(spec.kwargs), spec.kwargs, spec.span)
+    copy = nn_private.leaf_copy(shared)
+    return copy if copy is not None else spec.layer.construct(spec.kwargs)
 
 
 def _join(prefix: str, name: str) -> str:
