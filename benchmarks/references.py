@@ -16,7 +16,7 @@ from tests.references import MnistMLP as MnistMLP
 from tests.references import UNet as UNet
 
 # --------------------------------------------------------------------------- ResNets
-# examples/resnet18.net and resnet50.net mirror torchvision's models.
+# examples/resnet18.net, resnet50.net and deeplabv3.net mirror torchvision's models.
 
 
 def resnet18() -> nn.Module:
@@ -29,6 +29,15 @@ def resnet50() -> nn.Module:
     import torchvision
 
     return torchvision.models.resnet50()
+
+
+def deeplabv3_resnet50() -> nn.Module:
+    """examples/deeplabv3.net mirrors it."""
+    import torchvision
+
+    return torchvision.models.segmentation.deeplabv3_resnet50(
+        weights=None, weights_backbone=None, aux_loss=True
+    )
 
 
 # --------------------------------------------------------------------------- generated stacks

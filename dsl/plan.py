@@ -195,6 +195,14 @@ _CHILDREN: dict[type, Callable[[Any], Iterator[tuple[str, Node]]]] = {
 }
 
 
+def has_init_rules(spec: ModuleSpec) -> bool:
+    """Whether any module of the tree under `spec` has init rules."""
+    return any(
+        isinstance(node, ContainerSpec | GraphSpec | DerivedSpec) and node.init_rules
+        for _, node in iter_modules(spec)
+    )
+
+
 @dataclass
 class Resolved:
     """What `build_model` compiles: the module tree and the shapes seen while elaborating."""

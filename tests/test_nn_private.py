@@ -68,3 +68,38 @@ def test_child_and_tensor_registration() -> None:
     assert module.get_submodule("relu") is child
     assert [name for name, _ in module.named_children()] == ["relu"]
     assert module.relu is child
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.Conv2d(3, 8, 3, stride=2),
+        lambda: nn.BatchNorm2d(8),
+        lambda: nn.Linear(4, 5, bias=False),
+        lambda: nn.LayerNorm(6),
+    ],
+)
+def test_a_leaf_copy_is_a_new_instance_sharing_only_tensors(make: object) -> None:
+    with torch.device("meta"):
+        original = make()  # type: ignore[operator]
+    copy = nn_private.leaf_copy(original)
+    assert copy is not None and type(copy) is type(original) and copy is not original
+    assert repr(copy) == repr(original)
+    assert list(copy.state_dict()) == list(original.state_dict())
+    if isinstance(original, nn.Conv2d):
+        x = torch.empty(2, 3, 9, 9, device="meta")
+        assert copy(x).shape == original(x).shape == (2, 8, 4, 4)
+    # what surgery and shape-following do to the copy leaves the original as it was
+    copy.training = False
+    copy.marked = True
+    handle = copy.register_forward_pre_hook(lambda *_: None)
+    for p in copy.parameters():
+        p.requires_grad_(False)
+    assert original.training and not hasattr(original, "marked")
+    assert not original._forward_pre_hooks and len(copy._forward_pre_hooks) == 1
+    assert all(p.requires_grad for p in original.parameters())
+    handle.remove()
+
+
+def test_a_module_with_children_is_not_leaf_copied() -> None:
+    assert nn_private.leaf_copy(nn.Sequential(nn.ReLU())) is None

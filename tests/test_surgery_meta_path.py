@@ -57,3 +57,33 @@ def test_surgery_still_reports_a_shape_mistake() -> None:
     )
     with pytest.raises(ShapeError):
         dsl.validate(text)  # the main path is no longer downsampled: the add cannot broadcast
+
+
+def test_a_meta_copy_copies_its_leaves_and_runs_no_init_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The meta copy surgery and `parts(...)` follow shapes through is made of copies of the
+    meta layers elaboration already built (no constructor runs), and skips init rules, which
+    change no shape (validate matches them in a build of its own)."""
+    from dsl.build.compile import build_on_meta
+    from dsl.torchlib import init
+
+    resolved = dsl.validate(ROOT / "examples" / "resnet18.net")
+    constructed: list[str] = []
+    conv_init = nn.Conv2d.__init__
+
+    def counted(self: nn.Conv2d, *args: object, **kwargs: object) -> None:
+        constructed.append("conv")
+        conv_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def refused(*_: object, **__: object) -> None:
+        raise AssertionError("init rules ran on a meta copy")
+
+    monkeypatch.setattr(nn.Conv2d, "__init__", counted)
+    monkeypatch.setattr(init, "initialise", refused)
+    model = build_on_meta(resolved.root)
+    assert constructed == []
+    assert model.layer1[0].conv1.weight.is_meta
+    assert model.layer1[0].conv1 is not model.layer1[1].conv1
+    x = torch.empty(2, 3, 32, 32, device="meta")
+    assert model(x).shape == (2, 1000)

@@ -3,6 +3,8 @@ spec gets the same verdict and the same first diagnostic through either."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,21 @@ def test_a_good_spec_gives_the_resolved_net() -> None:
     result = validate_spec(GOOD, params={"n": 3})
     assert result.errors == [] and result.resolved is not None
     assert tuple(result.resolved.output.shape)[-1] == 3
+
+
+def test_validating_without_init_rules_or_surgery_imports_no_compiler() -> None:
+    """Start-up (issue 18): validate builds nothing for a spec without init rules, surgery
+    or parts, so the compiler (and its code generator) stays unimported; a derived net
+    needs it for its meta copy."""
+    code = (
+        "import sys, dsl\n"
+        "dsl.validate('examples/unet.net')\n"
+        "print('dsl.build.compile' in sys.modules)\n"
+        "dsl.validate('examples/dilation.net')\n"
+        "print('dsl.build.compile' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert result.stdout.split() == ["False", "True"]

@@ -23,6 +23,7 @@ import torch.fx as fx
 from torch import nn
 
 from dsl.build import branch_code, hand_written, inplace, seeding
+from dsl.elaborate.values import frozen_key, shared_meta_module
 from dsl.errors import ArgumentError, did_you_mean
 from dsl.pauses import gc_paused
 from dsl.plan import (
@@ -38,6 +39,7 @@ from dsl.plan import (
     Resolved,
     SourceSpec,
     TensorSpec,
+    has_init_rules,
 )
 from dsl.torchlib import init, nn_private, shapes
 from dsl.torchlib.registry import REGISTRY
@@ -166,8 +168,16 @@ def _restore(
 class _Builder:
     """Constructs a resolved tree in declaration order and collects its init rules."""
 
-    def __init__(self, stream: init.PerModuleStream | None, adds_in_place: bool = True) -> None:
+    def __init__(
+        self,
+        stream: init.PerModuleStream | None,
+        adds_in_place: bool = True,
+        for_shapes: bool = False,
+    ) -> None:
         self.stream = stream
+        # A meta copy to follow shapes through (build_on_meta): its leaves are copies of the
+        # meta instances elaboration shares, and init rules, which change no shape, do not run.
+        self.for_shapes = for_shapes
         self.winners: dict[str, init.Rule] = {}  # which init rule set each parameter
         self.sources: dict[str, nn.Module] = {}  # parts(...) models, built but not registered
         # by spec and whether adds may be in place: identical blocks share one class
@@ -178,6 +188,8 @@ class _Builder:
 
     def build(self, spec: ModuleSpec, path: str = "") -> nn.Module:
         if isinstance(spec, LeafSpec):
+            if self.for_shapes:
+                return _meta_leaf(spec)
             with self._draws(path):
                 return spec.layer.construct(spec.kwargs)
         if isinstance(spec, ContainerSpec):
@@ -215,7 +227,7 @@ class _Builder:
 
     def _initialise(self, module: nn.Module, rules: list[init.Rule], path: str) -> None:
         """A module's init rules run when it has been built, before its parent goes on."""
-        if rules:
+        if rules and not self.for_shapes:
             self.winners.update(init.initialise(module, rules, _layer_type, self.stream, path))
 
     def _draws(self, path: str) -> Any:
@@ -281,8 +293,16 @@ def _add_child(module: nn.Module, name: str, child: nn.Module) -> None:
 
 def build_on_meta(spec: ModuleSpec) -> nn.Module:
     """A meta-device copy of a resolved module, for following shapes through it."""
-    with torch.device("meta"):
-        return _Builder(None, adds_in_place=False).build(spec)
+    with shapes.on_meta():
+        return _Builder(None, adds_in_place=False, for_shapes=True).build(spec)
+
+
+def _meta_leaf(spec: LeafSpec) -> nn.Module:
+    """A leaf of a meta copy: a copy of the meta instance elaboration shares (a layer's
+    constructor is most of a meta build's time), or a new one where that has submodules."""
+    shared, _ = shared_meta_module(spec.layer, frozen_key(spec.kwargs), spec.kwargs, spec.span)
+    copy = nn_private.leaf_copy(shared)
+    return copy if copy is not None else spec.layer.construct(spec.kwargs)
 
 
 def _join(prefix: str, name: str) -> str:
@@ -352,26 +372,8 @@ def _on_device(device: str | torch.device | None) -> contextlib.AbstractContextM
 def check_init_rules(resolved: Resolved) -> None:
     """Init rules match against the built module tree: where a spec has any, build it on the
     meta device (nothing is allocated) so that a rule matching nothing is found by validate."""
-    if _has_init_rules(resolved.root):
+    if has_init_rules(resolved.root):
         compile_resolved(resolved, device="meta")
-
-
-def _has_init_rules(spec: ModuleSpec) -> bool:
-    if isinstance(spec, GraphSpec | DerivedSpec | ContainerSpec) and spec.init_rules:
-        return True
-    if isinstance(spec, GraphSpec):
-        return any(
-            _has_init_rules(m)
-            for _, m in spec.members
-            if isinstance(m, GraphSpec | ContainerSpec | DerivedSpec)
-        )
-    if isinstance(spec, ContainerSpec):
-        return any(_has_init_rules(c) for _, c in spec.children)
-    if isinstance(spec, DerivedSpec):
-        return _has_init_rules(spec.base) or any(
-            isinstance(op, ReplaceOp) and _has_init_rules(op.spec) for op in spec.ops
-        )
-    return False
 
 
 def materialize(

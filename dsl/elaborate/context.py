@@ -48,6 +48,7 @@ class Context:
         self.outputs: dict[tuple, Any] = {}  # (meta module, input signatures) -> output meta
         self.weights: list[WeightsSpec] = []
         self._meta_modules: dict[tuple, tuple[torch.nn.Module, tuple[int, int]]] = {}
+        self._meta_models: dict[int, tuple[ModuleSpec, torch.nn.Module]] = {}  # by spec
         self._templates: dict[str, list[tuple[str, ir.ExprNode | None]]] = {}
         self._names: dict[tuple[int, str], Any] = {}  # (unit, name) -> what lookup found
         self._arg_spans: dict[int, dict[int | str, Span]] = {}  # by call
@@ -67,6 +68,19 @@ class Context:
         if found is None:
             found = self._meta_modules[key] = shared_meta_module(layer, key[1], bound, span)
         return found
+
+    def meta_model(self, spec: ModuleSpec) -> torch.nn.Module:
+        """A meta copy of a resolved module, built once: `parts(Net())` and a derived net
+        applied as a layer follow shapes through the copy its surgery already made."""
+        found = self._meta_models.get(id(spec))
+        if found is None:
+            assert self.meta_build is not None  # a net spec is resolved with it
+            found = self._meta_models[id(spec)] = (spec, self.meta_build(spec))
+        return found[1]
+
+    def keep_meta_model(self, spec: ModuleSpec, model: torch.nn.Module) -> None:
+        """`model` is `spec` built on meta (the spec is kept with it, so its id stays its own)."""
+        self._meta_models[id(spec)] = (spec, model)
 
     def lookup(self, name: str, unit: Unit) -> Any:
         """What a name not in scope refers to in `unit` (None if nothing); a block body

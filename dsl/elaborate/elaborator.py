@@ -139,12 +139,11 @@ class Elaborator:
         node = definition.node
         assert isinstance(node, ir.NetDef | ir.BlockDef)  # a def has no base
         resolved = resolve_derived(self, definition.unit, node, scope)
-        meta_build = self.context.meta_build
-        assert meta_build is not None  # resolve_derived needed it already
-        module = meta_build(resolved.root)
+        module = self.context.meta_model(resolved.root)
         symbols = self.context.symbols
         what = f"{node.name}(...)"
-        out = shapes.run(module, inputs, {}, what, span, list(zip(inputs, sources)), symbols)
+        with shapes.fast_meta(module):
+            out = shapes.run(module, inputs, {}, what, span, list(zip(inputs, sources)), symbols)
         return resolved.root, out
 
     def net_parts(self, handle: Handle) -> ModuleSpec:

@@ -364,8 +364,7 @@ def parts(
         )
     if handle.kind == "block":
         spec: ModuleSpec = net_parts(handle)
-        assert context.meta_build is not None  # a net spec is resolved with it
-        meta = context.meta_build(spec)
+        meta = context.meta_model(spec)
     else:
         spec = finish(handle, context)
         assert isinstance(spec, LeafSpec)

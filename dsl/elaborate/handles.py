@@ -105,7 +105,8 @@ def _part_runner(
 
     def runner(metas: list[Any], srcs: Sources, at: Span, keywords: dict | None = None) -> Any:
         inputs = _tensor_inputs(metas, srcs)
-        return shapes.run(module, metas, keywords or {}, what, at, inputs, symbols)
+        with shapes.fast_meta(module):
+            return shapes.run(module, metas, keywords or {}, what, at, inputs, symbols)
 
     return runner
 

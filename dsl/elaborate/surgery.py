@@ -66,6 +66,7 @@ def resolve_derived(
             raise exc.with_span(stmt.span) from None
     output = surgeon.run(node.span)
     spec = DerivedSpec(base_spec, surgeon.ops, node.span, surgeon.init_rules)
+    elab.context.keep_meta_model(spec, surgeon.model)
     return Resolved(node.name, spec, inputs, output, symbols)
 
 

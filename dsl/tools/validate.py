@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ir
-from dsl.build.compile import check_init_rules
 from dsl.elaborate.check import check_unit
 from dsl.elaborate.resolve import pick_net
 from dsl.errors import DSLError, LimitError
 from dsl.pauses import gc_paused
-from dsl.plan import Resolved
+from dsl.plan import Resolved, has_init_rules
 from dsl.source import Span
 from dsl.syntax.loader import Library, load
 from dsl.tools.sizes import resolve_fitting, sizes_for_input
@@ -52,12 +51,21 @@ def validate_spec(
                 for name in _nets_to_check(spec_file, net, every_net):
                     chosen = sizes_for_input(spec, shape, name) if shape else sizes
                     result.resolved = resolve_fitting(spec, net=name, params=params, sizes=chosen)
-                    check_init_rules(result.resolved)
+                    _check_init_rules(result.resolved)
     except DSLError as exc:
         result.errors = [exc]
     except RecursionError:
         result.errors = [LimitError("the spec nests too deeply to check", _start_of(spec))]
     return result
+
+
+def _check_init_rules(resolved: Resolved) -> None:
+    """Init rules are matched against the module tree built on meta; a spec without any
+    needs no compiler, which validate then leaves unimported."""
+    if has_init_rules(resolved.root):
+        from dsl.build.compile import check_init_rules
+
+        check_init_rules(resolved)
 
 
 def _nets_to_check(spec_file: ir.SpecFile, net: str | None, every_net: bool) -> list[str]:
