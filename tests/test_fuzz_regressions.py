@@ -3,6 +3,7 @@ each input class that escaped as a non-DSLError, with the located DSLError it gi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,20 @@ def test_a_member_passed_as_an_argument_is_a_located_error(call: str) -> None:
     with pytest.raises(dsl.DSLError, match="module 'fc' is not one") as info:
         dsl.validate(spec)
     assert info.value.code == "E300" and (info.value.span.line, info.value.span.col) == (5, 9)
+
+
+@pytest.mark.parametrize(
+    "init", ["trunc_normal(std=0.01, a=1, b=2)", "trunc_normal(mean=5, std=0.1, a=-2, b=2)"]
+)
+def test_an_initialiser_torch_says_is_wrong_is_refused_before_it_samples(init: str) -> None:
+    """Fuzz seed 20261214 timeout (examples/googlenet.net, `a=--1`): torch's trunc_normal_
+    warns that its values may be incorrect, then its sampler ran for minutes."""
+    spec = f"net N:\n    input x: [B, 4]\n    param p: [64, 3, 7, 7] = {init}\n    return x\n"
+    started = time.process_time()
+    with pytest.raises(dsl.DSLError, match="mean is more than 2 std") as info:
+        dsl.validate(spec)
+    assert time.process_time() - started < 5  # refused before torch samples
+    assert info.value.code == "E700" and info.value.span.line == 3
+    assert "a=mean-2*std" in (info.value.hint or "")
+    ok = "net N:\n    input x: [B, 4]\n    param p: [4] = trunc_normal(std=0.01, a=-2, b=2)\n    return x + p\n"
+    assert dsl.build_model(ok, seed=0).p.abs().max() < 0.1  # googlenet's bounds still build

@@ -92,7 +92,10 @@ class InitCall:
     @contextmanager
     def _refusals(self, shape: tuple[int, ...], dtype: torch.dtype) -> Iterator[None]:
         try:
-            yield
+            with warnings.catch_warnings():
+                for message in _WRONG_VALUES_WARNINGS:
+                    warnings.filterwarnings("error", message=message, category=UserWarning)
+                yield
         except (
             ValueError,
             RuntimeError,
@@ -100,15 +103,29 @@ class InitCall:
             NotImplementedError,
             ZeroDivisionError,
             OverflowError,
+            UserWarning,
         ) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InitError(
                 f"{self.name}() cannot initialise a {str(dtype).removeprefix('torch.')} tensor "
                 f"of shape {list(shape)}: {first}",
                 self.span,
-                hint="check the initialiser's arguments, and that it suits the tensor's rank "
-                "and dtype (random initialisers need a floating-point dtype)",
+                hint=_HINTS.get(self.name, _HINT),
             ) from None
+
+
+# Warnings by which torch says an initialiser's values may be wrong: refused, never a
+# silently wrong initialisation. trunc_normal_ warns before it samples, and its sampler can
+# then take minutes (a=1, b=2 with std=0.01).
+_WRONG_VALUES_WARNINGS = ("mean is more than 2 std from",)
+_HINT = (
+    "check the initialiser's arguments, and that it suits the tensor's rank and dtype "
+    "(random initialisers need a floating-point dtype)"
+)
+_HINTS = {
+    "trunc_normal": "a and b are bounds on the values, not counts of std: for two std "
+    "either side of the mean write a=mean-2*std, b=mean+2*std",
+}
 
 
 _TRIAL_NUMEL = 1 << 16  # a trial initialisation of a tensor up to this size uses its shape
