@@ -113,7 +113,7 @@ net N:
     [
         ("b(x, scale=2)", "positional inputs only"),
         ("b(x, 2)", "b is applied to int; modules take tensors"),
-        ("fc(x, b)", "is not a value"),
+        ("fc(x, b)", "module 'b' is not one"),
         ("fc(x, training)", "'training' is known only when forward runs"),
     ],
 )
