@@ -62,6 +62,20 @@ SERVER = ClientServerConfig(
 )
 
 
+async def start(
+    client: LanguageClient, root: Path | None = None, debounce_ms: int | None = None
+) -> None:
+    """Initialize a session as an editor does: its workspace folder and, if given, the
+    debounce (`debounceMs`; without it, the server's default)."""
+    options = None if debounce_ms is None else {"debounceMs": debounce_ms}
+    params = types.InitializeParams(
+        capabilities=types.ClientCapabilities(),
+        root_uri=root.as_uri() if root is not None else None,
+        initialization_options=options,
+    )
+    await client.initialize_session(params)
+
+
 async def published_after(
     client: LanguageClient, start: int, wanted: Any, timeout_s: float = 180
 ) -> int:
@@ -95,12 +109,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config=SERVER,
 )
 async def client(lsp_client: LanguageClient, workspace: Path):  # type: ignore[no-untyped-def]
-    params = types.InitializeParams(
-        capabilities=types.ClientCapabilities(),
-        root_uri=workspace.as_uri(),
-        initialization_options={"debounceMs": 0},
-    )
-    await lsp_client.initialize_session(params)
+    await start(lsp_client, workspace, debounce_ms=0)
     yield
     await lsp_client.shutdown_session()
 

@@ -12,7 +12,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.test_lsp import SERVER, Editor, published_after
+from tests.test_lsp import SERVER, Editor, published_after, start
 from tests.test_lsp_unet import TEXT, UNET
 
 DEBOUNCE_MS = 1000
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
     config=SERVER,
 )
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
-    params = types.InitializeParams(
-        capabilities=types.ClientCapabilities(),
-        initialization_options={"debounceMs": DEBOUNCE_MS},
-    )
-    await lsp_client.initialize_session(params)
+    await start(lsp_client, debounce_ms=DEBOUNCE_MS)
     yield
     await lsp_client.shutdown_session()
 

@@ -11,7 +11,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.test_lsp import SERVER, Editor, published_after
+from tests.test_lsp import SERVER, Editor, published_after, start
 
 UNET = Path(__file__).resolve().parent.parent / "examples" / "unet.net"
 TEXT = UNET.read_text()
@@ -25,8 +25,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
     config=SERVER,
 )
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
-    params = types.InitializeParams(capabilities=types.ClientCapabilities())
-    await lsp_client.initialize_session(params)  # no options: the default debounce
+    await start(lsp_client)  # no options: the default debounce
     yield
     await lsp_client.shutdown_session()
 

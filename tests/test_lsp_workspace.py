@@ -13,23 +13,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.test_lsp import SERVER, Editor
-
-LAYERS = """\
-block Unit(out):
-    input x
-    conv = Conv2d(out, kernel_size=3, padding=1)
-    return conv(x)
-"""
-
-PARTS = """\
-from layers import Unit
-
-block Stem(out):
-    input x
-    u = unit(x): Unit(out)
-    return norm(u): BatchNorm2d()
-"""
+from tests.test_elaborate_reuse import LAYERS, PARTS
+from tests.test_lsp import SERVER, Editor, start
 
 MODEL = """\
 from parts import Stem
@@ -73,12 +58,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config=SERVER,
 )
 async def client(lsp_client: LanguageClient, workspace: Path):  # type: ignore[no-untyped-def]
-    params = types.InitializeParams(
-        capabilities=types.ClientCapabilities(),
-        root_uri=workspace.as_uri(),
-        initialization_options={"debounceMs": 0},
-    )
-    await lsp_client.initialize_session(params)
+    await start(lsp_client, workspace, debounce_ms=0)
     yield
     await lsp_client.shutdown_session()
 
