@@ -20,6 +20,11 @@ EXAMPLES = ROOT / "examples"
 BLOCKS = ROOT / "blocks"
 TESTS = ROOT / "tests"
 
+
+def _torchvision(names: list[str]) -> str:
+    return "torchvision source: " + ", ".join(f"`{n}`" for n in names)
+
+
 # example -> (seed system, [(source file, [top-level names])], how the reference is described)
 REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
     "mnist_mlp": ("S1", [("tests/references.py", ["MnistMLP"])], "references.py `MnistMLP`"),
@@ -127,6 +132,22 @@ REFERENCES: dict[str, tuple[str, list[tuple[str, list[str]]], str]] = {
         [("tests/references.py", ["CausalSelfAttention", "MLP", "Block", "GPT"])],
         "references.py `CausalSelfAttention`, `MLP`, `Block`, `GPT`",
     ),
+    **{
+        example: ("-", [(f"torchvision/models/{source}", names)], _torchvision(names))
+        for example, source, names in [
+            ("densenet", "densenet.py", ["_DenseLayer", "_DenseBlock", "_Transition", "DenseNet"]),
+            (
+                "googlenet",
+                "googlenet.py",
+                ["GoogLeNet", "Inception", "InceptionAux", "BasicConv2d"],
+            ),
+            (
+                "vit",
+                "vision_transformer.py",
+                ["MLPBlock", "EncoderBlock", "Encoder", "VisionTransformer"],
+            ),
+        ]
+    },
 }
 
 # Where the PyTorch side is a whole model's source, the spec is compared with the library

@@ -95,3 +95,14 @@ def test_a_changed_output_is_caught(
 ) -> None:
     assert _matches("a\nb\nc\n", "a\n...\nc") and _matches("a\nc\n", "a\n...\nc")
     assert not _matches("a\nb\nc\n", "a\nc") and not _matches("a\nb\n", "a\n...\nc")
+
+
+def test_the_readme_line_counts_are_the_generators() -> None:
+    """The README's "Line counts" table is what `python -m benchmarks.line_counts` prints
+    (it counts text: nothing is imported or run), so a new example or a changed one shows."""
+    from benchmarks.line_counts import table
+
+    generated = table().strip()
+    readme = (ROOT / "README.md").read_text()
+    assert generated in readme
+    assert len(generated.splitlines()) == 3 + len(list((ROOT / "examples").glob("*.net")))
