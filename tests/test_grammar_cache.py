@@ -3,6 +3,7 @@ Lark's cache is a pickle, and loading one from a shared directory could run anot
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from dsl.syntax.net_grammar import cache_file
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_cache_goes_to_a_private_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,7 +46,9 @@ def test_a_cached_grammar_parses_the_same(tmp_path: Path) -> None:
     first = subprocess.run(
         [sys.executable, "-c", code, str(spec)], env=env, capture_output=True, text=True, check=True
     ).stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grammar-start.lark-cache"]
+    (written,) = sorted(p.name for p in tmp_path.iterdir())
+    digest = hashlib.sha256((ROOT / "grammar" / "net.lark").read_bytes()).hexdigest()[:16]
+    assert written == f"grammar-start-{digest}.lark-cache"  # named by the grammar it holds
     second = subprocess.run(
         [sys.executable, "-c", code, str(spec)], env=env, capture_output=True, text=True, check=True
     ).stdout

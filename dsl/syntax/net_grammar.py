@@ -6,6 +6,7 @@ makes its own (see `parse_net._Readers`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -166,11 +167,14 @@ def _grammar() -> str:
 
 def _lark(start: str, **options: Any) -> Lark:
     """Lark's LALR analysis of the grammar takes ~0.2 s, most of a first validate. It is
-    cached per user; Lark checks the grammar, its options and versions, and redoes it on
-    any change."""
-    cache = cache_file(f"grammar-{start}.lark-cache")
+    cached per user, in a file named by the grammar's hash: installs with other grammars
+    keep their own (one file would be rewritten by each in turn). Lark also checks the
+    grammar, its options and versions, and redoes the analysis on any change."""
+    grammar = _grammar()
+    digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
+    cache = cache_file(f"grammar-{start}-{digest}.lark-cache")
     return Lark(
-        _grammar(), parser="lalr", lexer="contextual", start=start, cache=cache or False, **options
+        grammar, parser="lalr", lexer="contextual", start=start, cache=cache or False, **options
     )
 
 
