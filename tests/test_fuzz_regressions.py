@@ -219,3 +219,19 @@ def test_an_initialiser_torch_says_is_wrong_is_refused_before_it_samples(init: s
     assert "a=mean-2*std" in (info.value.hint or "")
     ok = "net N:\n    input x: [B, 4]\n    param p: [4] = trunc_normal(std=0.01, a=-2, b=2)\n    return x + p\n"
     assert dsl.build_model(ok, seed=0).p.abs().max() < 0.1  # googlenet's bounds still build
+
+
+def test_tensor_arguments_spend_the_work_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fuzz seed 20261216 timeout (examples/densenet.net with a dense block of 65,537 layers):
+    each layer's `cat(features, 1)` over a list that grows spent next to nothing, so the
+    budget let minutes of work through. A call now spends per tensor argument."""
+    monkeypatch.setenv("NETDSL_MAX_WORK", "300000")
+    spec = (
+        "net N:\n    input x: [B, 4]\n    xs = [x for _ in range(1000)]\n"
+        "    for i in range(200):\n        y = cat(xs, 1)\n    return y\n"
+    )
+    with pytest.raises(dsl.DSLError, match="work budget") as info:
+        dsl.validate(spec)
+    assert info.value.code == "E601" and info.value.span.line == 5
+    monkeypatch.setenv("NETDSL_MAX_WORK", "30000000")
+    assert dsl.validate(EXAMPLES / "densenet.net").output.shape[1] == 1000  # a real one passes

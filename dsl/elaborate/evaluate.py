@@ -23,6 +23,7 @@ from dsl.elaborate.conditions import decide
 from dsl.elaborate.context import Context
 from dsl.elaborate.graph import GraphBuilder
 from dsl.elaborate.handles import BlockMaker, part_of
+from dsl.elaborate.limits import TENSOR_ARGUMENT_COST
 from dsl.elaborate.values import (
     STATIC_TYPES,
     TRAINING,
@@ -276,6 +277,10 @@ class Frame:
     def _graph_call(
         self, fn: Callable[..., Any], args: tuple, kwargs: dict, what: str, span: Span
     ) -> Val:
+        # each tensor argument is walked, shaped and put in a node: `cat(features, 1)` over a
+        # list that grows in a loop costs as much as the list is long, each time
+        tensors = len(vals_in((args, kwargs)))
+        self.context.budget.spend(TENSOR_ARGUMENT_COST * tensors, span, what)
         symbols = self.context.symbols
         return graph_ops.graph_call(symbols, self.builder, fn, args, kwargs, what, span)
 

@@ -70,6 +70,7 @@ META_RUN_COST = 2000  # a module of a built model run on meta (torch's meta kern
 BLOCK_COST = 500  # a block instantiated: a frame, a graph, its members' checks
 MAX_CALL_DEPTH = 32  # calls of `def` functions inside one another (recursion)
 CALL_COST = 50  # a `def` called: its parameters bound, a frame, a body run
+TENSOR_ARGUMENT_COST = 5  # a tensor passed to a torch function (cat of 4,000: ~3 us each)
 MAX_STRING = 1_000_000  # characters of a string built or written in a spec
 MAX_DIM = 2**48  # one dimension of a declared tensor
 MAX_NUMEL = 2**60  # elements of a declared (meta) tensor
