@@ -180,10 +180,10 @@ def _blocks(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from dsl.ir import SpecFile
     from dsl.syntax.yaml_exprs import container_schema
+    from dsl.syntax.yaml_schema import MODELS
 
-    schema = SpecFile.model_json_schema(by_alias=True)
+    schema = MODELS["SpecFile"].model_json_schema(by_alias=True)
     schema["title"] = "netdsl spec (YAML form)"
     # a definition's body may be one container, written as YAML writes it
     schema["$defs"]["Container"] = container_schema(schema["$defs"]["Container"])

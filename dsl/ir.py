@@ -1,30 +1,19 @@
 """The one intermediate representation that both spec formats produce.
 
-Every node is a frozen pydantic model carrying a `Span` (which never takes part in
-equality). Field names are the YAML keys, so `SpecFile.model_json_schema()` describes the
-YAML form: expressions there are YAML scalars, lists, `{Callee: args}` mappings, or
-`${...}` strings in `.net` expression syntax (see docs/yaml.md). The `.net` parser builds
-nodes directly with `model_construct`; YAML goes through validation."""
+Every node is a frozen plain object carrying a `Span` (which never takes part in
+equality). A node's fields are its class's annotations, in order, base classes first; a
+default is the class attribute of that name (a list or dict default is fresh per node).
+Field names are the YAML keys, a trailing `_` dropped (`for_` is written `for`):
+dsl/syntax/yaml_schema.py derives the YAML form's pydantic schema from these classes, so
+this module, and with it the `.net` reader, needs no pydantic."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union, get_args
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal, TypeAlias, Union, get_args
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    SkipValidation,
-    Tag,
-    ValidationInfo,
-    WithJsonSchema,
-)
-from pydantic.json_schema import SkipJsonSchema
-from typing_extensions import TypeAliasType
+from typing_extensions import Self, dataclass_transform
 
 from dsl.source import NO_SPAN, Span
 
@@ -33,15 +22,71 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A name may carry `{expr}` parts that a build-time `for` fills in: `down{i + 1}`.
 TEMPLATE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\{[^{}\n]*\}[A-Za-z0-9_]*)*")
 
+# Where a node was written: left out of equality, repr and the YAML form's keys.
+POSITION_FIELDS = frozenset({"span", "kwarg_spans", "name_spans"})
+_REQUIRED: Any = object()
 
-class Node(BaseModel):
-    # defer_build: a schema is built on first validation (YAML) only, not at import
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
-    # Not validated: the readers make every span themselves.
-    span: SkipJsonSchema[SkipValidation[Span]] = Field(
-        default=NO_SPAN, validation_alias="__span__", exclude=True, repr=False
-    )
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+class _Fields:
+    """Objects made by keyword from their class's annotated fields, never changed after."""
+
+    fields: ClassVar[tuple[str, ...]] = ()  # every field, in order
+    annotations: ClassVar[dict[str, str]] = {}  # field -> its annotation, as written here
+    _template: ClassVar[dict[str, Any]] = {}  # field -> default (_REQUIRED where none)
+    _required: ClassVar[frozenset[str]] = frozenset()
+    _fresh: ClassVar[tuple[tuple[str, type], ...]] = ()  # fields whose default is [] or {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                if not str(annotation).startswith("ClassVar"):
+                    declared[name] = str(annotation)
+        cls.annotations, cls.fields = declared, tuple(declared)
+        cls._template = {name: getattr(cls, name, _REQUIRED) for name in declared}
+        cls._required = frozenset(n for n, d in cls._template.items() if d is _REQUIRED)
+        cls._fresh = tuple(
+            (n, type(d)) for n, d in cls._template.items() if isinstance(d, list | dict)
+        )
+
+    def __init__(self, **values: Any) -> None:
+        template = type(self)._template
+        state = {**template, **values}
+        if len(state) != len(template) or not type(self)._required <= values.keys():
+            raise TypeError(self._misuse(values))
+        for name, fresh in type(self)._fresh:
+            if name not in values:
+                state[name] = fresh()
+        object.__setattr__(self, "__dict__", state)
+
+    def _misuse(self, values: dict[str, Any]) -> str:
+        unknown = sorted(values.keys() - self._template.keys())
+        missing = sorted(self._required - values.keys())
+        what = f"no field {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
+        return f"{type(self).__name__}: {what}"
+
+    def replace(self, **changes: Any) -> Self:
+        """This node with some fields changed (nodes are never changed in place)."""
+        state = {**self.__dict__, **changes}
+        if len(state) != len(self.__dict__):
+            raise TypeError(self._misuse(changes))
+        node = object.__new__(type(self))
+        object.__setattr__(node, "__dict__", state)
+        return node
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: use .replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+
+class Node(_Fields):
+    """A node of the IR: made by keyword (`Name(id="x", span=s)`), never changed after."""
+
+    span: Span = NO_SPAN
 
     def __eq__(self, other: object) -> bool:
         """Two nodes are equal when they mean the same, wherever they were written: the
@@ -55,6 +100,10 @@ class Node(BaseModel):
 
     __hash__ = None  # type: ignore[assignment]  # nodes hold lists and dicts
 
+    def __repr__(self) -> str:
+        shown = (f"{k}={v!r}" for k, v in self.__dict__.items() if k not in POSITION_FIELDS)
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def children(self) -> Iterator[Node]:
         """The nodes this one holds, in field order; in a list or a dict, in its order."""
         for value in self.__dict__.values():
@@ -65,49 +114,18 @@ class Node(BaseModel):
                 yield from (item for item in items if isinstance(item, Node))
 
 
-POSITION_FIELDS = frozenset({"span", "kwarg_spans", "name_spans"})
+def node_classes() -> list[type[Node]]:
+    """Every node class, bases before the classes derived from them."""
+    found: list[type[Node]] = []
+    pending = list(Node.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 # --------------------------------------------------------------------------- expressions
-
-
-class YAMLSpelling(Protocol):
-    """How the YAML reader turns its spellings into nodes; it passes one as the validation
-    context (`model_validate(data, context=spelling)`), so this module needs no reader."""
-
-    def expr(self, value: Any) -> Any: ...
-    def dim(self, value: Any) -> Any: ...
-    def stmts(self, value: Any) -> Any: ...
-    def params(self, value: Any) -> Any: ...
-
-
-def _spelled(kind: str) -> Callable[[Any, ValidationInfo], Any]:
-    """A validator that reads a value through the context's spelling of `kind`; without a
-    context, values are taken as the nodes (or node dicts) they are."""
-
-    def read(value: Any, info: ValidationInfo) -> Any:
-        spelling = info.context
-        return value if spelling is None else getattr(spelling, kind)(value)
-
-    read.__name__ = f"_yaml_{kind}"
-    return read
-
-
-_yaml_expr, _yaml_dim, _yaml_stmts = _spelled("expr"), _spelled("dim"), _spelled("stmts")
-_yaml_params = _spelled("params")
-
-
-_ONE_KEY = {"type": "object", "minProperties": 1, "maxProperties": 1}
-_YAML_EXPR_SCHEMA = {
-    "description": "A value: a YAML scalar or list, a call written {Callee: [args]} or "
-    "{Callee: {args: [...], keyword: value}}, a container {Sequential: [statements]}, "
-    "or any .net expression as a '${...}' string.",
-    "anyOf": [
-        {"type": ["string", "number", "integer", "boolean", "null"]},
-        {"type": "array"},
-        _ONE_KEY,
-    ],
-}
 
 
 class Const(Node):
@@ -139,9 +157,7 @@ class Call(Node):
     args: list[Expr] = []  # may hold `Starred` items: `f(*xs)`
     kwargs: dict[str, Expr] = {}
     spread: list[Expr] = []  # `f(**options)`: mappings whose items are more keywords
-    kwarg_spans: SkipJsonSchema[SkipValidation[dict[str, Span]]] = Field(
-        default={}, validation_alias="__kwarg_spans__", exclude=True, repr=False
-    )
+    kwarg_spans: dict[str, Span] = {}
 
     def keyword_spans(self) -> dict[str, Span]:
         """Where each keyword's name is written (its value, in IR built without positions)."""
@@ -194,19 +210,12 @@ class Starred(Node):
     value: Expr
 
 
-# A loop's target: a name, or a list of targets that unpacks each item (`i, (c, n)`).
-if TYPE_CHECKING:
-    Target = Union[str, list[Any]]
-else:
-    Target = TypeAliasType("Target", Union[str, list["Target"]])
-
-
 class CompFor(Node):
     """One `for target in iterable if cond...` clause of a comprehension."""
 
-    for_: Target = Field(alias="for")
-    in_: Expr = Field(alias="in")
-    if_: list[Expr] = Field(default=[], alias="if")
+    for_: Target
+    in_: Expr
+    if_: list[Expr] = []
 
 
 class Comprehension(Node):
@@ -224,37 +233,6 @@ class Container(Node):
     options: dict[str, Expr] = {}
     body: Stmts = []
 
-
-ExprNode = Union[
-    Const,
-    Name,
-    Attr,
-    Index,
-    Slice,
-    Call,
-    BinOp,
-    UnaryOp,
-    IfExp,
-    ListExpr,
-    TupleExpr,
-    DictExpr,
-    Starred,
-    Comprehension,
-    Container,
-]
-Expr = Annotated[ExprNode, BeforeValidator(_yaml_expr), WithJsonSchema(_YAML_EXPR_SCHEMA)]
-ShapeDim = Annotated[
-    ExprNode,
-    BeforeValidator(_yaml_dim),
-    WithJsonSchema(
-        {
-            "description": "a size: an integer, a symbol such as B or H, or '${expr}'",
-            "type": ["integer", "string"],
-        }
-    ),
-]
-_Listed = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
-Names = Annotated[_Listed, Field(json_schema_extra={"type": ["string", "array"]})]  # `let: y`
 
 # --------------------------------------------------------------------------- statements
 
@@ -285,20 +263,15 @@ class Layer(Node):
 class Return(Node):
     """`return y`, `return a, b`, `return {"cls": c}`; `return outc(x): Conv2d(2, 1)` defines `outc` too."""
 
-    return_: Expr = Field(alias="return")
+    return_: Expr
     define: Expr | None = None
-
-
-def _without_span(value: Any) -> Any:
-    """A YAML mapping read as a plain dict: drop the position the loader adds to it."""
-    return {k: v for k, v in value.items() if k != "__span__"} if isinstance(value, dict) else value
 
 
 class TensorDecl(Node):
     shape: list[ShapeDim] | None = None  # None: a buffer computed from `init`, its value
     dtype: str | None = None
     init: Expr | None = None
-    options: Annotated[dict[str, Expr], BeforeValidator(_without_span)] = {}
+    options: Options = {}
 
     @property
     def name(self) -> str:
@@ -326,14 +299,14 @@ class BufferDecl(TensorDecl):
 
 
 class If(Node):
-    if_: Expr = Field(alias="if")
+    if_: Expr
     then: Stmts = []
-    else_: Stmts = Field(default=[], alias="else")
+    else_: Stmts = []
 
 
 class For(Node):
-    for_: Target = Field(alias="for")
-    in_: Expr = Field(alias="in")
+    for_: Target
+    in_: Expr
     body: Stmts = []
 
 
@@ -352,53 +325,9 @@ class Forward(Node):
     forward: Stmts = []  # last in a container block's body: a graph body, its children `self`
 
 
-_STATEMENT_TAGS = {"Input": "input", "Let": "let", "Layer": "layer"}  # class name -> YAML key
-_STATEMENT_TAGS |= {"Return": "return", "ParamDecl": "param", "BufferDecl": "buffer", "If": "if"}
-_STATEMENT_TAGS |= {"For": "for", "InitBlock": "init", "Forward": "forward"}
-
-
-def _statement_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return next((k for k in value if k in _STATEMENT_TAGS.values()), None)
-    return _STATEMENT_TAGS.get(type(value).__name__)
-
-
-Stmt = Annotated[
-    Union[
-        Annotated[Input, Tag("input")],
-        Annotated[Let, Tag("let")],
-        Annotated[Layer, Tag("layer")],
-        Annotated[Return, Tag("return")],
-        Annotated[ParamDecl, Tag("param")],
-        Annotated[BufferDecl, Tag("buffer")],
-        Annotated[If, Tag("if")],
-        Annotated[For, Tag("for")],
-        Annotated[InitBlock, Tag("init")],
-        Annotated[Forward, Tag("forward")],
-    ],
-    Discriminator(_statement_tag),
-]
-Stmts = Annotated[list[Stmt], BeforeValidator(_yaml_stmts)]
-
-
 class DefParam(Node):
     name: str
     default: Expr | None = None
-
-
-DefParams = Annotated[
-    list[DefParam],
-    BeforeValidator(_yaml_params),
-    WithJsonSchema(
-        {"description": "parameters: a bare name is required, {name: default} has a default"}
-        | {"type": "array", "items": {"anyOf": [{"type": "string"}, _ONE_KEY]}}
-    ),
-]
-
-
-def _definition_body(value: Any, info: ValidationInfo) -> Any:
-    """A definition's body: statements, or one container written as a mapping."""
-    return _yaml_expr(value, info) if isinstance(value, dict) else value
 
 
 class Definition(Node):
@@ -406,10 +335,7 @@ class Definition(Node):
     # `net ResNet50 = ResNet(Bottleneck, [3, 4, 6, 3]):` — a net that is another net or a
     # torchvision model with its arguments bound, changed by the statements of its body.
     base: Expr | None = None
-    body: Annotated[
-        Union[Container, Stmts],
-        BeforeValidator(_definition_body),
-    ] = []
+    body: DefinitionBody = []
     doc: str | None = None
     kind: ClassVar[str] = ""  # "net", "block" or "def": also the field that holds the name
 
@@ -436,40 +362,18 @@ class FuncDef(Definition):
     """`def make_divisible(v, divisor=8):` — a pure build-time function: its body binds
     values and returns one."""
 
-    def_: str = Field(alias="def")
-    base: SkipJsonSchema[None] = None
+    def_: str
+    base: NoBase = None
     body: Stmts = []
     kind: ClassVar[str] = "def"
-
-
-_DEFINITION_TAGS = {"NetDef": "net", "BlockDef": "block", "FuncDef": "def"}
-
-
-def _definition_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return next((tag for tag in _DEFINITION_TAGS.values() if tag in value), None)
-    return _DEFINITION_TAGS.get(type(value).__name__)
-
-
-Def = Annotated[
-    Union[
-        Annotated[NetDef, Tag("net")],
-        Annotated[BlockDef, Tag("block")],
-        Annotated[FuncDef, Tag("def")],
-    ],
-    Discriminator(_definition_tag),
-]
 
 
 class Import(Node):
     """`from unet import DoubleConv, Down` or `from "./parts.net" import Stem`."""
 
-    from_: str = Field(alias="from")
-    import_: Names = Field(alias="import")
-    # Where each imported name is written, in the order of `import_`.
-    name_spans: SkipJsonSchema[SkipValidation[list[Span]]] = Field(
-        default=[], validation_alias="__name_spans__", exclude=True, repr=False
-    )
+    from_: str
+    import_: Names
+    name_spans: list[Span] = []  # where each imported name is written, in `import_`'s order
 
 
 class SpecFile(Node):
@@ -483,6 +387,26 @@ class SpecFile(Node):
 
     def nets(self) -> list[NetDef]:
         return [d for d in self.defs if isinstance(d, NetDef)]
+
+
+# The field types that the annotations above name. Here they are plain types; the YAML
+# schema gives each name its reading from YAML (dsl/syntax/yaml_schema.py).
+ExprNode = Union[
+    Const, Name, Attr, Index, Slice, Call, BinOp, UnaryOp, IfExp, ListExpr, TupleExpr,
+    DictExpr, Starred, Comprehension, Container,
+]  # fmt: skip
+Expr = ExprNode
+ShapeDim = ExprNode  # a size: in YAML a bare identifier is a symbol
+Names = list[str]  # YAML may write one name as a string: `let: y`
+Options = dict[str, Expr]
+Stmt = Union[Input, Let, Layer, Return, ParamDecl, BufferDecl, If, For, InitBlock, Forward]
+Stmts = list[Stmt]
+DefParams = list[DefParam]
+DefinitionBody = Union[Container, Stmts]
+NoBase: TypeAlias = None  # a function has no base
+Def = Union[NetDef, BlockDef, FuncDef]
+# A loop's target: a name, or a list of targets that unpacks each item (`i, (c, n)`).
+Target = Union[str, list[Any]]
 
 
 def target_names(target: Target) -> list[str]:

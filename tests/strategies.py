@@ -126,7 +126,7 @@ aug_ops = st.sampled_from(["+", "-", "*", "/", "//", "%", "@", "**", "|", "&"])
 def _with_comments(strategy: st.SearchStrategy) -> st.SearchStrategy:
     """Attach comments to a statement's span (they must print, but never affect equality)."""
     return st.tuples(strategy, comments).map(
-        lambda pair: pair[0].model_copy(update={"span": Span(comments=pair[1])})
+        lambda pair: pair[0].replace(span=Span(comments=pair[1]))
     )
 
 

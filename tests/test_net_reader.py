@@ -140,30 +140,6 @@ def test_reading_in_threads_gives_what_reading_in_turn_gives() -> None:
     assert all(results[i] == expected * 3 for i in range(8))
 
 
-@pytest.mark.parametrize("model", [ir.Call, ir.Import, ir.If, ir.BinOp, ir.NetDef])
-def test_the_private_constructor_makes_what_model_construct_makes(model: type[Any]) -> None:
-    """dsl/syntax/pydantic_private.py fills pydantic's slots itself: what it makes must be
-    what pydantic's public `model_construct` makes, field for field."""
-    from dsl.syntax.pydantic_private import constructor
-
-    spec = parse_net(
-        "from lib import A\nnet N(k=2):\n    input x\n    if k > 1:\n        return f(x, k=k)\n"
-        "    else:\n        return x\n",
-        "t.net",
-    )
-    nodes = [spec.imports[0], spec.defs[0], *spec.defs[0].body]
-    nodes += [n.if_ for n in nodes if isinstance(n, ir.If)]
-    nodes += [n.then[0].return_ for n in nodes if isinstance(n, ir.If)]
-    (node,) = [n for n in nodes if type(n) is model][:1]
-    fields = dict(node.__dict__)
-    made, public = constructor(model)(**fields), model.model_construct(**fields)
-    assert made.__dict__ == public.__dict__ and positions(made) == positions(public)
-    assert made.model_fields_set == public.model_fields_set
-    assert made.model_dump() == public.model_dump()
-    copied = made.model_copy(update={"span": Span(file="u.net", line=9)})
-    assert copied == made and copied.span.line == 9 and made.span.line != 9
-
-
 def test_spans_compare_as_values_and_nodes_ignore_them() -> None:
     here = Span(file="t.net", line=2, col=5, end_line=2, end_col=9)
     assert here == Span(file="t.net", line=2, col=5, end_line=2, end_col=9)

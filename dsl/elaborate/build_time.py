@@ -148,8 +148,8 @@ def let_value(stmt: ir.Let, scope: dict[str, Any]) -> ir.ExprNode:
             stmt.span._replace(end_line=stmt.span.line, end_col=stmt.span.col + len(name)),
             hint=f"bind it first: '{name} = ...'",
         )
-    target = ir.Name.model_construct(id=stmt.let[0], span=stmt.span)
-    return ir.BinOp.model_construct(op=stmt.op, left=target, right=stmt.value, span=stmt.span)
+    target = ir.Name(id=stmt.let[0], span=stmt.span)
+    return ir.BinOp(op=stmt.op, left=target, right=stmt.value, span=stmt.span)
 
 
 # ----------------------------------------------------------------------------- calls
@@ -207,16 +207,13 @@ def _plain_call(
         if count < 0:
             args.append(arg)
         else:
-            args += [
-                ir.Name.model_construct(id=f"__arg{next(names)}", span=arg.span)
-                for _ in range(count)
-            ]
+            args += [ir.Name(id=f"__arg{next(names)}", span=arg.span) for _ in range(count)]
     kwargs = dict(call.kwargs)
     spans = dict(call.keyword_spans())
     for key, mapping in keywords:
-        kwargs[key] = ir.Name.model_construct(id=f"__arg{next(names)}", span=mapping.span)
+        kwargs[key] = ir.Name(id=f"__arg{next(names)}", span=mapping.span)
         spans[key] = mapping.span
-    return ir.Call.model_construct(
+    return ir.Call(
         func=call.func, args=args, kwargs=kwargs, spread=[], kwarg_spans=spans, span=call.span
     )
 

@@ -368,7 +368,7 @@ def _check_keywords(call: ir.Call, defined: set[str], unit: Unit) -> list[DSLErr
 
 
 def _children(expr: Any) -> Iterator[Any]:
-    for name in type(expr).model_fields:
+    for name in type(expr).fields:
         if name == "span":
             continue
         value = getattr(expr, name)

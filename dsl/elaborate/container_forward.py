@@ -49,7 +49,7 @@ def split_forward(container: ir.Container) -> tuple[ir.Container, ir.Forward | N
         )
     forward = body[index]
     assert isinstance(forward, ir.Forward)
-    return container.model_copy(update={"body": children}), forward
+    return container.replace(body=children), forward
 
 
 class ContainerForward(GraphBody):

@@ -199,9 +199,7 @@ class Elaborator:
 
 
 def _without_inputs(container: ir.Container) -> ir.Container:
-    return container.model_copy(
-        update={"body": [s for s in container.body if not isinstance(s, ir.Input)]}
-    )
+    return container.replace(body=[s for s in container.body if not isinstance(s, ir.Input)])
 
 
 def _block_container(container: ir.Container) -> ir.Container:

@@ -30,20 +30,21 @@ if TYPE_CHECKING:
 
 
 def _available_memory() -> int | None:
-    """Bytes of memory this machine can give now (psutil where installed, else /proc or
-    sysconf); None where nothing says."""
-    try:
-        import psutil  # type: ignore[import-untyped]
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
+    """Bytes of memory this machine can give now (/proc on Linux, psutil where installed,
+    else sysconf); None where nothing says. /proc first: importing psutil costs ~3 ms of
+    every start-up."""
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
+        pass
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
         pass
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

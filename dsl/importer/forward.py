@@ -17,7 +17,6 @@ from torch import nn
 
 from dsl import ir
 from dsl.elaborate.builtin_functions import BUILTINS
-from dsl.importer.irwalk import make
 from dsl.importer.leaves import dotted_expr, literal, same_value
 from dsl.importer.report import Finding, Report, node_source
 from dsl.syntax.printer import KEYWORDS
@@ -75,7 +74,7 @@ class GraphWriter:
                 inputs.append(self._fresh(node.name))
                 self._values[node] = ir.Name(id=inputs[-1])
             elif node.op == "output":
-                stmts.append(make(ir.Return, {"return": self._arg(node.args[0], node)}))
+                stmts.append(ir.Return(return_=self._arg(node.args[0], node)))
             else:
                 self._node(node, stmts)
         return inputs, stmts

@@ -5,7 +5,7 @@ skeleton visit their literals in the same order."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from dsl import ir
 
@@ -13,16 +13,10 @@ from dsl import ir
 # a parameter's name, or "value".
 Visit = Callable[[ir.Const, str], ir.ExprNode]
 Slots = Callable[[ir.Call], list[str]]
-N = TypeVar("N", bound=ir.Node)
 
 
 def _no_slots(call: ir.Call) -> list[str]:
     return []
-
-
-def make(cls: type[N], fields: dict[str, Any]) -> N:
-    """A node with fields named as the IR spells them (`{"return": ...}`, `{"for": ...}`)."""
-    return cls(**fields)
 
 
 def rebuild(node: Any, visit: Visit, slots: Slots = _no_slots, hint: str = "value") -> Any:
@@ -48,7 +42,7 @@ def rebuild(node: Any, visit: Visit, slots: Slots = _no_slots, hint: str = "valu
         else:
             new = rebuild(value, visit, slots, hint)
         updates[key] = new
-    return node.model_copy(update=updates) if updates else node
+    return node.replace(**updates) if updates else node
 
 
 def literals(node: Any, slots: Slots = _no_slots) -> list[tuple[ir.Const, str]]:
@@ -91,7 +85,7 @@ def map_nodes(node: Any, fn: Callable[[ir.Node], ir.Node]) -> Any:
         for key, value in node.__dict__.items()
         if key not in ir.POSITION_FIELDS and isinstance(value, ir.Node | list | dict)
     }
-    return fn(node.model_copy(update=updates) if updates else node)
+    return fn(node.replace(**updates) if updates else node)
 
 
 def substitute(node: Any, names: dict[str, ir.ExprNode]) -> Any:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from dsl import ir
-from dsl.importer.irwalk import literals, make, map_nodes, names_in, replace_at, skeleton
+from dsl.importer.irwalk import literals, map_nodes, names_in, replace_at, skeleton
 from dsl.syntax.printer import print_expr
 
 _LOOP_NAMES = ("i", "j", "k", "n", "m")
@@ -19,7 +19,7 @@ def fold_loops(node: Any) -> Any:
 
     def fold(item: ir.Node) -> ir.Node:
         if isinstance(item, ir.Container):
-            return item.model_copy(update={"body": _fold(list(item.body))})
+            return item.replace(body=_fold(list(item.body)))
         return item
 
     return map_nodes(node, fold)
@@ -90,7 +90,7 @@ def _loop(run: list[Any]) -> ir.For:
         index = print_expr(number)
         body = ir.Let(let=[f"{prefix.value}{{{index}}}"], value=value)
     count = ir.Call(func=ir.Name(id="range"), args=[ir.Const(value=len(run))])
-    return make(ir.For, {"for": var, "in": count, "body": [body]})
+    return ir.For(for_=var, in_=count, body=[body])
 
 
 def _affine(first: int, step: int, var: str) -> ir.ExprNode:

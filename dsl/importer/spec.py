@@ -40,7 +40,7 @@ def write_spec(
         declared.append(ir.InitBlock(init=[ir.InitRule(init=recipe)]))
     _report_init_code(root, report, recipe is not None)
     if isinstance(body, ir.Container):
-        body = body.model_copy(update={"body": [*declared, *body.body]})
+        body = body.replace(body=[*declared, *body.body])
     else:
         body = [*declared, *body]
     name = type(root).__name__

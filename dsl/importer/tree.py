@@ -16,7 +16,7 @@ from torch import nn
 from dsl import ir
 from dsl.importer import leaves
 from dsl.importer.forward import GraphWriter
-from dsl.importer.irwalk import literals, make, rebuild, skeleton
+from dsl.importer.irwalk import literals, rebuild, skeleton
 from dsl.importer.report import Finding, Report, source_of
 from dsl.importer.trace import inlined, trace
 
@@ -122,7 +122,7 @@ class TreeReader:
         traced = trace(self.root, module, name, self.passed.get(id(module)), self.report)
         if traced is None:
             self.failed = True
-            return ["x"], [make(ir.Return, {"return": ir.Call(func=ir.Name(id="UNSUPPORTED"))})]
+            return ["x"], [ir.Return(return_=ir.Call(func=ir.Name(id="UNSUPPORTED")))]
         self._count_passed(module, traced.train)
         writer = GraphWriter(module, name, self.report, reserved)
         inputs, train = writer.body(traced.train)
@@ -218,7 +218,7 @@ def merge_modes(train: list[Any], evaluation: list[Any]) -> list[Any]:
     if train == evaluation:
         return train
     if not _same_but_training(train, evaluation):
-        return [make(ir.If, {"if": ir.Name(id="training"), "then": train}), *evaluation]
+        return [ir.If(if_=ir.Name(id="training"), then=train), *evaluation]
     others = iter([const.value for const, _ in literals(evaluation)])
 
     def visit(const: ir.Const, hint: str) -> ir.ExprNode:

@@ -89,11 +89,11 @@ class _Attacher:
         for imp in spec.imports:
             leading = self.take(imp.span.line)
             span = _with_comments(imp.span, leading)
-            imports.append(imp.model_copy(update={"span": span}) if leading else imp)
+            imports.append(imp.replace(span=span) if leading else imp)
         defs = [self.definition(definition) for definition in spec.defs]
         trailing = self.take(10**12)
         span = _with_comments(spec.span, trailing) if trailing else spec.span
-        return spec.model_copy(update={"imports": imports, "defs": defs, "span": span})
+        return spec.replace(imports=imports, defs=defs, span=span)
 
     def definition(self, definition: Any) -> Any:
         doc = self.doc_block(definition.span.line)
@@ -105,7 +105,7 @@ class _Attacher:
             updates["body"] = body
         if leading:
             updates["span"] = _with_comments(definition.span, leading)
-        return definition.model_copy(update=updates) if updates else definition
+        return definition.replace(**updates) if updates else definition
 
     def stmts(self, stmts: list) -> list:
         """The statements with their comments: the same list when none of them changed."""
@@ -120,14 +120,14 @@ class _Attacher:
 
     def container(self, container: ir.Container) -> ir.Container:
         body = self.stmts(container.body)
-        return container if body is container.body else container.model_copy(update={"body": body})
+        return container if body is container.body else container.replace(body=body)
 
     def stmt(self, stmt: Any) -> Any:
         leading = self.take(stmt.span.line)
         updates: dict[str, Any] = {}
         if leading:
             updates["span"] = _with_comments(stmt.span, leading)
-        fields = stmt.__dict__  # not getattr: a missing attribute costs pydantic an exception
+        fields = stmt.__dict__  # not getattr: a statement has only some of these fields
         for field in ("then", "else_", "body", "forward"):
             value = fields.get(field)
             if isinstance(value, list) and (visited := self.stmts(value)) is not value:
@@ -136,7 +136,7 @@ class _Attacher:
             value = fields.get(field)
             if isinstance(value, ir.Container) and (inner := self.container(value)) is not value:
                 updates[field] = inner
-        return stmt.model_copy(update=updates) if updates else stmt
+        return stmt.replace(**updates) if updates else stmt
 
 
 def _last_line(stmts: list) -> int:

@@ -8,23 +8,6 @@ from dsl import ir
 from dsl.errors import DSLSyntaxError, Note
 from dsl.source import Span
 from dsl.syntax.net_positions import Items, Positions, rule
-from dsl.syntax.pydantic_private import constructor
-
-_Const = constructor(ir.Const)
-_Name = constructor(ir.Name)
-_Attr = constructor(ir.Attr)
-_Index = constructor(ir.Index)
-_Slice = constructor(ir.Slice)
-_Call = constructor(ir.Call)
-_BinOp = constructor(ir.BinOp)
-_UnaryOp = constructor(ir.UnaryOp)
-_IfExp = constructor(ir.IfExp)
-_ListExpr = constructor(ir.ListExpr)
-_TupleExpr = constructor(ir.TupleExpr)
-_DictExpr = constructor(ir.DictExpr)
-_Starred = constructor(ir.Starred)
-_CompFor = constructor(ir.CompFor)
-_Comprehension = constructor(ir.Comprehension)
 
 
 class _Spread(NamedTuple):
@@ -39,46 +22,46 @@ class ExpressionRules(Positions):
 
     @rule
     def tuple_bare(self, items: Items) -> ir.TupleExpr:
-        return _TupleExpr(items=[i for i in items if i is not None], span=self._span(items[0]))
+        return ir.TupleExpr(items=[i for i in items if i is not None], span=self._span(items[0]))
 
     @rule
     def ifexp(self, items: Items) -> ir.IfExp:
         then, cond, orelse = items
-        return _IfExp(cond=cond, then=then, orelse=orelse, span=self._span(then))
+        return ir.IfExp(cond=cond, then=then, orelse=orelse, span=self._span(then))
 
     @rule
     def or_op(self, items: Items) -> ir.BinOp:
-        return _BinOp(op="or", left=items[0], right=items[1], span=self._span(items[0]))
+        return ir.BinOp(op="or", left=items[0], right=items[1], span=self._span(items[0]))
 
     @rule
     def and_op(self, items: Items) -> ir.BinOp:
-        return _BinOp(op="and", left=items[0], right=items[1], span=self._span(items[0]))
+        return ir.BinOp(op="and", left=items[0], right=items[1], span=self._span(items[0]))
 
     @rule
     def not_op(self, items: Items) -> ir.UnaryOp:
         keyword, operand = items
-        return _UnaryOp(op="not", operand=operand, span=self._span(keyword))
+        return ir.UnaryOp(op="not", operand=operand, span=self._span(keyword))
 
     @rule
     def in_op(self, items: Items) -> ir.BinOp:
-        return _BinOp(op="in", left=items[0], right=items[1], span=self._span(items[0]))
+        return ir.BinOp(op="in", left=items[0], right=items[1], span=self._span(items[0]))
 
     @rule
     def not_in_op(self, items: Items) -> ir.BinOp:
-        return _BinOp(op="not in", left=items[0], right=items[1], span=self._span(items[0]))
+        return ir.BinOp(op="not in", left=items[0], right=items[1], span=self._span(items[0]))
 
     @rule
     def is_op(self, items: Items) -> ir.BinOp:
-        return _BinOp(op="is", left=items[0], right=items[1], span=self._span(items[0]))
+        return ir.BinOp(op="is", left=items[0], right=items[1], span=self._span(items[0]))
 
     @rule
     def is_not_op(self, items: Items) -> ir.BinOp:
-        return _BinOp(op="is not", left=items[0], right=items[1], span=self._span(items[0]))
+        return ir.BinOp(op="is not", left=items[0], right=items[1], span=self._span(items[0]))
 
     @rule
     def binop(self, items: Items) -> ir.BinOp:
         left, op, right = items
-        return _BinOp(op=op.value, left=left, right=right, span=self._span(left))
+        return ir.BinOp(op=op.value, left=left, right=right, span=self._span(left))
 
     @rule
     def unary(self, items: Items) -> Any:
@@ -90,14 +73,14 @@ class ExpressionRules(Positions):
             and (operand.span.line, operand.span.col) == (span.line, span.col + 1)
         ):
             # `-1` is a number, as Python users read it; `-(1)` and `- 1` stay operations.
-            return _Const(value=-operand.value, span=span)
-        return _UnaryOp(op=op.value, operand=operand, span=span)
+            return ir.Const(value=-operand.value, span=span)
+        return ir.UnaryOp(op=op.value, operand=operand, span=span)
 
     @rule
     def call(self, items: Items) -> ir.Call:
         func, arguments = items
         args, kwargs, spans, spread = arguments if arguments is not None else ([], {}, {}, [])
-        return _Call(
+        return ir.Call(
             func=func,
             args=args,
             kwargs=kwargs,
@@ -138,7 +121,7 @@ class ExpressionRules(Positions):
     @rule
     def starred(self, items: Items) -> ir.Starred:
         star, value = items
-        return _Starred(value=value, span=self._span(star))
+        return ir.Starred(value=value, span=self._span(star))
 
     @rule
     def spread(self, items: Items) -> _Spread:
@@ -152,61 +135,63 @@ class ExpressionRules(Positions):
     @rule
     def index(self, items: Items) -> ir.Index:
         value, index = items
-        return _Index(value=value, index=index, span=self._span(value))
+        return ir.Index(value=value, index=index, span=self._span(value))
 
     @rule
     def subscript_tuple(self, items: Items) -> ir.TupleExpr:
-        return _TupleExpr(items=items, span=self._span(items[0]))
+        return ir.TupleExpr(items=items, span=self._span(items[0]))
 
     @rule
     def slice(self, items: Items) -> ir.Slice:
         start, colon, stop, step = items
         span = self._span(colon if start is None else start)
-        return _Slice(start=start, stop=stop, step=step, span=span)
+        return ir.Slice(start=start, stop=stop, step=step, span=span)
 
     @rule
     def attr(self, items: Items) -> ir.Attr:
         value, name = items
-        return _Attr(value=value, attr=name.value, span=self._span(value))
+        return ir.Attr(value=value, attr=name.value, span=self._span(value))
 
     @rule
     def number(self, items: Items) -> ir.Const:
-        return _Const(value=number(items[0].value), span=self._tok(items[0]))
+        return ir.Const(value=number(items[0].value), span=self._tok(items[0]))
 
     @rule
     def string(self, items: Items) -> ir.Const:
-        return _Const(value=unescape(items[0].value[1:-1]), span=self._tok(items[0]))
+        return ir.Const(value=unescape(items[0].value[1:-1]), span=self._tok(items[0]))
 
     @rule
     def name(self, items: Items) -> ir.Name:
-        return _Name(id=self._name(items[0]), span=self._tok(items[0]))
+        return ir.Name(id=self._name(items[0]), span=self._tok(items[0]))
 
     @rule
     def true(self, items: Items) -> ir.Const:
-        return _Const(value=True, span=self._last())
+        return ir.Const(value=True, span=self._last())
 
     @rule
     def false(self, items: Items) -> ir.Const:
-        return _Const(value=False, span=self._last())
+        return ir.Const(value=False, span=self._last())
 
     @rule
     def none(self, items: Items) -> ir.Const:
-        return _Const(value=None, span=self._last())
+        return ir.Const(value=None, span=self._last())
 
     @rule
     def list_comp(self, items: Items) -> ir.Comprehension:
         bracket, element, *clauses = items
-        return _Comprehension(element=element, key=None, clauses=clauses, span=self._span(bracket))
+        return ir.Comprehension(
+            element=element, key=None, clauses=clauses, span=self._span(bracket)
+        )
 
     @rule
     def dict_comp(self, items: Items) -> ir.Comprehension:
         brace, key, value, *clauses = items
-        return _Comprehension(element=value, key=key, clauses=clauses, span=self._span(brace))
+        return ir.Comprehension(element=value, key=key, clauses=clauses, span=self._span(brace))
 
     @rule
     def comp_clause(self, items: Items) -> ir.CompFor:
         keyword, target, iterable, *conditions = items
-        return _CompFor(for_=target, in_=iterable, if_=conditions, span=self._span(keyword))
+        return ir.CompFor(for_=target, in_=iterable, if_=conditions, span=self._span(keyword))
 
     @rule
     def target_name(self, items: Items) -> str:
@@ -223,11 +208,11 @@ class ExpressionRules(Positions):
     @rule
     def list(self, items: Items) -> ir.ListExpr:
         bracket, *values = items
-        return _ListExpr(items=[i for i in values if i is not None], span=self._span(bracket))
+        return ir.ListExpr(items=[i for i in values if i is not None], span=self._span(bracket))
 
     @rule
     def empty_tuple(self, items: Items) -> ir.TupleExpr:
-        return _TupleExpr(items=[], span=self._span(items[0]))
+        return ir.TupleExpr(items=[], span=self._span(items[0]))
 
     @rule
     def paren(self, items: Items) -> Any:
@@ -238,18 +223,18 @@ class ExpressionRules(Positions):
     @rule
     def tuple_one(self, items: Items) -> ir.TupleExpr:
         paren, value = items
-        return _TupleExpr(items=[value], span=self._span(paren))
+        return ir.TupleExpr(items=[value], span=self._span(paren))
 
     @rule
     def tuple_many(self, items: Items) -> ir.TupleExpr:
         paren, *values = items
-        return _TupleExpr(items=[i for i in values if i is not None], span=self._span(paren))
+        return ir.TupleExpr(items=[i for i in values if i is not None], span=self._span(paren))
 
     @rule
     def dict(self, items: Items) -> ir.DictExpr:
         brace, *pairs = items
         pairs = [i for i in pairs if i is not None]
-        return _DictExpr(
+        return ir.DictExpr(
             keys=[k for k, _ in pairs], values=[v for _, v in pairs], span=self._span(brace)
         )
 

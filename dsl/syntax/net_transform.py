@@ -16,26 +16,6 @@ from dsl.errors import DSLSyntaxError
 from dsl.source import Span
 from dsl.syntax.net_expressions import ExpressionRules, unescape
 from dsl.syntax.net_positions import Items, LastToken, PartReader, rule
-from dsl.syntax.pydantic_private import constructor
-
-_Container = constructor(ir.Container)
-_Input = constructor(ir.Input)
-_Let = constructor(ir.Let)
-_Layer = constructor(ir.Layer)
-_Return = constructor(ir.Return)
-_ParamDecl = constructor(ir.ParamDecl)
-_BufferDecl = constructor(ir.BufferDecl)
-_If = constructor(ir.If)
-_For = constructor(ir.For)
-_InitRule = constructor(ir.InitRule)
-_InitBlock = constructor(ir.InitBlock)
-_Forward = constructor(ir.Forward)
-_DefParam = constructor(ir.DefParam)
-_NetDef = constructor(ir.NetDef)
-_BlockDef = constructor(ir.BlockDef)
-_FuncDef = constructor(ir.FuncDef)
-_Import = constructor(ir.Import)
-_SpecFile = constructor(ir.SpecFile)
 
 
 class _Targets(NamedTuple):
@@ -64,16 +44,16 @@ class NetTransformer(ExpressionRules, Transformer):
                     item.span,
                     hint="move this import to the top of the file",
                 )
-        return _SpecFile(
+        return ir.SpecFile(
             imports=[i for i in items if isinstance(i, ir.Import)],
-            defs=[d for d in items if isinstance(d, ir.Definition)],
+            defs=[d for d in items if isinstance(d, ir.NetDef | ir.BlockDef | ir.FuncDef)],
             span=Span(file=self.file, line=1, col=1),
         )
 
     @rule
     def import_stmt(self, items: Items) -> ir.Import:
         keyword, source, *names = items
-        return _Import(
+        return ir.Import(
             from_=source,
             import_=[n.value for n in names],
             name_spans=[self._tok(n) for n in names],
@@ -97,10 +77,10 @@ class NetTransformer(ExpressionRules, Transformer):
         span = self._span(kind)
         if head is not None:
             container_kind, options = head
-            body = _Container(kind=container_kind, options=options, body=body, span=span)
+            body = ir.Container(kind=container_kind, options=options, body=body, span=span)
         if kind == "net":
-            return _NetDef(net=name.value, params=params or [], body=body, doc=None, span=span)
-        return _BlockDef(block=name.value, params=params or [], body=body, doc=None, span=span)
+            return ir.NetDef(net=name.value, params=params or [], body=body, doc=None, span=span)
+        return ir.BlockDef(block=name.value, params=params or [], body=body, doc=None, span=span)
 
     @rule
     def derived_definition(self, items: Items) -> ir.NetDef | ir.BlockDef:
@@ -108,15 +88,15 @@ class NetTransformer(ExpressionRules, Transformer):
         body = rest[0] if rest else []
         fields = dict(params=params or [], base=base, body=body, doc=None, span=self._span(kind))
         if kind == "net":
-            return _NetDef(net=name.value, **fields)
-        return _BlockDef(block=name.value, **fields)
+            return ir.NetDef(net=name.value, **fields)
+        return ir.BlockDef(block=name.value, **fields)
 
     @rule
     def funcdef(self, items: Items) -> ir.FuncDef:
         keyword, name, *params, body = items
         params = [p for p in params if p is not None]
         check_unique([(p.name, p.span) for p in params], "parameter")
-        return _FuncDef(
+        return ir.FuncDef(
             def_=name.value, params=params, body=body, doc=None, span=self._span(keyword)
         )
 
@@ -133,7 +113,7 @@ class NetTransformer(ExpressionRules, Transformer):
     @rule
     def def_param(self, items: Items) -> ir.DefParam:
         name, default = items
-        return _DefParam(name=name.value, default=default, span=self._span(name))
+        return ir.DefParam(name=name.value, default=default, span=self._span(name))
 
     @rule
     def container_head(self, items: Items) -> tuple[str, dict]:
@@ -162,7 +142,7 @@ class NetTransformer(ExpressionRules, Transformer):
     @rule
     def input_decl(self, items: Items) -> ir.Input:
         name, dtype, dims = items
-        return _Input(
+        return ir.Input(
             input=name.value,
             shape=dims,
             dtype=dtype.value if dtype is not None else None,
@@ -177,7 +157,7 @@ class NetTransformer(ExpressionRules, Transformer):
     def let_stmt(self, items: Items) -> ir.Let:
         targets, value, define = items
         span = self._span(targets.first)
-        return _Let(let=targets.names, value=value, define=define, op=None, span=span)
+        return ir.Let(let=targets.names, value=value, define=define, op=None, span=span)
 
     @rule
     def targets(self, items: Items) -> _Targets:
@@ -193,16 +173,18 @@ class NetTransformer(ExpressionRules, Transformer):
     def aug_stmt(self, items: Items) -> ir.Let:
         name, op, value = items
         target = self._name(name)
-        return _Let(let=[target], value=value, define=None, op=op.value[:-1], span=self._span(name))
+        return ir.Let(
+            let=[target], value=value, define=None, op=op.value[:-1], span=self._span(name)
+        )
 
     @rule
     def layer_stmt(self, items: Items) -> ir.Layer:
-        return _Layer(layer=items[0], span=self._span(items[0]))
+        return ir.Layer(layer=items[0], span=self._span(items[0]))
 
     @rule
     def return_stmt(self, items: Items) -> ir.Return:
         keyword, value, define = items
-        return _Return(return_=value, define=define, span=self._span(keyword))
+        return ir.Return(return_=value, define=define, span=self._span(keyword))
 
     @rule
     def pass_stmt(self, items: Items) -> None:
@@ -221,8 +203,8 @@ class NetTransformer(ExpressionRules, Transformer):
             span=span,
         )
         if kind == "param":
-            return _ParamDecl(param=name.value, **fields)
-        return _BufferDecl(buffer=name.value, **fields)
+            return ir.ParamDecl(param=name.value, **fields)
+        return ir.BufferDecl(buffer=name.value, **fields)
 
     @rule
     def decl_kind(self, items: Items) -> Token:
@@ -233,33 +215,35 @@ class NetTransformer(ExpressionRules, Transformer):
         return items[0].value, items[1]
 
     def _container(self, kind: Token, options: dict | None, body: Items, span: Span) -> Any:
-        return _Container(kind=kind.value, options=options or {}, body=body, span=span)
+        return ir.Container(kind=kind.value, options=options or {}, body=body, span=span)
 
     @rule
     def container_let(self, items: Items) -> ir.Let:
         targets, kind, options, body = items
         span = self._span(targets.first)
         value = self._container(kind, options, body, span)
-        return _Let(let=targets.names, value=value, define=None, op=None, span=span)
+        return ir.Let(let=targets.names, value=value, define=None, op=None, span=span)
 
     @rule
     def container_apply(self, items: Items) -> ir.Let:
         targets, value, kind, options, body = items
         span = self._span(targets.first)
         define = self._container(kind, options, body, span)
-        return _Let(let=targets.names, value=value, define=define, op=None, span=span)
+        return ir.Let(let=targets.names, value=value, define=define, op=None, span=span)
 
     @rule
     def container_return(self, items: Items) -> ir.Return:
         keyword, value, kind, options, body = items
         span = self._span(keyword)
-        return _Return(return_=value, define=self._container(kind, options, body, span), span=span)
+        return ir.Return(
+            return_=value, define=self._container(kind, options, body, span), span=span
+        )
 
     @rule
     def container_anon(self, items: Items) -> ir.Layer:
         kind, options, body = items
         span = self._span(kind)
-        return _Layer(layer=self._container(kind, options, body, span), span=span)
+        return ir.Layer(layer=self._container(kind, options, body, span), span=span)
 
     @rule
     def call_parens(self, items: Items) -> dict:
@@ -279,8 +263,8 @@ class NetTransformer(ExpressionRules, Transformer):
         else_clause = rest.pop() if rest else None
         orelse = else_clause or []
         for elif_cond, elif_body, elif_span in reversed(rest):
-            orelse = [_If(if_=elif_cond, then=elif_body, else_=orelse, span=elif_span)]
-        return _If(if_=cond, then=then, else_=orelse, span=self._span(keyword))
+            orelse = [ir.If(if_=elif_cond, then=elif_body, else_=orelse, span=elif_span)]
+        return ir.If(if_=cond, then=then, else_=orelse, span=self._span(keyword))
 
     @rule
     def elif_clause(self, items: Items) -> tuple:
@@ -294,24 +278,24 @@ class NetTransformer(ExpressionRules, Transformer):
     @rule
     def for_stmt(self, items: Items) -> ir.For:
         keyword, target, iterable, body = items
-        return _For(for_=target, in_=iterable, body=body, span=self._span(keyword))
+        return ir.For(for_=target, in_=iterable, body=body, span=self._span(keyword))
 
     @rule
     def init_block(self, items: Items) -> ir.InitBlock:
         keyword, *rules = items
-        return _InitBlock(init=rules, span=self._span(keyword))
+        return ir.InitBlock(init=rules, span=self._span(keyword))
 
     @rule
     def forward_block(self, items: Items) -> ir.Forward:
         keyword, body = items
-        return _Forward(forward=body, span=self._span(keyword))
+        return ir.Forward(forward=body, span=self._span(keyword))
 
     @rule
     def init_rule(self, items: Items) -> ir.InitRule:
         target, init = items
         if init is None:
-            return _InitRule(match=None, init=target, span=self._span(target))
-        return _InitRule(match=pattern_text(target), init=init, span=self._span(target))
+            return ir.InitRule(match=None, init=target, span=self._span(target))
+        return ir.InitRule(match=pattern_text(target), init=init, span=self._span(target))
 
 
 def pattern_text(node: Any) -> str:

@@ -1,18 +1,20 @@
 """The YAML spelling of expressions -> IR nodes: scalars, lists, `{Callee: args}` mappings,
-containers and `${...}` strings in `.net` syntax (see docs/yaml.md). `dsl/ir.py`'s
-validators call these through the validation context, `SPELLING`."""
+containers and `${...}` strings in `.net` syntax (see docs/yaml.md). The YAML schema's
+validators (dsl/syntax/yaml_schema.py) call these through the validation context,
+`SPELLING`."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from dsl import ir
 from dsl.errors import DSLError, SchemaError
 from dsl.source import NO_SPAN, Span
 from dsl.syntax.parse_net import parse_expression
+from dsl.syntax.yaml_schema import MODELS, YAMLSpelling, to_ir
 from dsl.syntax.yaml_schema_errors import schema_error
 from dsl.syntax.yaml_values import describe, span_of
 
@@ -42,7 +44,7 @@ def _expr_within(value: Any, span: Span) -> ir.ExprNode:
     """An item of a list or mapping; null and booleans carry no position, so they take the
     position of what holds them."""
     node = expr_from_yaml(value)
-    return node if node.span else node.model_copy(update={"span": span})
+    return node if node.span else node.replace(span=span)
 
 
 def dim_from_yaml(value: Any) -> ir.ExprNode:
@@ -107,7 +109,7 @@ def _moved(value: Any, origin: Span) -> Any:
     """A tree parsed at line 1, column 1, as if it had been parsed at `origin`."""
     if isinstance(value, ir.Node):
         fields = value.__dict__.items()
-        return value.model_copy(update={name: _moved(field, origin) for name, field in fields})
+        return value.replace(**{name: _moved(field, origin) for name, field in fields})
     if isinstance(value, Span):
         return _moved_span(value, origin)
     if isinstance(value, list):
@@ -164,7 +166,7 @@ def _container(kind: str, value: Any, span: Span) -> ir.Container:
 
 def container_schema(generated: dict[str, Any]) -> dict[str, Any]:
     """The JSON schema of a container as `_container` reads it, `{Sequential: [...]}` or
-    `{ModuleList: {run: parallel, body: [...]}}`, from pydantic's of the node (its fields)."""
+    `{ModuleList: {run: parallel, body: [...]}}`, from the schema model's (its fields)."""
     body = generated["properties"]["body"]
     options = {"type": "object", "properties": {"body": body}}
     return {
@@ -261,7 +263,7 @@ def params_from_yaml(value: Any) -> Any:
 
 
 class _Spelling:
-    """The YAML spellings that `dsl/ir.py`'s validators read values through."""
+    """The YAML spellings that the schema's validators read values through."""
 
     expr = staticmethod(expr_from_yaml)
     dim = staticmethod(dim_from_yaml)
@@ -269,13 +271,13 @@ class _Spelling:
     params = staticmethod(params_from_yaml)
 
 
-SPELLING: ir.YAMLSpelling = _Spelling()
+SPELLING: YAMLSpelling = _Spelling()
 
 
-def validate(model: type[BaseModel], data: dict) -> Any:
-    """`model` from YAML data, its expressions read through `SPELLING`; a mistake is one
-    located SchemaError."""
+def validate(node: type[ir.Node], data: dict) -> Any:
+    """A `node` from YAML data through its schema, expressions read through `SPELLING`; a
+    mistake is one located SchemaError."""
     try:
-        return model.model_validate(data, context=SPELLING)
+        return to_ir(MODELS[node.__name__].model_validate(data, context=SPELLING))
     except ValidationError as exc:
         raise schema_error(exc, data) from None

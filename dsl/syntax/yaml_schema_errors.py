@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from dsl import ir
 from dsl.errors import SchemaError, did_you_mean
 from dsl.source import Span
+from dsl.syntax.yaml_schema import yaml_key
 from dsl.syntax.yaml_values import describe, span_of
 
-_STATEMENT_MODELS: dict[str, type[BaseModel]] = {
+_STATEMENT_MODELS: dict[str, type[ir.Node]] = {
     "input": ir.Input,
     "let": ir.Let,
     "layer": ir.Layer,
@@ -25,8 +26,8 @@ _STATEMENT_MODELS: dict[str, type[BaseModel]] = {
     "init": ir.InitBlock,
     "forward": ir.Forward,
 }
-_DEFINITION_MODELS: dict[str, type[BaseModel]] = {"net": ir.NetDef, "block": ir.BlockDef}
-_LIST_ITEM_MODELS: dict[str, type[BaseModel]] = {
+_DEFINITION_MODELS: dict[str, type[ir.Node]] = {"net": ir.NetDef, "block": ir.BlockDef}
+_LIST_ITEM_MODELS: dict[str, type[ir.Node]] = {
     "imports": ir.Import,
     "params": ir.DefParam,
     "init": ir.InitRule,
@@ -110,15 +111,14 @@ def _allowed_keys(steps: list[tuple[Any, Any]], holder: int) -> list[str]:
     mapping = steps[holder][1]
     tag = _tag(mapping)
     if holder == 0:
-        model: type[BaseModel] | None = ir.SpecFile
+        model: type[ir.Node] | None = ir.SpecFile
     elif tag is not None:
         model = _STATEMENT_MODELS.get(tag) or _DEFINITION_MODELS[tag]
     else:
         model = _LIST_ITEM_MODELS.get(str(_list_key(steps, holder)))
     if model is None:
         return []
-    fields = model.model_fields.items()
-    return [field.alias or name for name, field in fields if name not in ir.POSITION_FIELDS]
+    return [yaml_key(name) for name in model.fields if name not in ir.POSITION_FIELDS]
 
 
 def _tag_error(value: Any, list_key: Any, span: Span) -> SchemaError:
