@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dsl.syntax.net_grammar import cache_file
+from dsl.syntax.parse_cache import cache_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,8 @@ from dsl.errors import (
     UnknownNameError,
     did_you_mean,
 )
-from dsl.source import Span, source_line
+from dsl.source import Span, register_source, source_line
+from dsl.syntax import parse_cache
 from dsl.syntax.parse_net import parse_net
 
 SPEC_SUFFIXES = (".net", ".yaml", ".yml")
@@ -103,10 +104,22 @@ def read_file(path: Path, name: str | None = None) -> ir.SpecFile:
         raise ImportError_(f"no such file: {path}", Span(file=str(path))) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportError_(f"cannot read {path}: {exc}", Span(file=str(path))) from None
-    spec = parse_text(text, name or str(path))
+    spec = _parse_file(text, name or str(path))
     if len(_PARSED) > 512:
         _PARSED.clear()
     _PARSED[key] = spec
+    return spec
+
+
+def _parse_file(text: str, name: str) -> ir.SpecFile:
+    """A file's text -> IR, taken from the parse kept when it was last read unchanged
+    (parse_cache: a new process then needs neither Lark nor pydantic)."""
+    spec = parse_cache.load(text, name)
+    if spec is not None:
+        register_source(name, text.replace("\r\n", "\n"))  # its lines, as the readers keep them
+        return spec
+    spec = parse_text(text, name)
+    parse_cache.store(text, name, spec)
     return spec
 
 

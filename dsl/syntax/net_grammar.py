@@ -7,11 +7,9 @@ makes its own (see `parse_net._Readers`)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token
@@ -21,6 +19,7 @@ from lark.lark import PostLex
 from dsl.errors import IndentationError_, LimitError
 from dsl.source import Span
 from dsl.syntax.net_transform import NetTransformer, PartReader
+from dsl.syntax.parse_cache import cache_file
 
 MAX_NESTING = 200
 
@@ -176,25 +175,3 @@ def _lark(start: str, **options: Any) -> Lark:
     return Lark(
         grammar, parser="lalr", lexer="contextual", start=start, cache=cache or False, **options
     )
-
-
-def cache_file(name: str) -> str | None:
-    """A file in the user's cache directory ($NETDSL_CACHE_DIR, else $XDG_CACHE_HOME/netdsl
-    or ~/.cache/netdsl); None to cache nothing (NETDSL_CACHE_DIR="", or no usable place).
-    Lark's cache is a pickle, so only a directory no one else can write to will do."""
-    chosen = os.environ.get("NETDSL_CACHE_DIR")
-    if chosen == "":
-        return None
-    try:
-        directory = (
-            Path(chosen)
-            if chosen
-            else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netdsl"
-        )
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = directory.stat()
-    except (OSError, RuntimeError):  # RuntimeError: no home directory
-        return None
-    if info.st_mode & 0o022 or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
-        return None
-    return str(directory / name)
