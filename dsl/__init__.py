@@ -8,10 +8,10 @@ Importing `dsl` is cheap; torch is imported when a spec is first checked or buil
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsl import records
 from dsl.elaborate.limits import DEFAULT_MAX_PARAMS, check_params
 from dsl.errors import DSLError
 
@@ -243,7 +243,7 @@ def _resolved_of(model: nn.Module, shape: tuple[int, ...] | None) -> Resolved:
         return resolved
     name, _ = resolved.inputs[0]
     inputs = [(name, meta_tensor(shape)), *resolved.inputs[1:]]
-    return dataclasses.replace(resolved, inputs=inputs, symbols=Symbols())
+    return records.replace(resolved, inputs=inputs, symbols=Symbols())
 
 
 def export(

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from dsl.records import record
 from dsl.source import NO_SPAN, Span, source_line, source_text
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Note:
     """A secondary location that explains the error ("the shape came from here")."""
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, Union, get_args
 
 from typing_extensions import Self, dataclass_transform
 
+from dsl.records import is_class_variable
 from dsl.source import NO_SPAN, Span
 
 CONTAINER_KINDS = ("Sequential", "ModuleList", "ModuleDict")
@@ -42,7 +43,7 @@ class _Fields:
         declared: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             for name, annotation in vars(klass).get("__annotations__", {}).items():
-                if not str(annotation).startswith("ClassVar"):
+                if not is_class_variable(annotation):
                     declared[name] = str(annotation)
         cls.annotations, cls.fields = declared, tuple(declared)
         cls._template = {name: getattr(cls, name, _REQUIRED) for name in declared}

@@ -9,13 +9,13 @@ The compiler instantiates these in declaration order; summary, export, diff and 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.fx as fx
 
+from dsl.records import field, record
 from dsl.source import Span
 from dsl.torchlib import init
 from dsl.torchlib.init import InitCall
@@ -23,7 +23,7 @@ from dsl.torchlib.registry import Layer
 from dsl.torchlib.symbols import Symbols
 
 
-@dataclass
+@record
 class LeafSpec:
     """One module from a registered constructor, with every argument by keyword."""
 
@@ -36,7 +36,7 @@ class LeafSpec:
     inferred: tuple[str, ...] = ()  # the input-size arguments read from the input's shape
 
 
-@dataclass
+@record
 class ContainerSpec:
     kind: str  # Sequential, ModuleList, ModuleDict
     children: list[tuple[str, ModuleSpec]]
@@ -48,7 +48,7 @@ class ContainerSpec:
     class_name: str = ""
 
 
-@dataclass
+@record
 class ComputedTensor:
     """A buffer's value computed when the model is built (`buffer index = arange(n) ...`):
     the expression's own graph, which reads no input, parameter or module."""
@@ -64,7 +64,7 @@ class ComputedTensor:
             tensor.copy_(value)
 
 
-@dataclass
+@record
 class TensorSpec:
     """An own `param` or `buffer` of a graph module."""
 
@@ -77,7 +77,7 @@ class TensorSpec:
     span: Span
 
 
-@dataclass
+@record
 class AliasSpec:
     """The same module registered under a second name (`f3 = fc`)."""
 
@@ -85,7 +85,7 @@ class AliasSpec:
     span: Span
 
 
-@dataclass
+@record
 class GraphSpec:
     """A net or block with named children and a generated `forward`."""
 
@@ -96,7 +96,7 @@ class GraphSpec:
     init_rules: list[init.Rule] = field(default_factory=list)
 
 
-@dataclass
+@record
 class ReplaceOp:
     """`fc = Sequential: ...` in a derived net: the member at `path` is replaced."""
 
@@ -105,7 +105,7 @@ class ReplaceOp:
     span: Span
 
 
-@dataclass
+@record
 class FreezeOp:
     """`freeze("layer1.*")` / `unfreeze("fc.*")`: requires_grad of matching parameters."""
 
@@ -114,7 +114,7 @@ class FreezeOp:
     span: Span
 
 
-@dataclass
+@record
 class SetOp:
     """`set("layer3.*.conv2", dilation=(2, 2))`: attributes of matching modules."""
 
@@ -123,7 +123,7 @@ class SetOp:
     span: Span
 
 
-@dataclass
+@record
 class DerivedSpec:
     """`net Name = Base(args):` — the base module, then its body's changes in order."""
 
@@ -133,7 +133,7 @@ class DerivedSpec:
     init_rules: list[init.Rule] = field(default_factory=list)
 
 
-@dataclass
+@record
 class SourceSpec:
     """`resnet = parts(torchvision.models.resnet18())`: built where it is written (so the
     random stream is drawn as in hand-written code) but never registered; members take
@@ -144,7 +144,7 @@ class SourceSpec:
     span: Span
 
 
-@dataclass
+@record
 class PartSpec:
     """A submodule of a `parts(...)` source, registered where the spec puts it."""
 
@@ -203,7 +203,7 @@ def has_init_rules(spec: ModuleSpec) -> bool:
     )
 
 
-@dataclass
+@record
 class Resolved:
     """What `build_model` compiles: the module tree and the shapes seen while elaborating."""
 
@@ -215,7 +215,7 @@ class Resolved:
     weights: list[WeightsSpec] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WeightsSpec:
     """`weights("resnet18.pth", prefix="module.")` in a net: loaded after the build."""
 

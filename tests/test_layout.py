@@ -3,7 +3,7 @@
 Every `import` in dsl/ counts: at module level, inside functions and under `TYPE_CHECKING`.
 Layers, lowest first; a module imports its own layer or lower ones only:
 
-    foundation (dsl.source, dsl.errors, dsl.pauses)  <  dsl.ir  <  dsl.syntax  <  dsl.torchlib
+    foundation (dsl.source, dsl.errors, dsl.pauses, dsl.records)  <  dsl.ir  <  dsl.syntax  <  dsl.torchlib
     <  dsl.plan  <  dsl.elaborate  <  dsl.build  <  dsl.tools, dsl.importer  <  dsl (the API)  <  dsl.lsp (the language server)  <  dsl.cli
 
 and every module stays small: functions of at most 50 lines (docstrings aside), modules of
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dsl"
 
 LAYERS = (
-    ("dsl.source", "dsl.errors", "dsl.pauses"),
+    ("dsl.source", "dsl.errors", "dsl.pauses", "dsl.records"),
     ("dsl.ir",),
     ("dsl.syntax",),
     ("dsl.torchlib",),
@@ -34,7 +34,7 @@ LAYERS = (
     ("dsl.lsp",),
     ("dsl.cli",),
 )
-TORCH_FREE = ("dsl.source", "dsl.errors", "dsl.pauses", "dsl.ir", "dsl.syntax")
+TORCH_FREE = ("dsl.source", "dsl.errors", "dsl.pauses", "dsl.records", "dsl.ir", "dsl.syntax")
 
 
 def _module_name(path: Path) -> str:

@@ -107,6 +107,22 @@ def test_the_op_list_is_derived_and_sorted() -> None:
     assert all(not name.endswith("_") or name.endswith("__") for name in names)
 
 
+def test_the_registry_looks_up_exactly_the_listed_ops() -> None:
+    """The registry looks each name up when a spec first writes it (start-up); it must hold
+    the names `op_names()` lists, as `function` resolves them, and no other torch name."""
+    from dsl.torchlib.registry import REGISTRY
+
+    listed = catalog.op_names()
+    names = list(REGISTRY.functions)  # then netdsl's own and any a test registered
+    assert names[: len(listed)] == list(listed) and "pad_to" in names[len(listed) :]
+    assert all(REGISTRY.functions[name].fn is catalog.function(name) for name in listed)
+    everything = {*dir(torch), *dir(F), *dir(torch.Tensor), *(f"torch.{n}" for n in dir(torch))}
+    everything |= {f"F.{n}" for n in dir(F)} | {f"torch.linalg.{n}" for n in dir(torch.linalg)}
+    unlisted = everything - set(listed)
+    assert not [name for name in unlisted if name in REGISTRY.functions]
+    assert catalog.tensor_methods() <= set(listed)
+
+
 @pytest.mark.parametrize(
     ("name", "fn"),
     [

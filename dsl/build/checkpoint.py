@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,6 +24,7 @@ from torch import nn
 
 from dsl.build.weights import first_line
 from dsl.errors import CheckpointError, WeightsError
+from dsl.records import record
 from dsl.source import Span
 
 FORMAT_VERSION = "1"
@@ -121,7 +121,7 @@ def bundled_imports(spec_text: str, spec_file: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------- loading
 
 
-@dataclass
+@record
 class Checkpoint:
     """What a checkpoint file holds, checked for type."""
 

@@ -31,7 +31,6 @@ import fnmatch
 import sys
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,13 @@ import torch
 from torch import nn
 
 from dsl.errors import ArgumentError, CheckpointError, Note, WeightsError
+from dsl.records import field, record
 from dsl.source import Span
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module")
 
 
-@dataclass
+@record
 class Coverage:
     """What a checkpoint load did, key by key."""
 

@@ -3,11 +3,11 @@ container gives them (dsl.elaborate.container_forward)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from dsl.elaborate.values import TRAINING, Builtin, Handle
 from dsl.errors import EvaluationError, did_you_mean
+from dsl.records import record
 from dsl.source import Span
 
 # Which children `self` gives when a container's forward iterates it, as torch's container
@@ -18,7 +18,7 @@ _CHILD_METHODS = {"children": "values", "named_children": "items"}
 _DICT_METHODS = {"keys": "keys", "values": "values", "items": "items"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Children:
     """`self` in a container's own forward: its children, read as a torch container's
     (`self[0]`, `self["name"]`, `self.name`, `for layer in self:`, `self.items()`, `len(self)`).

@@ -42,7 +42,7 @@ from dsl.errors import (
 from dsl.plan import LeafSpec, ModuleSpec
 from dsl.source import Span
 from dsl.torchlib import catalog, shapes
-from dsl.torchlib.registry import TENSOR_METHODS, refusal_hint
+from dsl.torchlib.registry import refusal_hint
 
 
 def graph_call(
@@ -222,12 +222,13 @@ def _tensor_attribute(value: Val, attr: str, builder: GraphBuilder | None, span:
         assert builder is not None
         node = builder.node("call_function", getattr, (value.node, attr))
         return Val(node, getattr(value.meta, attr), span)
-    if attr in TENSOR_METHODS:
+    if catalog.is_tensor_method(attr):
         return MethodRef(value, attr)
     raise EvaluationError(
         f"tensors have no attribute '{attr}' here",
         span,
-        hint=refusal_hint(attr) or did_you_mean(attr, sorted(TENSOR_METHODS | {"shape", "T"})),
+        hint=refusal_hint(attr)
+        or did_you_mean(attr, sorted(catalog.tensor_methods() | {"shape", "T"})),
     )
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -35,6 +34,7 @@ from dsl import ir
 from dsl.elaborate import size_decisions
 from dsl.elaborate.context import Context
 from dsl.elaborate.values import BlockRef
+from dsl.records import record
 from dsl.syntax.loader import Definition, Unit
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ class Read(NamedTuple):
     node: ir.Node | None
 
 
-@dataclass
+@record
 class Entry:
     node: ir.Node
     keep: Any  # what the key names by id (block arguments, settings)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,6 +28,7 @@ from dsl.elaborate.values import (
     vals_in,
 )
 from dsl.errors import EvaluationError, Note, StructureError
+from dsl.records import field, record
 from dsl.source import Span
 from dsl.torchlib import catalog, fx_private, shapes
 
@@ -41,7 +41,7 @@ CONFLICT = "_mode conflict "  # scope key prefix: a name the two arms give diffe
 MODE_ONLY = ("_training only ", "_eval only ")
 
 
-@dataclass
+@record
 class Arm:
     """One arm, elaborated: its builder, the scope it ended with, its value or return."""
 
@@ -156,7 +156,7 @@ def describe(value: Any, symbols: shapes.Symbols) -> str:
     return kind_of(value) if vals_in(value) else repr(value)
 
 
-@dataclass
+@record
 class Merge:
     """What becomes of the names the arms assign: bound as they are, computed by the
     branch (exports), or an error where used (conflicts)."""

@@ -10,7 +10,6 @@ What is done with a handle (building it on its first application, finishing it) 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -20,6 +19,7 @@ from dsl import ir
 from dsl.elaborate import limits
 from dsl.errors import EvaluationError, LimitError, did_you_mean
 from dsl.plan import ModuleSpec
+from dsl.records import record
 from dsl.source import Span
 from dsl.syntax.loader import Definition
 from dsl.torchlib import fx_private, shapes
@@ -54,7 +54,7 @@ class StaticScope(Protocol):
     def child_scope(self, extra: dict[str, Any]) -> StaticScope: ...
 
 
-@dataclass(eq=False, slots=True)
+@record(eq=False, slots=True)
 class Val:
     """A tensor computed in `forward`: its graph node and its meta tensor."""
 
@@ -100,7 +100,7 @@ class DimSource(Protocol):
     def node(self, op: str, target: Any, args: tuple, kwargs: dict | None = None) -> fx.Node: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ShapeView:
     val: Val
     builder: DimSource
@@ -109,7 +109,7 @@ class ShapeView:
         return [self.builder.dim(self.val, i) for i in range(self.val.meta.dim())]
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Parts:
     """A model whose submodules a body takes as its own members."""
 
@@ -119,7 +119,7 @@ class Parts:
     span: Span
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LayerRef:
     layer: Layer
 
@@ -127,7 +127,7 @@ class LayerRef:
         return self.layer.name
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BlockRef:
     definition: Definition
 
@@ -135,18 +135,18 @@ class BlockRef:
         return self.definition.node.name
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FunctionRef:
     function: Function
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MethodRef:
     val: Val
     name: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Builtin:
     name: str
     fn: Callable[..., Any] | None

@@ -10,7 +10,6 @@ state_dict strictly and comparing outputs in eval and training mode.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,11 +19,12 @@ from dsl import ir
 from dsl.importer.check import check
 from dsl.importer.report import Finding, Report
 from dsl.importer.spec import write_spec
+from dsl.records import field, record
 from dsl.syntax.printer import print_net
 from dsl.syntax.yaml_printer import print_yaml
 
 
-@dataclass
+@record
 class Imported:
     """An imported spec, what it could not say, and what the check found."""
 

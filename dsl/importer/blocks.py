@@ -6,7 +6,6 @@ whose structure differs (an optional `downsample`) make variants: `BasicBlock_2`
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any
 
 from dsl import ir
@@ -14,11 +13,12 @@ from dsl.importer.irwalk import literals, names_in, replace_at, skeleton, substi
 from dsl.importer.leaves import same_value
 from dsl.importer.loops import fold_loops
 from dsl.importer.tree import Instance
+from dsl.records import field, record
 from dsl.syntax.printer import KEYWORDS
 from dsl.torchlib.registry import INPUT_SIZE_PARAMS, REGISTRY
 
 
-@dataclass
+@record
 class BlockMaker:
     resolved: dict[str, ir.ExprNode] = field(default_factory=dict)  # placeholder -> call
     defs: list[ir.BlockDef] = field(default_factory=list)

@@ -8,7 +8,6 @@ import builtins
 import inspect
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,6 +18,7 @@ from dsl import ir
 from dsl.elaborate.builtin_functions import BUILTINS
 from dsl.importer.leaves import dotted_expr, literal, same_value
 from dsl.importer.report import Finding, Report, node_source
+from dsl.records import field, record
 from dsl.syntax.printer import KEYWORDS
 from dsl.torchlib import catalog
 from dsl.torchlib.registry import REGISTRY
@@ -46,7 +46,7 @@ def draws_random(module: nn.Module) -> bool:
     )
 
 
-@dataclass
+@record
 class GraphWriter:
     """Writes one module's graph; `functions` collects the Python functions the spec
     needs registered (fx leaves such as torchvision's `shifted_window_attention`)."""

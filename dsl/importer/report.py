@@ -4,11 +4,12 @@ module it sits in (by qualified name) and the source line it comes from."""
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any
 
+from dsl.records import field, record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class Finding:
     """One thing the spec does not say as the Python did (or says only with help)."""
 
@@ -25,7 +26,7 @@ class Finding:
         return f"{self.kind}: {self.what}{where}{at}{detail}"
 
 
-@dataclass
+@record
 class Report:
     findings: list[Finding] = field(default_factory=list)
 

@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Any
 
 import torch.fx as fx
 from torch import nn
 
 from dsl.importer.report import Finding, Report, source_of
+from dsl.records import record
 
 
-@dataclass
+@record
 class Traced:
     """A module's forward traced in training mode and in eval mode."""
 

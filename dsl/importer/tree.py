@@ -6,7 +6,6 @@ has compared every instance of the class)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -19,6 +18,7 @@ from dsl.importer.forward import GraphWriter
 from dsl.importer.irwalk import literals, rebuild, skeleton
 from dsl.importer.report import Finding, Report, source_of
 from dsl.importer.trace import inlined, trace
+from dsl.records import field, record
 
 CONTAINERS: dict[type, Literal["Sequential", "ModuleList", "ModuleDict"]] = {
     nn.Sequential: "Sequential",
@@ -27,7 +27,7 @@ CONTAINERS: dict[type, Literal["Sequential", "ModuleList", "ModuleDict"]] = {
 }
 
 
-@dataclass
+@record
 class Instance:
     """One module of a user class, described with literal values."""
 
@@ -38,7 +38,7 @@ class Instance:
     inputs: list[str] = field(default_factory=list)
 
 
-@dataclass
+@record
 class TreeReader:
     root: nn.Module
     report: Report

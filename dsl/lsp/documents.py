@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import ir
@@ -23,6 +22,7 @@ from dsl.elaborate.watch import Seen, watching
 from dsl.errors import DSLError
 from dsl.lsp.positions import path_of
 from dsl.plan import Resolved
+from dsl.records import field, record
 from dsl.syntax.loader import Definition, Library, Unit, open_text, parse_text, read_file
 from dsl.tools.measure import shape_text
 from dsl.tools.provenance import Entry, explain
@@ -30,7 +30,7 @@ from dsl.tools.summary import Row, summarise
 from dsl.tools.validate import validate_spec
 
 
-@dataclass
+@record
 class Analysis:
     """One version of a document, checked: its errors, its IR (None when it does not
     parse) and the definitions visible in it, its own and imported ones."""
@@ -46,7 +46,7 @@ class Analysis:
     reads: frozenset[Path] = frozenset()  # the files its imports loaded (resolved)
 
 
-@dataclass
+@record
 class Insight:
     """What `dsl summary` and `dsl resolve` know of one version: every module's output
     shape and parameter count (rows), its constructor arguments with their origins, and
@@ -59,7 +59,7 @@ class Insight:
     values: dict[tuple[int, str], list[str]] = field(default_factory=dict)
 
 
-@dataclass
+@record
 class Document:
     uri: str
     path: Path | None

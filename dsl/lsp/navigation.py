@@ -4,7 +4,6 @@ can see, its own and imported ones (the standard library's included)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from lsprotocol import types
@@ -13,11 +12,12 @@ from dsl.lsp.documents import Document, Documents
 from dsl.lsp.outline import PARAM, Binding, Scope, scope_at, scopes, uses
 from dsl.lsp.positions import Token, name_range, open_call, token_at, tokens, uri_of
 from dsl.lsp.workspace import sources
+from dsl.records import record
 from dsl.source import source_text
 from dsl.syntax.loader import Definition
 
 
-@dataclass
+@record
 class Target:
     """What the name under the cursor stands for: a binding of a scope, or a definition."""
 

@@ -5,13 +5,13 @@ keys) and values. Document symbols, definitions, references and rename read this
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from lsprotocol import types
 
 from dsl import ir
 from dsl.lsp.positions import Token, name_range, tokens
+from dsl.records import field, record
 
 PARAM, INPUT, MEMBER, VALUE = "parameter", "input", "member", "value"
 _SYMBOL_KINDS = {
@@ -22,7 +22,7 @@ _SYMBOL_KINDS = {
 }
 
 
-@dataclass
+@record
 class Binding:
     """A name bound inside a definition, where it is first written."""
 
@@ -33,7 +33,7 @@ class Binding:
     module: ir.ExprNode | None = None  # for a member: what it is (`DoubleConv(64)`)
 
 
-@dataclass
+@record
 class Scope:
     """One definition: its lines (0-based, end exclusive), its name's range, its bindings."""
 

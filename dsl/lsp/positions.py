@@ -4,12 +4,12 @@ the identifiers of a `.net` text with where each stands."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from lsprotocol import types
 from pygls import uris
 
+from dsl.records import record
 from dsl.source import Span
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -44,7 +44,7 @@ def uri_of(path: Path) -> str:
     return uris.from_fs_path(str(path.resolve())) or str(path)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Token:
     """An identifier as written: `attr` after a dot (`x.shape`), `keyword` before `=` in a
     call (`kernel_size=3`); neither names a value of the spec."""

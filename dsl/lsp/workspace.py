@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from dsl.errors import DSLError
 from dsl.lsp.documents import Document, Documents
 from dsl.lsp.positions import uri_of
+from dsl.records import record
 from dsl.syntax.loader import SPEC_SUFFIXES, Definition, Library, read_file, stdlib_dir
 
 MAX_FILES = 2000  # spec files read from one workspace for one request
 _SKIPPED = frozenset({"node_modules", "__pycache__"})
 
 
-@dataclass
+@record
 class Source:
     """A file to search: its URI, its text, the definitions visible in it."""
 

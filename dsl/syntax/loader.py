@@ -9,7 +9,6 @@ being built (or the standard library), and import cycles are errors.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from dsl.errors import (
     UnknownNameError,
     did_you_mean,
 )
+from dsl.records import field, record
 from dsl.source import Span, register_source, source_line
 from dsl.syntax import parse_cache
 from dsl.syntax.parse_net import parse_net
@@ -113,7 +113,7 @@ def read_file(path: Path, name: str | None = None) -> ir.SpecFile:
 
 def _parse_file(text: str, name: str) -> ir.SpecFile:
     """A file's text -> IR, taken from the parse kept when it was last read unchanged
-    (parse_cache: a new process then needs neither Lark nor pydantic)."""
+    (parse_cache, `.net` files: a new process then needs no Lark)."""
     spec = parse_cache.load(text, name)
     if spec is not None:
         register_source(name, text.replace("\r\n", "\n"))  # its lines, as the readers keep them
@@ -161,7 +161,7 @@ def _name_span(imp: ir.Import, name: str) -> Span:
     return _part_span(imp.span, r"(?<=[\s,\[])" + re.escape(name) + r"\b(?!.*\bimport\b)")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Definition:
     """A net or block with the file it lives in (its imports are that file's)."""
 
@@ -169,7 +169,7 @@ class Definition:
     unit: Unit
 
 
-@dataclass
+@record
 class Unit:
     """One parsed file and the definitions visible in it (its own and imported ones)."""
 

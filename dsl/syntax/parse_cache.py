@@ -1,6 +1,6 @@
-"""Parsed spec files kept between processes, as Python keeps bytecode: a file read again
-unchanged is not parsed again, so a new process that reads it needs neither Lark nor
-pydantic (start-up; docs/architecture.md).
+"""Parsed `.net` files kept between processes, as Python keeps bytecode: a file read again
+unchanged is not parsed again, so a new process that reads it needs no Lark (start-up;
+docs/architecture.md).
 
 A spec file is kept in one of 256 cache files (chosen by the hash of its name, so the
 cache never grows past them; two names that share one take turns), in the user's cache
@@ -52,23 +52,32 @@ def cache_file(name: str) -> str | None:
 
 
 @cache
-def _reader_version() -> str:
+def _reader_version() -> str | None:
     """What the IR of a text depends on besides the text: the reader's source files (by
     size and modification time, as Python checks bytecode), the grammar and Python's
-    version."""
+    version; None (keep nothing) where the sources cannot be found."""
     package = Path(__file__).resolve().parent.parent
     sources = sorted([*package.glob("syntax/*.py"), package / "ir.py", package / "source.py"])
-    stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sources]
-    grammar = resources.files("dsl.grammar").joinpath("net.lark").read_bytes()
+    try:
+        stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sources]
+        grammar = resources.files("dsl.grammar").joinpath("net.lark").read_bytes()
+    except OSError:
+        return None
+    if len(stamps) < 3:
+        return None
     return repr((_FORMAT, sys.version_info[:2], stamps, hashlib.sha256(grammar).hexdigest()))
 
 
 def _digest(text: str, name: str) -> str:
-    parts = (_reader_version(), name, text)
+    parts = (str(_reader_version()), name, text)
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _place(name: str) -> str | None:
+    """The cache file for `name`: `.net` files only (YAML's reading also depends on PyYAML's
+    and pydantic's versions), and nothing where the reader's version is unknown."""
+    if not name.endswith(".net") or _reader_version() is None:
+        return None
     bucket = hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()[0]
     return cache_file(f"ir-{bucket:02x}.marshal")
 
@@ -76,8 +85,10 @@ def _place(name: str) -> str | None:
 def load(text: str, name: str) -> ir.SpecFile | None:
     """The IR kept for `text` read as `name`, or None."""
     place = _place(name)
+    if place is None:
+        return None
     try:
-        with open(place or "", "rb") as kept:
+        with open(place, "rb") as kept:
             digest, data = marshal.load(kept)
         if digest != _digest(text, name):
             return None

@@ -8,22 +8,22 @@ checkpoint of `a` into `b` would report (missing, unexpected and shape-mismatche
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from torch import nn
 
 from dsl.plan import Resolved
+from dsl.records import asdict, field, record
 
 
-@dataclass
+@record
 class ModuleChange:
     name: str
     a: str  # "Conv2d(in_channels=3, out_channels=64)" style description, "" if absent
     b: str
 
 
-@dataclass
+@record
 class Diff:
     a: str
     b: str

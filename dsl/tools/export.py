@@ -15,7 +15,6 @@ import keyword
 import re
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,6 +34,7 @@ from dsl.plan import (
     TensorSpec,
     iter_modules,
 )
+from dsl.records import field, record
 from dsl.tools.export_dynamic import example_inputs as example_inputs  # its old home
 from dsl.tools.python_text import python_text
 from dsl.torchlib.init import InitCall
@@ -42,7 +42,7 @@ from dsl.torchlib.init import InitCall
 # ============================================================================ eject
 
 
-@dataclass
+@record
 class _Group:
     """The instances of one generated class with one member structure: one ejected class."""
 

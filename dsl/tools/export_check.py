@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from dsl.errors import ArgumentError
+from dsl.records import record
 from dsl.tools.export_dynamic import DynamicPlan, SymbolRange
 
 ATOL = 1e-4
@@ -28,7 +28,7 @@ RUNNERS = {
 }
 
 
-@dataclass
+@record
 class CheckResult:
     """What the check ran and how close the artifact came to eager."""
 

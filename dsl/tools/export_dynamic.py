@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 
 from dsl.errors import ArgumentError
 from dsl.plan import Resolved
+from dsl.records import field, record
 from dsl.source import Span
 
 # `dynamic=` as the API takes it: True (every symbol), False (none), names, or names with
@@ -30,7 +30,7 @@ Range = tuple[int | None, int | None]
 Dynamic = bool | str | Sequence[str] | Mapping[str, Range | None] | None
 
 
-@dataclass
+@record
 class SymbolRange:
     """One dynamic symbol: the sizes the export accepts and the size it is traced at."""
 
@@ -58,7 +58,7 @@ class SymbolRange:
         )
 
 
-@dataclass
+@record
 class DynamicPlan:
     """Which input dimensions are dynamic, as which symbol, over which range."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 
 from dsl.errors import ArgumentError
 from dsl.plan import Resolved
+from dsl.records import record
 from dsl.tools.export import eject
 from dsl.tools.export_check import CheckResult, self_check
 from dsl.tools.export_constraints import export_program
@@ -27,7 +27,7 @@ from dsl.tools.export_dynamic import Dynamic, DynamicPlan, plan_dynamic
 FORMATS = ("onnx", "torchscript", "exported-program", "python")
 
 
-@dataclass
+@record
 class ExportResult:
     """What `export_model` wrote: the file, its dynamic dimensions, the check's outcome."""
 

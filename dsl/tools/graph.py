@@ -13,7 +13,6 @@ import operator
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,14 @@ from torch import nn
 from dsl.build.branch_code import METHOD_PREFIX  # `if training:`: drawn as one box
 from dsl.errors import ArgumentError
 from dsl.plan import ContainerSpec, DerivedSpec, GraphSpec, LeafSpec, ModuleSpec, Resolved
+from dsl.records import field, record
 from dsl.tools.measure import meta_model, trace
 from dsl.torchlib.symbols import Symbols, describe
 
 FORMATS = ("svg", "png", "pdf", "dot", "mmd")
 
 
-@dataclass
+@record
 class Node:
     id: str
     title: str
@@ -38,7 +38,7 @@ class Node:
     kind: str  # input, output, module, function, tensor
 
 
-@dataclass
+@record
 class Cluster:
     id: str
     label: str
@@ -46,7 +46,7 @@ class Cluster:
     clusters: list[Cluster] = field(default_factory=list)
 
 
-@dataclass
+@record
 class Picture:
     name: str
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -213,7 +213,7 @@ class _Drawer:
         )
 
 
-@dataclass
+@record
 class _Body:
     """The graph body being drawn: where its boxes go and what its inputs are."""
 

@@ -7,13 +7,13 @@ so a 175B-parameter spec is measured in seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from dsl.plan import Resolved
+from dsl.records import record
 from dsl.torchlib.symbols import Symbols, describe
 
 
@@ -23,7 +23,7 @@ def meta_model(resolved: Resolved) -> nn.Module:
     return compile_resolved(resolved, device="meta")
 
 
-@dataclass
+@record
 class Trace:
     """One forward pass on meta tensors: each module's first inputs and output, FLOPs."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,20 @@ from dsl.plan import (
     TensorSpec,
     iter_modules,
 )
+from dsl.records import asdict, field, record
 from dsl.tools.python_text import python_text
 
 SPEC, DEFAULT, SET, INFERRED = "spec", "default", "--set", "inferred"
 
 
-@dataclass
+@record
 class Arg:
     name: str
     value: str
     origin: str  # spec, default, --set, inferred
 
 
-@dataclass
+@record
 class Entry:
     name: str
     depth: int

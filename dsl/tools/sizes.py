@@ -8,7 +8,6 @@ again with ImageNet sizes, and when that fails too the error says which dims to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from dsl.build.resolve import resolve
 from dsl.elaborate.resolve import pick_net
 from dsl.errors import ArgumentError, DSLError, ShapeError
 from dsl.plan import Resolved
+from dsl.records import record
 from dsl.source import Span
 from dsl.syntax.loader import Definition, Library, load
 from dsl.torchlib.symbols import Symbols
@@ -26,7 +26,7 @@ LARGE_SIZES = (224, 256)  # the second try's spatial sizes (distinct, so H and W
 Spec = str | Path | ir.SpecFile
 
 
-@dataclass
+@record
 class DeclaredInput:
     """A net's first `input` statement (a derived net's: its base's) and, for each of its
     dimensions, the symbol written there (None for a number or a net parameter)."""

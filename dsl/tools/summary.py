@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from dsl.plan import LeafSpec, ModuleSpec, Resolved, TensorSpec, iter_modules
+from dsl.records import asdict, field, record
 from dsl.source import Span
 from dsl.tools.measure import Trace, meta_model, shape_text, trace
 from dsl.tools.symbolic import merged, symbolic_shapes
@@ -33,7 +33,7 @@ def spec_spans(spec: ModuleSpec) -> dict[str, Span]:
 # ============================================================================ the summary
 
 
-@dataclass
+@record
 class Row:
     name: str
     depth: int
@@ -46,7 +46,7 @@ class Row:
     shared_with: str | None = None
 
 
-@dataclass
+@record
 class InitRow:
     """`dsl summary --init`: which rule initialised one parameter."""
 
@@ -70,7 +70,7 @@ COLUMNS = {
 NUMERIC_COLUMNS = {"params", "trainable", "flops"}  # flush right
 
 
-@dataclass
+@record
 class Summary:
     """`dsl.summary(...)`: the rows as data, `str()` renders the table (`depth` and
     `columns` pick what it shows), `to_json()` gives everything as plain data. `flops` is

@@ -4,7 +4,6 @@ with shapes and their init rules matched on meta."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,13 @@ from dsl.elaborate.resolve import pick_net
 from dsl.errors import DSLError, LimitError
 from dsl.pauses import gc_paused
 from dsl.plan import Resolved, has_init_rules
+from dsl.records import field, record
 from dsl.source import Span
 from dsl.syntax.loader import Library, load
 from dsl.tools.sizes import resolve_fitting, sizes_for_input
 
 
-@dataclass
+@record
 class Validation:
     """Every diagnostic found (the static checks' all, else the first of each net), and the
     last net resolved without error."""

@@ -17,11 +17,12 @@ import inspect
 import re
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from dsl.records import record
 
 # Each namespace and the Python module its own Python-level functions are defined in; other
 # Python functions found there are imports (`F.handle_torch_function`) or torch internals.
@@ -127,16 +128,27 @@ def _is_op(obj: Any, home: str) -> bool:
 
 
 @functools.cache
-def _namespace_ops(namespace: str) -> dict[str, Callable[..., Any]]:
+def _names(module: Any) -> frozenset[str]:
+    return frozenset(dir(module))
+
+
+@functools.lru_cache(maxsize=8192)
+def _namespace_op(namespace: str, name: str) -> Callable[..., Any] | None:
+    """The op `name` of `namespace`, if it is one: looked up alone, so that a spec that
+    calls a few ops never lists the thousands a namespace has (a few ms of every start)."""
     module, home = _NAMESPACES[namespace]
-    found: dict[str, Callable[..., Any]] = {}
-    for name in dir(module):
-        if name.startswith("_") or refusal(name) is not None:
-            continue
-        obj: Any = getattr(module, name, None)
-        if _is_op(obj, home):
-            found[name] = obj
-    return found
+    if name.startswith("_") or name not in _names(module) or refusal(name) is not None:
+        return None
+    obj: Any = getattr(module, name, None)
+    return obj if _is_op(obj, home) else None
+
+
+@functools.cache
+def _namespace_ops(namespace: str) -> dict[str, Callable[..., Any]]:
+    ops = (
+        (name, _namespace_op(namespace, name)) for name in sorted(_names(_NAMESPACES[namespace][0]))
+    )
+    return {name: op for name, op in ops if op is not None}
 
 
 def function(name: str) -> Callable[..., Any] | None:
@@ -146,11 +158,20 @@ def function(name: str) -> Callable[..., Any] | None:
     namespace, _, leaf = name.rpartition(".")
     if namespace:
         namespace = _ALIASES.get(namespace, namespace)
-        return _namespace_ops(namespace).get(leaf) if namespace in _NAMESPACES else None
-    found = next((_namespace_ops(ns)[name] for ns in _BARE if name in _namespace_ops(ns)), None)
-    if found is None and name in tensor_methods():
+        return _namespace_op(namespace, leaf) if namespace in _NAMESPACES else None
+    found = next((op for ns in _BARE if (op := _namespace_op(ns, name)) is not None), None)
+    if found is None and is_tensor_method(name):
         found = getattr(torch.Tensor, name)
     return found
+
+
+def listed_function(name: str) -> Callable[..., Any] | None:
+    """`function(name)` for a name as `op_names()` lists it (bare for `torch`, `F` and
+    `Tensor` methods; qualified by its namespace for the others), else None."""
+    namespace = name.rpartition(".")[0]
+    if namespace in _BARE or (namespace and namespace not in _NAMESPACES):
+        return None
+    return function(name)
 
 
 def is_namespace_prefix(dotted: str) -> bool:
@@ -159,17 +180,19 @@ def is_namespace_prefix(dotted: str) -> bool:
     return _ALIASES.get(head, head) in _NAMESPACES
 
 
+@functools.lru_cache(maxsize=8192)
+def is_tensor_method(name: str) -> bool:
+    """Whether a graph body may call `name` as a `Tensor` method (`x.sin()`, `x.view(B, -1)`)."""
+    if name.startswith("_") or name not in _names(torch.Tensor):
+        return False
+    method = getattr(torch.Tensor, name, None)
+    return callable(method) and not inspect.isclass(method) and refusal(name) is None
+
+
 @functools.cache
 def tensor_methods() -> frozenset[str]:
-    """The `Tensor` methods a graph body may call on a value (`x.sin()`, `x.view(B, -1)`)."""
-    return frozenset(
-        name
-        for name in dir(torch.Tensor)
-        if not name.startswith("_")
-        and callable(getattr(torch.Tensor, name, None))
-        and not inspect.isclass(getattr(torch.Tensor, name))
-        and refusal(name) is None
-    )
+    """Every `Tensor` method a graph body may call."""
+    return frozenset(name for name in _names(torch.Tensor) if is_tensor_method(name))
 
 
 @functools.cache
@@ -212,7 +235,7 @@ def hashable(fn: Any) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Params:
     """A function's parameter names, and how many of them a call may pass positionally."""
 

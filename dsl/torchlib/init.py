@@ -22,7 +22,6 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -30,6 +29,7 @@ from torch import nn
 from torch.nn import init as nn_init
 
 from dsl.errors import InitError, did_you_mean
+from dsl.records import record, replace
 from dsl.source import Span
 
 INITIALISERS: dict[str, Callable[..., torch.Tensor]] = {
@@ -53,7 +53,7 @@ NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 RESIDUAL_LAST_NORM = "<last norm of each residual block>"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InitCall:
     """An initialiser with its arguments, e.g. kaiming_normal(mode="fan_out")."""
 
@@ -131,7 +131,7 @@ _HINTS = {
 _TRIAL_NUMEL = 1 << 16  # a trial initialisation of a tensor up to this size uses its shape
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rule:
     target: str  # "Conv2d.weight", a name pattern, or RESIDUAL_LAST_NORM + ".weight"
     init: InitCall

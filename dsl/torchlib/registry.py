@@ -13,8 +13,7 @@ import inspect
 import operator
 import types
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from torch import nn
@@ -25,6 +24,7 @@ from dsl.errors import (
     UndefinedValueError,
     did_you_mean,
 )
+from dsl.records import field, record
 from dsl.source import Span
 from dsl.torchlib import catalog, choices, offline, ops
 
@@ -42,7 +42,7 @@ INPUT_SIZE_PARAMS: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layer:
     """Something that constructs an `nn.Module`."""
 
@@ -143,7 +143,7 @@ class Layer:
 _MAX_BINDINGS = 256
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Binding:
     """A call's arguments against a layer's signature (see `shapes.bind_layer_args`)."""
 
@@ -178,7 +178,7 @@ def _plain_type(annotation: Any) -> type | tuple[type, ...] | None:
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Function:
     """A tensor operation usable in graph bodies; it becomes one node of generated code."""
 
@@ -186,10 +186,52 @@ class Function:
     fn: Callable[..., Any]
 
 
-@dataclass
+_MAX_LOOKED_UP = 8192
+
+
+class Functions(MutableMapping[str, Function]):
+    """The functions graph bodies may call, by the names specs write them: every name
+    `catalog.op_names()` lists, and the user's (`register`). A torch function is looked up
+    when a spec first names it: listing them all costs milliseconds of every start-up."""
+
+    def __init__(self, own: dict[str, Function]) -> None:
+        self._own = dict(own)
+        self._looked_up: dict[str, Function | None] = {}
+
+    def __getitem__(self, name: str) -> Function:
+        found = self._own.get(name) or self._listed(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def _listed(self, name: str) -> Function | None:
+        if name in self._looked_up:
+            return self._looked_up[name]
+        fn = catalog.listed_function(name)
+        found = Function(name, fn) if fn is not None else None
+        if len(self._looked_up) < _MAX_LOOKED_UP:  # names specs wrote, bounded
+            self._looked_up[name] = found
+        return found
+
+    def __setitem__(self, name: str, function: Function) -> None:
+        self._own[name] = function
+
+    def __delitem__(self, name: str) -> None:
+        del self._own[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from catalog.op_names()
+        listed = set(catalog.op_names())
+        yield from (name for name in self._own if name not in listed)
+
+    def __len__(self) -> int:
+        return len(set(catalog.op_names()) | set(self._own))
+
+
+@record
 class Registry:
     layers: dict[str, Layer] = field(default_factory=dict)
-    functions: dict[str, Function] = field(default_factory=dict)
+    functions: Functions = field(default_factory=lambda: Functions({}))
 
     def layer(self, name: str) -> Layer | None:
         found = self.layers.get(name)
@@ -301,9 +343,6 @@ UNARY_OPERATORS: dict[str, Callable[[Any], Any]] = {
     "~": operator.invert,  # on a boolean mask: not
 }
 
-# Tensor methods a spec may call on graph values (`x.view(B, T, C)`).
-TENSOR_METHODS = catalog.tensor_methods()
-
 
 def refusal_hint(name: str) -> str | None:
     """Why a graph body may not call `name` (`manual_seed`, `x.add_`, `torch.save`), if a
@@ -312,7 +351,7 @@ def refusal_hint(name: str) -> str | None:
     if why is None:
         return None
     leaf = name.rpartition(".")[2]
-    pure = leaf[:-1] if leaf.endswith("_") and leaf[:-1] in TENSOR_METHODS else None
+    pure = leaf[:-1] if leaf.endswith("_") and catalog.is_tensor_method(leaf[:-1]) else None
     return f"'{leaf}' is not allowed in a graph body: {why}" + (f" ('{pure}')" if pure else "")
 
 
@@ -346,18 +385,9 @@ def check_keywords(
         choices.check_choices(function.fn, name, kwargs, lambda key: at.get(key) or spans[key])
 
 
-def _catalog_functions() -> list[tuple[str, Callable[..., Any]]]:
-    return [(name, fn) for name in catalog.op_names() if (fn := catalog.function(name))]
-
-
 def _default_registry() -> Registry:
-    return Registry(
-        layers=_torch_nn_layers(),
-        functions={
-            name: Function(name, fn)
-            for name, fn in [*_catalog_functions(), *_OWN_FUNCTIONS.items()]
-        },
-    )
+    own = {name: Function(name, fn) for name, fn in _OWN_FUNCTIONS.items()}
+    return Registry(layers=_torch_nn_layers(), functions=Functions(own))
 
 
 REGISTRY = _default_registry()
