@@ -2,9 +2,10 @@
 
 `dataclasses` compiles an `__init__`, `__repr__` and `__eq__` from source text for every
 class it decorates: ~0.3 ms a class, and netdsl's 38 records on the path of a first
-`validate` were a quarter of its start-up. A record's methods are shared functions that
-read the class's table of fields instead; what they do is what dataclasses' do
-(tests/test_records.py holds them side by side):
+`validate` were a quarter of its start-up. A record's `__init__` is written as dataclasses
+writes it, but when the class is first constructed (a run constructs only some); its other
+methods are shared functions that read the class's table of fields. What they do is what
+dataclasses' do (tests/test_records.py holds them side by side):
 
     @record(frozen=True)
     class Layer:
@@ -51,9 +52,10 @@ def field(
 class _Table:
     """A record class's fields: names in order, defaults, factories, those in repr."""
 
-    __slots__ = ("defaults", "factories", "names", "shown")
+    __slots__ = ("defaults", "factories", "frozen", "names", "shown")
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: type, frozen: bool) -> None:
+        self.frozen = frozen
         declared: dict[str, tuple[Any, Callable[[], Any] | None, bool]] = {}
         for klass in reversed(cls.__mro__[1:]):
             base = vars(klass).get("__record__")
@@ -65,6 +67,15 @@ class _Table:
         self.defaults = {n: d for n, (d, _, _) in declared.items() if d is not _MISSING}
         self.factories = {n: f for n, (_, f, _) in declared.items() if f is not None}
         self.shown = tuple(n for n, (_, _, shown) in declared.items() if shown)
+        self._check_order()
+
+    def _check_order(self) -> None:
+        optional = False
+        for name in self.names:
+            if name in self.defaults or name in self.factories:
+                optional = True
+            elif optional:
+                raise TypeError(f"non-default argument '{name}' follows default argument")
 
     def entry(self, name: str) -> tuple[Any, Callable[[], Any] | None, bool]:
         default = self.defaults.get(name, _MISSING)
@@ -88,27 +99,40 @@ def _declared(cls: type, name: str) -> tuple[Any, Callable[[], Any] | None, bool
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
-    table: _Table = type(self).__record__
-    if len(args) > len(table.names):
-        raise TypeError(
-            f"{type(self).__name__}() takes {len(table.names)} arguments, {len(args)} given"
-        )
-    values = dict(zip(table.names, args))
-    for name, value in kwargs.items():
-        if name not in table.names or name in values:
-            what = "an unexpected" if name not in table.names else "a repeated"
-            raise TypeError(f"{type(self).__name__}() got {what} argument '{name}'")
-        values[name] = value
-    setter = object.__setattr__
-    for name in table.names:
-        if name in values:
-            setter(self, name, values[name])
-        elif name in table.factories:
-            setter(self, name, table.factories[name]())
-        elif name in table.defaults:
-            setter(self, name, table.defaults[name])
+    """The first construction of a record class: write its `__init__` (as dataclasses does,
+    but once the class is first used, not when it is defined), then construct with it."""
+    owner: Any = next(k for k in type(self).__mro__ if "__record__" in vars(k))
+    if vars(owner).get("__init__") is _init:
+        owner.__init__ = _written_init(owner.__record__, owner.__name__)
+    vars(owner)["__init__"](self, *args, **kwargs)
+
+
+def _written_init(table: _Table, name: str) -> Callable[..., None]:
+    """`__init__(self, <each field, by position or keyword, with its default>)`."""
+    params, body = [], []
+    for field_name in table.names:
+        if field_name in table.factories:
+            params.append(f"{field_name}=_MISSING")
+            value = f"_factory_{field_name}() if {field_name} is _MISSING else {field_name}"
+        elif field_name in table.defaults:
+            params.append(f"{field_name}=_default_{field_name}")
+            value = field_name
         else:
-            raise TypeError(f"{type(self).__name__}() is missing the argument '{name}'")
+            params.append(field_name)
+            value = field_name
+        body.append(
+            f"    _set(self, {field_name!r}, {value})"
+            if table.frozen
+            else f"    self.{field_name} = {value}"
+        )
+    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "    pass")
+    namespace: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__}
+    namespace |= {f"_factory_{n}": f for n, f in table.factories.items()}
+    namespace |= {f"_default_{n}": d for n, d in table.defaults.items()}
+    exec(compile(source, f"<record {name}>", "exec"), namespace)  # names are identifiers
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{name}.__init__"
+    return init
 
 
 def _repr(self: Any) -> str:
@@ -151,7 +175,7 @@ def record(
     """Make `cls` a record (see the module's docstring); as `@dataclass` with the same options."""
 
     def make(cls: type[T]) -> type[T]:
-        table = _Table(cls)
+        table = _Table(cls, frozen)
         if slots:
             namespace = {
                 k: v

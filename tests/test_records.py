@@ -120,3 +120,23 @@ def test_a_record_keeps_the_methods_its_class_writes_and_inherits_fields() -> No
     assert d == Derived(1, 2, 4) and hash(d) == hash(Derived(1, 2, 4))
     with pytest.raises(records.FrozenInstanceError):
         d.a = 5  # type: ignore[misc]
+
+
+def test_a_required_field_after_a_default_is_refused_as_dataclasses_refuse_it() -> None:
+    namespace = {"__annotations__": {"x": "int", "y": "int"}, "x": 0}
+    for decorate in (dataclasses.dataclass, records.record):
+        with pytest.raises(TypeError, match="non-default argument 'y'"):
+            decorate(type("P", (), dict(namespace)))
+
+
+def test_a_plain_subclass_of_a_record_constructs_with_its_fields() -> None:
+    @records.record
+    class Base:
+        a: int
+        b: int = 2
+
+    class Plain(Base):
+        def total(self) -> int:
+            return self.a + self.b
+
+    assert Plain(1).total() == 3 and Base(5).a == 5 and Plain(1, b=4).total() == 5
