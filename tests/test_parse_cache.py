@@ -85,6 +85,13 @@ def test_nothing_is_kept_when_caching_is_off(monkeypatch: pytest.MonkeyPatch) ->
     assert parse_cache.load(text, "n.net") is None
 
 
+def test_a_parse_too_large_to_keep_is_not_kept(cache_dir: Path) -> None:
+    lines = [f"    x = l{i}(x): Linear(16, 16)" for i in range(3000)]
+    text = "\n".join(["net N:", "    input x: [1, 16]", *lines, "    return x", ""])
+    parse_cache.store(text, "big.net", parse_text(text, "big.net"))
+    assert parse_cache.load(text, "big.net") is None and not list(cache_dir.glob("ir-*"))
+
+
 def test_the_cache_holds_at_most_256_files(cache_dir: Path) -> None:
     text = "net N:\n    input x: [1, 4]\n    return x\n"
     spec = parse_text(text, "n.net")

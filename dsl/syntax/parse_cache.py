@@ -25,6 +25,9 @@ from dsl import ir
 from dsl.source import Span
 
 _FORMAT = 1
+# A kept parse takes ~14 bytes per character of source: a file over ~70 KB (some 2,000
+# lines) is read afresh, so that the 256 cache files stay under 256 MB in all.
+MAX_KEPT_BYTES = 1_000_000
 _NODES = {cls.__name__: cls for cls in ir.node_classes()}
 _SPAN = 0  # an encoded span starts with this, an encoded node with its class's name
 
@@ -105,6 +108,8 @@ def store(text: str, name: str, spec: ir.SpecFile) -> None:
         return
     try:
         data = marshal.dumps((_digest(text, name), _encode(spec)))
+        if len(data) > MAX_KEPT_BYTES:
+            return
         handle, temporary = tempfile.mkstemp(dir=os.path.dirname(place), prefix=".ir-")
         with os.fdopen(handle, "wb") as out:
             out.write(data)
