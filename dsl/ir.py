@@ -52,6 +52,11 @@ class _Fields:
             (n, type(d)) for n, d in cls._template.items() if isinstance(d, list | dict)
         )
 
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each field that has a default, with it (a list or dict default is fresh per node)."""
+        return {name: d for name, d in cls._template.items() if d is not _REQUIRED}
+
     def __init__(self, **values: Any) -> None:
         template = type(self)._template
         state = {**template, **values}

@@ -31,6 +31,9 @@ def test_defaults_are_filled_and_list_and_dict_defaults_are_fresh() -> None:
     assert (one.args, one.kwargs, one.span) == ([], {}, Span())
     assert one.args is not two.args and one.kwargs is not two.kwargs
     assert list(one.__dict__) == list(ir.Call.fields)
+    assert ir.Call.defaults() == {"span": Span(), "args": [], "kwargs": {}, "spread": []} | {
+        "kwarg_spans": {}
+    }
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,8 @@ _POSITION_TYPES = {
 
 
 def _field(node: type[ir.Node], name: str) -> Any:
-    default = node._template[name]
-    options: dict[str, Any] = {} if default is ir._REQUIRED else {"default": default}
+    defaults = node.defaults()
+    options: dict[str, Any] = {"default": defaults[name]} if name in defaults else {}
     if name in ir.POSITION_FIELDS:
         return Field(**options, validation_alias=f"__{name}__", exclude=True, repr=False)
     return Field(**options, alias=yaml_key(name)) if name != yaml_key(name) else Field(**options)
