@@ -121,11 +121,12 @@ def _written_init(table: _Table, name: str) -> Callable[..., None]:
             params.append(field_name)
             value = field_name
         body.append(
-            f"    _set(self, {field_name!r}, {value})"
+            f"    _set(__record_self__, {field_name!r}, {value})"
             if table.frozen
-            else f"    self.{field_name} = {value}"
+            else f"    __record_self__.{field_name} = {value}"
         )
-    source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "    pass")
+    head = f"def __init__(__record_self__, {', '.join(params)}):\n"  # a field may be `self`
+    source = head + ("\n".join(body) or "    pass")
     namespace: dict[str, Any] = {"_MISSING": _MISSING, "_set": object.__setattr__}
     namespace |= {f"_factory_{n}": f for n, f in table.factories.items()}
     namespace |= {f"_default_{n}": d for n, d in table.defaults.items()}
