@@ -157,3 +157,12 @@ def test_the_package_makes_records_not_dataclasses() -> None:
         and "dataclasses" in {getattr(node, "module", None), *(a.name for a in node.names)}
     ]
     assert users == []
+
+
+def test_a_field_may_be_called_self() -> None:
+    @records.record(frozen=True)
+    class Reference:
+        self: str
+        other: int = 1
+
+    assert Reference("me").self == "me" and Reference(self="x", other=2).other == 2
