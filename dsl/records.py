@@ -220,8 +220,10 @@ def asdict(obj: Any) -> Any:
     copied (as dataclasses.asdict)."""
     if hasattr(type(obj), "__record__"):
         return {n: asdict(getattr(obj, n)) for n in fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a named tuple, such as a Span
+        return type(obj)(*(asdict(item) for item in obj))
     if isinstance(obj, list | tuple):
         return type(obj)(asdict(item) for item in obj)
     if isinstance(obj, dict):
-        return {asdict(k): asdict(v) for k, v in obj.items()}
+        return type(obj)((asdict(k), asdict(v)) for k, v in obj.items())
     return copy.deepcopy(obj)

@@ -166,3 +166,35 @@ def test_a_field_may_be_called_self() -> None:
         other: int = 1
 
     assert Reference("me").self == "me" and Reference(self="x", other=2).other == 2
+
+
+def test_asdict_turns_what_records_hold_as_dataclasses_asdict_does() -> None:
+    from collections import OrderedDict
+
+    from dsl.source import Span
+
+    @records.record
+    class Inner:
+        where: Span
+        names: tuple[str, ...]
+
+    @records.record
+    class Outer:
+        inner: Inner
+        table: dict[str, Any]
+
+    @dataclasses.dataclass
+    class DInner:
+        where: Span
+        names: tuple[str, ...]
+
+    @dataclasses.dataclass
+    class DOuter:
+        inner: DInner
+        table: dict[str, Any]
+
+    where, table = Span("f.net", 3, 5), OrderedDict(a=[1, (2, 3)])
+    ours = records.asdict(Outer(Inner(where, ("x",)), table))
+    theirs = dataclasses.asdict(DOuter(DInner(where, ("x",)), table))
+    assert ours == theirs and ours["inner"]["where"] == where
+    assert type(ours["table"]) is type(theirs["table"]) is OrderedDict

@@ -11,7 +11,7 @@ validated model into the IR node of the same name; nodes the spelling made pass 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Protocol, Union, get_args
+from typing import Annotated, Any, Literal, Protocol, Union, get_args  # noqa: F401  # Literal: see below
 
 from pydantic import (
     BaseModel,
@@ -49,13 +49,13 @@ def yaml_key(field: str) -> str:
     return field[:-1] if field.endswith("_") else field
 
 
-def _spelled(kind: str | None) -> WrapValidator:
-    """Read a value through the context's spelling of `kind` (as it is without a context or
-    kind); a node the spelling made is taken as it is, anything else is validated."""
+def _spelled(kind: str) -> WrapValidator:
+    """Read a value through the context's spelling of `kind` (as it is without a context);
+    a node the spelling made is taken as it is, anything else is validated."""
 
     def read(value: Any, validate: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
         spelling = info.context
-        if kind is not None and spelling is not None:
+        if spelling is not None:
             value = getattr(spelling, kind)(value)
         return value if isinstance(value, ir.Node) else validate(value)
 
@@ -161,7 +161,6 @@ def _union(tags: dict[str, str]) -> Any:
 
 # The names dsl/ir.py's annotations use, each with its YAML reading; pydantic resolves the
 # annotations in this module (`Literal` too).
-_ = Literal
 ExprNode: Any = Union[tuple(MODELS[cls.__name__] for cls in get_args(ir.ExprNode))]  # noqa: UP007
 Expr: Any = Annotated[ExprNode, _spelled("expr"), WithJsonSchema(_YAML_EXPR_SCHEMA)]
 ShapeDim: Any = Annotated[ExprNode, _spelled("dim"), WithJsonSchema(_DIM_SCHEMA)]
